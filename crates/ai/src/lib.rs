@@ -1,0 +1,28 @@
+//! AI providers for Colloquy.
+//!
+//! A [`Provider`] turns a conversation ([`ChatRequest`]) into a stream of
+//! [`StreamEvent`]s: text deltas as they are produced, then one
+//! [`StreamEvent::Finished`] with usage and finish reason. Dropping the stream
+//! cancels the generation, which is how `stop`, shutdown and time-outs reach
+//! the provider.
+//!
+//! [`select_provider`] is the model selector (seed 003's
+//! `modelSelector.getModel()`): it builds the configured provider once at
+//! start, or fails with an error that names what to set.
+//!
+//! # Layout
+//! - [`provider`]: the trait, request and event types, errors.
+//! - [`history`]: trimming a conversation to a context budget.
+//! - [`openai`]: OpenAI-compatible chat completions with streaming (OpenAI, Ollama, vLLM, llama.cpp server).
+//! - [`selector`]: `COLLOQUY_MODEL` parsing and provider construction.
+
+pub mod history;
+pub mod openai;
+pub mod provider;
+pub mod selector;
+
+pub use provider::{
+    ChatMessage, ChatRequest, Completion, FinishReason, ModelInfo, Provider, ProviderError,
+    ReplyStream, Role, StreamEvent, Usage,
+};
+pub use selector::{select_provider, AiConfig, LocalConfig, ModelSpec, SelectError};

@@ -1,0 +1,162 @@
+//! The provider abstraction every model backend implements.
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+
+/// Who a [`ChatMessage`] is from, as chat models understand it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+/// One message of the conversation sent to a model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub role: Role,
+    pub content: String,
+}
+
+impl ChatMessage {
+    /// A message with the given role and text.
+    pub fn new(role: Role, content: impl Into<String>) -> Self {
+        Self {
+            role,
+            content: content.into(),
+        }
+    }
+}
+
+/// What to generate a reply for.
+#[derive(Debug, Clone, Default)]
+pub struct ChatRequest {
+    /// System instruction first (if any), then the conversation, oldest first.
+    pub messages: Vec<ChatMessage>,
+    /// Upper bound on generated tokens; the provider's default when `None`.
+    pub max_tokens: Option<u32>,
+    /// Sampling temperature; the provider's default when `None`.
+    pub temperature: Option<f32>,
+}
+
+/// Token counts reported by a provider.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+}
+
+/// Why generation ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// The model ended its reply.
+    Stop,
+    /// The token limit was reached.
+    Length,
+    /// Anything else the provider reported (e.g. `content_filter`).
+    Other(String),
+}
+
+/// The end of a successful generation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completion {
+    pub usage: Option<Usage>,
+    pub finish_reason: FinishReason,
+}
+
+/// One item of a reply stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamEvent {
+    /// The next piece of reply text (never a split UTF-8 character).
+    Delta(String),
+    /// Generation finished; no further items follow.
+    Finished(Completion),
+}
+
+/// A reply being generated. Dropping it cancels the generation.
+pub type ReplyStream = BoxStream<'static, Result<StreamEvent, ProviderError>>;
+
+/// Which provider and model a [`Provider`] serves, for `/api/config` and logs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ModelInfo {
+    /// Provider kind: `openai`, `local`, ...
+    pub provider: String,
+    /// Model name as the provider knows it.
+    pub model: String,
+}
+
+impl ModelInfo {
+    /// `provider:model`, the form `COLLOQUY_MODEL` takes.
+    pub fn id(&self) -> String {
+        format!("{}:{}", self.provider, self.model)
+    }
+}
+
+/// Why a provider could not produce (the rest of) a reply.
+///
+/// The `Display` text is for logs; clients get [`ProviderError::public_message`].
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error("could not reach the provider: {0}")]
+    Unavailable(String),
+    #[error("the provider did not answer in time")]
+    Timeout,
+    #[error("the provider rejected the credentials (HTTP {status})")]
+    Unauthorized { status: u16 },
+    #[error("the provider is rate limiting requests")]
+    RateLimited,
+    #[error("the provider answered HTTP {status}: {message}")]
+    Upstream { status: u16, message: String },
+    #[error("unexpected data from the provider: {0}")]
+    Protocol(String),
+    #[error("the model is busy: too many replies are queued")]
+    Overloaded,
+    #[error("model failure: {0}")]
+    Model(String),
+}
+
+impl ProviderError {
+    /// A stable, machine-readable code for the client's `error` event.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ProviderError::Unavailable(_) => "provider_unavailable",
+            ProviderError::Timeout => "provider_timeout",
+            ProviderError::Unauthorized { .. } => "provider_auth",
+            ProviderError::RateLimited => "provider_rate_limited",
+            ProviderError::Upstream { .. } | ProviderError::Protocol(_) => "provider_error",
+            ProviderError::Overloaded => "overloaded",
+            ProviderError::Model(_) => "model_error",
+        }
+    }
+
+    /// A message safe to show a user: no upstream text, URLs or keys.
+    pub fn public_message(&self) -> &'static str {
+        match self {
+            ProviderError::Unavailable(_) => "The AI provider is unavailable. Please try again.",
+            ProviderError::Timeout => "The AI provider did not answer in time. Please try again.",
+            ProviderError::Unauthorized { .. } => {
+                "The server's AI provider credentials were rejected."
+            }
+            ProviderError::RateLimited => "The AI provider is busy. Please try again shortly.",
+            ProviderError::Upstream { .. } | ProviderError::Protocol(_) => {
+                "The AI provider returned an error. Please try again."
+            }
+            ProviderError::Overloaded => "The model is busy. Please try again shortly.",
+            ProviderError::Model(_) => "The model failed to generate a reply.",
+        }
+    }
+}
+
+/// A model backend that streams replies.
+#[async_trait]
+pub trait Provider: Send + Sync + 'static {
+    /// Which provider and model this is.
+    fn info(&self) -> ModelInfo;
+
+    /// Start generating a reply. Errors before the first token come back here;
+    /// errors after it arrive as an `Err` item in the stream.
+    async fn stream_chat(&self, request: ChatRequest) -> Result<ReplyStream, ProviderError>;
+}

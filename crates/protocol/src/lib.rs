@@ -1,0 +1,210 @@
+//! Colloquy's wire protocol: the JSON events exchanged on the chat sockets
+//! (`/api/v1/chat/ws`, `/v2/chat/{session_id}`) and in the `POST /v2/chat`
+//! Server-Sent Events fallback.
+//!
+//! Every event is a JSON object with a `type` field. Server events that belong
+//! to a conversation carry a `seq` that grows by exactly one per event, so a
+//! client can detect gaps and, later, resume after the last one it saw.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Position of an event in a conversation's event log (starts at 1; 0 means "nothing yet").
+pub type Seq = u64;
+
+/// An event a client sends to the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientEvent {
+    /// A user message. `client_id` makes a resend idempotent: the server stores
+    /// it once and answers a repeat with the original `ack`.
+    Text {
+        content: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
+    },
+    /// Cancel the reply in progress for this conversation.
+    Stop,
+    /// Application-level heartbeat; answered with [`ServerEvent::Pong`].
+    Ping,
+}
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sender {
+    User,
+    Assistant,
+    Tool,
+}
+
+impl Sender {
+    /// The lowercase name used on the wire and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sender::User => "user",
+            Sender::Assistant => "assistant",
+            Sender::Tool => "tool",
+        }
+    }
+}
+
+/// How a stored message ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageStatus {
+    Complete,
+    /// Generation was stopped (by the user or shutdown) before it finished.
+    Interrupted,
+    /// The provider failed mid-reply; `content` holds what arrived before.
+    Error,
+}
+
+impl MessageStatus {
+    /// The lowercase name used on the wire and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageStatus::Complete => "complete",
+            MessageStatus::Interrupted => "interrupted",
+            MessageStatus::Error => "error",
+        }
+    }
+}
+
+/// An event the server sends to a client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerEvent {
+    /// Sent once when a socket is ready: the conversation and the `seq` of its latest event.
+    Ready {
+        conversation_id: Uuid,
+        last_seq: Seq,
+    },
+    /// The user message is durably stored. Every socket of the conversation
+    /// receives it, so other tabs can show the message too.
+    Ack {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
+        message_id: Uuid,
+        seq: Seq,
+        content: String,
+        /// The id the assistant's reply to this message will carry.
+        reply_id: Uuid,
+    },
+    /// One chunk of an assistant reply.
+    Delta {
+        message_id: Uuid,
+        seq: Seq,
+        content: String,
+    },
+    /// A complete assistant reply (the concatenation of its deltas).
+    Message {
+        message_id: Uuid,
+        seq: Seq,
+        content: String,
+        sender: Sender,
+        status: MessageStatus,
+        is_final: bool,
+    },
+    /// Something went wrong. `seq` is set when the error is part of the
+    /// conversation's history (a failed reply), absent for socket-local errors
+    /// such as a malformed frame.
+    Error {
+        code: String,
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message_id: Option<Uuid>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seq: Option<Seq>,
+    },
+    /// Answer to a client [`ClientEvent::Ping`].
+    Pong,
+}
+
+impl ServerEvent {
+    /// The event's position in its conversation's log, if it has one.
+    pub fn seq(&self) -> Option<Seq> {
+        match self {
+            ServerEvent::Ack { seq, .. }
+            | ServerEvent::Delta { seq, .. }
+            | ServerEvent::Message { seq, .. } => Some(*seq),
+            ServerEvent::Error { seq, .. } => *seq,
+            ServerEvent::Ready { .. } | ServerEvent::Pong => None,
+        }
+    }
+
+    /// The event name, as in its `type` field (used for SSE `event:` lines).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ServerEvent::Ready { .. } => "ready",
+            ServerEvent::Ack { .. } => "ack",
+            ServerEvent::Delta { .. } => "delta",
+            ServerEvent::Message { .. } => "message",
+            ServerEvent::Error { .. } => "error",
+            ServerEvent::Pong => "pong",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_event_parses_with_and_without_client_id() {
+        let with: ClientEvent =
+            serde_json::from_str(r#"{"type":"text","content":"hi","client_id":"c1"}"#).unwrap();
+        assert_eq!(
+            with,
+            ClientEvent::Text {
+                content: "hi".into(),
+                client_id: Some("c1".into())
+            }
+        );
+        let without: ClientEvent =
+            serde_json::from_str(r#"{"type":"text","content":"hi"}"#).unwrap();
+        assert_eq!(
+            without,
+            ClientEvent::Text {
+                content: "hi".into(),
+                client_id: None
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_event_type_is_rejected() {
+        assert!(serde_json::from_str::<ClientEvent>(r#"{"type":"launch"}"#).is_err());
+    }
+
+    #[test]
+    fn final_message_serializes_with_is_final_and_type_tag() {
+        let id = Uuid::nil();
+        let json = serde_json::to_value(ServerEvent::Message {
+            message_id: id,
+            seq: 7,
+            content: "done".into(),
+            sender: Sender::Assistant,
+            status: MessageStatus::Complete,
+            is_final: true,
+        })
+        .unwrap();
+        assert_eq!(json["type"], "message");
+        assert_eq!(json["is_final"], true);
+        assert_eq!(json["seq"], 7);
+        assert_eq!(json["sender"], "assistant");
+    }
+
+    #[test]
+    fn socket_local_error_has_no_seq() {
+        let event = ServerEvent::Error {
+            code: "bad_request".into(),
+            message: "x".into(),
+            message_id: None,
+            seq: None,
+        };
+        assert_eq!(event.seq(), None);
+        let json = serde_json::to_value(&event).unwrap();
+        assert!(json.get("seq").is_none());
+    }
+}
