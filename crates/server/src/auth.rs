@@ -1,0 +1,311 @@
+//! Authentication: argon2 password hashes, HS256 JWT access tokens, and the
+//! [`AuthUser`] extractor that accepts a token as `Authorization: Bearer` or
+//! `?token=` on every endpoint and socket.
+
+use std::{path::Path, time::Duration};
+
+use anyhow::Context;
+use argon2::{
+    password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
+    Argon2,
+};
+use axum::{
+    extract::FromRequestParts,
+    http::{request::Parts, HeaderMap, Uri},
+};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::{rngs::OsRng, RngCore};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{
+    error::AppError,
+    store::{self, User},
+    AppState,
+};
+
+/// Issues and verifies access tokens.
+pub struct TokenService {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    ttl: Duration,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    iat: u64,
+    exp: u64,
+    #[serde(default)]
+    anon: bool,
+}
+
+/// A freshly issued token.
+pub struct IssuedToken {
+    pub access_token: String,
+    pub expires_in: u64,
+}
+
+/// Why a token was refused (details stay in logs).
+#[derive(Debug, thiserror::Error)]
+#[error("invalid token")]
+pub struct InvalidToken;
+
+impl TokenService {
+    /// A service signing with `secret`, issuing tokens valid for `ttl`.
+    pub fn new(secret: &[u8], ttl: Duration) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 30;
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            ttl,
+        }
+    }
+
+    /// Sign a token for `user`.
+    pub fn issue(&self, user: &User) -> anyhow::Result<IssuedToken> {
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = Claims {
+            sub: user.id.to_string(),
+            iat: now,
+            exp: now + self.ttl.as_secs(),
+            anon: user.is_anonymous,
+        };
+        let access_token =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+                .context("signing token")?;
+        Ok(IssuedToken {
+            access_token,
+            expires_in: self.ttl.as_secs(),
+        })
+    }
+
+    /// The user id a valid, unexpired token was issued to.
+    pub fn verify(&self, token: &str) -> Result<Uuid, InvalidToken> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|_| InvalidToken)?;
+        Uuid::parse_str(&data.claims.sub).map_err(|_| InvalidToken)
+    }
+}
+
+/// The JWT secret: configured, or generated once and kept in `<data dir>/jwt_secret`.
+pub fn load_or_create_secret(configured: Option<&str>, data_dir: &Path) -> anyhow::Result<Vec<u8>> {
+    if let Some(secret) = configured {
+        return Ok(secret.as_bytes().to_vec());
+    }
+    let path = data_dir.join("jwt_secret");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let existing = existing.trim();
+        anyhow::ensure!(
+            existing.len() >= 32,
+            "{} is too short; delete it to generate a new one",
+            path.display()
+        );
+        return Ok(existing.as_bytes().to_vec());
+    }
+    let mut bytes = [0u8; 32];
+    OsRng.fill_bytes(&mut bytes);
+    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    write_private(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
+    tracing::info!(path = %path.display(), "generated a new token signing secret");
+    Ok(secret.into_bytes())
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(contents.as_bytes())
+}
+
+/// Hash a password with argon2id (off the async runtime: it is deliberately slow).
+pub async fn hash_password(password: String) -> anyhow::Result<String> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|hash| hash.to_string())
+            .map_err(|e| anyhow::anyhow!("hashing password: {e}"))
+    })
+    .await?
+}
+
+/// Check a password against a stored hash; a missing hash still costs one
+/// verification so response time does not reveal whether an email exists.
+pub async fn verify_password(password: String, hash: Option<String>) -> anyhow::Result<bool> {
+    tokio::task::spawn_blocking(move || {
+        let stored = hash.as_deref().unwrap_or_else(|| dummy_hash());
+        let Ok(parsed) = PasswordHash::new(stored) else {
+            return Ok(false);
+        };
+        let matches = Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok();
+        Ok(matches && hash.is_some())
+    })
+    .await?
+}
+
+/// A real hash of a random password, verified against when the email is
+/// unknown so that both paths cost the same.
+fn dummy_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| {
+        let salt = SaltString::generate(&mut OsRng);
+        let mut password = [0u8; 16];
+        OsRng.fill_bytes(&mut password);
+        Argon2::default()
+            .hash_password(&password, &salt)
+            .map(|hash| hash.to_string())
+            .unwrap_or_default()
+    })
+}
+
+/// The access token of a request: `Authorization: Bearer <t>` first, else `?token=<t>`.
+pub fn token_from(headers: &HeaderMap, uri: &Uri) -> Option<String> {
+    let from_header = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| {
+            let (scheme, token) = value.split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| token.trim().to_owned())
+        });
+    from_header.or_else(|| {
+        let query = uri.query()?;
+        form_urlencoded_pairs(query).find_map(|(key, value)| (key == "token").then_some(value))
+    })
+}
+
+fn form_urlencoded_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+        .unwrap_or_default()
+        .into_iter()
+}
+
+/// Why a request or socket is not authenticated, in seed 004's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    NotAuthenticated,
+    UserNotFound,
+}
+
+impl AuthFailure {
+    /// The WebSocket close reason (seed 004).
+    pub fn reason(self) -> &'static str {
+        match self {
+            AuthFailure::NotAuthenticated => "Not authenticated",
+            AuthFailure::UserNotFound => "User not found",
+        }
+    }
+}
+
+/// Verify the request's token and load its user.
+pub async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    uri: &Uri,
+) -> Result<User, AuthFailure> {
+    let token = token_from(headers, uri).ok_or(AuthFailure::NotAuthenticated)?;
+    let user_id = state
+        .tokens
+        .verify(&token)
+        .map_err(|_| AuthFailure::NotAuthenticated)?;
+    match store::find_user(&state.db, user_id).await {
+        Ok(Some(user)) => Ok(user),
+        Ok(None) => Err(AuthFailure::UserNotFound),
+        Err(error) => {
+            tracing::error!(%error, "loading user failed");
+            Err(AuthFailure::UserNotFound)
+        }
+    }
+}
+
+/// The signed-in (or anonymous) user making an HTTP request; 401 otherwise.
+pub struct AuthUser(pub User);
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        authenticate(state, &parts.headers, &parts.uri)
+            .await
+            .map(AuthUser)
+            .map_err(|_| AppError::Unauthorized)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(anon: bool) -> User {
+        User {
+            id: Uuid::now_v7(),
+            email: None,
+            full_name: None,
+            is_anonymous: anon,
+            created_at: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn issued_token_verifies_to_its_user() {
+        let tokens = TokenService::new(&[7; 32], Duration::from_secs(60));
+        let user = user(false);
+        let issued = tokens.issue(&user).unwrap();
+        assert_eq!(tokens.verify(&issued.access_token).unwrap(), user.id);
+    }
+
+    #[test]
+    fn token_signed_with_another_secret_is_rejected() {
+        let issued = TokenService::new(&[1; 32], Duration::from_secs(60))
+            .issue(&user(false))
+            .unwrap();
+        let other = TokenService::new(&[2; 32], Duration::from_secs(60));
+        assert!(other.verify(&issued.access_token).is_err());
+        assert!(other.verify("not-a-jwt").is_err());
+    }
+
+    #[test]
+    fn token_is_read_from_header_then_query() {
+        let request = axum::http::Request::builder()
+            .uri("/x?a=1&token=q%2Bt")
+            .body(())
+            .unwrap();
+        let (parts, _) = request.into_parts();
+        assert_eq!(
+            token_from(&parts.headers, &parts.uri).as_deref(),
+            Some("q+t")
+        );
+        let request = axum::http::Request::builder()
+            .uri("/x?token=q")
+            .header("Authorization", "Bearer h")
+            .body(())
+            .unwrap();
+        let (parts, _) = request.into_parts();
+        assert_eq!(token_from(&parts.headers, &parts.uri).as_deref(), Some("h"));
+    }
+
+    #[tokio::test]
+    async fn password_hash_round_trip() {
+        let hash = hash_password("correct horse".into()).await.unwrap();
+        assert!(verify_password("correct horse".into(), Some(hash.clone()))
+            .await
+            .unwrap());
+        assert!(!verify_password("wrong".into(), Some(hash)).await.unwrap());
+        assert!(!verify_password("x".into(), None).await.unwrap());
+    }
+}

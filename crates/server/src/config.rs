@@ -1,0 +1,343 @@
+//! One typed configuration, read from defaults, then an optional TOML file,
+//! then `COLLOQUY_*` environment variables, then command-line flags (each
+//! overriding the one before). Provider keys come only from the environment.
+//! Secrets never appear in `Debug` output or logs.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use anyhow::{bail, Context};
+use figment::{
+    providers::{Env, Format, Serialized, Toml},
+    Figment,
+};
+use serde::{Deserialize, Serialize};
+
+/// The default system instruction given to the model.
+pub const DEFAULT_SYSTEM_PROMPT: &str =
+    "You are Colloquy, a helpful, concise assistant. Answer clearly and truthfully.";
+
+/// Everything the server can be configured with.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Address to listen on (`COLLOQUY_ADDR`).
+    pub addr: SocketAddr,
+    /// Where the database, the generated JWT secret and models live (`COLLOQUY_DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// Database URL (`DATABASE_URL`); SQLite at `<data dir>/colloquy.db` when unset.
+    pub database_url: Option<String>,
+    /// HMAC secret for access tokens (`COLLOQUY_JWT_SECRET`); generated and
+    /// kept in the data dir when unset.
+    pub jwt_secret: Option<String>,
+    /// Which model the selector builds (`COLLOQUY_MODEL`): `local`, `openai[:model]`, `none`.
+    pub model: Option<String>,
+    /// OpenAI-compatible server base URL (`OPENAI_BASE_URL`).
+    pub openai_base_url: Option<String>,
+    /// Lifetime of issued access tokens.
+    pub token_ttl_secs: u64,
+    /// System instruction placed before every conversation.
+    pub system_prompt: String,
+    /// Token budget of the history sent to the model (system + newest turns).
+    pub history_budget_tokens: usize,
+    /// Cap on tokens generated for one reply.
+    pub max_reply_tokens: u32,
+    /// Longest user message accepted, in characters.
+    pub max_message_chars: usize,
+    /// Largest WebSocket message accepted, in bytes.
+    pub max_frame_bytes: usize,
+    /// How often the server pings each socket.
+    pub heartbeat_interval_secs: u64,
+    /// A socket silent for this long is considered dead and dropped.
+    pub heartbeat_timeout_secs: u64,
+    /// Time allowed to connect to a cloud provider.
+    pub provider_connect_timeout_secs: u64,
+    /// Longest silence from a cloud provider before the reply fails with a time-out.
+    pub provider_idle_timeout_secs: u64,
+    /// On shutdown, how long in-flight replies may run before they are stored as interrupted.
+    pub shutdown_grace_secs: u64,
+    /// Events buffered per conversation for its subscribers before a slow one falls behind.
+    pub conversation_buffer_events: usize,
+    /// SQLite `synchronous` level: `full` (durable on power loss) or `normal` (durable on crash).
+    pub sqlite_synchronous: String,
+    /// The embedded model.
+    pub local: LocalModelConfig,
+}
+
+/// Settings of the embedded local model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LocalModelConfig {
+    /// GGUF file; `<data dir>/models/SmolLM2-135M-Instruct.Q4_1.gguf` when unset.
+    pub model_path: Option<PathBuf>,
+    pub workers: usize,
+    pub threads_per_worker: usize,
+    pub queue_capacity: usize,
+    pub context_tokens: u32,
+    pub temperature: f32,
+    pub top_p: f32,
+    pub repeat_penalty: f32,
+}
+
+impl Default for LocalModelConfig {
+    fn default() -> Self {
+        let defaults = colloquy_ai::LocalConfig::default();
+        Self {
+            model_path: None,
+            workers: defaults.workers,
+            threads_per_worker: defaults.threads_per_worker,
+            queue_capacity: defaults.queue_capacity,
+            context_tokens: defaults.context_tokens,
+            temperature: defaults.temperature,
+            top_p: defaults.top_p,
+            repeat_penalty: defaults.repeat_penalty,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            jwt_secret: None,
+            model: None,
+            openai_base_url: None,
+            token_ttl_secs: 7 * 24 * 3600,
+            system_prompt: DEFAULT_SYSTEM_PROMPT.into(),
+            history_budget_tokens: 3000,
+            max_reply_tokens: 1024,
+            max_message_chars: 16_000,
+            max_frame_bytes: 256 * 1024,
+            heartbeat_interval_secs: 20,
+            heartbeat_timeout_secs: 60,
+            provider_connect_timeout_secs: 10,
+            provider_idle_timeout_secs: 60,
+            shutdown_grace_secs: 10,
+            conversation_buffer_events: 1024,
+            sqlite_synchronous: "full".into(),
+            local: LocalModelConfig::default(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    // Hand-written so the JWT secret and the database password never reach a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("addr", &self.addr)
+            .field("data_dir", &self.data_dir)
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(redact_url),
+            )
+            .field(
+                "jwt_secret",
+                &self.jwt_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("model", &self.model)
+            .field("openai_base_url", &self.openai_base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `scheme://user:password@host/db` -> `scheme://user:***@host/db`.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Values given on the command line; `None` leaves the lower layers alone.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub addr: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+}
+
+impl Config {
+    /// Load the layered configuration. `file` is the TOML file to read, if any.
+    pub fn load(file: Option<&std::path::Path>, overrides: &Overrides) -> anyhow::Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read config file {}", path.display()))?;
+            check_file_keys(&text).with_context(|| format!("in config file {}", path.display()))?;
+            figment = figment.merge(Toml::string(&text));
+        }
+        let config: Config = figment
+            .merge(
+                Env::prefixed("COLLOQUY_")
+                    .split("__")
+                    .filter(|key| key.as_str() != "config" && key.as_str() != "log"),
+            )
+            .merge(Env::raw().only(&["DATABASE_URL", "OPENAI_BASE_URL"]))
+            .merge(Serialized::defaults(overrides))
+            .extract()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let positive = [
+            ("token_ttl_secs", self.token_ttl_secs as usize),
+            ("history_budget_tokens", self.history_budget_tokens),
+            ("max_reply_tokens", self.max_reply_tokens as usize),
+            ("max_message_chars", self.max_message_chars),
+            ("max_frame_bytes", self.max_frame_bytes),
+            (
+                "heartbeat_interval_secs",
+                self.heartbeat_interval_secs as usize,
+            ),
+            (
+                "provider_connect_timeout_secs",
+                self.provider_connect_timeout_secs as usize,
+            ),
+            (
+                "provider_idle_timeout_secs",
+                self.provider_idle_timeout_secs as usize,
+            ),
+            (
+                "conversation_buffer_events",
+                self.conversation_buffer_events,
+            ),
+            ("local.workers", self.local.workers),
+            ("local.threads_per_worker", self.local.threads_per_worker),
+            ("local.context_tokens", self.local.context_tokens as usize),
+        ];
+        for (name, value) in positive {
+            if value == 0 {
+                bail!("invalid configuration: {name} must be greater than 0");
+            }
+        }
+        if self.heartbeat_timeout_secs <= self.heartbeat_interval_secs {
+            bail!("invalid configuration: heartbeat_timeout_secs must be greater than heartbeat_interval_secs");
+        }
+        if !matches!(self.sqlite_synchronous.as_str(), "full" | "normal") {
+            bail!("invalid configuration: sqlite_synchronous must be `full` or `normal`");
+        }
+        if let Some(secret) = &self.jwt_secret {
+            if secret.len() < 32 {
+                bail!("invalid configuration: COLLOQUY_JWT_SECRET must be at least 32 characters");
+            }
+        }
+        if let Some(model) = &self.model {
+            model
+                .parse::<colloquy_ai::ModelSpec>()
+                .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// The database URL in effect.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("colloquy.db").display()))
+    }
+
+    /// Settings for the model selector; the OpenAI key is read from the environment here.
+    pub fn ai_config(&self) -> colloquy_ai::AiConfig {
+        colloquy_ai::AiConfig {
+            model: self.model.clone(),
+            openai_api_key: std::env::var("OPENAI_API_KEY")
+                .ok()
+                .filter(|k| !k.is_empty()),
+            openai_base_url: self.openai_base_url.clone(),
+            connect_timeout: Duration::from_secs(self.provider_connect_timeout_secs),
+            idle_timeout: Duration::from_secs(self.provider_idle_timeout_secs),
+            local: colloquy_ai::LocalConfig {
+                model_path: self.local.model_path.clone().unwrap_or_else(|| {
+                    self.data_dir
+                        .join("models")
+                        .join("SmolLM2-135M-Instruct.Q4_1.gguf")
+                }),
+                workers: self.local.workers,
+                threads_per_worker: self.local.threads_per_worker,
+                queue_capacity: self.local.queue_capacity,
+                context_tokens: self.local.context_tokens,
+                max_tokens: self.max_reply_tokens,
+                temperature: self.local.temperature,
+                top_p: self.local.top_p,
+                repeat_penalty: self.local.repeat_penalty,
+            },
+        }
+    }
+}
+
+/// Reject unknown keys in the file, so a typo is an error rather than a silently ignored setting.
+fn check_file_keys(text: &str) -> anyhow::Result<()> {
+    let table: toml::Table = toml::from_str(text)?;
+    let known = serde_json::to_value(Config::default())?;
+    for (key, value) in &table {
+        let Some(default) = known.get(key) else {
+            bail!("unknown setting `{key}`");
+        };
+        if let (Some(section), Some(defaults)) = (value.as_table(), default.as_object()) {
+            if let Some(unknown) = section.keys().find(|k| !defaults.contains_key(*k)) {
+                bail!("unknown setting `{key}.{unknown}`");
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+        assert_eq!(Config::default().addr.to_string(), "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn file_with_unknown_key_is_rejected() {
+        let error = check_file_keys("adr = \"x\"").unwrap_err();
+        assert!(error.to_string().contains("adr"));
+        let error = check_file_keys("[local]\nworkerz = 2").unwrap_err();
+        assert!(error.to_string().contains("local.workerz"));
+        check_file_keys("addr = \"127.0.0.1:1\"\n[local]\nworkers = 2").unwrap();
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let config = Config {
+            jwt_secret: Some("s".repeat(40)),
+            database_url: Some("postgres://app:hunter2@db/app".into()),
+            ..Config::default()
+        };
+        let text = format!("{config:?}");
+        assert!(!text.contains(&"s".repeat(40)));
+        assert!(!text.contains("hunter2"));
+        assert!(text.contains("postgres://app:***@db/app"));
+    }
+
+    #[test]
+    fn zero_limits_are_rejected() {
+        let config = Config {
+            max_frame_bytes: 0,
+            ..Config::default()
+        };
+        assert!(config
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("max_frame_bytes"));
+    }
+}

@@ -1,0 +1,234 @@
+//! `/auth/register`, `/auth/login`, anonymous sessions and claiming them (seed 000).
+
+use axum::{
+    extract::State,
+    http::StatusCode,
+    routing::{get, post},
+    Json, Router,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::{
+    auth::{hash_password, verify_password, AuthUser},
+    error::{ApiJson, AppError},
+    store::{self, NewUser, User},
+    AppState,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/register", post(register))
+        .route("/auth/login", post(login))
+        .route("/api/auth/anonymous", post(anonymous))
+        .route("/api/auth/claim", post(claim))
+        .route("/api/auth/me", get(me))
+}
+
+const MIN_PASSWORD_CHARS: usize = 8;
+const MAX_PASSWORD_CHARS: usize = 1024;
+const MAX_EMAIL_CHARS: usize = 254;
+const MAX_NAME_CHARS: usize = 200;
+
+/// The body of every successful sign-in.
+#[derive(Serialize)]
+struct TokenResponse {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: u64,
+    user: User,
+}
+
+fn token_response(state: &AppState, user: User) -> Result<TokenResponse, AppError> {
+    let issued = state.tokens.issue(&user).map_err(AppError::Internal)?;
+    Ok(TokenResponse {
+        access_token: issued.access_token,
+        token_type: "bearer",
+        expires_in: issued.expires_in,
+        user,
+    })
+}
+
+/// Lowercased, trimmed, plausible email (the mail server is the real judge).
+fn normalize_email(email: &str) -> Result<String, AppError> {
+    let email = email.trim().to_lowercase();
+    let plausible = email.chars().count() <= MAX_EMAIL_CHARS
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && matches!(email.split_once('@'), Some((local, domain)) if !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.'));
+    if !plausible {
+        return Err(AppError::bad_request(
+            "invalid_email",
+            "email address is not valid",
+        ));
+    }
+    Ok(email)
+}
+
+#[derive(Deserialize)]
+struct RegisterBody {
+    email: String,
+    password: String,
+    #[serde(default)]
+    full_name: Option<String>,
+}
+
+async fn register(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<RegisterBody>,
+) -> Result<(StatusCode, Json<TokenResponse>), AppError> {
+    let email = normalize_email(&body.email)?;
+    let password_chars = body.password.chars().count();
+    if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&password_chars) {
+        return Err(AppError::bad_request(
+            "invalid_password",
+            format!("password must be {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters"),
+        ));
+    }
+    let full_name = body
+        .full_name
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty());
+    if full_name
+        .is_some_and(|n| n.chars().count() > MAX_NAME_CHARS || n.chars().any(char::is_control))
+    {
+        return Err(AppError::bad_request(
+            "invalid_full_name",
+            format!("full_name must be one line of at most {MAX_NAME_CHARS} characters"),
+        ));
+    }
+    let hash = hash_password(body.password)
+        .await
+        .map_err(AppError::Internal)?;
+    let user = store::insert_user(
+        &state.db,
+        NewUser {
+            email: Some(&email),
+            password_hash: Some(&hash),
+            full_name,
+            is_anonymous: false,
+        },
+    )
+    .await?;
+    tracing::info!(user_id = %user.id, "user registered");
+    Ok((StatusCode::CREATED, Json(token_response(&state, user)?)))
+}
+
+#[derive(Deserialize)]
+struct LoginBody {
+    email: String,
+    password: String,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<LoginBody>,
+) -> Result<Json<TokenResponse>, AppError> {
+    let email = body.email.trim().to_lowercase();
+    let credentials = store::find_credentials(&state.db, &email).await?;
+    let (user, hash) = match credentials {
+        Some(c) => (Some(c.user), c.password_hash),
+        None => (None, None),
+    };
+    let valid = verify_password(body.password, hash)
+        .await
+        .map_err(AppError::Internal)?;
+    match user {
+        Some(user) if valid => Ok(Json(token_response(&state, user)?)),
+        _ => Err(AppError::InvalidCredentials),
+    }
+}
+
+async fn anonymous(
+    State(state): State<AppState>,
+) -> Result<(StatusCode, Json<TokenResponse>), AppError> {
+    let user = store::insert_user(
+        &state.db,
+        NewUser {
+            email: None,
+            password_hash: None,
+            full_name: None,
+            is_anonymous: true,
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(token_response(&state, user)?)))
+}
+
+#[derive(Deserialize)]
+struct ClaimBody {
+    anonymous_token: String,
+}
+
+/// Move an anonymous user's conversations to the signed-in caller, then
+/// retire the anonymous user (its token stops working).
+async fn claim(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiJson(body): ApiJson<ClaimBody>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    if user.is_anonymous {
+        return Err(AppError::bad_request(
+            "sign_in_required",
+            "sign in with an account before claiming an anonymous session",
+        ));
+    }
+    let invalid = || {
+        AppError::bad_request(
+            "invalid_anonymous_token",
+            "anonymous_token is not a valid anonymous session",
+        )
+    };
+    let anonymous_id = state
+        .tokens
+        .verify(&body.anonymous_token)
+        .map_err(|_| invalid())?;
+    let anonymous = store::find_user(&state.db, anonymous_id)
+        .await?
+        .ok_or_else(invalid)?;
+    if !anonymous.is_anonymous {
+        return Err(invalid());
+    }
+    let mut tx = state
+        .db
+        .begin()
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?;
+    let moved = store::transfer_conversations(&mut *tx, anonymous.id, user.id).await?;
+    store::delete_user(&mut *tx, anonymous.id).await?;
+    tx.commit()
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?;
+    tracing::info!(user_id = %user.id, moved, "anonymous session claimed");
+    Ok(Json(
+        json!({ "claimed_conversations": moved, "user": user }),
+    ))
+}
+
+async fn me(AuthUser(user): AuthUser) -> Json<User> {
+    Json(user)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_email;
+
+    #[test]
+    fn emails_are_normalized_and_checked() {
+        assert_eq!(
+            normalize_email("  Ada@Example.COM ").unwrap(),
+            "ada@example.com"
+        );
+        for bad in [
+            "",
+            "ada",
+            "@example.com",
+            "ada@",
+            "ada@example",
+            "a da@example.com",
+            "ada@.com",
+        ] {
+            assert!(normalize_email(bad).is_err(), "{bad} should be refused");
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! `GET /api/config`: what a client needs to boot (seed 000): socket URLs,
+//! auth modes, models and limits. Public: it holds nothing secret.
+
+use axum::{extract::State, http::HeaderMap, routing::get, Json, Router};
+use serde_json::{json, Value};
+
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/config", get(client_config))
+}
+
+/// `ws`/`wss` base for the host the client reached us on.
+fn socket_base(headers: &HeaderMap) -> Option<String> {
+    let host = headers.get("host")?.to_str().ok()?;
+    let secure = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|proto| proto.eq_ignore_ascii_case("https"));
+    Some(format!("{}://{host}", if secure { "wss" } else { "ws" }))
+}
+
+async fn client_config(State(state): State<AppState>, headers: HeaderMap) -> Json<Value> {
+    let config = &state.config;
+    let base = socket_base(&headers).unwrap_or_default();
+    let model = state.turns.provider().map(|p| p.info());
+    let models: Vec<Value> = model
+        .iter()
+        .map(|info| json!({ "id": info.id(), "provider": info.provider, "model": info.model }))
+        .collect();
+    Json(json!({
+        "name": "Colloquy",
+        "version": env!("CARGO_PKG_VERSION"),
+        "websocket": {
+            "chat_url": format!("{base}/api/v1/chat/ws"),
+            "chat_v2_url": format!("{base}/v2/chat/{{session_id}}"),
+            "paths": { "chat": "/api/v1/chat/ws", "chat_v2": "/v2/chat/{session_id}" },
+            "token_query_param": "token",
+        },
+        "http": {
+            "messages": "/api/messages",
+            "chat_fallback": "/v2/chat",
+            "conversations": "/api/conversations",
+        },
+        "auth": {
+            "modes": ["password", "anonymous"],
+            "register": "/auth/register",
+            "login": "/auth/login",
+            "anonymous": "/api/auth/anonymous",
+            "claim": "/api/auth/claim",
+            "header": "Authorization: Bearer <access_token>",
+        },
+        "models": {
+            "available": models,
+            "default": model.as_ref().map(|info| info.id()),
+        },
+        "limits": {
+            "max_message_chars": config.max_message_chars,
+            "max_frame_bytes": config.max_frame_bytes,
+            "heartbeat_interval_secs": config.heartbeat_interval_secs,
+            "heartbeat_timeout_secs": config.heartbeat_timeout_secs,
+        },
+    }))
+}

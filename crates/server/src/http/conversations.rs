@@ -1,0 +1,155 @@
+//! Conversation CRUD under `/api/conversations` (seed 000). Every query is
+//! scoped to the caller, so another user's conversation is a 404.
+
+use axum::{body::Bytes, extract::State, http::StatusCode, routing::get, Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::{
+    auth::AuthUser,
+    error::{ApiJson, ApiPath, ApiQuery, AppError},
+    input::Title,
+    store::{self, Conversation, Message},
+    AppState,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/conversations", get(list).post(create))
+        .route(
+            "/api/conversations/{id}",
+            get(show).patch(rename).delete(remove),
+        )
+}
+
+const DEFAULT_PAGE: u32 = 20;
+const MAX_PAGE: u32 = 100;
+
+#[derive(Deserialize)]
+struct Page {
+    limit: Option<u32>,
+    offset: Option<u32>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiQuery(page): ApiQuery<Page>,
+) -> Result<Json<Value>, AppError> {
+    let limit = page.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(AppError::bad_request(
+            "invalid_query",
+            format!("limit must be 1 to {MAX_PAGE}"),
+        ));
+    }
+    let offset = page.offset.unwrap_or(0);
+    let mut conversations =
+        store::list_conversations(&state.db, user.id, limit + 1, offset).await?;
+    let has_more = conversations.len() > limit as usize;
+    conversations.truncate(limit as usize);
+    Ok(Json(json!({
+        "conversations": conversations,
+        "limit": limit,
+        "offset": offset,
+        "has_more": has_more,
+        "next_offset": has_more.then_some(offset + limit),
+    })))
+}
+
+#[derive(Deserialize)]
+struct CreateBody {
+    #[serde(default)]
+    title: String,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Conversation>), AppError> {
+    // The body is optional: an empty POST creates an untitled conversation.
+    let body: CreateBody = if body.iter().all(u8::is_ascii_whitespace) {
+        CreateBody {
+            title: String::new(),
+        }
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| AppError::bad_request("invalid_json", e.to_string()))?
+    };
+    let title = Title::parse(&body.title).map_err(|e| AppError::bad_request(e.code, e.message))?;
+    let conversation =
+        store::create_conversation(&state.db, Uuid::now_v7(), user.id, title.as_str()).await?;
+    Ok((StatusCode::CREATED, Json(conversation)))
+}
+
+#[derive(Serialize)]
+struct ConversationWithMessages {
+    #[serde(flatten)]
+    conversation: Conversation,
+    messages: Vec<Message>,
+}
+
+async fn show(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<ConversationWithMessages>, AppError> {
+    let conversation = store::find_conversation(&state.db, id, user.id)
+        .await?
+        .ok_or(AppError::NotFound("conversation"))?;
+    let messages = store::list_messages(&state.db, id).await?;
+    Ok(Json(ConversationWithMessages {
+        conversation,
+        messages,
+    }))
+}
+
+#[derive(Deserialize)]
+struct RenameBody {
+    title: String,
+}
+
+async fn rename(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<RenameBody>,
+) -> Result<Json<Conversation>, AppError> {
+    let title = Title::parse(&body.title).map_err(|e| AppError::bad_request(e.code, e.message))?;
+    if title.as_str().is_empty() {
+        return Err(AppError::bad_request(
+            "empty_title",
+            "title must not be empty",
+        ));
+    }
+    store::rename_conversation(&state.db, id, user.id, title.as_str())
+        .await
+        .map_err(|e| match e {
+            store::StoreError::NotFound => AppError::NotFound("conversation"),
+            other => other.into(),
+        })?;
+    let conversation = store::find_conversation(&state.db, id, user.id)
+        .await?
+        .ok_or(AppError::NotFound("conversation"))?;
+    Ok(Json(conversation))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<StatusCode, AppError> {
+    store::delete_conversation(&state.db, id, user.id)
+        .await
+        .map_err(|e| match e {
+            store::StoreError::NotFound => AppError::NotFound("conversation"),
+            other => other.into(),
+        })?;
+    // Replies still running for it have nowhere to be stored: stop them.
+    if let Some(channel) = state.hub.live(id) {
+        channel.cancel_replies();
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

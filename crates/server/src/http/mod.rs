@@ -1,0 +1,45 @@
+//! HTTP routes, one `router()` per resource, merged here with the sockets,
+//! tracing (paths only: query strings can hold tokens) and body limits.
+
+mod auth;
+mod config;
+mod conversations;
+mod messages;
+
+use axum::{
+    extract::{DefaultBodyLimit, Request},
+    routing::get,
+    Json, Router,
+};
+use serde_json::json;
+use tower_http::trace::TraceLayer;
+
+use crate::{error::AppError, AppState};
+
+/// Largest HTTP request body accepted.
+const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The whole application: HTTP endpoints and WebSocket upgrades.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(health))
+        .merge(auth::router())
+        .merge(config::router())
+        .merge(conversations::router())
+        .merge(messages::router())
+        .merge(crate::ws::router())
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+            tracing::info_span!("http", method = %request.method(), path = %request.uri().path())
+        }))
+        .with_state(state)
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn not_found() -> AppError {
+    AppError::NotFound("route")
+}

@@ -1,0 +1,190 @@
+//! Colloquy: a real-time AI chat server. Text chat over WebSocket with
+//! token-by-token streaming, durable conversations, token auth, and HTTP
+//! endpoints for everything that is not real-time.
+//!
+//! # Layout
+//! - [`config`]: one typed configuration (defaults, file, env, flags).
+//! - [`auth`]: password hashes, access tokens, the [`auth::AuthUser`] extractor.
+//! - [`store`]: SQLite persistence (users, conversations, messages) and migrations.
+//! - [`hub`]: per-conversation event numbering and fan-out to subscribers.
+//! - [`turn`]: one reply from user message to stored assistant message.
+//! - [`conversation`]: opening a conversation with ownership checks.
+//! - [`input`]: client input parsed into valid types.
+//! - [`http`]: REST endpoints and the HTTP chat fallbacks.
+//! - [`ws`]: the chat sockets.
+//! - [`error`]: the JSON error type of the HTTP API.
+
+pub mod auth;
+pub mod config;
+pub mod conversation;
+pub mod error;
+pub mod http;
+pub mod hub;
+pub mod input;
+pub mod store;
+pub mod turn;
+pub mod ws;
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{
+    auth::TokenService,
+    config::Config,
+    hub::Hub,
+    turn::{TurnService, TurnSettings},
+};
+
+/// Shared state of every handler: cheap to clone (`Arc`s and a pool).
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: store::Pool,
+    pub tokens: Arc<TokenService>,
+    pub hub: Arc<Hub>,
+    pub turns: Arc<TurnService>,
+    pub lifecycle: Lifecycle,
+}
+
+/// What shutdown needs to reach: open sockets.
+#[derive(Clone, Default)]
+pub struct Lifecycle {
+    /// Fired once in-flight replies are done: sockets close with 1012.
+    pub close_sockets: CancellationToken,
+    /// Every socket task, so shutdown can wait for them.
+    pub sockets: TaskTracker,
+}
+
+/// A built server: bound listener plus state, ready to run.
+pub struct App {
+    listener: TcpListener,
+    state: AppState,
+}
+
+/// How long sockets get to close after being told to.
+const SOCKET_CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+impl App {
+    /// Prepare the data dir, open and migrate the database, load the token
+    /// secret, build the configured model provider and bind the listener.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+        let db = store::connect(store::ConnectOptions {
+            url: &config.database_url(),
+            synchronous: &config.sqlite_synchronous,
+        })
+        .await
+        .context("opening the database")?;
+        let secret = auth::load_or_create_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
+        let tokens = TokenService::new(&secret, Duration::from_secs(config.token_ttl_secs));
+        let provider = colloquy_ai::select_provider(&config.ai_config())?;
+        match &provider {
+            Some(provider) => tracing::info!(model = %provider.info().id(), "model ready"),
+            None => tracing::warn!(
+                "no AI model is configured: messages are stored and answered with a `no_model` error; \
+                 set COLLOQUY_MODEL (e.g. `openai:gpt-4o-mini` with OPENAI_API_KEY, or OPENAI_BASE_URL for a local server)"
+            ),
+        }
+        let turns = TurnService::new(
+            db.clone(),
+            provider,
+            TurnSettings {
+                system_prompt: config.system_prompt.clone(),
+                history_budget_tokens: config.history_budget_tokens,
+                max_reply_tokens: config.max_reply_tokens,
+            },
+        );
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.addr))?;
+        let state = AppState {
+            hub: Hub::new(config.conversation_buffer_events),
+            config: Arc::new(config),
+            db,
+            tokens: Arc::new(tokens),
+            turns: Arc::new(turns),
+            lifecycle: Lifecycle::default(),
+        };
+        Ok(Self { listener, state })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The shared state (for tests and embedding).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serve until `shutdown` resolves, then stop gracefully: refuse new
+    /// connections and messages, let in-flight replies finish within the
+    /// grace period (the rest are stored as interrupted), close sockets with
+    /// 1012 and wait for them.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let state = self.state;
+        let stop_accepting = CancellationToken::new();
+        let router = http::router(state.clone());
+        let server = axum::serve(self.listener, router)
+            .with_graceful_shutdown(stop_accepting.clone().cancelled_owned());
+        let server = tokio::spawn(async move { server.await });
+        shutdown.await;
+        tracing::info!("shutting down: finishing in-flight replies");
+        stop_accepting.cancel();
+        state
+            .turns
+            .drain(Duration::from_secs(state.config.shutdown_grace_secs))
+            .await;
+        state.lifecycle.close_sockets.cancel();
+        state.lifecycle.sockets.close();
+        if tokio::time::timeout(SOCKET_CLOSE_WAIT, state.lifecycle.sockets.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some sockets did not close in time");
+        }
+        match tokio::time::timeout(SOCKET_CLOSE_WAIT, server).await {
+            Ok(joined) => joined.context("server task")?.context("server")?,
+            Err(_) => tracing::warn!("HTTP connections still open at exit"),
+        }
+        state.db.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on ctrl-c or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

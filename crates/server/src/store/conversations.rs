@@ -1,0 +1,181 @@
+//! Conversations, always looked up together with their owner so one user can
+//! never reach another's.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{sqlite::SqliteRow, Row, SqliteExecutor};
+use uuid::Uuid;
+
+use super::{from_millis, is_unique_violation, now_millis, parse_id, StoreError};
+
+/// A conversation's metadata.
+#[derive(Debug, Clone, Serialize)]
+pub struct Conversation {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub title: String,
+    /// The seq of the conversation's newest stored event.
+    pub last_seq: u64,
+    pub started_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+fn conversation_from_row(row: &SqliteRow) -> Result<Conversation, StoreError> {
+    let last_seq: i64 = row.try_get("last_seq")?;
+    Ok(Conversation {
+        id: parse_id(row.try_get("id")?)?,
+        user_id: parse_id(row.try_get("user_id")?)?,
+        title: row.try_get("title")?,
+        last_seq: u64::try_from(last_seq).unwrap_or_default(),
+        started_at: from_millis(row.try_get("started_at")?),
+        updated_at: from_millis(row.try_get("updated_at")?),
+    })
+}
+
+/// Create a conversation with the given id; an id already in use is a conflict.
+pub async fn create_conversation(
+    db: impl SqliteExecutor<'_>,
+    id: Uuid,
+    user_id: Uuid,
+    title: &str,
+) -> Result<Conversation, StoreError> {
+    let now = now_millis();
+    sqlx::query(
+        "INSERT INTO conversations (id, user_id, title, last_seq, started_at, updated_at)
+         VALUES (?, ?, ?, 0, ?, ?)",
+    )
+    .bind(id.to_string())
+    .bind(user_id.to_string())
+    .bind(title)
+    .bind(now)
+    .bind(now)
+    .execute(db)
+    .await
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            StoreError::Conflict("conversation id already in use")
+        } else {
+            e.into()
+        }
+    })?;
+    Ok(Conversation {
+        id,
+        user_id,
+        title: title.to_owned(),
+        last_seq: 0,
+        started_at: from_millis(now),
+        updated_at: from_millis(now),
+    })
+}
+
+/// The conversation if it exists and belongs to `user_id`.
+pub async fn find_conversation(
+    db: impl SqliteExecutor<'_>,
+    id: Uuid,
+    user_id: Uuid,
+) -> Result<Option<Conversation>, StoreError> {
+    let row = sqlx::query("SELECT * FROM conversations WHERE id = ? AND user_id = ?")
+        .bind(id.to_string())
+        .bind(user_id.to_string())
+        .fetch_optional(db)
+        .await?;
+    row.as_ref().map(conversation_from_row).transpose()
+}
+
+/// Whether any user owns a conversation with this id.
+pub async fn conversation_exists(
+    db: impl SqliteExecutor<'_>,
+    id: Uuid,
+) -> Result<bool, StoreError> {
+    let row = sqlx::query("SELECT 1 FROM conversations WHERE id = ?")
+        .bind(id.to_string())
+        .fetch_optional(db)
+        .await?;
+    Ok(row.is_some())
+}
+
+/// One page of a user's conversations, most recently updated first.
+pub async fn list_conversations(
+    db: impl SqliteExecutor<'_>,
+    user_id: Uuid,
+    limit: u32,
+    offset: u32,
+) -> Result<Vec<Conversation>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT * FROM conversations WHERE user_id = ?
+         ORDER BY updated_at DESC, id DESC LIMIT ? OFFSET ?",
+    )
+    .bind(user_id.to_string())
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(db)
+    .await?;
+    rows.iter().map(conversation_from_row).collect()
+}
+
+/// Rename a conversation owned by `user_id`.
+pub async fn rename_conversation(
+    db: impl SqliteExecutor<'_>,
+    id: Uuid,
+    user_id: Uuid,
+    title: &str,
+) -> Result<(), StoreError> {
+    let done = sqlx::query(
+        "UPDATE conversations SET title = ?, updated_at = ? WHERE id = ? AND user_id = ?",
+    )
+    .bind(title)
+    .bind(now_millis())
+    .bind(id.to_string())
+    .bind(user_id.to_string())
+    .execute(db)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// Delete a conversation owned by `user_id`, with its messages.
+pub async fn delete_conversation(
+    db: impl SqliteExecutor<'_>,
+    id: Uuid,
+    user_id: Uuid,
+) -> Result<(), StoreError> {
+    let done = sqlx::query("DELETE FROM conversations WHERE id = ? AND user_id = ?")
+        .bind(id.to_string())
+        .bind(user_id.to_string())
+        .execute(db)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// Give every conversation of `from` to `to`; returns how many moved.
+pub async fn transfer_conversations(
+    db: impl SqliteExecutor<'_>,
+    from: Uuid,
+    to: Uuid,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query("UPDATE conversations SET user_id = ? WHERE user_id = ?")
+        .bind(to.to_string())
+        .bind(from.to_string())
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// Record that events up to `seq` were published (for events stored nowhere else).
+pub async fn advance_last_seq(
+    db: impl SqliteExecutor<'_>,
+    id: Uuid,
+    seq: u64,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE conversations SET last_seq = MAX(last_seq, ?) WHERE id = ?")
+        .bind(seq as i64)
+        .bind(id.to_string())
+        .execute(db)
+        .await?;
+    Ok(())
+}

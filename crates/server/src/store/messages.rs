@@ -1,0 +1,237 @@
+//! Messages. Storing one also advances its conversation's `last_seq` and
+//! `updated_at` in the same transaction, so the event numbering on disk
+//! always matches what was published.
+
+use chrono::{DateTime, Utc};
+use colloquy_protocol::{MessageStatus, Sender};
+use serde::Serialize;
+use sqlx::{sqlite::SqliteRow, Row, SqliteExecutor};
+use uuid::Uuid;
+
+use super::{
+    from_millis, is_foreign_key_violation, is_unique_violation, now_millis, parse_id, Pool,
+    StoreError,
+};
+
+/// A stored message.
+#[derive(Debug, Clone, Serialize)]
+pub struct Message {
+    pub id: Uuid,
+    pub conversation_id: Uuid,
+    pub sender: Sender,
+    pub content: String,
+    pub status: MessageStatus,
+    pub seq: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// For a user message, the id of the reply to it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_id: Option<Uuid>,
+    /// For a failed reply, the error code the client was sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What [`insert_message`] stores.
+pub struct NewMessage<'a> {
+    pub id: Uuid,
+    pub conversation_id: Uuid,
+    pub sender: Sender,
+    pub content: &'a str,
+    pub status: MessageStatus,
+    pub seq: u64,
+    pub client_id: Option<&'a str>,
+    pub reply_id: Option<Uuid>,
+    pub error_code: Option<&'a str>,
+}
+
+fn parse_sender(text: &str) -> Result<Sender, StoreError> {
+    match text {
+        "user" => Ok(Sender::User),
+        "assistant" => Ok(Sender::Assistant),
+        "tool" => Ok(Sender::Tool),
+        other => Err(StoreError::Corrupt(format!("sender {other:?}"))),
+    }
+}
+
+fn parse_status(text: &str) -> Result<MessageStatus, StoreError> {
+    match text {
+        "complete" => Ok(MessageStatus::Complete),
+        "interrupted" => Ok(MessageStatus::Interrupted),
+        "error" => Ok(MessageStatus::Error),
+        other => Err(StoreError::Corrupt(format!("status {other:?}"))),
+    }
+}
+
+fn message_from_row(row: &SqliteRow) -> Result<Message, StoreError> {
+    let seq: i64 = row.try_get("seq")?;
+    let reply_id: Option<String> = row.try_get("reply_id")?;
+    Ok(Message {
+        id: parse_id(row.try_get("id")?)?,
+        conversation_id: parse_id(row.try_get("conversation_id")?)?,
+        sender: parse_sender(row.try_get("sender")?)?,
+        content: row.try_get("content")?,
+        status: parse_status(row.try_get("status")?)?,
+        seq: u64::try_from(seq).unwrap_or_default(),
+        client_id: row.try_get("client_id")?,
+        reply_id: reply_id.as_deref().map(parse_id).transpose()?,
+        error_code: row.try_get("error_code")?,
+        created_at: from_millis(row.try_get("created_at")?),
+    })
+}
+
+/// Store a message and advance the conversation in one transaction. The
+/// first user message also titles an untitled conversation. A repeated
+/// `client_id` is a [`StoreError::Conflict`]; a deleted conversation is
+/// [`StoreError::NotFound`].
+pub async fn insert_message(pool: &Pool, new: NewMessage<'_>) -> Result<Message, StoreError> {
+    let now = now_millis();
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO messages
+           (id, conversation_id, sender, content, status, seq, client_id, reply_id, error_code, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(new.id.to_string())
+    .bind(new.conversation_id.to_string())
+    .bind(new.sender.as_str())
+    .bind(new.content)
+    .bind(new.status.as_str())
+    .bind(new.seq as i64)
+    .bind(new.client_id)
+    .bind(new.reply_id.map(|id| id.to_string()))
+    .bind(new.error_code)
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            StoreError::Conflict("duplicate client_id")
+        } else if is_foreign_key_violation(&e) {
+            StoreError::NotFound
+        } else {
+            e.into()
+        }
+    })?;
+    let title = if new.sender == Sender::User {
+        title_from(new.content)
+    } else {
+        String::new()
+    };
+    sqlx::query(
+        "UPDATE conversations
+         SET last_seq = MAX(last_seq, ?), updated_at = ?,
+             title = CASE WHEN title = '' THEN ? ELSE title END
+         WHERE id = ?",
+    )
+    .bind(new.seq as i64)
+    .bind(now)
+    .bind(title)
+    .bind(new.conversation_id.to_string())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Message {
+        id: new.id,
+        conversation_id: new.conversation_id,
+        sender: new.sender,
+        content: new.content.to_owned(),
+        status: new.status,
+        seq: new.seq,
+        client_id: new.client_id.map(str::to_owned),
+        reply_id: new.reply_id,
+        error_code: new.error_code.map(str::to_owned),
+        created_at: from_millis(now),
+    })
+}
+
+/// A short title from the first words of a message.
+fn title_from(content: &str) -> String {
+    const MAX_CHARS: usize = 60;
+    let flat: String = content.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= MAX_CHARS {
+        return flat;
+    }
+    let mut title: String = flat.chars().take(MAX_CHARS - 1).collect();
+    title.push('…');
+    title
+}
+
+/// The user message sent with this `client_id` in this conversation, if any.
+pub async fn find_by_client_id(
+    db: impl SqliteExecutor<'_>,
+    conversation_id: Uuid,
+    client_id: &str,
+) -> Result<Option<Message>, StoreError> {
+    let row = sqlx::query("SELECT * FROM messages WHERE conversation_id = ? AND client_id = ?")
+        .bind(conversation_id.to_string())
+        .bind(client_id)
+        .fetch_optional(db)
+        .await?;
+    row.as_ref().map(message_from_row).transpose()
+}
+
+/// The message with this id in this conversation, if stored.
+pub async fn find_message(
+    db: impl SqliteExecutor<'_>,
+    conversation_id: Uuid,
+    id: Uuid,
+) -> Result<Option<Message>, StoreError> {
+    let row = sqlx::query("SELECT * FROM messages WHERE conversation_id = ? AND id = ?")
+        .bind(conversation_id.to_string())
+        .bind(id.to_string())
+        .fetch_optional(db)
+        .await?;
+    row.as_ref().map(message_from_row).transpose()
+}
+
+/// All messages of a conversation, in order.
+pub async fn list_messages(
+    db: impl SqliteExecutor<'_>,
+    conversation_id: Uuid,
+) -> Result<Vec<Message>, StoreError> {
+    let rows = sqlx::query("SELECT * FROM messages WHERE conversation_id = ? ORDER BY seq")
+        .bind(conversation_id.to_string())
+        .fetch_all(db)
+        .await?;
+    rows.iter().map(message_from_row).collect()
+}
+
+/// The newest `limit` messages with content up to `up_to_seq`, oldest
+/// first: the history a reply is generated from. Failed replies are left
+/// out so the model does not imitate them.
+pub async fn history(
+    db: impl SqliteExecutor<'_>,
+    conversation_id: Uuid,
+    up_to_seq: u64,
+    limit: u32,
+) -> Result<Vec<Message>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT * FROM (
+            SELECT * FROM messages
+            WHERE conversation_id = ? AND seq <= ? AND status != 'error' AND content != ''
+            ORDER BY seq DESC LIMIT ?
+         ) ORDER BY seq",
+    )
+    .bind(conversation_id.to_string())
+    .bind(up_to_seq as i64)
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    rows.iter().map(message_from_row).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::title_from;
+
+    #[test]
+    fn titles_are_flattened_and_shortened() {
+        assert_eq!(title_from("  hello\n  world "), "hello world");
+        let long = "word ".repeat(40);
+        let title = title_from(&long);
+        assert_eq!(title.chars().count(), 60);
+        assert!(title.ends_with('…'));
+    }
+}

@@ -1,0 +1,459 @@
+//! One reply from start to finish, whatever the transport.
+//!
+//! [`TurnService::submit`] stores the user message (durably, before anything
+//! is acknowledged) and publishes its `ack`; a background task then waits for
+//! the conversation's previous reply, streams the provider's deltas as
+//! `delta` events and ends with one final `message` event whose row is stored
+//! in the same step: `complete`, `interrupted` (stop, shutdown) or `error`
+//! (preceded by an `error` event). Every reply ends with that final message,
+//! so clients and the HTTP adapters have one thing to wait for.
+
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use colloquy_ai::{
+    history::{estimate_tokens, trim_to_budget},
+    ChatMessage, ChatRequest, Provider, ProviderError, Role, StreamEvent,
+};
+use colloquy_protocol::{MessageStatus, Sender, ServerEvent};
+use futures::StreamExt;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::{
+    hub::ChannelHandle,
+    input::{ClientId, UserText},
+    store::{self, NewMessage, Pool, StoreError},
+};
+
+/// Most messages read back as history for one reply (before token trimming).
+const HISTORY_MESSAGES: u32 = 200;
+
+/// Settings that shape every reply.
+#[derive(Debug, Clone)]
+pub struct TurnSettings {
+    pub system_prompt: String,
+    pub history_budget_tokens: usize,
+    pub max_reply_tokens: u32,
+}
+
+/// Why a message was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    #[error("the conversation no longer exists")]
+    ConversationGone,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl SubmitError {
+    /// Stable code for the client's `error` event.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SubmitError::ShuttingDown => "shutting_down",
+            SubmitError::ConversationGone => "not_found",
+            SubmitError::Store(_) => "storage_error",
+        }
+    }
+}
+
+/// An accepted user message.
+#[derive(Debug, Clone)]
+pub struct Submitted {
+    /// The `ack` event (the original one when `duplicate`).
+    pub ack: ServerEvent,
+    pub message_id: Uuid,
+    pub reply_id: Uuid,
+    /// The `client_id` was seen before: nothing new was stored or started.
+    pub duplicate: bool,
+}
+
+/// Runs every reply; one per server.
+pub struct TurnService {
+    db: Pool,
+    provider: Option<Arc<dyn Provider>>,
+    settings: TurnSettings,
+    tasks: TaskTracker,
+    /// Fired when the shutdown grace period ends: running replies stop and are stored as interrupted.
+    stop_replies: CancellationToken,
+    stopping: AtomicBool,
+}
+
+/// The user-facing text of an error code carried by a failed reply.
+pub fn error_text(code: &str) -> &'static str {
+    match code {
+        "no_model" => "No AI model is configured on this server.",
+        "provider_unavailable" => "The AI provider is unavailable. Please try again.",
+        "provider_timeout" => "The AI provider did not answer in time. Please try again.",
+        "provider_auth" => "The server's AI provider credentials were rejected.",
+        "provider_rate_limited" => "The AI provider is busy. Please try again shortly.",
+        "overloaded" => "The model is busy. Please try again shortly.",
+        "model_error" => "The model failed to generate a reply.",
+        _ => "The AI provider returned an error. Please try again.",
+    }
+}
+
+impl TurnService {
+    /// A service generating with `provider` (`None`: replies fail with `no_model`).
+    pub fn new(db: Pool, provider: Option<Arc<dyn Provider>>, settings: TurnSettings) -> Self {
+        Self {
+            db,
+            provider,
+            settings,
+            tasks: TaskTracker::new(),
+            stop_replies: CancellationToken::new(),
+            stopping: AtomicBool::new(false),
+        }
+    }
+
+    /// The configured provider, if any.
+    pub fn provider(&self) -> Option<&Arc<dyn Provider>> {
+        self.provider.as_ref()
+    }
+
+    /// Store a user message, publish its `ack` and start the reply.
+    #[tracing::instrument(skip_all, fields(conversation_id = %channel.id))]
+    pub async fn submit(
+        &self,
+        channel: &ChannelHandle,
+        text: UserText,
+        client_id: Option<ClientId>,
+    ) -> Result<Submitted, SubmitError> {
+        if self.stopping.load(Ordering::Acquire) {
+            return Err(SubmitError::ShuttingDown);
+        }
+        if let Some(client_id) = &client_id {
+            if let Some(existing) =
+                store::find_by_client_id(&self.db, channel.id, client_id.as_str()).await?
+            {
+                return Ok(duplicate(existing));
+            }
+        }
+        let message_id = Uuid::now_v7();
+        let reply_id = Uuid::now_v7();
+        let db = &self.db;
+        let client_id_text = client_id.as_ref().map(ClientId::as_str);
+        let published = channel
+            .publish(|seq| async move {
+                let stored = store::insert_message(
+                    db,
+                    NewMessage {
+                        id: message_id,
+                        conversation_id: channel.id,
+                        sender: Sender::User,
+                        content: text.as_str(),
+                        status: MessageStatus::Complete,
+                        seq,
+                        client_id: client_id_text,
+                        reply_id: Some(reply_id),
+                        error_code: None,
+                    },
+                )
+                .await?;
+                Ok::<_, StoreError>(ack_event(&stored))
+            })
+            .await;
+        let ack = match published {
+            Ok(published) => published.event.clone(),
+            // Two sends with the same client_id raced; the other one won.
+            Err(StoreError::Conflict(_)) => {
+                let client_id = client_id.as_ref().map(ClientId::as_str).unwrap_or_default();
+                return match store::find_by_client_id(&self.db, channel.id, client_id).await? {
+                    Some(existing) => Ok(duplicate(existing)),
+                    None => Err(SubmitError::Store(StoreError::Conflict(
+                        "duplicate client_id",
+                    ))),
+                };
+            }
+            Err(StoreError::NotFound) => return Err(SubmitError::ConversationGone),
+            Err(other) => return Err(other.into()),
+        };
+        let Some(after_seq) = ack.seq() else {
+            return Err(SubmitError::Store(StoreError::Corrupt(
+                "ack without seq".into(),
+            )));
+        };
+        let cancel = self.stop_replies.child_token();
+        channel.register_reply(reply_id, cancel.clone());
+        let job = ReplyJob {
+            db: self.db.clone(),
+            provider: self.provider.clone(),
+            settings: self.settings.clone(),
+            channel: channel.clone(),
+            reply_id,
+            after_seq,
+            cancel,
+        };
+        let span = tracing::info_span!("reply", conversation_id = %channel.id, %reply_id);
+        self.tasks.spawn(job.run().instrument(span));
+        Ok(Submitted {
+            ack,
+            message_id,
+            reply_id,
+            duplicate: false,
+        })
+    }
+
+    /// Refuse new messages from now on (shutdown has begun).
+    pub fn refuse_new(&self) {
+        self.stopping.store(true, Ordering::Release);
+    }
+
+    /// Let in-flight replies finish for up to `grace`, then stop the rest
+    /// (they are stored as interrupted) and wait for them.
+    pub async fn drain(&self, grace: Duration) {
+        self.refuse_new();
+        self.tasks.close();
+        if tokio::time::timeout(grace, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                in_flight = self.tasks.len(),
+                "grace period over: interrupting replies"
+            );
+            self.stop_replies.cancel();
+            self.tasks.wait().await;
+        }
+    }
+}
+
+fn ack_event(message: &store::Message) -> ServerEvent {
+    ServerEvent::Ack {
+        client_id: message.client_id.clone(),
+        message_id: message.id,
+        seq: message.seq,
+        content: message.content.clone(),
+        reply_id: message.reply_id.unwrap_or(message.id),
+    }
+}
+
+fn duplicate(existing: store::Message) -> Submitted {
+    Submitted {
+        ack: ack_event(&existing),
+        message_id: existing.id,
+        reply_id: existing.reply_id.unwrap_or(existing.id),
+        duplicate: true,
+    }
+}
+
+/// Why a reply did not complete.
+enum Failure {
+    NoModel,
+    Provider(ProviderError),
+}
+
+impl Failure {
+    fn code(&self) -> &'static str {
+        match self {
+            Failure::NoModel => "no_model",
+            Failure::Provider(error) => error.code(),
+        }
+    }
+}
+
+/// Everything one reply task needs.
+struct ReplyJob {
+    db: Pool,
+    provider: Option<Arc<dyn Provider>>,
+    settings: TurnSettings,
+    channel: ChannelHandle,
+    reply_id: Uuid,
+    /// The seq of the user message being answered.
+    after_seq: u64,
+    cancel: CancellationToken,
+}
+
+impl ReplyJob {
+    async fn run(self) {
+        let outcome = {
+            let _turn = tokio::select! {
+                turn = self.channel.turn_lock() => Some(turn),
+                () = self.cancel.cancelled() => None,
+            };
+            match _turn {
+                Some(_) => self.generate().await,
+                None => (String::new(), Ok(MessageStatus::Interrupted)),
+            }
+        };
+        let (content, result) = outcome;
+        let status = match result {
+            Ok(status) => status,
+            Err(failure) => {
+                let code = failure.code();
+                if let Failure::Provider(error) = &failure {
+                    tracing::warn!(%error, "reply failed");
+                }
+                self.publish_error(code).await;
+                self.store_final(&content, MessageStatus::Error, Some(code))
+                    .await;
+                self.channel.finish_reply(self.reply_id);
+                return;
+            }
+        };
+        self.store_final(&content, status, None).await;
+        self.channel.finish_reply(self.reply_id);
+    }
+
+    /// Stream the reply; returns the text produced and how it ended.
+    async fn generate(&self) -> (String, Result<MessageStatus, Failure>) {
+        let mut content = String::new();
+        let Some(provider) = &self.provider else {
+            return (content, Err(Failure::NoModel));
+        };
+        let request = match self.request().await {
+            Ok(request) => request,
+            Err(error) => {
+                tracing::error!(%error, "loading history failed");
+                return (
+                    content,
+                    Err(Failure::Provider(ProviderError::Model(
+                        "history unavailable".into(),
+                    ))),
+                );
+            }
+        };
+        let mut stream = tokio::select! {
+            started = provider.stream_chat(request) => match started {
+                Ok(stream) => stream,
+                Err(error) => return (content, Err(Failure::Provider(error))),
+            },
+            () = self.cancel.cancelled() => return (content, Ok(MessageStatus::Interrupted)),
+        };
+        loop {
+            let item = tokio::select! {
+                biased;
+                () = self.cancel.cancelled() => return (content, Ok(MessageStatus::Interrupted)),
+                item = stream.next() => item,
+            };
+            match item {
+                Some(Ok(StreamEvent::Delta(text))) => {
+                    content.push_str(&text);
+                    let message_id = self.reply_id;
+                    let published = self
+                        .channel
+                        .publish(|seq| async move {
+                            Ok::<_, std::convert::Infallible>(ServerEvent::Delta {
+                                message_id,
+                                seq,
+                                content: text,
+                            })
+                        })
+                        .await;
+                    if let Err(never) = published {
+                        match never {}
+                    }
+                }
+                Some(Ok(StreamEvent::Finished(_))) => {
+                    return (content, Ok(MessageStatus::Complete))
+                }
+                Some(Err(error)) => return (content, Err(Failure::Provider(error))),
+                None => {
+                    let error = ProviderError::Protocol("stream ended without a finish".into());
+                    return (content, Err(Failure::Provider(error)));
+                }
+            }
+        }
+    }
+
+    /// The system instruction and the history up to the user message, trimmed to budget.
+    async fn request(&self) -> Result<ChatRequest, StoreError> {
+        let stored =
+            store::history(&self.db, self.channel.id, self.after_seq, HISTORY_MESSAGES).await?;
+        let mut messages = vec![ChatMessage::new(
+            Role::System,
+            self.settings.system_prompt.clone(),
+        )];
+        messages.extend(stored.into_iter().filter_map(|message| {
+            let role = match message.sender {
+                Sender::User => Role::User,
+                Sender::Assistant => Role::Assistant,
+                Sender::Tool => return None,
+            };
+            Some(ChatMessage::new(role, message.content))
+        }));
+        Ok(ChatRequest {
+            messages: trim_to_budget(
+                messages,
+                self.settings.history_budget_tokens,
+                estimate_tokens,
+            ),
+            max_tokens: Some(self.settings.max_reply_tokens),
+            temperature: None,
+        })
+    }
+
+    async fn publish_error(&self, code: &'static str) {
+        let message_id = self.reply_id;
+        let db = &self.db;
+        let conversation_id = self.channel.id;
+        let published = self
+            .channel
+            .publish(|seq| async move {
+                store::advance_last_seq(db, conversation_id, seq).await?;
+                Ok::<_, StoreError>(ServerEvent::Error {
+                    code: code.into(),
+                    message: error_text(code).into(),
+                    message_id: Some(message_id),
+                    seq: Some(seq),
+                })
+            })
+            .await;
+        if let Err(error) = published {
+            tracing::error!(%error, "could not record a reply error");
+        }
+    }
+
+    /// Store the reply and publish it as the final `message` event.
+    async fn store_final(&self, content: &str, status: MessageStatus, error_code: Option<&str>) {
+        let db = &self.db;
+        let reply_id = self.reply_id;
+        let conversation_id = self.channel.id;
+        let stored = self
+            .channel
+            .publish(|seq| async move {
+                let message = store::insert_message(
+                    db,
+                    NewMessage {
+                        id: reply_id,
+                        conversation_id,
+                        sender: Sender::Assistant,
+                        content,
+                        status,
+                        seq,
+                        client_id: None,
+                        reply_id: None,
+                        error_code,
+                    },
+                )
+                .await?;
+                Ok::<_, StoreError>(final_event(&message))
+            })
+            .await;
+        match stored {
+            Ok(_) => tracing::debug!(status = status.as_str(), "reply stored"),
+            Err(StoreError::NotFound) => tracing::info!("conversation deleted during the reply"),
+            Err(error) => tracing::error!(%error, "storing the reply failed"),
+        }
+    }
+}
+
+/// The final `message` event of a stored reply.
+pub fn final_event(message: &store::Message) -> ServerEvent {
+    ServerEvent::Message {
+        message_id: message.id,
+        seq: message.seq,
+        content: message.content.clone(),
+        sender: message.sender,
+        status: message.status,
+        is_final: true,
+    }
+}

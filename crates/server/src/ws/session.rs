@@ -1,0 +1,209 @@
+//! One chat socket from `ready` to close: client events in, conversation
+//! events out, heartbeats both ways.
+//!
+//! A single loop owns the socket and `select!`s over inbound frames, the
+//! conversation's broadcast, the heartbeat tick and shutdown, so there is one
+//! place that writes and one way out.
+
+use std::{sync::Arc, time::Duration};
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use colloquy_protocol::{ClientEvent, ServerEvent};
+use tokio::{
+    sync::broadcast::error::RecvError,
+    time::{interval_at, Instant, MissedTickBehavior},
+};
+
+use crate::{
+    hub::{ChannelHandle, Published},
+    input::{ClientId, UserText},
+    store::{Conversation, User},
+    AppState,
+};
+
+/// The close codes this server uses (RFC 6455 section 7.4.1).
+pub mod close_code {
+    /// Normal closure.
+    pub const NORMAL: u16 = 1000;
+    /// The endpoint is going away (used for heartbeat time-outs).
+    pub const GOING_AWAY: u16 = 1001;
+    /// Policy violation: authentication or ownership failures, abuse.
+    pub const POLICY: u16 = 1008;
+    /// Service restart: reconnect (to another node) and resume.
+    pub const RESTART: u16 = 1012;
+}
+
+/// Why the loop ended, and what to tell the client.
+enum Exit {
+    ClientClosed,
+    Close(u16, &'static str),
+}
+
+struct Session {
+    state: AppState,
+    channel: ChannelHandle,
+    socket: WebSocket,
+    write_timeout: Duration,
+}
+
+/// Serve one authenticated socket on `conversation` until either side ends it.
+#[tracing::instrument(skip_all, fields(conversation_id = %conversation.id, user_id = %user.id))]
+pub async fn run(socket: WebSocket, state: AppState, user: User, conversation: Conversation) {
+    let channel = state.hub.channel(conversation.id, conversation.last_seq);
+    let (last_seq, mut events) = channel.subscribe().await;
+    let heartbeat_interval = Duration::from_secs(state.config.heartbeat_interval_secs);
+    let heartbeat_timeout = Duration::from_secs(state.config.heartbeat_timeout_secs);
+    let closing = state.lifecycle.close_sockets.clone();
+    let mut session = Session {
+        state,
+        channel,
+        socket,
+        write_timeout: heartbeat_timeout,
+    };
+    tracing::debug!("socket open");
+    let ready = ServerEvent::Ready {
+        conversation_id: conversation.id,
+        last_seq,
+    };
+    if !session.send_event(&ready).await {
+        return;
+    }
+    let mut heartbeat = interval_at(Instant::now() + heartbeat_interval, heartbeat_interval);
+    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut last_heard = Instant::now();
+
+    let exit = loop {
+        tokio::select! {
+            () = closing.cancelled() => break Exit::Close(close_code::RESTART, "service restart"),
+            frame = session.socket.recv() => {
+                last_heard = Instant::now();
+                match frame {
+                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break Exit::ClientClosed,
+                    Some(Ok(Message::Text(text))) => {
+                        if !session.handle_text(text.as_str()).await {
+                            break Exit::ClientClosed;
+                        }
+                    }
+                    Some(Ok(Message::Binary(_))) => {
+                        let ok = session.send_error("unsupported_frame", "binary frames are not accepted on the chat socket").await;
+                        if !ok { break Exit::ClientClosed; }
+                    }
+                    // The WebSocket library answers pings itself; both count as life.
+                    Some(Ok(Message::Ping(_))) | Some(Ok(Message::Pong(_))) => {}
+                }
+            }
+            received = events.recv() => match received {
+                Ok(published) => {
+                    if !session.forward(&published).await {
+                        break Exit::ClientClosed;
+                    }
+                }
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "socket fell behind its conversation");
+                    session.send_error("resync_required", "this connection fell behind; reconnect and reload the conversation").await;
+                    break Exit::Close(close_code::POLICY, "client too slow");
+                }
+                Err(RecvError::Closed) => break Exit::Close(close_code::GOING_AWAY, "conversation closed"),
+            },
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() > heartbeat_timeout {
+                    tracing::info!("heartbeat timeout: dropping socket");
+                    break Exit::Close(close_code::GOING_AWAY, "heartbeat timeout");
+                }
+                if !session.send(Message::Ping(Default::default())).await {
+                    break Exit::ClientClosed;
+                }
+            }
+        }
+    };
+    if let Exit::Close(code, reason) = exit {
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        let _ = session.send(Message::Close(Some(frame))).await;
+    }
+    tracing::debug!("socket closed");
+}
+
+impl Session {
+    /// Write one frame; `false` when the socket is gone or stuck past the write time-out.
+    async fn send(&mut self, message: Message) -> bool {
+        matches!(
+            tokio::time::timeout(self.write_timeout, self.socket.send(message)).await,
+            Ok(Ok(()))
+        )
+    }
+
+    async fn send_event(&mut self, event: &ServerEvent) -> bool {
+        match serde_json::to_string(event) {
+            Ok(json) => self.send(Message::Text(json.into())).await,
+            Err(_) => false,
+        }
+    }
+
+    async fn forward(&mut self, published: &Arc<Published>) -> bool {
+        self.send(Message::Text(published.json.clone())).await
+    }
+
+    /// A socket-local error (no `seq`: it is not part of the conversation).
+    async fn send_error(&mut self, code: &str, message: &str) -> bool {
+        let event = ServerEvent::Error {
+            code: code.into(),
+            message: message.into(),
+            message_id: None,
+            seq: None,
+        };
+        self.send_event(&event).await
+    }
+
+    /// Act on one client event; `false` when the socket is gone.
+    async fn handle_text(&mut self, text: &str) -> bool {
+        let event = match serde_json::from_str::<ClientEvent>(text) {
+            Ok(event) => event,
+            Err(error) => {
+                let message = format!("unrecognized event: {error}");
+                return self.send_error("invalid_event", &message).await;
+            }
+        };
+        match event {
+            ClientEvent::Ping => self.send_event(&ServerEvent::Pong).await,
+            ClientEvent::Stop => {
+                let stopped = self.channel.cancel_replies();
+                tracing::debug!(stopped, "stop requested");
+                true
+            }
+            ClientEvent::Text { content, client_id } => self.submit(content, client_id).await,
+        }
+    }
+
+    async fn submit(&mut self, content: String, client_id: Option<String>) -> bool {
+        let parsed =
+            UserText::parse(content, self.state.config.max_message_chars).and_then(|text| {
+                let client_id = client_id.map(ClientId::parse).transpose()?;
+                Ok((text, client_id))
+            });
+        let (text, client_id) = match parsed {
+            Ok(parsed) => parsed,
+            Err(invalid) => return self.send_error(invalid.code, &invalid.message).await,
+        };
+        match self
+            .state
+            .turns
+            .submit(&self.channel, text, client_id)
+            .await
+        {
+            // A fresh ack reaches this socket through the broadcast, like every other tab.
+            Ok(submitted) if !submitted.duplicate => true,
+            Ok(submitted) => self.send_event(&submitted.ack).await,
+            Err(error) => {
+                tracing::warn!(%error, "message refused");
+                let message = match error.code() {
+                    "storage_error" => "the message could not be stored; please retry".to_owned(),
+                    _ => error.to_string(),
+                };
+                self.send_error(error.code(), &message).await
+            }
+        }
+    }
+}

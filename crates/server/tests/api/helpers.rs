@@ -1,0 +1,306 @@
+//! `spawn_app()`: the real server on an ephemeral port with a fresh database
+//! and a fake OpenAI-compatible upstream, plus small HTTP and socket clients.
+
+use std::{net::SocketAddr, time::Duration};
+
+use colloquy::{config::Config, App, AppState};
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tokio::{net::TcpStream, sync::oneshot, task::JoinHandle};
+use tokio_tungstenite::{
+    tungstenite::{self, protocol::frame::coding::CloseCode, Message},
+    MaybeTlsStream, WebSocketStream,
+};
+
+use crate::fake_openai::FakeOpenAi;
+
+/// How long a test waits for any one event before failing.
+pub const EVENT_WAIT: Duration = Duration::from_secs(10);
+
+/// A running server and everything needed to talk to it.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub http: reqwest::Client,
+    pub upstream: FakeOpenAi,
+    pub state: AppState,
+    pub data_dir: TempDir,
+    config: Config,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+/// A test config: ephemeral port, given data dir, the fake upstream as model.
+pub fn test_config(data_dir: &TempDir, upstream: &FakeOpenAi) -> Config {
+    Config {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data_dir.path().to_path_buf(),
+        model: Some("openai:fake-model".into()),
+        openai_base_url: Some(upstream.base_url()),
+        provider_idle_timeout_secs: 2,
+        shutdown_grace_secs: 5,
+        jwt_secret: Some("test-secret-test-secret-test-secret!".into()),
+        ..Config::default()
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Start the server with the test config, adjusted by `tweak`.
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let upstream = FakeOpenAi::start().await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(&data_dir, &upstream);
+    tweak(&mut config);
+    start(config, upstream, data_dir).await
+}
+
+async fn start(config: Config, upstream: FakeOpenAi, data_dir: TempDir) -> TestApp {
+    let app = App::build(config.clone()).await.expect("server builds");
+    let addr = app.local_addr().unwrap();
+    let state = app.state().clone();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        addr,
+        http: reqwest::Client::new(),
+        upstream,
+        state,
+        data_dir,
+        config,
+        stop: Some(stop),
+        server: Some(server),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws://{}{path}", self.addr)
+    }
+
+    /// Shut the server down gracefully and wait for it.
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().expect("clean shutdown");
+        }
+    }
+
+    /// Stop, then start a new server on the same data dir and database.
+    pub async fn restart(mut self) -> TestApp {
+        self.stop().await;
+        let mut config = self.config.clone();
+        config.addr = "127.0.0.1:0".parse().unwrap();
+        let data_dir = std::mem::replace(&mut self.data_dir, tempfile::tempdir().unwrap());
+        start(config, self.upstream.clone(), data_dir).await
+    }
+
+    /// Register a fresh user; returns its access token.
+    pub async fn register(&self, email: &str) -> String {
+        let response = self
+            .http
+            .post(self.url("/auth/register"))
+            .json(&json!({ "email": email, "password": "correct horse battery" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201, "register {email}");
+        let body: Value = response.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post_json(&self, path: &str, token: &str, body: Value) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Open `/api/v1/chat/ws` with the token in the query; returns the socket and its `ready`.
+    pub async fn chat(&self, token: &str, conversation: Option<&str>) -> (Socket, Value) {
+        let mut path = format!("/api/v1/chat/ws?token={token}");
+        if let Some(id) = conversation {
+            path.push_str(&format!("&conversationId={id}"));
+        }
+        let mut socket = Socket::connect(&self.ws_url(&path)).await;
+        let ready = socket.next_event().await;
+        assert_eq!(ready["type"], "ready", "first event is ready: {ready}");
+        (socket, ready)
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}
+
+/// A client socket that reads JSON events.
+pub struct Socket {
+    inner: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// How a socket ended, as seen by the client.
+#[derive(Debug)]
+pub struct Closed {
+    pub code: Option<u16>,
+    pub reason: String,
+}
+
+impl Socket {
+    pub async fn connect(url: &str) -> Self {
+        let (inner, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("handshake");
+        Self { inner }
+    }
+
+    pub async fn connect_request(request: tungstenite::handshake::client::Request) -> Self {
+        let (inner, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("handshake");
+        Self { inner }
+    }
+
+    pub async fn send_json(&mut self, value: Value) {
+        self.inner
+            .send(Message::Text(value.to_string().into()))
+            .await
+            .unwrap();
+    }
+
+    pub async fn send_raw(&mut self, message: Message) {
+        self.inner.send(message).await.unwrap();
+    }
+
+    /// The next JSON event (skipping control frames); panics on close or time-out.
+    pub async fn next_event(&mut self) -> Value {
+        loop {
+            let frame = tokio::time::timeout(EVENT_WAIT, self.inner.next())
+                .await
+                .expect("an event in time")
+                .expect("socket open")
+                .expect("valid frame");
+            match frame {
+                Message::Text(text) => return serde_json::from_str(&text).unwrap(),
+                Message::Close(frame) => panic!("socket closed unexpectedly: {frame:?}"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// Events up to and including the final `message` for `reply_id`.
+    pub async fn reply_events(&mut self, reply_id: &str) -> Vec<Value> {
+        let mut events = Vec::new();
+        loop {
+            let event = self.next_event().await;
+            let done = event["type"] == "message" && event["message_id"] == reply_id;
+            events.push(event);
+            if done {
+                return events;
+            }
+        }
+    }
+
+    /// Wait for the server to close the socket; returns the close frame.
+    pub async fn closed(&mut self) -> Closed {
+        loop {
+            let frame = tokio::time::timeout(EVENT_WAIT, self.inner.next())
+                .await
+                .expect("close in time");
+            match frame {
+                Some(Ok(Message::Close(frame))) => {
+                    return Closed {
+                        code: frame.as_ref().map(|f| u16::from(f.code)),
+                        reason: frame.map(|f| f.reason.to_string()).unwrap_or_default(),
+                    }
+                }
+                Some(Ok(_)) => continue,
+                None | Some(Err(_)) => {
+                    return Closed {
+                        code: None,
+                        reason: String::new(),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Send a `text` event and return its `ack`.
+pub async fn send_text(socket: &mut Socket, content: &str, client_id: Option<&str>) -> Value {
+    let mut event = json!({ "type": "text", "content": content });
+    if let Some(id) = client_id {
+        event["client_id"] = json!(id);
+    }
+    socket.send_json(event).await;
+    loop {
+        let event = socket.next_event().await;
+        if event["type"] == "ack" {
+            return event;
+        }
+        assert_ne!(event["type"], "error", "unexpected error: {event}");
+    }
+}
+
+/// Concatenate the `delta` contents of `events`.
+pub fn concat_deltas(events: &[Value]) -> String {
+    events
+        .iter()
+        .filter(|e| e["type"] == "delta")
+        .map(|e| e["content"].as_str().unwrap())
+        .collect()
+}
+
+#[allow(dead_code)]
+pub fn close_code(code: CloseCode) -> u16 {
+    u16::from(code)
+}
+
+impl Socket {
+    /// The next JSON event, or how the socket closed.
+    pub async fn next_event_or_close(&mut self) -> Result<Value, Closed> {
+        loop {
+            match self.inner.next().await {
+                Some(Ok(Message::Text(text))) => return Ok(serde_json::from_str(&text).unwrap()),
+                Some(Ok(Message::Close(frame))) => {
+                    return Err(Closed {
+                        code: frame.as_ref().map(|f| u16::from(f.code)),
+                        reason: frame.map(|f| f.reason.to_string()).unwrap_or_default(),
+                    })
+                }
+                Some(Ok(_)) => continue,
+                None | Some(Err(_)) => {
+                    return Err(Closed {
+                        code: None,
+                        reason: String::new(),
+                    })
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! End-to-end tests: the real server on an ephemeral port, a fresh database
+//! per test, a fake OpenAI-compatible upstream speaking real SSE, and real
+//! HTTP and WebSocket clients.
+
+mod fake_openai;
+mod helpers;
+
+mod auth;
+mod chat_socket;
+mod conversations;
+mod http_chat;
+mod lifecycle;
