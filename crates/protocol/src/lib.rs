@@ -27,6 +27,10 @@ pub enum ClientEvent {
     Stop,
     /// Application-level heartbeat; answered with [`ServerEvent::Pong`].
     Ping,
+    /// Replay every event after `last_seq`, then continue live (the same as
+    /// connecting with `?last_seq=`). Answered with `resync_required` when
+    /// the gap cannot be replayed exactly.
+    Resume { last_seq: Seq },
 }
 
 /// Who wrote a message.

@@ -57,6 +57,8 @@ pub struct Config {
     pub shutdown_grace_secs: u64,
     /// Events buffered per conversation for its subscribers before a slow one falls behind.
     pub conversation_buffer_events: usize,
+    /// Newest events of each live conversation kept in memory for exact resume.
+    pub replay_buffer_events: usize,
     /// SQLite `synchronous` level: `full` (durable on power loss) or `normal` (durable on crash).
     pub sqlite_synchronous: String,
     /// The embedded model.
@@ -115,6 +117,7 @@ impl Default for Config {
             provider_idle_timeout_secs: 60,
             shutdown_grace_secs: 10,
             conversation_buffer_events: 1024,
+            replay_buffer_events: 2048,
             sqlite_synchronous: "full".into(),
             local: LocalModelConfig::default(),
         }

@@ -3,9 +3,12 @@
 //! serializes each event to JSON once, and broadcasts it to every socket and
 //! HTTP stream subscribed to it. Channels exist only while someone holds a
 //! [`ChannelHandle`]; the next one starts numbering from the stored `last_seq`.
+//!
+//! Each channel keeps its newest events in a bounded ring so a client that
+//! reconnects can be given exactly what it missed ([`ConversationChannel::subscribe_after`]).
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     future::Future,
     ops::Deref,
     sync::{Arc, Mutex},
@@ -38,15 +41,24 @@ impl Published {
 /// Registry of live conversation channels.
 pub struct Hub {
     channels: Mutex<HashMap<Uuid, Arc<ConversationChannel>>>,
-    buffer_events: usize,
+    sizes: ChannelSizes,
+}
+
+/// Per-channel buffer sizes.
+#[derive(Debug, Clone, Copy)]
+pub struct ChannelSizes {
+    /// Events a subscriber may fall behind before it is cut off.
+    pub subscriber_buffer: usize,
+    /// Newest events kept for replay to reconnecting clients.
+    pub replay_events: usize,
 }
 
 impl Hub {
-    /// A hub whose channels buffer `buffer_events` events per subscriber.
-    pub fn new(buffer_events: usize) -> Arc<Self> {
+    /// A hub whose channels use `sizes`.
+    pub fn new(sizes: ChannelSizes) -> Arc<Self> {
         Arc::new(Self {
             channels: Mutex::new(HashMap::new()),
-            buffer_events,
+            sizes,
         })
     }
 
@@ -56,13 +68,7 @@ impl Hub {
         let mut channels = lock(&self.channels);
         let channel = channels
             .entry(id)
-            .or_insert_with(|| {
-                Arc::new(ConversationChannel::new(
-                    id,
-                    stored_last_seq,
-                    self.buffer_events,
-                ))
-            })
+            .or_insert_with(|| Arc::new(ConversationChannel::new(id, stored_last_seq, self.sizes)))
             .clone();
         ChannelHandle {
             hub: self.clone(),
@@ -127,21 +133,75 @@ impl Drop for ChannelHandle {
     }
 }
 
-/// One conversation's event numbering, fan-out and in-flight replies.
+/// One conversation's event numbering, fan-out, replay ring and in-flight replies.
 pub struct ConversationChannel {
     pub id: Uuid,
-    last_seq: tokio::sync::Mutex<Seq>,
+    log: tokio::sync::Mutex<Log>,
     sender: broadcast::Sender<Arc<Published>>,
     turn: tokio::sync::Mutex<()>,
     replies: Mutex<Vec<(Uuid, CancellationToken)>>,
 }
 
+/// The numbering state, guarded together so that publishing, replaying and
+/// subscribing see one consistent order.
+struct Log {
+    last_seq: Seq,
+    ring: VecDeque<Arc<Published>>,
+    ring_capacity: usize,
+    /// Replies still streaming, with the seq of their first delta.
+    streaming: HashMap<Uuid, Seq>,
+}
+
+impl Log {
+    fn record(&mut self, published: &Arc<Published>) {
+        match &published.event {
+            ServerEvent::Delta {
+                message_id, seq, ..
+            } => {
+                self.streaming.entry(*message_id).or_insert(*seq);
+            }
+            ServerEvent::Message { message_id, .. } => {
+                self.streaming.remove(message_id);
+            }
+            _ => {}
+        }
+        if self.ring.len() == self.ring_capacity {
+            self.ring.pop_front();
+        }
+        self.ring.push_back(published.clone());
+    }
+
+    fn oldest_in_ring(&self) -> Option<Seq> {
+        self.ring.front().and_then(|p| p.event.seq())
+    }
+}
+
+/// What a subscriber that asked to resume gets before the live events.
+pub enum Replay {
+    /// Events after the requested seq, in order (possibly none).
+    Events(Vec<Arc<Published>>),
+    /// The gap cannot be replayed exactly: the client must reload the conversation.
+    ResyncRequired,
+}
+
+/// A new subscription: the head of the log when it started, what to replay, and the live events.
+pub struct Subscription {
+    pub last_seq: Seq,
+    pub replay: Replay,
+    pub events: broadcast::Receiver<Arc<Published>>,
+}
+
 impl ConversationChannel {
-    fn new(id: Uuid, last_seq: Seq, buffer_events: usize) -> Self {
-        let (sender, _) = broadcast::channel(buffer_events);
+    fn new(id: Uuid, last_seq: Seq, sizes: ChannelSizes) -> Self {
+        let (sender, _) = broadcast::channel(sizes.subscriber_buffer);
         Self {
             id,
-            last_seq: tokio::sync::Mutex::new(last_seq),
+            log: tokio::sync::Mutex::new(Log {
+                last_seq,
+                ring: VecDeque::with_capacity(sizes.replay_events.min(64)),
+                ring_capacity: sizes.replay_events.max(1),
+                streaming: HashMap::new(),
+            }),
             sender,
             turn: tokio::sync::Mutex::new(()),
             replies: Mutex::new(Vec::new()),
@@ -151,8 +211,84 @@ impl ConversationChannel {
     /// Subscribe, returning the seq of the last event published before the
     /// subscription: every later event arrives through the receiver.
     pub async fn subscribe(&self) -> (Seq, broadcast::Receiver<Arc<Published>>) {
-        let last_seq = self.last_seq.lock().await;
-        (*last_seq, self.sender.subscribe())
+        let log = self.log.lock().await;
+        (log.last_seq, self.sender.subscribe())
+    }
+
+    /// Subscribe and get every event after `after` exactly once, in order:
+    /// from the ring when it reaches back far enough; otherwise the stored
+    /// events that `load_stored` returns (finished messages, which supersede
+    /// their deltas) merged with the ring's deltas of replies still streaming.
+    /// Nothing is published meanwhile, so replay and live events neither
+    /// overlap nor leave a gap.
+    pub async fn subscribe_after<F, Fut, E>(
+        &self,
+        after: Seq,
+        load_stored: F,
+    ) -> Result<Subscription, E>
+    where
+        F: FnOnce(Seq) -> Fut,
+        Fut: Future<Output = Result<Vec<ServerEvent>, E>>,
+    {
+        let log = self.log.lock().await;
+        let events = self.sender.subscribe();
+        let last_seq = log.last_seq;
+        let subscription = |replay| Subscription {
+            last_seq,
+            replay,
+            events,
+        };
+        if after > last_seq {
+            return Ok(subscription(Replay::ResyncRequired));
+        }
+        if after == last_seq {
+            return Ok(subscription(Replay::Events(Vec::new())));
+        }
+        let ring_reaches = log
+            .oldest_in_ring()
+            .is_some_and(|oldest| oldest <= after + 1);
+        if ring_reaches {
+            let replay = log
+                .ring
+                .iter()
+                .filter(|p| p.event.seq().is_some_and(|seq| seq > after))
+                .cloned()
+                .collect();
+            return Ok(subscription(Replay::Events(replay)));
+        }
+        // Deltas of a still-streaming reply exist only in the ring: all of
+        // those after `after` must still be there.
+        let deltas_kept = log.streaming.values().all(|first| {
+            let needed_from = (*first).max(after + 1);
+            log.oldest_in_ring()
+                .is_some_and(|oldest| oldest <= needed_from)
+        });
+        if !deltas_kept {
+            return Ok(subscription(Replay::ResyncRequired));
+        }
+        let mut replay: Vec<Arc<Published>> = load_stored(after)
+            .await?
+            .into_iter()
+            .filter(|event| {
+                event
+                    .seq()
+                    .is_some_and(|seq| seq > after && seq <= last_seq)
+            })
+            .map(|event| Arc::new(Published::new(event)))
+            .collect();
+        replay.extend(
+            log.ring
+                .iter()
+                .filter(|p| match &p.event {
+                    ServerEvent::Delta {
+                        message_id, seq, ..
+                    } => *seq > after && log.streaming.contains_key(message_id),
+                    _ => false,
+                })
+                .cloned(),
+        );
+        replay.sort_by_key(|p| p.event.seq());
+        Ok(subscription(Replay::Events(replay)))
     }
 
     /// Publish the event `make` builds for the next seq. `make` may store it
@@ -163,10 +299,11 @@ impl ConversationChannel {
         F: FnOnce(Seq) -> Fut,
         Fut: Future<Output = Result<ServerEvent, E>>,
     {
-        let mut last_seq = self.last_seq.lock().await;
-        let seq = *last_seq + 1;
+        let mut log = self.log.lock().await;
+        let seq = log.last_seq + 1;
         let published = Arc::new(Published::new(make(seq).await?));
-        *last_seq = seq;
+        log.last_seq = seq;
+        log.record(&published);
         // No subscriber is fine: the event is still numbered and stored.
         let _ = self.sender.send(published.clone());
         Ok(published)
@@ -201,6 +338,11 @@ impl ConversationChannel {
 mod tests {
     use super::*;
 
+    const SIZES: ChannelSizes = ChannelSizes {
+        subscriber_buffer: 16,
+        replay_events: 4,
+    };
+
     fn delta(seq: Seq) -> Result<ServerEvent, std::convert::Infallible> {
         Ok(ServerEvent::Delta {
             message_id: Uuid::nil(),
@@ -211,7 +353,7 @@ mod tests {
 
     #[tokio::test]
     async fn events_are_numbered_from_the_stored_seq_and_fanned_out() {
-        let hub = Hub::new(16);
+        let hub = Hub::new(SIZES);
         let channel = hub.channel(Uuid::nil(), 41);
         let (last, mut first) = channel.subscribe().await;
         let (_, mut second) = channel.subscribe().await;
@@ -226,7 +368,7 @@ mod tests {
 
     #[tokio::test]
     async fn failed_publish_consumes_no_seq() {
-        let hub = Hub::new(16);
+        let hub = Hub::new(SIZES);
         let channel = hub.channel(Uuid::nil(), 0);
         let failed: Result<_, &str> = channel.publish(|_| async { Err("disk full") }).await;
         assert!(failed.is_err());
@@ -239,7 +381,7 @@ mod tests {
 
     #[tokio::test]
     async fn channel_is_retired_when_its_last_handle_drops() {
-        let hub = Hub::new(16);
+        let hub = Hub::new(SIZES);
         let first = hub.channel(Uuid::nil(), 0);
         let second = hub.channel(Uuid::nil(), 99);
         first
@@ -257,9 +399,108 @@ mod tests {
         assert_eq!(hub.live_channels(), 0);
     }
 
+    fn delta_of(reply: u128, seq: Seq) -> Result<ServerEvent, std::convert::Infallible> {
+        Ok(ServerEvent::Delta {
+            message_id: Uuid::from_u128(reply),
+            seq,
+            content: format!("d{seq}"),
+        })
+    }
+
+    fn final_of(reply: u128, seq: Seq) -> ServerEvent {
+        ServerEvent::Message {
+            message_id: Uuid::from_u128(reply),
+            seq,
+            content: "whole".into(),
+            sender: colloquy_protocol::Sender::Assistant,
+            status: colloquy_protocol::MessageStatus::Complete,
+            is_final: true,
+        }
+    }
+
+    fn seqs(replay: &Replay) -> Vec<Seq> {
+        match replay {
+            Replay::Events(events) => events.iter().filter_map(|p| p.event.seq()).collect(),
+            Replay::ResyncRequired => panic!("expected events"),
+        }
+    }
+
+    async fn no_store(_: Seq) -> Result<Vec<ServerEvent>, std::convert::Infallible> {
+        Ok(Vec::new())
+    }
+
+    #[tokio::test]
+    async fn resume_within_the_ring_replays_exactly_what_was_missed() {
+        let hub = Hub::new(SIZES);
+        let channel = hub.channel(Uuid::nil(), 0);
+        for _ in 0..3 {
+            channel
+                .publish(|seq| async move { delta_of(1, seq) })
+                .await
+                .unwrap();
+        }
+        let subscription = channel.subscribe_after(1, no_store).await.unwrap();
+        assert_eq!(subscription.last_seq, 3);
+        assert_eq!(seqs(&subscription.replay), [2, 3]);
+        let caught_up = channel.subscribe_after(3, no_store).await.unwrap();
+        assert!(seqs(&caught_up.replay).is_empty());
+    }
+
+    #[tokio::test]
+    async fn resume_from_the_future_requires_a_resync() {
+        let hub = Hub::new(SIZES);
+        let channel = hub.channel(Uuid::nil(), 5);
+        let subscription = channel.subscribe_after(9, no_store).await.unwrap();
+        assert!(matches!(subscription.replay, Replay::ResyncRequired));
+    }
+
+    #[tokio::test]
+    async fn older_gaps_merge_stored_messages_with_streaming_deltas() {
+        let hub = Hub::new(SIZES);
+        let channel = hub.channel(Uuid::nil(), 0);
+        // Reply 1 streams seq 1..=3 and ends at 4; reply 2 streams from 5.
+        for _ in 0..3 {
+            channel
+                .publish(|seq| async move { delta_of(1, seq) })
+                .await
+                .unwrap();
+        }
+        channel
+            .publish(|seq| async move { Ok::<_, std::convert::Infallible>(final_of(1, seq)) })
+            .await
+            .unwrap();
+        for _ in 0..3 {
+            channel
+                .publish(|seq| async move { delta_of(2, seq) })
+                .await
+                .unwrap();
+        }
+        // The ring (4 events) now holds 4..=7; a client at 1 needs storage.
+        let stored = |after: Seq| async move {
+            assert_eq!(after, 1);
+            Ok::<_, std::convert::Infallible>(vec![final_of(1, 4)])
+        };
+        let subscription = channel.subscribe_after(1, stored).await.unwrap();
+        assert_eq!(seqs(&subscription.replay), [4, 5, 6, 7]);
+    }
+
+    #[tokio::test]
+    async fn a_streaming_reply_whose_deltas_left_the_ring_requires_a_resync() {
+        let hub = Hub::new(SIZES);
+        let channel = hub.channel(Uuid::nil(), 0);
+        for _ in 0..6 {
+            channel
+                .publish(|seq| async move { delta_of(1, seq) })
+                .await
+                .unwrap();
+        }
+        let subscription = channel.subscribe_after(1, no_store).await.unwrap();
+        assert!(matches!(subscription.replay, Replay::ResyncRequired));
+    }
+
     #[test]
     fn cancel_replies_cancels_registered_tokens() {
-        let hub = Hub::new(4);
+        let hub = Hub::new(SIZES);
         let channel = hub.channel(Uuid::nil(), 0);
         let token = CancellationToken::new();
         channel.register_reply(Uuid::nil(), token.clone());

@@ -34,7 +34,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use crate::{
     auth::TokenService,
     config::Config,
-    hub::Hub,
+    hub::{ChannelSizes, Hub},
     turn::{TurnService, TurnSettings},
 };
 
@@ -102,7 +102,10 @@ impl App {
             .await
             .with_context(|| format!("cannot listen on {}", config.addr))?;
         let state = AppState {
-            hub: Hub::new(config.conversation_buffer_events),
+            hub: Hub::new(ChannelSizes {
+                subscriber_buffer: config.conversation_buffer_events,
+                replay_events: config.replay_buffer_events,
+            }),
             config: Arc::new(config),
             db,
             tokens: Arc::new(tokens),

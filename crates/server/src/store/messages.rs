@@ -186,6 +186,21 @@ pub async fn find_message(
     row.as_ref().map(message_from_row).transpose()
 }
 
+/// The messages of a conversation stored with a seq after `after`, in order.
+pub async fn messages_after(
+    db: impl SqliteExecutor<'_>,
+    conversation_id: Uuid,
+    after: u64,
+) -> Result<Vec<Message>, StoreError> {
+    let rows =
+        sqlx::query("SELECT * FROM messages WHERE conversation_id = ? AND seq > ? ORDER BY seq")
+            .bind(conversation_id.to_string())
+            .bind(after as i64)
+            .fetch_all(db)
+            .await?;
+    rows.iter().map(message_from_row).collect()
+}
+
 /// All messages of a conversation, in order.
 pub async fn list_messages(
     db: impl SqliteExecutor<'_>,

@@ -17,6 +17,7 @@ use axum::{
     routing::any,
     Router,
 };
+use colloquy_protocol::Seq;
 use serde::Deserialize;
 use std::time::Duration;
 use uuid::Uuid;
@@ -37,9 +38,32 @@ pub fn router() -> Router<AppState> {
 }
 
 #[derive(Deserialize, Default)]
-struct V1Query {
+struct SocketQuery {
     #[serde(default, alias = "conversation_id", rename = "conversationId")]
     conversation_id: Option<String>,
+    /// Resume: replay every event after this seq.
+    #[serde(default)]
+    last_seq: Option<String>,
+}
+
+fn socket_query(uri: &Uri) -> SocketQuery {
+    uri.query()
+        .and_then(|q| serde_urlencoded::from_str(q).ok())
+        .unwrap_or_default()
+}
+
+/// What a socket asked for, checked before the upgrade.
+struct Request {
+    conversation: Result<Option<Uuid>, &'static str>,
+    resume_after: Result<Option<Seq>, &'static str>,
+    if_missing: IfMissing,
+}
+
+fn parse_last_seq(query: &SocketQuery) -> Result<Option<Seq>, &'static str> {
+    match query.last_seq.as_deref().filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(text) => text.parse().map(Some).map_err(|_| "Invalid last_seq"),
+    }
 }
 
 /// `/api/v1/chat/ws?conversationId=...` (seed 003); a new conversation when none is given.
@@ -49,17 +73,19 @@ async fn chat_v1(
     uri: Uri,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let query: V1Query = uri
-        .query()
-        .and_then(|q| serde_urlencoded::from_str(q).ok())
-        .unwrap_or_default();
-    let requested = match query.conversation_id.as_deref().filter(|id| !id.is_empty()) {
+    let query = socket_query(&uri);
+    let conversation = match query.conversation_id.as_deref().filter(|id| !id.is_empty()) {
         None => Ok(None),
         Some(text) => Uuid::parse_str(text)
             .map(Some)
             .map_err(|_| "Invalid conversationId"),
     };
-    accept(state, headers, uri, upgrade, requested, IfMissing::Refuse).await
+    let request = Request {
+        conversation,
+        resume_after: parse_last_seq(&query),
+        if_missing: IfMissing::Refuse,
+    };
+    accept(state, headers, uri, upgrade, request).await
 }
 
 /// `/v2/chat/{session_id}` (seed 001): the session id is the conversation id,
@@ -71,13 +97,18 @@ async fn chat_v2(
     session_id: Result<ApiPath<String>, AppError>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let requested = match session_id {
+    let conversation = match session_id {
         Ok(ApiPath(text)) => Uuid::parse_str(&text)
             .map(Some)
             .map_err(|_| "Invalid session id"),
         Err(_) => Err("Invalid session id"),
     };
-    accept(state, headers, uri, upgrade, requested, IfMissing::Create).await
+    let request = Request {
+        conversation,
+        resume_after: parse_last_seq(&socket_query(&uri)),
+        if_missing: IfMissing::Create,
+    };
+    accept(state, headers, uri, upgrade, request).await
 }
 
 async fn accept(
@@ -85,8 +116,7 @@ async fn accept(
     headers: HeaderMap,
     uri: Uri,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-    requested: Result<Option<Uuid>, &'static str>,
-    if_missing: IfMissing,
+    request: Request,
 ) -> Response {
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
@@ -100,23 +130,30 @@ async fn accept(
         .max_frame_size(state.config.max_frame_bytes);
     let target = match authenticate(&state, &headers, &uri).await {
         Err(failure) => Err(failure.reason()),
-        Ok(user) => match requested {
+        Ok(user) => match request
+            .conversation
+            .and_then(|c| Ok((c, request.resume_after?)))
+        {
             Err(reason) => Err(reason),
-            Ok(requested) => match conversation::open(&state, &user, requested, if_missing).await {
-                Ok(conversation) => Ok((user, conversation)),
-                Err(OpenError::NotFound) => Err("Conversation not found"),
-                Err(OpenError::Store(error)) => {
-                    tracing::error!(%error, "opening conversation failed");
-                    Err("Conversation unavailable")
+            Ok((requested, resume_after)) => {
+                match conversation::open(&state, &user, requested, request.if_missing).await {
+                    Ok(conversation) => Ok((user, conversation, resume_after)),
+                    Err(OpenError::NotFound) => Err("Conversation not found"),
+                    Err(OpenError::Store(error)) => {
+                        tracing::error!(%error, "opening conversation failed");
+                        Err("Conversation unavailable")
+                    }
                 }
-            },
+            }
         },
     };
     let sockets = state.lifecycle.sockets.clone();
     upgrade.on_upgrade(move |socket| {
         sockets.track_future(async move {
             match target {
-                Ok((user, conversation)) => session::run(socket, state, user, conversation).await,
+                Ok((user, conversation, resume_after)) => {
+                    session::run(socket, state, user, conversation, resume_after).await
+                }
                 Err(reason) => close_with(socket, close_code::POLICY, reason).await,
             }
         })

@@ -8,18 +8,21 @@
 use std::{sync::Arc, time::Duration};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use colloquy_protocol::{ClientEvent, ServerEvent};
+use colloquy_protocol::{ClientEvent, Seq, ServerEvent};
 use tokio::{
-    sync::broadcast::error::RecvError,
+    sync::broadcast::{self, error::RecvError},
     time::{interval_at, Instant, MissedTickBehavior},
 };
 
 use crate::{
-    hub::{ChannelHandle, Published},
+    hub::{ChannelHandle, Published, Replay},
     input::{ClientId, UserText},
     store::{Conversation, User},
+    turn::stored_events,
     AppState,
 };
+
+type Events = broadcast::Receiver<Arc<Published>>;
 
 /// The close codes this server uses (RFC 6455 section 7.4.1).
 pub mod close_code {
@@ -46,11 +49,17 @@ struct Session {
     write_timeout: Duration,
 }
 
-/// Serve one authenticated socket on `conversation` until either side ends it.
+/// Serve one authenticated socket on `conversation` until either side ends
+/// it. With `resume_after`, first replay every event after that seq.
 #[tracing::instrument(skip_all, fields(conversation_id = %conversation.id, user_id = %user.id))]
-pub async fn run(socket: WebSocket, state: AppState, user: User, conversation: Conversation) {
+pub async fn run(
+    socket: WebSocket,
+    state: AppState,
+    user: User,
+    conversation: Conversation,
+    resume_after: Option<Seq>,
+) {
     let channel = state.hub.channel(conversation.id, conversation.last_seq);
-    let (last_seq, mut events) = channel.subscribe().await;
     let heartbeat_interval = Duration::from_secs(state.config.heartbeat_interval_secs);
     let heartbeat_timeout = Duration::from_secs(state.config.heartbeat_timeout_secs);
     let closing = state.lifecycle.close_sockets.clone();
@@ -61,13 +70,9 @@ pub async fn run(socket: WebSocket, state: AppState, user: User, conversation: C
         write_timeout: heartbeat_timeout,
     };
     tracing::debug!("socket open");
-    let ready = ServerEvent::Ready {
-        conversation_id: conversation.id,
-        last_seq,
-    };
-    if !session.send_event(&ready).await {
+    let Some(mut events) = session.subscribe(resume_after, true).await else {
         return;
-    }
+    };
     let mut heartbeat = interval_at(Instant::now() + heartbeat_interval, heartbeat_interval);
     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_heard = Instant::now();
@@ -80,7 +85,7 @@ pub async fn run(socket: WebSocket, state: AppState, user: User, conversation: C
                 match frame {
                     None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break Exit::ClientClosed,
                     Some(Ok(Message::Text(text))) => {
-                        if !session.handle_text(text.as_str()).await {
+                        if !session.handle_text(text.as_str(), &mut events).await {
                             break Exit::ClientClosed;
                         }
                     }
@@ -127,6 +132,69 @@ pub async fn run(socket: WebSocket, state: AppState, user: User, conversation: C
 }
 
 impl Session {
+    /// Subscribe to the conversation: send `ready` (when `announce`), then
+    /// every event after `resume_after` exactly once, and return the live
+    /// receiver. `None` when the socket is gone.
+    async fn subscribe(&mut self, resume_after: Option<Seq>, announce: bool) -> Option<Events> {
+        let conversation_id = self.channel.id;
+        let (last_seq, replay, events) = match resume_after {
+            None => {
+                let (last_seq, events) = self.channel.subscribe().await;
+                (last_seq, Replay::Events(Vec::new()), events)
+            }
+            Some(after) => {
+                let db = self.state.db.clone();
+                let loaded = self
+                    .channel
+                    .subscribe_after(after, |after| async move {
+                        stored_events(&db, conversation_id, after).await
+                    })
+                    .await;
+                match loaded {
+                    Ok(subscription) => (
+                        subscription.last_seq,
+                        subscription.replay,
+                        subscription.events,
+                    ),
+                    Err(error) => {
+                        tracing::error!(%error, "loading events to replay failed");
+                        self.send_error(
+                            "storage_error",
+                            "could not load the conversation; please retry",
+                        )
+                        .await;
+                        return None;
+                    }
+                }
+            }
+        };
+        if announce {
+            let ready = ServerEvent::Ready {
+                conversation_id,
+                last_seq,
+            };
+            if !self.send_event(&ready).await {
+                return None;
+            }
+        }
+        match replay {
+            Replay::Events(replayed) => {
+                for published in &replayed {
+                    if !self.forward(published).await {
+                        return None;
+                    }
+                }
+            }
+            Replay::ResyncRequired => {
+                let message = "events since last_seq cannot be replayed; reload the conversation";
+                if !self.send_error("resync_required", message).await {
+                    return None;
+                }
+            }
+        }
+        Some(events)
+    }
+
     /// Write one frame; `false` when the socket is gone or stuck past the write time-out.
     async fn send(&mut self, message: Message) -> bool {
         matches!(
@@ -158,7 +226,7 @@ impl Session {
     }
 
     /// Act on one client event; `false` when the socket is gone.
-    async fn handle_text(&mut self, text: &str) -> bool {
+    async fn handle_text(&mut self, text: &str, events: &mut Events) -> bool {
         let event = match serde_json::from_str::<ClientEvent>(text) {
             Ok(event) => event,
             Err(error) => {
@@ -174,6 +242,13 @@ impl Session {
                 true
             }
             ClientEvent::Text { content, client_id } => self.submit(content, client_id).await,
+            ClientEvent::Resume { last_seq } => match self.subscribe(Some(last_seq), false).await {
+                Some(resubscribed) => {
+                    *events = resubscribed;
+                    true
+                }
+                None => false,
+            },
         }
     }
 

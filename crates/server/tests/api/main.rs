@@ -10,3 +10,4 @@ mod chat_socket;
 mod conversations;
 mod http_chat;
 mod lifecycle;
+mod resume;
