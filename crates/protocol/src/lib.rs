@@ -123,6 +123,24 @@ pub enum ServerEvent {
     },
     /// Answer to a client [`ClientEvent::Ping`].
     Pong,
+    /// One of the user's conversations changed elsewhere (another tab,
+    /// device or HTTP call); sent to every socket of the user. Not part of
+    /// any conversation's log, so it has no `seq`.
+    Conversation {
+        action: ConversationAction,
+        conversation_id: Uuid,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        title: Option<String>,
+    },
+}
+
+/// What happened to a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationAction {
+    Created,
+    Renamed,
+    Deleted,
 }
 
 impl ServerEvent {
@@ -133,7 +151,9 @@ impl ServerEvent {
             | ServerEvent::Delta { seq, .. }
             | ServerEvent::Message { seq, .. } => Some(*seq),
             ServerEvent::Error { seq, .. } => *seq,
-            ServerEvent::Ready { .. } | ServerEvent::Pong => None,
+            ServerEvent::Ready { .. } | ServerEvent::Pong | ServerEvent::Conversation { .. } => {
+                None
+            }
         }
     }
 
@@ -146,6 +166,7 @@ impl ServerEvent {
             ServerEvent::Message { .. } => "message",
             ServerEvent::Error { .. } => "error",
             ServerEvent::Pong => "pong",
+            ServerEvent::Conversation { .. } => "conversation",
         }
     }
 }

@@ -59,6 +59,26 @@ pub struct Config {
     pub conversation_buffer_events: usize,
     /// Newest events of each live conversation kept in memory for exact resume.
     pub replay_buffer_events: usize,
+    /// Origins (exact `scheme://host[:port]`) allowed to open sockets besides
+    /// the server's own; `*` allows any. Clients that send no Origin (not
+    /// browsers) are not affected.
+    pub allowed_origins: Vec<String>,
+    /// Open sockets allowed per user (tabs and devices).
+    pub max_sockets_per_user: usize,
+    /// `text` messages per minute one socket may send.
+    pub messages_per_minute_per_socket: u32,
+    /// `text` messages per minute one user may send across all sockets and HTTP.
+    pub messages_per_minute_per_user: u32,
+    /// Inbound frames per second one socket may send (any kind).
+    pub frames_per_second_per_socket: u32,
+    /// Rate-limited frames in a row after which a socket is closed (1008).
+    pub rate_limit_strikes: u32,
+    /// Longest reply, in characters; generation stops there. Must fit a frame.
+    pub max_reply_chars: usize,
+    /// Per-socket read buffer (small keeps 10,000 idle sockets cheap).
+    pub socket_read_buffer_bytes: usize,
+    /// Most unsent bytes buffered per socket before writes wait.
+    pub socket_max_write_buffer_bytes: usize,
     /// SQLite `synchronous` level: `full` (durable on power loss) or `normal` (durable on crash).
     pub sqlite_synchronous: String,
     /// The embedded model.
@@ -119,6 +139,15 @@ impl Default for Config {
             conversation_buffer_events: 1024,
             replay_buffer_events: 2048,
             sqlite_synchronous: "full".into(),
+            allowed_origins: Vec::new(),
+            max_sockets_per_user: 32,
+            messages_per_minute_per_socket: 60,
+            messages_per_minute_per_user: 120,
+            frames_per_second_per_socket: 50,
+            rate_limit_strikes: 20,
+            max_reply_chars: 32_000,
+            socket_read_buffer_bytes: 4096,
+            socket_max_write_buffer_bytes: 1024 * 1024,
             local: LocalModelConfig::default(),
         }
     }
@@ -218,6 +247,26 @@ impl Config {
                 "conversation_buffer_events",
                 self.conversation_buffer_events,
             ),
+            ("max_sockets_per_user", self.max_sockets_per_user),
+            (
+                "messages_per_minute_per_socket",
+                self.messages_per_minute_per_socket as usize,
+            ),
+            (
+                "messages_per_minute_per_user",
+                self.messages_per_minute_per_user as usize,
+            ),
+            (
+                "frames_per_second_per_socket",
+                self.frames_per_second_per_socket as usize,
+            ),
+            ("rate_limit_strikes", self.rate_limit_strikes as usize),
+            ("max_reply_chars", self.max_reply_chars),
+            ("socket_read_buffer_bytes", self.socket_read_buffer_bytes),
+            (
+                "socket_max_write_buffer_bytes",
+                self.socket_max_write_buffer_bytes,
+            ),
             ("local.workers", self.local.workers),
             ("local.threads_per_worker", self.local.threads_per_worker),
             ("local.context_tokens", self.local.context_tokens as usize),
@@ -229,6 +278,13 @@ impl Config {
         }
         if self.heartbeat_timeout_secs <= self.heartbeat_interval_secs {
             bail!("invalid configuration: heartbeat_timeout_secs must be greater than heartbeat_interval_secs");
+        }
+        // The final message carries the whole reply: it must fit in a frame
+        // this server would itself accept (4 bytes per char at worst).
+        if self.max_reply_chars.saturating_mul(4).saturating_add(4096) > self.max_frame_bytes {
+            bail!(
+                "invalid configuration: max_reply_chars * 4 + 4096 must not exceed max_frame_bytes"
+            );
         }
         if !matches!(self.sqlite_synchronous.as_str(), "full" | "normal") {
             bail!("invalid configuration: sqlite_synchronous must be `full` or `normal`");

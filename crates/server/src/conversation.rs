@@ -3,8 +3,9 @@
 
 use uuid::Uuid;
 
+use colloquy_protocol::{ConversationAction, ServerEvent};
+
 use crate::{
-    input::Title,
     store::{self, Conversation, StoreError, User},
     AppState,
 };
@@ -35,15 +36,8 @@ pub async fn open(
     requested: Option<Uuid>,
     if_missing: IfMissing,
 ) -> Result<Conversation, OpenError> {
-    let untitled = Title::parse("").map_err(|_| OpenError::NotFound)?;
     let Some(id) = requested else {
-        return Ok(store::create_conversation(
-            &state.db,
-            Uuid::now_v7(),
-            user.id,
-            untitled.as_str(),
-        )
-        .await?);
+        return Ok(create(state, user.id, Uuid::now_v7(), "").await?);
     };
     if let Some(conversation) = store::find_conversation(&state.db, id, user.id).await? {
         return Ok(conversation);
@@ -51,7 +45,7 @@ pub async fn open(
     if if_missing == IfMissing::Refuse || store::conversation_exists(&state.db, id).await? {
         return Err(OpenError::NotFound);
     }
-    match store::create_conversation(&state.db, id, user.id, untitled.as_str()).await {
+    match create(state, user.id, id, "").await {
         Ok(conversation) => Ok(conversation),
         // Created concurrently: by this user (open it) or another (not found).
         Err(StoreError::Conflict(_)) => store::find_conversation(&state.db, id, user.id)
@@ -59,4 +53,32 @@ pub async fn open(
             .ok_or(OpenError::NotFound),
         Err(other) => Err(other.into()),
     }
+}
+
+/// Create a conversation and tell the user's other sockets about it.
+pub async fn create(
+    state: &AppState,
+    user_id: Uuid,
+    id: Uuid,
+    title: &str,
+) -> Result<Conversation, StoreError> {
+    let conversation = store::create_conversation(&state.db, id, user_id, title).await?;
+    announce(state, user_id, ConversationAction::Created, id, Some(title));
+    Ok(conversation)
+}
+
+/// Tell every socket of `user_id` that one of its conversations changed.
+pub fn announce(
+    state: &AppState,
+    user_id: Uuid,
+    action: ConversationAction,
+    id: Uuid,
+    title: Option<&str>,
+) {
+    let event = ServerEvent::Conversation {
+        action,
+        conversation_id: id,
+        title: title.map(str::to_owned),
+    };
+    state.hub.publish_to_user(user_id, event);
 }

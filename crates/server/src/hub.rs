@@ -38,9 +38,10 @@ impl Published {
     }
 }
 
-/// Registry of live conversation channels.
+/// Registry of live conversation channels and per-user channels.
 pub struct Hub {
     channels: Mutex<HashMap<Uuid, Arc<ConversationChannel>>>,
+    users: Mutex<HashMap<Uuid, broadcast::Sender<Arc<Published>>>>,
     sizes: ChannelSizes,
 }
 
@@ -58,8 +59,34 @@ impl Hub {
     pub fn new(sizes: ChannelSizes) -> Arc<Self> {
         Arc::new(Self {
             channels: Mutex::new(HashMap::new()),
+            users: Mutex::new(HashMap::new()),
             sizes,
         })
+    }
+
+    /// Subscribe to events for all of `user`'s sockets.
+    pub fn subscribe_user(self: &Arc<Self>, user: Uuid) -> UserSubscription {
+        let mut users = lock(&self.users);
+        let sender = users
+            .entry(user)
+            .or_insert_with(|| broadcast::channel(self.sizes.subscriber_buffer).0);
+        UserSubscription {
+            events: sender.subscribe(),
+            hub: self.clone(),
+            user,
+        }
+    }
+
+    /// Send `event` to every socket of `user` (none listening is fine).
+    pub fn publish_to_user(&self, user: Uuid, event: ServerEvent) {
+        if let Some(sender) = lock(&self.users).get(&user) {
+            let _ = sender.send(Arc::new(Published::new(event)));
+        }
+    }
+
+    /// How many users have a subscribed socket (for leak tests).
+    pub fn live_users(&self) -> usize {
+        lock(&self.users).len()
     }
 
     /// The channel of conversation `id`, created if needed with numbering
@@ -98,6 +125,27 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A socket's subscription to its user's events; the last one dropped
+/// retires the user's channel.
+pub struct UserSubscription {
+    pub events: broadcast::Receiver<Arc<Published>>,
+    hub: Arc<Hub>,
+    user: Uuid,
+}
+
+impl Drop for UserSubscription {
+    fn drop(&mut self) {
+        let mut users = lock(&self.hub.users);
+        // Subscriptions are only made under this lock: one receiver left is ours.
+        if users
+            .get(&self.user)
+            .is_some_and(|s| s.receiver_count() <= 1)
+        {
+            users.remove(&self.user);
+        }
+    }
 }
 
 /// A counted reference to a live channel; the last one dropped retires it.

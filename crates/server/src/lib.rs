@@ -10,6 +10,7 @@
 //! - [`turn`]: one reply from user message to stored assistant message.
 //! - [`conversation`]: opening a conversation with ownership checks.
 //! - [`input`]: client input parsed into valid types.
+//! - [`limits`]: rate limits, sockets per user, Origin allow-list.
 //! - [`http`]: REST endpoints and the HTTP chat fallbacks.
 //! - [`ws`]: the chat sockets.
 //! - [`error`]: the JSON error type of the HTTP API.
@@ -21,6 +22,7 @@ pub mod error;
 pub mod http;
 pub mod hub;
 pub mod input;
+pub mod limits;
 pub mod store;
 pub mod turn;
 pub mod ws;
@@ -46,6 +48,7 @@ pub struct AppState {
     pub tokens: Arc<TokenService>,
     pub hub: Arc<Hub>,
     pub turns: Arc<TurnService>,
+    pub limits: Arc<limits::Limits>,
     pub lifecycle: Lifecycle,
 }
 
@@ -96,11 +99,13 @@ impl App {
                 system_prompt: config.system_prompt.clone(),
                 history_budget_tokens: config.history_budget_tokens,
                 max_reply_tokens: config.max_reply_tokens,
+                max_reply_chars: config.max_reply_chars,
             },
         );
         let listener = TcpListener::bind(config.addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.addr))?;
+        let limits = limits::Limits::new(&config);
         let state = AppState {
             hub: Hub::new(ChannelSizes {
                 subscriber_buffer: config.conversation_buffer_events,
@@ -110,6 +115,7 @@ impl App {
             db,
             tokens: Arc::new(tokens),
             turns: Arc::new(turns),
+            limits,
             lifecycle: Lifecycle::default(),
         };
         Ok(Self { listener, state })

@@ -32,6 +32,32 @@ use crate::{
     store::{self, NewMessage, Pool, StoreError},
 };
 
+/// Largest `delta` event content, in characters: a provider chunk larger
+/// than this is sent as several deltas, keeping frames small.
+const MAX_DELTA_CHARS: usize = 2048;
+
+/// `text` cut to at most `room` characters, and whether it was cut.
+fn clip_chars(text: String, room: usize) -> (String, bool) {
+    match text.char_indices().nth(room) {
+        Some((cut, _)) => (text[..cut].to_owned(), true),
+        None => (text, false),
+    }
+}
+
+/// `text` in pieces of at most `size` characters, never splitting a character.
+fn split_chars(text: &str, size: usize) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let cut = rest.char_indices().nth(size).map_or(rest.len(), |(i, _)| i);
+        let (piece, tail) = rest.split_at(cut);
+        rest = tail;
+        Some(piece)
+    })
+}
+
 /// Most messages read back as history for one reply (before token trimming).
 const HISTORY_MESSAGES: u32 = 200;
 
@@ -41,6 +67,8 @@ pub struct TurnSettings {
     pub system_prompt: String,
     pub history_budget_tokens: usize,
     pub max_reply_tokens: u32,
+    /// Generation stops once the reply reaches this many characters.
+    pub max_reply_chars: usize,
 }
 
 /// Why a message was not accepted.
@@ -328,6 +356,7 @@ impl ReplyJob {
             },
             () = self.cancel.cancelled() => return (content, Ok(MessageStatus::Interrupted)),
         };
+        let mut reply_chars = 0;
         loop {
             let item = tokio::select! {
                 biased;
@@ -336,20 +365,19 @@ impl ReplyJob {
             };
             match item {
                 Some(Ok(StreamEvent::Delta(text))) => {
-                    content.push_str(&text);
-                    let message_id = self.reply_id;
-                    let published = self
-                        .channel
-                        .publish(|seq| async move {
-                            Ok::<_, std::convert::Infallible>(ServerEvent::Delta {
-                                message_id,
-                                seq,
-                                content: text,
-                            })
-                        })
-                        .await;
-                    if let Err(never) = published {
-                        match never {}
+                    let room = self.settings.max_reply_chars.saturating_sub(reply_chars);
+                    let (text, clipped) = clip_chars(text, room);
+                    for piece in split_chars(&text, MAX_DELTA_CHARS) {
+                        content.push_str(piece);
+                        self.publish_delta(piece.to_owned()).await;
+                    }
+                    reply_chars += text.chars().count();
+                    if clipped {
+                        tracing::info!(
+                            max = self.settings.max_reply_chars,
+                            "reply reached max_reply_chars"
+                        );
+                        return (content, Ok(MessageStatus::Complete));
                     }
                 }
                 Some(Ok(StreamEvent::Finished(_))) => {
@@ -361,6 +389,23 @@ impl ReplyJob {
                     return (content, Err(Failure::Provider(error)));
                 }
             }
+        }
+    }
+
+    async fn publish_delta(&self, content: String) {
+        let message_id = self.reply_id;
+        let published = self
+            .channel
+            .publish(|seq| async move {
+                Ok::<_, std::convert::Infallible>(ServerEvent::Delta {
+                    message_id,
+                    seq,
+                    content,
+                })
+            })
+            .await;
+        if let Err(never) = published {
+            match never {}
         }
     }
 
@@ -483,5 +528,25 @@ pub fn final_event(message: &store::Message) -> ServerEvent {
         sender: message.sender,
         status: message.status,
         is_final: true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clip_keeps_whole_characters() {
+        assert_eq!(clip_chars("héllo".into(), 2), ("hé".into(), true));
+        assert_eq!(clip_chars("hé".into(), 2), ("hé".into(), false));
+        assert_eq!(clip_chars("x".into(), 0), (String::new(), true));
+    }
+
+    #[test]
+    fn split_makes_bounded_pieces_that_rejoin() {
+        let text = "ab€cd€e";
+        let pieces: Vec<&str> = split_chars(text, 3).collect();
+        assert_eq!(pieces, ["ab€", "cd€", "e"]);
+        assert_eq!(split_chars("", 3).count(), 0);
     }
 }

@@ -6,8 +6,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use colloquy_protocol::ConversationAction;
+
 use crate::{
     auth::AuthUser,
+    conversation,
     error::{ApiJson, ApiPath, ApiQuery, AppError},
     input::Title,
     store::{self, Conversation, Message},
@@ -80,7 +83,7 @@ async fn create(
     };
     let title = Title::parse(&body.title).map_err(|e| AppError::bad_request(e.code, e.message))?;
     let conversation =
-        store::create_conversation(&state.db, Uuid::now_v7(), user.id, title.as_str()).await?;
+        conversation::create(&state, user.id, Uuid::now_v7(), title.as_str()).await?;
     Ok((StatusCode::CREATED, Json(conversation)))
 }
 
@@ -133,6 +136,13 @@ async fn rename(
     let conversation = store::find_conversation(&state.db, id, user.id)
         .await?
         .ok_or(AppError::NotFound("conversation"))?;
+    conversation::announce(
+        &state,
+        user.id,
+        ConversationAction::Renamed,
+        id,
+        Some(&conversation.title),
+    );
     Ok(Json(conversation))
 }
 
@@ -151,5 +161,6 @@ async fn remove(
     if let Some(channel) = state.hub.live(id) {
         channel.cancel_replies();
     }
+    conversation::announce(&state, user.id, ConversationAction::Deleted, id, None);
     Ok(StatusCode::NO_CONTENT)
 }

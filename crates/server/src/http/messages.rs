@@ -66,6 +66,9 @@ async fn start_turn(
     body: MessageBody,
     if_missing: IfMissing,
 ) -> Result<HttpTurn, AppError> {
+    if !state.limits.allow_user_message(user.id) {
+        return Err(AppError::RateLimited);
+    }
     let text = UserText::parse(body.content, state.config.max_message_chars)
         .map_err(|e| AppError::bad_request(e.code, e.message))?;
     let client_id = body

@@ -26,6 +26,8 @@ use crate::{
     auth::authenticate,
     conversation::{self, IfMissing, OpenError},
     error::{ApiPath, AppError},
+    limits::SocketPermit,
+    store::{Conversation, User},
     AppState,
 };
 
@@ -125,38 +127,72 @@ async fn accept(
                 .into_response();
         }
     };
+    if !state.limits.origin_allowed(&headers) {
+        return AppError::Forbidden {
+            code: "origin_not_allowed",
+            message: "this Origin may not open sockets here".into(),
+        }
+        .into_response();
+    }
+    let config = &state.config;
     let upgrade = upgrade
-        .max_message_size(state.config.max_frame_bytes)
-        .max_frame_size(state.config.max_frame_bytes);
-    let target = match authenticate(&state, &headers, &uri).await {
-        Err(failure) => Err(failure.reason()),
-        Ok(user) => match request
-            .conversation
-            .and_then(|c| Ok((c, request.resume_after?)))
-        {
-            Err(reason) => Err(reason),
-            Ok((requested, resume_after)) => {
-                match conversation::open(&state, &user, requested, request.if_missing).await {
-                    Ok(conversation) => Ok((user, conversation, resume_after)),
-                    Err(OpenError::NotFound) => Err("Conversation not found"),
-                    Err(OpenError::Store(error)) => {
-                        tracing::error!(%error, "opening conversation failed");
-                        Err("Conversation unavailable")
-                    }
-                }
-            }
-        },
-    };
+        .max_message_size(config.max_frame_bytes)
+        .max_frame_size(config.max_frame_bytes)
+        .read_buffer_size(config.socket_read_buffer_bytes)
+        .write_buffer_size(0)
+        .max_write_buffer_size(config.socket_max_write_buffer_bytes);
+    let admitted = admit(&state, &headers, &uri, request).await;
     let sockets = state.lifecycle.sockets.clone();
     upgrade.on_upgrade(move |socket| {
         sockets.track_future(async move {
-            match target {
-                Ok((user, conversation, resume_after)) => {
-                    session::run(socket, state, user, conversation, resume_after).await
-                }
+            match admitted {
+                Ok(admitted) => session::run(socket, state, admitted).await,
                 Err(reason) => close_with(socket, close_code::POLICY, reason).await,
             }
         })
+    })
+}
+
+/// Everything checked before a socket may start its session.
+pub(crate) struct Admitted {
+    pub user: User,
+    pub conversation: Conversation,
+    pub resume_after: Option<Seq>,
+    /// Holds this socket's place in the user's socket quota.
+    pub permit: SocketPermit,
+}
+
+/// Authenticate, take a socket slot and open the conversation; the error is
+/// the close reason (seed 004's wording where it has one).
+async fn admit(
+    state: &AppState,
+    headers: &HeaderMap,
+    uri: &Uri,
+    request: Request,
+) -> Result<Admitted, &'static str> {
+    let user = authenticate(state, headers, uri)
+        .await
+        .map_err(|failure| failure.reason())?;
+    let requested = request.conversation?;
+    let resume_after = request.resume_after?;
+    let permit = state
+        .limits
+        .open_socket(user.id)
+        .ok_or("Too many connections")?;
+    let conversation = conversation::open(state, &user, requested, request.if_missing)
+        .await
+        .map_err(|error| match error {
+            OpenError::NotFound => "Conversation not found",
+            OpenError::Store(error) => {
+                tracing::error!(%error, "opening conversation failed");
+                "Conversation unavailable"
+            }
+        })?;
+    Ok(Admitted {
+        user,
+        conversation,
+        resume_after,
+        permit,
     })
 }
 

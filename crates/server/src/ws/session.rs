@@ -14,10 +14,12 @@ use tokio::{
     time::{interval_at, Instant, MissedTickBehavior},
 };
 
+use super::Admitted;
 use crate::{
     hub::{ChannelHandle, Published, Replay},
     input::{ClientId, UserText},
-    store::{Conversation, User},
+    limits::{SocketLimits, Verdict},
+    store::User,
     turn::stored_events,
     AppState,
 };
@@ -32,6 +34,8 @@ pub mod close_code {
     pub const GOING_AWAY: u16 = 1001;
     /// Policy violation: authentication or ownership failures, abuse.
     pub const POLICY: u16 = 1008;
+    /// A message larger than `max_frame_bytes`.
+    pub const TOO_BIG: u16 = 1009;
     /// Service restart: reconnect (to another node) and resume.
     pub const RESTART: u16 = 1012;
 }
@@ -44,6 +48,8 @@ enum Exit {
 
 struct Session {
     state: AppState,
+    user: User,
+    limits: SocketLimits,
     channel: ChannelHandle,
     socket: WebSocket,
     write_timeout: Duration,
@@ -51,24 +57,27 @@ struct Session {
 
 /// Serve one authenticated socket on `conversation` until either side ends
 /// it. With `resume_after`, first replay every event after that seq.
-#[tracing::instrument(skip_all, fields(conversation_id = %conversation.id, user_id = %user.id))]
-pub async fn run(
-    socket: WebSocket,
-    state: AppState,
-    user: User,
-    conversation: Conversation,
-    resume_after: Option<Seq>,
-) {
+#[tracing::instrument(skip_all, fields(conversation_id = %admitted.conversation.id, user_id = %admitted.user.id))]
+pub(crate) async fn run(socket: WebSocket, state: AppState, admitted: Admitted) {
+    let Admitted {
+        user,
+        conversation,
+        resume_after,
+        permit: _permit,
+    } = admitted;
     let channel = state.hub.channel(conversation.id, conversation.last_seq);
     let heartbeat_interval = Duration::from_secs(state.config.heartbeat_interval_secs);
     let heartbeat_timeout = Duration::from_secs(state.config.heartbeat_timeout_secs);
     let closing = state.lifecycle.close_sockets.clone();
     let mut session = Session {
+        limits: state.limits.for_socket(),
         state,
+        user,
         channel,
         socket,
         write_timeout: heartbeat_timeout,
     };
+    let mut user_events = session.state.hub.subscribe_user(session.user.id);
     tracing::debug!("socket open");
     let Some(mut events) = session.subscribe(resume_after, true).await else {
         return;
@@ -82,7 +91,17 @@ pub async fn run(
             () = closing.cancelled() => break Exit::Close(close_code::RESTART, "service restart"),
             frame = session.socket.recv() => {
                 last_heard = Instant::now();
+                if !matches!(frame, Some(Ok(Message::Pong(_)))) {
+                    match session.limits.frame() {
+                        Verdict::Allowed => {}
+                        Verdict::Limited => continue,
+                        Verdict::Abusive => break Exit::Close(close_code::POLICY, "rate limit exceeded"),
+                    }
+                }
                 match frame {
+                    Some(Err(ref error)) if is_too_big(error) => {
+                        break Exit::Close(close_code::TOO_BIG, "message too big");
+                    }
                     None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break Exit::ClientClosed,
                     Some(Ok(Message::Text(text))) => {
                         if !session.handle_text(text.as_str(), &mut events).await {
@@ -110,6 +129,16 @@ pub async fn run(
                 }
                 Err(RecvError::Closed) => break Exit::Close(close_code::GOING_AWAY, "conversation closed"),
             },
+            received = user_events.events.recv() => match received {
+                Ok(published) => {
+                    if !session.forward(&published).await {
+                        break Exit::ClientClosed;
+                    }
+                }
+                // Conversation-list hints only: a client that missed some reloads its list anyway.
+                Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => break Exit::Close(close_code::GOING_AWAY, "user channel closed"),
+            },
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() > heartbeat_timeout {
                     tracing::info!("heartbeat timeout: dropping socket");
@@ -129,6 +158,13 @@ pub async fn run(
         let _ = session.send(Message::Close(Some(frame))).await;
     }
     tracing::debug!("socket closed");
+}
+
+/// Whether a receive error is tungstenite refusing an oversized message.
+fn is_too_big(error: &axum::Error) -> bool {
+    std::error::Error::source(error)
+        .and_then(|inner| inner.downcast_ref::<tungstenite::Error>())
+        .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
 }
 
 impl Session {
@@ -253,6 +289,24 @@ impl Session {
     }
 
     async fn submit(&mut self, content: String, client_id: Option<String>) -> bool {
+        match self.limits.message(&self.state.limits, self.user.id) {
+            Verdict::Allowed => {}
+            Verdict::Limited => {
+                return self
+                    .send_error("rate_limited", "too many messages; slow down")
+                    .await;
+            }
+            Verdict::Abusive => {
+                self.send_error("rate_limited", "too many messages; closing")
+                    .await;
+                let frame = CloseFrame {
+                    code: close_code::POLICY,
+                    reason: "rate limit exceeded".into(),
+                };
+                let _ = self.send(Message::Close(Some(frame))).await;
+                return false;
+            }
+        }
         let parsed =
             UserText::parse(content, self.state.config.max_message_chars).and_then(|text| {
                 let client_id = client_id.map(ClientId::parse).transpose()?;

@@ -160,3 +160,59 @@ async fn malformed_requests_get_json_errors() {
         "not_found"
     );
 }
+
+#[tokio::test]
+async fn every_socket_of_a_user_hears_about_conversation_changes() {
+    let app = spawn_app().await;
+    let token = app.register("fanout@example.com").await;
+    let other = app.register("stranger@example.com").await;
+    let (mut tab, _) = app.chat(&token, None).await;
+    let (mut strangers_tab, _) = app.chat(&other, None).await;
+
+    let created: Value = app
+        .post_json(
+            "/api/conversations",
+            &token,
+            json!({ "title": "from another tab" }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].clone();
+    let event = tab.next_event().await;
+    assert_eq!(event["type"], "conversation");
+    assert_eq!(event["action"], "created");
+    assert_eq!(event["conversation_id"], id);
+    assert_eq!(event["title"], "from another tab");
+
+    let path = format!("/api/conversations/{}", id.as_str().unwrap());
+    app.http
+        .patch(app.url(&path))
+        .bearer_auth(&token)
+        .json(&json!({ "title": "renamed" }))
+        .send()
+        .await
+        .unwrap();
+    let event = tab.next_event().await;
+    assert_eq!(
+        (event["action"].as_str(), event["title"].as_str()),
+        (Some("renamed"), Some("renamed"))
+    );
+    app.http
+        .delete(app.url(&path))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tab.next_event().await["action"], "deleted");
+
+    // Nothing leaked to another user.
+    strangers_tab.send_json(json!({ "type": "ping" })).await;
+    assert_eq!(strangers_tab.next_event().await["type"], "pong");
+    drop(tab);
+    drop(strangers_tab);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(app.state.hub.live_users(), 0, "user channels retired");
+    assert_eq!(app.state.limits.open_sockets(), 0, "socket slots released");
+}

@@ -10,4 +10,5 @@ mod chat_socket;
 mod conversations;
 mod http_chat;
 mod lifecycle;
+mod limits;
 mod resume;
