@@ -59,6 +59,9 @@ pub struct Config {
     pub conversation_buffer_events: usize,
     /// Newest events of each live conversation kept in memory for exact resume.
     pub replay_buffer_events: usize,
+    /// Seconds a conversation's events stay in memory after its last socket
+    /// leaves, so a quick reconnect replays exactly from memory.
+    pub replay_linger_secs: u64,
     /// Origins (exact `scheme://host[:port]`) allowed to open sockets besides
     /// the server's own; `*` allows any. Clients that send no Origin (not
     /// browsers) are not affected.
@@ -138,6 +141,7 @@ impl Default for Config {
             shutdown_grace_secs: 10,
             conversation_buffer_events: 1024,
             replay_buffer_events: 2048,
+            replay_linger_secs: 60,
             sqlite_synchronous: "full".into(),
             allowed_origins: Vec::new(),
             max_sockets_per_user: 32,

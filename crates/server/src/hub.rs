@@ -6,12 +6,16 @@
 //!
 //! Each channel keeps its newest events in a bounded ring so a client that
 //! reconnects can be given exactly what it missed ([`ConversationChannel::subscribe_after`]).
+//! A channel nobody holds lingers for [`ChannelSizes::linger`] before it is
+//! dropped, so a client that reconnects within that time still gets an exact
+//! replay from memory rather than the stored messages.
 
 use std::{
     collections::{HashMap, VecDeque},
     future::Future,
     ops::Deref,
     sync::{Arc, Mutex},
+    time::{Duration, Instant},
 };
 
 use axum::extract::ws::Utf8Bytes;
@@ -40,7 +44,7 @@ impl Published {
 
 /// Registry of live conversation channels and per-user channels.
 pub struct Hub {
-    channels: Mutex<HashMap<Uuid, Arc<ConversationChannel>>>,
+    channels: Mutex<Channels>,
     users: Mutex<HashMap<Uuid, broadcast::Sender<Arc<Published>>>>,
     sizes: ChannelSizes,
 }
@@ -52,13 +56,56 @@ pub struct ChannelSizes {
     pub subscriber_buffer: usize,
     /// Newest events kept for replay to reconnecting clients.
     pub replay_events: usize,
+    /// How long a channel no one holds is kept (with its ring) before it is dropped.
+    pub linger: Duration,
+}
+
+struct Entry {
+    channel: Arc<ConversationChannel>,
+    /// When the last handle was dropped; `None` while someone holds one.
+    idle_since: Option<Instant>,
+}
+
+struct Channels {
+    entries: HashMap<Uuid, Entry>,
+    last_sweep: Instant,
+}
+
+/// How often idle channels are looked for, at most.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+impl Channels {
+    /// Drop channels idle for longer than `linger` (at most once per [`SWEEP_EVERY`]).
+    fn sweep(&mut self, linger: Duration) {
+        if self.last_sweep.elapsed() < SWEEP_EVERY {
+            return;
+        }
+        self.last_sweep = Instant::now();
+        self.entries.retain(|_, entry| {
+            entry
+                .idle_since
+                .is_none_or(|since| since.elapsed() < linger)
+        });
+    }
+
+    fn handle(&mut self, hub: &Arc<Hub>, id: Uuid) -> Option<ChannelHandle> {
+        let entry = self.entries.get_mut(&id)?;
+        entry.idle_since = None;
+        Some(ChannelHandle {
+            hub: hub.clone(),
+            channel: entry.channel.clone(),
+        })
+    }
 }
 
 impl Hub {
     /// A hub whose channels use `sizes`.
     pub fn new(sizes: ChannelSizes) -> Arc<Self> {
         Arc::new(Self {
-            channels: Mutex::new(HashMap::new()),
+            channels: Mutex::new(Channels {
+                entries: HashMap::new(),
+                last_sweep: Instant::now(),
+            }),
             users: Mutex::new(HashMap::new()),
             sizes,
         })
@@ -93,29 +140,47 @@ impl Hub {
     /// continuing after `stored_last_seq` (ignored when it already exists).
     pub fn channel(self: &Arc<Self>, id: Uuid, stored_last_seq: Seq) -> ChannelHandle {
         let mut channels = lock(&self.channels);
-        let channel = channels
-            .entry(id)
-            .or_insert_with(|| Arc::new(ConversationChannel::new(id, stored_last_seq, self.sizes)))
-            .clone();
+        channels.sweep(self.sizes.linger);
+        if let Some(handle) = channels.handle(self, id) {
+            return handle;
+        }
+        let channel = Arc::new(ConversationChannel::new(id, stored_last_seq, self.sizes));
+        channels.entries.insert(
+            id,
+            Entry {
+                channel: channel.clone(),
+                idle_since: None,
+            },
+        );
         ChannelHandle {
             hub: self.clone(),
             channel,
         }
     }
 
-    /// The channel of conversation `id` if it is live (someone is subscribed or replying).
+    /// The channel of conversation `id` if it is in memory.
     pub fn live(self: &Arc<Self>, id: Uuid) -> Option<ChannelHandle> {
-        let channels = lock(&self.channels);
-        let channel = channels.get(&id)?.clone();
-        Some(ChannelHandle {
-            hub: self.clone(),
-            channel,
-        })
+        lock(&self.channels).handle(self, id)
     }
 
-    /// How many conversations are live (for metrics and leak tests).
+    /// Drop the channel of a deleted conversation at once (holders keep their copy).
+    pub fn forget(&self, id: Uuid) {
+        lock(&self.channels).entries.remove(&id);
+    }
+
+    /// How many conversations someone holds (for metrics and leak tests).
     pub fn live_channels(&self) -> usize {
-        lock(&self.channels).len()
+        let channels = lock(&self.channels);
+        channels
+            .entries
+            .values()
+            .filter(|e| e.idle_since.is_none())
+            .count()
+    }
+
+    /// How many channels are in memory, lingering ones included.
+    pub fn retained_channels(&self) -> usize {
+        lock(&self.channels).entries.len()
     }
 }
 
@@ -173,11 +238,23 @@ impl Deref for ChannelHandle {
 impl Drop for ChannelHandle {
     fn drop(&mut self) {
         let mut channels = lock(&self.hub.channels);
+        let linger = self.hub.sizes.linger;
+        let id = self.channel.id;
         // Handles are only created under this lock, so the count is exact:
         // the map's reference plus ours means we are the last handle.
-        if Arc::strong_count(&self.channel) == 2 {
-            channels.remove(&self.channel.id);
+        let last = Arc::strong_count(&self.channel) == 2;
+        let ours = channels
+            .entries
+            .get(&id)
+            .is_some_and(|entry| Arc::ptr_eq(&entry.channel, &self.channel));
+        if last && ours {
+            if linger.is_zero() {
+                channels.entries.remove(&id);
+            } else if let Some(entry) = channels.entries.get_mut(&id) {
+                entry.idle_since = Some(Instant::now());
+            }
         }
+        channels.sweep(linger);
     }
 }
 
@@ -389,6 +466,7 @@ mod tests {
     const SIZES: ChannelSizes = ChannelSizes {
         subscriber_buffer: 16,
         replay_events: 4,
+        linger: Duration::ZERO,
     };
 
     fn delta(seq: Seq) -> Result<ServerEvent, std::convert::Infallible> {
@@ -492,6 +570,27 @@ mod tests {
         assert_eq!(seqs(&subscription.replay), [2, 3]);
         let caught_up = channel.subscribe_after(3, no_store).await.unwrap();
         assert!(seqs(&caught_up.replay).is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_unheld_channel_lingers_with_its_ring_then_goes() {
+        let hub = Hub::new(ChannelSizes {
+            linger: Duration::from_millis(50),
+            ..SIZES
+        });
+        let channel = hub.channel(Uuid::nil(), 0);
+        channel
+            .publish(|seq| async move { delta_of(1, seq) })
+            .await
+            .unwrap();
+        drop(channel);
+        assert_eq!((hub.live_channels(), hub.retained_channels()), (0, 1));
+        let again = hub.channel(Uuid::nil(), 0);
+        assert_eq!(again.subscribe().await.0, 1, "numbering and ring survived");
+        drop(again);
+        std::thread::sleep(Duration::from_millis(1100));
+        drop(hub.channel(Uuid::from_u128(7), 0)); // any access sweeps
+        assert_eq!(hub.retained_channels(), 1, "only the new one is left");
     }
 
     #[tokio::test]

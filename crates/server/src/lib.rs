@@ -110,6 +110,7 @@ impl App {
             hub: Hub::new(ChannelSizes {
                 subscriber_buffer: config.conversation_buffer_events,
                 replay_events: config.replay_buffer_events,
+                linger: Duration::from_secs(config.replay_linger_secs),
             }),
             config: Arc::new(config),
             db,

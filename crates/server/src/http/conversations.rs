@@ -161,6 +161,7 @@ async fn remove(
     if let Some(channel) = state.hub.live(id) {
         channel.cancel_replies();
     }
+    state.hub.forget(id);
     conversation::announce(&state, user.id, ConversationAction::Deleted, id, None);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,0 +1,170 @@
+//! Counters and latency histograms gathered across all sockets, and the report.
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+/// Everything the run measured.
+pub struct Totals {
+    pub sockets_opened: u64,
+    pub connect_failures: u64,
+    pub peak_held: u64,
+    pub turns_started: u64,
+    pub turns_completed: u64,
+    pub turns_failed: u64,
+    pub replies_mismatched: u64,
+    pub events_expected: u64,
+    pub events_received: u64,
+    pub lost: u64,
+    pub duplicated: u64,
+    pub out_of_order: u64,
+    pub chaos_drops: u64,
+    pub unexpected_drops: u64,
+    pub reconnects: u64,
+    pub error_events: u64,
+    pub first_delta_us: Histogram<u64>,
+    pub final_us: Histogram<u64>,
+}
+
+impl Default for Totals {
+    fn default() -> Self {
+        let histogram = || {
+            Histogram::new_with_bounds(1, 600_000_000, 3)
+                .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!()))
+        };
+        Self {
+            sockets_opened: 0,
+            connect_failures: 0,
+            peak_held: 0,
+            turns_started: 0,
+            turns_completed: 0,
+            turns_failed: 0,
+            replies_mismatched: 0,
+            events_expected: 0,
+            events_received: 0,
+            lost: 0,
+            duplicated: 0,
+            out_of_order: 0,
+            chaos_drops: 0,
+            unexpected_drops: 0,
+            reconnects: 0,
+            error_events: 0,
+            first_delta_us: histogram(),
+            final_us: histogram(),
+        }
+    }
+}
+
+/// Memory figures read from the server process.
+#[derive(Default)]
+pub struct Memory {
+    pub before_sockets: Option<u64>,
+    pub sockets_idle: Option<u64>,
+    pub peak: Option<u64>,
+}
+
+fn ms(histogram: &Histogram<u64>, quantile: f64) -> f64 {
+    histogram.value_at_quantile(quantile) as f64 / 1000.0
+}
+
+fn mib(bytes: Option<u64>) -> String {
+    bytes.map_or("n/a".into(), |b| format!("{:.1} MiB", b as f64 / 1048576.0))
+}
+
+/// Print the report; `upstream_first_token` is the upstream's own delay before its first token.
+pub fn report(
+    totals: &Totals,
+    memory: &Memory,
+    sockets: u64,
+    upstream_first_token: Duration,
+    elapsed: Duration,
+) {
+    let first_token_ms = upstream_first_token.as_secs_f64() * 1000.0;
+    println!("colloquy-bench results ({:.1} s)", elapsed.as_secs_f64());
+    println!("  sockets requested        {sockets}");
+    println!(
+        "  sockets opened           {} ({} failed to connect)",
+        totals.sockets_opened, totals.connect_failures
+    );
+    println!("  connections held (peak)  {}", totals.peak_held);
+    println!(
+        "  turns completed          {} of {} ({} failed, {} replies mismatched)",
+        totals.turns_completed,
+        totals.turns_started,
+        totals.turns_failed,
+        totals.replies_mismatched
+    );
+    println!(
+        "  events expected/received {} / {}",
+        totals.events_expected, totals.events_received
+    );
+    println!("  lost                     {}", totals.lost);
+    println!("  duplicated               {}", totals.duplicated);
+    println!("  out of order             {}", totals.out_of_order);
+    println!("  error events             {}", totals.error_events);
+    println!(
+        "  chaos drops / reconnects {} / {}",
+        totals.chaos_drops, totals.reconnects
+    );
+    println!("  unexpected drops         {}", totals.unexpected_drops);
+    if !totals.first_delta_us.is_empty() {
+        let p50 = ms(&totals.first_delta_us, 0.50);
+        let p99 = ms(&totals.first_delta_us, 0.99);
+        println!("  time to first delta      p50 {p50:.2} ms   p99 {p99:.2} ms");
+        println!(
+            "  gateway overhead         p50 {:.2} ms   p99 {:.2} ms   (first delta minus the upstream's {first_token_ms:.1} ms first-token delay)",
+            p50 - first_token_ms,
+            p99 - first_token_ms
+        );
+        println!(
+            "  time to final            p50 {:.2} ms   p99 {:.2} ms",
+            ms(&totals.final_us, 0.50),
+            ms(&totals.final_us, 0.99)
+        );
+    }
+    println!("  server RSS before sockets {}", mib(memory.before_sockets));
+    println!("  server RSS sockets idle   {}", mib(memory.sockets_idle));
+    println!("  server RSS peak           {}", mib(memory.peak));
+    if let (Some(before), Some(idle)) = (memory.before_sockets, memory.sockets_idle) {
+        if totals.sockets_opened > 0 {
+            let per_socket = idle.saturating_sub(before) as f64 / totals.sockets_opened as f64;
+            println!("  memory per idle socket    {:.1} KiB", per_socket / 1024.0);
+        }
+    }
+    let clean = totals.clean();
+    println!(
+        "  verdict                  {}",
+        if clean {
+            "PASS: nothing lost, duplicated or reordered"
+        } else {
+            "FAIL"
+        }
+    );
+}
+
+impl Totals {
+    pub fn record(&mut self, histogram: Which, value: Duration) {
+        let micros = value.as_micros().clamp(1, 600_000_000) as u64;
+        let target = match histogram {
+            Which::FirstDelta => &mut self.first_delta_us,
+            Which::Final => &mut self.final_us,
+        };
+        let _ = target.record(micros);
+    }
+
+    pub fn clean(&self) -> bool {
+        self.lost == 0
+            && self.duplicated == 0
+            && self.out_of_order == 0
+            && self.unexpected_drops == 0
+            && self.replies_mismatched == 0
+            && self.turns_failed == 0
+            && self.connect_failures == 0
+    }
+}
+
+/// Which latency a sample belongs to.
+pub enum Which {
+    FirstDelta,
+    Final,
+}
