@@ -29,7 +29,7 @@ use uuid::Uuid;
 use crate::{
     hub::ChannelHandle,
     input::{ClientId, UserText},
-    store::{self, NewMessage, Pool, StoreError},
+    store::{self, MessageWriter, NewMessage, Pool, StoreError},
 };
 
 /// Largest `delta` event content, in characters: a provider chunk larger
@@ -107,6 +107,7 @@ pub struct Submitted {
 /// Runs every reply; one per server.
 pub struct TurnService {
     db: Pool,
+    writer: MessageWriter,
     provider: Option<Arc<dyn Provider>>,
     settings: TurnSettings,
     tasks: TaskTracker,
@@ -133,6 +134,7 @@ impl TurnService {
     /// A service generating with `provider` (`None`: replies fail with `no_model`).
     pub fn new(db: Pool, provider: Option<Arc<dyn Provider>>, settings: TurnSettings) -> Self {
         Self {
+            writer: MessageWriter::spawn(db.clone()),
             db,
             provider,
             settings,
@@ -167,25 +169,23 @@ impl TurnService {
         }
         let message_id = Uuid::now_v7();
         let reply_id = Uuid::now_v7();
-        let db = &self.db;
-        let client_id_text = client_id.as_ref().map(ClientId::as_str);
+        let writer = &self.writer;
+        let client_id_text = client_id.as_ref().map(|id| id.as_str().to_owned());
         let published = channel
             .publish(|seq| async move {
-                let stored = store::insert_message(
-                    db,
-                    NewMessage {
+                let stored = writer
+                    .insert(NewMessage {
                         id: message_id,
                         conversation_id: channel.id,
                         sender: Sender::User,
-                        content: text.as_str(),
+                        content: text.as_str().to_owned(),
                         status: MessageStatus::Complete,
                         seq,
                         client_id: client_id_text,
                         reply_id: Some(reply_id),
                         error_code: None,
-                    },
-                )
-                .await?;
+                    })
+                    .await?;
                 Ok::<_, StoreError>(ack_event(&stored))
             })
             .await;
@@ -213,6 +213,7 @@ impl TurnService {
         channel.register_reply(reply_id, cancel.clone());
         let job = ReplyJob {
             db: self.db.clone(),
+            writer: self.writer.clone(),
             provider: self.provider.clone(),
             settings: self.settings.clone(),
             channel: channel.clone(),
@@ -291,6 +292,7 @@ impl Failure {
 /// Everything one reply task needs.
 struct ReplyJob {
     db: Pool,
+    writer: MessageWriter,
     provider: Option<Arc<dyn Provider>>,
     settings: TurnSettings,
     channel: ChannelHandle,
@@ -459,27 +461,25 @@ impl ReplyJob {
 
     /// Store the reply and publish it as the final `message` event.
     async fn store_final(&self, content: &str, status: MessageStatus, error_code: Option<&str>) {
-        let db = &self.db;
+        let writer = &self.writer;
         let reply_id = self.reply_id;
         let conversation_id = self.channel.id;
         let stored = self
             .channel
             .publish(|seq| async move {
-                let message = store::insert_message(
-                    db,
-                    NewMessage {
+                let message = writer
+                    .insert(NewMessage {
                         id: reply_id,
                         conversation_id,
                         sender: Sender::Assistant,
-                        content,
+                        content: content.to_owned(),
                         status,
                         seq,
                         client_id: None,
                         reply_id: None,
-                        error_code,
-                    },
-                )
-                .await?;
+                        error_code: error_code.map(str::to_owned),
+                    })
+                    .await?;
                 Ok::<_, StoreError>(final_event(&message))
             })
             .await;

@@ -34,16 +34,17 @@ pub struct Message {
 }
 
 /// What [`insert_message`] stores.
-pub struct NewMessage<'a> {
+#[derive(Debug, Clone)]
+pub struct NewMessage {
     pub id: Uuid,
     pub conversation_id: Uuid,
     pub sender: Sender,
-    pub content: &'a str,
+    pub content: String,
     pub status: MessageStatus,
     pub seq: u64,
-    pub client_id: Option<&'a str>,
+    pub client_id: Option<String>,
     pub reply_id: Option<Uuid>,
-    pub error_code: Option<&'a str>,
+    pub error_code: Option<String>,
 }
 
 fn parse_sender(text: &str) -> Result<Sender, StoreError> {
@@ -85,9 +86,19 @@ fn message_from_row(row: &SqliteRow) -> Result<Message, StoreError> {
 /// first user message also titles an untitled conversation. A repeated
 /// `client_id` is a [`StoreError::Conflict`]; a deleted conversation is
 /// [`StoreError::NotFound`].
-pub async fn insert_message(pool: &Pool, new: NewMessage<'_>) -> Result<Message, StoreError> {
-    let now = now_millis();
+pub async fn insert_message(pool: &Pool, new: NewMessage) -> Result<Message, StoreError> {
     let mut tx = pool.begin().await?;
+    let message = insert_message_in(&mut tx, new).await?;
+    tx.commit().await?;
+    Ok(message)
+}
+
+/// [`insert_message`] inside the caller's transaction.
+pub async fn insert_message_in(
+    conn: &mut sqlx::SqliteConnection,
+    new: NewMessage,
+) -> Result<Message, StoreError> {
+    let now = now_millis();
     sqlx::query(
         "INSERT INTO messages
            (id, conversation_id, sender, content, status, seq, client_id, reply_id, error_code, created_at)
@@ -96,14 +107,14 @@ pub async fn insert_message(pool: &Pool, new: NewMessage<'_>) -> Result<Message,
     .bind(new.id.to_string())
     .bind(new.conversation_id.to_string())
     .bind(new.sender.as_str())
-    .bind(new.content)
+    .bind(&new.content)
     .bind(new.status.as_str())
     .bind(new.seq as i64)
-    .bind(new.client_id)
+    .bind(&new.client_id)
     .bind(new.reply_id.map(|id| id.to_string()))
-    .bind(new.error_code)
+    .bind(&new.error_code)
     .bind(now)
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await
     .map_err(|e| {
         if is_unique_violation(&e) {
@@ -115,7 +126,7 @@ pub async fn insert_message(pool: &Pool, new: NewMessage<'_>) -> Result<Message,
         }
     })?;
     let title = if new.sender == Sender::User {
-        title_from(new.content)
+        title_from(&new.content)
     } else {
         String::new()
     };
@@ -129,19 +140,18 @@ pub async fn insert_message(pool: &Pool, new: NewMessage<'_>) -> Result<Message,
     .bind(now)
     .bind(title)
     .bind(new.conversation_id.to_string())
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?;
-    tx.commit().await?;
     Ok(Message {
         id: new.id,
         conversation_id: new.conversation_id,
         sender: new.sender,
-        content: new.content.to_owned(),
+        content: new.content,
         status: new.status,
         seq: new.seq,
-        client_id: new.client_id.map(str::to_owned),
+        client_id: new.client_id,
         reply_id: new.reply_id,
-        error_code: new.error_code.map(str::to_owned),
+        error_code: new.error_code,
         created_at: from_millis(now),
     })
 }

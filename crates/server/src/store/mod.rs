@@ -8,6 +8,7 @@
 mod conversations;
 mod messages;
 mod users;
+mod writer;
 
 use std::{str::FromStr, time::Duration};
 
@@ -19,6 +20,7 @@ use sqlx::sqlite::{
 pub use conversations::*;
 pub use messages::*;
 pub use users::*;
+pub use writer::MessageWriter;
 
 /// The connection pool every store function takes.
 pub type Pool = SqlitePool;
@@ -34,6 +36,8 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("the message writer has stopped")]
+    Unavailable,
     #[error("corrupt row: {0}")]
     Corrupt(String),
 }
