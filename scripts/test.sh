@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Run the whole test suite: unit tests next to the code and the end-to-end
-# tests that start the real server on ephemeral ports.
+# Run the whole test suite: unit tests next to the code, the end-to-end tests
+# that start the real server on ephemeral ports, then the browser tests in
+# headless Chromium (scripts/test-browser.sh installs what they need).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo test --workspace "$@"
+scripts/test-browser.sh

@@ -5,6 +5,7 @@ mod auth;
 mod config;
 mod conversations;
 mod messages;
+mod ui;
 
 use axum::{
     extract::{DefaultBodyLimit, Request},
@@ -28,6 +29,7 @@ pub fn router(state: AppState) -> Router {
         .merge(conversations::router())
         .merge(messages::router())
         .merge(crate::ws::router())
+        .merge(ui::router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {

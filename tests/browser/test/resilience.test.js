@@ -1,0 +1,170 @@
+// @ts-check
+/**
+ * @file Losing the connection mid-reply, in a real browser: the socket is
+ * cut from the test (Playwright proxies it), or the server process is
+ * restarted on the same port and data dir. Either way the reply must end
+ * up complete on the page, exactly once.
+ *
+ * These rely on the server's resume support (`?last_seq=`: replay every
+ * event after it).
+ */
+
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { once } from "node:events";
+import { api } from "../lib/server.js";
+import { tokenize } from "../lib/fake-openai.js";
+import { conversationId, deferred, sendMessage, startStack, waitForReply, waitForReplyContaining } from "./helpers.js";
+
+/** @type {Awaited<ReturnType<typeof startStack>>} */
+let stack;
+
+before(async () => {
+  stack = await startStack();
+});
+after(async () => {
+  await stack?.stop();
+});
+
+const STORY = "Once upon a time a socket dropped, and yet every single word of this story still arrived exactly once.";
+
+/** `last_seq` of a socket URL, or null. @param {string} url */
+const lastSeqOf = (url) => {
+  const value = new URL(url).searchParams.get("last_seq");
+  return value === null ? null : Number(value);
+};
+
+/** Resolves once the fake upstream has sent token `index`. @param {number} index */
+function tokenSent(index) {
+  return new Promise((resolve) => {
+    /** @param {number} sent */
+    const listener = (sent) => {
+      if (sent < index) return;
+      stack.upstream.events.off("token", listener);
+      resolve(undefined);
+    };
+    stack.upstream.events.on("token", listener);
+  });
+}
+
+/**
+ * A page whose chat sockets go through the test: the first one can be cut,
+ * later ones wait for `allowReconnect` before reaching the server.
+ * @param {string} token
+ */
+async function pageWithCuttableSocket(token) {
+  const session = await stack.page({ token });
+  /** @type {string[]} */
+  const urls = [];
+  /** @type {(() => void) | null} */
+  let cut = null;
+  const allowReconnect = deferred();
+  await session.page.routeWebSocket(/\/api\/v1\/chat\/ws/, async (ws) => {
+    urls.push(ws.url());
+    const number = urls.length;
+    if (number > 1) await allowReconnect.promise;
+    const server = ws.connectToServer();
+    if (number === 1) {
+      cut = () => {
+        ws.close({ code: 4001, reason: "network lost (test)" });
+        server.close();
+      };
+    }
+  });
+  return { ...session, urls, cut: () => cut?.(), allowReconnect };
+}
+
+test("a socket cut mid-reply resumes from the in-flight log: the reply completes, nothing doubled", async () => {
+  const token = await stack.token();
+  const { page, urls, cut, allowReconnect, context, errors } = await pageWithCuttableSocket(token);
+  await page.goto(`${stack.server.url}/`);
+
+  // Pause after 3 tokens (cut there), then after 7 (reconnect there).
+  const first = deferred();
+  const second = deferred();
+  stack.upstream.reply(STORY, {
+    before: (index) => (index === 3 ? first.promise : index === 7 ? second.promise : undefined),
+  });
+  const tokens = tokenize(STORY);
+  try {
+    await sendMessage(page, "Tell me a story");
+    await waitForReplyContaining(page, tokens.slice(0, 3).join(""));
+    cut();
+    await page.locator("#conn-badge[data-state=reconnecting]").waitFor();
+    // While the page is offline the reply goes on: tokens 3..6 are missed.
+    const sixth = tokenSent(6);
+    first.resolve();
+    await sixth;
+    allowReconnect.resolve();
+    await page.locator("#conn-badge[data-state=open]").waitFor();
+    await waitForReplyContaining(page, tokens.slice(0, 7).join(""));
+    second.resolve();
+    await waitForReply(page, STORY);
+  } finally {
+    first.resolve();
+    second.resolve();
+  }
+  assert.equal(urls.length, 2, "one reconnect");
+  assert.equal(lastSeqOf(urls[0]), null, "a new chat starts without last_seq");
+  assert.ok((lastSeqOf(urls[1]) ?? 0) >= 4, `resumed after the deltas seen: ${urls[1]}`);
+  assert.equal(await page.locator(".msg-assistant").count(), 1);
+  assert.equal(await page.locator(".msg-user").count(), 1, "the user message was not sent twice");
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test("a socket cut mid-reply that reconnects after the reply ended gets the stored reply, once", async () => {
+  const token = await stack.token();
+  const { page, cut, allowReconnect, context } = await pageWithCuttableSocket(token);
+  await page.goto(`${stack.server.url}/`);
+  const gate = deferred();
+  stack.upstream.reply(STORY, { before: (index) => (index === 3 ? gate.promise : undefined) });
+  try {
+    await sendMessage(page, "Tell me the story again");
+    const id = await conversationId(page);
+    await waitForReplyContaining(page, "Once upon a");
+    cut();
+    const done = once(stack.upstream.events, "done");
+    gate.resolve();
+    await done;
+    // Wait until the server has stored the reply, then let the page back in.
+    for (let i = 0; i < 100; i += 1) {
+      const conversation = await api(stack.server.url, "GET", `/api/conversations/${id}`, { token });
+      if (conversation.messages.some((/** @type {any} */ m) => m.sender === "assistant")) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    allowReconnect.resolve();
+    await waitForReply(page, STORY);
+  } finally {
+    gate.resolve();
+  }
+  assert.equal(await page.locator(".msg-assistant").count(), 1);
+  await context.close();
+});
+
+test("the server restarting mid-reply: the page reconnects on its own, the reply is whole and chat goes on", async () => {
+  const token = await stack.token();
+  const { page, context, errors } = await stack.page({ token });
+  await page.goto(`${stack.server.url}/`);
+  const gate = deferred();
+  stack.upstream.reply(STORY, { before: (index) => (index === 4 ? gate.promise : undefined) });
+  try {
+    await sendMessage(page, "One more story, please");
+    await waitForReplyContaining(page, "Once upon a time");
+    // Graceful shutdown lets the reply finish, then closes sockets with 1012.
+    const stopping = stack.server.stop();
+    gate.resolve();
+    await stopping;
+    await page.locator("#conn-badge[data-state=reconnecting]").waitFor();
+    stack.server = await stack.server.restart();
+    await page.locator("#conn-badge[data-state=open]").waitFor({ timeout: 30_000 });
+    await waitForReply(page, STORY);
+  } finally {
+    gate.resolve();
+  }
+  await sendMessage(page, "Are you still there?");
+  await waitForReply(page, "You said: Are you still there?");
+  assert.equal(await page.locator(".msg-assistant").count(), 2);
+  assert.deepEqual(errors, []);
+  await context.close();
+});

@@ -1,0 +1,58 @@
+// @ts-check
+/**
+ * @file The UI's conversation model (no DOM): how stored messages and
+ * socket events combine into what the page shows.
+ */
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { ConversationState } from "../../../web/conversation-state.js";
+
+/** @param {Partial<import("../../../web/protocol.js").StoredMessage>} m */
+const stored = (m) => /** @type {import("../../../web/protocol.js").StoredMessage} */ ({ status: "complete", created_at: "", content: "", ...m });
+
+test("a loaded conversation whose last reply is not stored waits for it, and resumes after the last seq", () => {
+  const state = new ConversationState();
+  state.load([
+    stored({ id: "u1", sender: "user", content: "hi", seq: 1, reply_id: "a1" }),
+    stored({ id: "a1", sender: "assistant", content: "hello", seq: 4 }),
+    stored({ id: "u2", sender: "user", content: "more", seq: 5, reply_id: "a2" }),
+  ]);
+  assert.deepEqual(state.messages.map((m) => [m.id, m.status]), [["u1", "sent"], ["a1", "complete"], ["u2", "sent"], ["a2", "waiting"]]);
+  assert.equal(state.lastSeq, 5);
+  assert.equal(state.busy, true);
+});
+
+test("a local message is re-keyed by its ack; deltas stream; the final message replaces them", () => {
+  const state = new ConversationState();
+  state.addLocal("c1", "hello");
+  const acked = state.apply({ type: "ack", client_id: "c1", message_id: "u1", seq: 1, content: "hello", reply_id: "a1" });
+  assert.equal(acked.structural, true);
+  assert.deepEqual(state.messages.map((m) => [m.id, m.role, m.status]), [["u1", "user", "sent"], ["a1", "assistant", "waiting"]]);
+  state.apply({ type: "delta", message_id: "a1", seq: 2, content: "Hel" });
+  assert.equal(state.get("a1")?.status, "streaming");
+  state.apply({ type: "delta", message_id: "a1", seq: 3, content: "lo" });
+  state.apply({ type: "message", message_id: "a1", seq: 4, content: "Hello!", sender: "assistant", status: "complete", is_final: true });
+  assert.equal(state.get("a1")?.content, "Hello!", "not Hello + Hello!");
+  assert.equal(state.busy, false);
+});
+
+test("a reply error is attached to the reply; a refused text is marked failed", () => {
+  const state = new ConversationState();
+  state.apply({ type: "ack", message_id: "u1", seq: 1, content: "x", reply_id: "a1" });
+  state.apply({ type: "error", code: "no_model", message: "No AI model is configured on this server.", message_id: "a1", seq: 2 });
+  state.apply({ type: "message", message_id: "a1", seq: 3, content: "", sender: "assistant", status: "error", is_final: true });
+  assert.deepEqual(state.get("a1")?.error, { code: "no_model", message: "No AI model is configured on this server." });
+  state.addLocal("c2", "y".repeat(10));
+  state.reject("c2", { code: "message_too_long", message: "too long" });
+  assert.equal(state.get("local:c2")?.status, "failed");
+});
+
+test("tool events show as running, then done, on the reply in progress", () => {
+  const state = new ConversationState();
+  state.apply({ type: "ack", message_id: "u1", seq: 1, content: "x", reply_id: "a1" });
+  state.apply({ type: "tool", name: "search", status: "start" });
+  assert.deepEqual(state.get("a1")?.tools, [{ id: "search", name: "search", status: "running" }]);
+  state.apply({ type: "tool", name: "search", status: "end" });
+  assert.deepEqual(state.get("a1")?.tools, [{ id: "search", name: "search", status: "done" }]);
+});

@@ -1,0 +1,168 @@
+// @ts-check
+/**
+ * @file The HTTP half of the API (sign-in, conversations), with the token
+ * kept in localStorage. Errors become {@link ApiError}s carrying the
+ * server's stable `code`, so the UI can react to `unauthorized` and show
+ * the server's message in place.
+ */
+
+/** @typedef {import("./colloquy-client.js").StoredConversation} StoredConversation */
+
+/**
+ * @typedef {object} User
+ * @property {string} id
+ * @property {string | null} [email]
+ * @property {string | null} [full_name]
+ * @property {boolean} is_anonymous
+ */
+/**
+ * @typedef {object} TokenResponse
+ * @property {string} access_token
+ * @property {number} expires_in
+ * @property {User} user
+ */
+/**
+ * @typedef {object} ConversationSummary
+ * @property {string} id
+ * @property {string} title
+ * @property {number} last_seq
+ * @property {string} started_at
+ * @property {string} updated_at
+ */
+
+const TOKEN_KEY = "colloquy.token";
+/** The token of the anonymous session to claim after signing in. */
+const ANONYMOUS_TOKEN_KEY = "colloquy.anonymousToken";
+
+/** An error answered by the server (or the network). */
+export class ApiError extends Error {
+  /** @param {number} status @param {string} code @param {string} message */
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/** Storage that survives a browser refusing localStorage (private modes). */
+const storage = {
+  /** @param {string} key */
+  get(key) {
+    try {
+      return globalThis.localStorage?.getItem(key) ?? null;
+    } catch {
+      return null;
+    }
+  },
+  /** @param {string} key @param {string | null} value */
+  set(key, value) {
+    try {
+      if (value === null) globalThis.localStorage?.removeItem(key);
+      else globalThis.localStorage?.setItem(key, value);
+    } catch {
+      // Signed in for this page only.
+    }
+  },
+};
+
+export class Api {
+  /** @param {string} [baseUrl] */
+  constructor(baseUrl = "") {
+    this.baseUrl = baseUrl;
+  }
+
+  get token() {
+    return storage.get(TOKEN_KEY);
+  }
+
+  set token(value) {
+    storage.set(TOKEN_KEY, value);
+  }
+
+  get anonymousToken() {
+    return storage.get(ANONYMOUS_TOKEN_KEY);
+  }
+
+  set anonymousToken(value) {
+    storage.set(ANONYMOUS_TOKEN_KEY, value);
+  }
+
+  /**
+   * @param {string} method
+   * @param {string} path
+   * @param {unknown} [body]
+   * @param {string | null} [token]
+   */
+  async request(method, path, body, token = this.token) {
+    /** @type {Record<string, string>} */
+    const headers = { accept: "application/json" };
+    if (body !== undefined) headers["content-type"] = "application/json";
+    if (token) headers.authorization = `Bearer ${token}`;
+    let response;
+    try {
+      response = await fetch(this.baseUrl + path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch {
+      throw new ApiError(0, "network", "Cannot reach the server. Check your connection and try again.");
+    }
+    if (response.status === 204) return null;
+    const data = await response.json().catch(() => null);
+    if (!response.ok) {
+      const error = data?.error ?? {};
+      throw new ApiError(response.status, error.code ?? "http_error", error.message ?? `Request failed (${response.status})`);
+    }
+    return data;
+  }
+
+  /**
+   * @param {"register" | "login"} kind
+   * @param {{ email: string, password: string, full_name?: string }} credentials
+   * @returns {Promise<TokenResponse>}
+   */
+  signIn(kind, credentials) {
+    return this.request("POST", `/auth/${kind}`, credentials, null);
+  }
+
+  /** @returns {Promise<TokenResponse>} */
+  anonymous() {
+    return this.request("POST", "/api/auth/anonymous", undefined, null);
+  }
+
+  /** @param {string} anonymousToken */
+  claim(anonymousToken) {
+    return this.request("POST", "/api/auth/claim", { anonymous_token: anonymousToken });
+  }
+
+  /** @returns {Promise<User>} */
+  me() {
+    return this.request("GET", "/api/auth/me");
+  }
+
+  /** @returns {Promise<{ conversations: ConversationSummary[] }>} */
+  listConversations(limit = 100) {
+    return this.request("GET", `/api/conversations?limit=${limit}`);
+  }
+
+  /** @param {string} id @returns {Promise<StoredConversation>} */
+  getConversation(id) {
+    return this.request("GET", `/api/conversations/${encodeURIComponent(id)}`);
+  }
+
+  /** @param {string} [title] @returns {Promise<ConversationSummary>} */
+  createConversation(title = "") {
+    return this.request("POST", "/api/conversations", { title });
+  }
+
+  /** @param {string} id @param {string} title @returns {Promise<ConversationSummary>} */
+  renameConversation(id, title) {
+    return this.request("PATCH", `/api/conversations/${encodeURIComponent(id)}`, { title });
+  }
+
+  /** @param {string} id */
+  deleteConversation(id) {
+    return this.request("DELETE", `/api/conversations/${encodeURIComponent(id)}`);
+  }
+}

@@ -1,0 +1,513 @@
+// @ts-check
+/**
+ * @file The chat UI at `/`: wires the sign-in screen, the conversation list,
+ * the message view and the composer to the HTTP API and one
+ * {@link ColloquyClient} socket per open conversation.
+ *
+ * The open conversation lives in the URL (`#/c/<id>`), so a reload comes
+ * back to it: its stored messages load over HTTP, then the socket resumes
+ * after the last stored `seq`, which replays a reply still in progress.
+ */
+
+import { Api, ApiError } from "./api.js";
+import { AuthView } from "./auth.js";
+import { ChatView } from "./chat-view.js";
+import { copy } from "./clipboard.js";
+import { ColloquyClient } from "./colloquy-client.js";
+import { ConversationState } from "./conversation-state.js";
+import { Sidebar, displayTitle } from "./sidebar.js";
+import { fillIcons } from "./icons.js";
+import { initTheme } from "./theme.js";
+
+/** @typedef {import("./api.js").User} User */
+/** @typedef {import("./colloquy-client.js").StateChange} StateChange */
+
+/** @param {string} id */
+const byId = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
+
+const api = new Api();
+const ui = {
+  chat: byId("chat-view"),
+  title: byId("chat-title"),
+  messages: byId("messages"),
+  input: /** @type {HTMLTextAreaElement} */ (byId("input")),
+  composer: /** @type {HTMLFormElement} */ (byId("composer")),
+  send: /** @type {HTMLButtonElement} */ (byId("send-button")),
+  stop: byId("stop-button"),
+  badge: byId("conn-badge"),
+  reconnect: byId("reconnect-button"),
+  notice: byId("notice"),
+  noticeText: byId("notice-text"),
+  menu: byId("menu-button"),
+  scrim: byId("scrim"),
+  claim: byId("claim-button"),
+  confirm: /** @type {HTMLDialogElement} */ (byId("confirm-dialog")),
+};
+
+const view = new ChatView(ui.messages, byId("message-list"), byId("empty-state"));
+const sidebar = new Sidebar(byId("conversation-list"), {
+  open: (id) => {
+    closeDrawer();
+    navigate(id);
+  },
+  rename: renameConversation,
+  remove: confirmDelete,
+});
+const auth = new AuthView(api, onSignedIn, () => {
+  auth.hide();
+  ui.chat.hidden = false;
+  ui.input.focus();
+});
+
+/** @type {User | null} */
+let user = null;
+/** @type {ColloquyClient | null} */
+let client = null;
+let state = new ConversationState();
+/** The open conversation; null for a new chat not yet created. */
+let currentId = /** @type {string | null} */ (null);
+
+// ---- boot --------------------------------------------------------------
+
+fillIcons();
+initTheme(/** @type {HTMLButtonElement} */ (byId("theme-toggle")));
+view.reset(state);
+boot();
+
+async function boot() {
+  if (!api.token) {
+    auth.show();
+    return;
+  }
+  try {
+    user = await api.me();
+    await showChat();
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) api.token = null;
+    auth.show({ message: error instanceof ApiError && error.status !== 401 ? error.message : undefined });
+  }
+}
+
+/** @param {User} signedIn @param {string} [note] */
+async function onSignedIn(signedIn, note) {
+  user = signedIn;
+  auth.hide();
+  closeClient();
+  await showChat();
+  if (note) showNotice(note);
+}
+
+async function showChat() {
+  ui.chat.hidden = false;
+  const anonymous = !user || user.is_anonymous;
+  const name = anonymous ? "Guest session" : user?.full_name || user?.email || "Signed in";
+  byId("account-name").textContent = name;
+  byId("account-avatar").textContent = anonymous ? "G" : name.trim().charAt(0).toUpperCase();
+  ui.claim.hidden = !anonymous;
+  await refreshList();
+  await route();
+  ui.input.focus();
+}
+
+// ---- conversations -------------------------------------------------------
+
+/** The conversation id in the URL, if any. */
+function idFromHash() {
+  const match = /^#\/c\/([0-9a-fA-F-]{36})$/.exec(location.hash);
+  return match ? match[1] : null;
+}
+
+/** @param {string | null} id */
+function navigate(id) {
+  const hash = id ? `#/c/${id}` : "";
+  if (location.hash === hash || (!id && !location.hash)) {
+    route();
+  } else if (id) {
+    location.hash = hash;
+  } else {
+    history.pushState(null, "", location.pathname);
+    route();
+  }
+}
+
+window.addEventListener("hashchange", () => route());
+window.addEventListener("popstate", () => route());
+
+async function route() {
+  if (ui.chat.hidden) return;
+  const id = idFromHash();
+  if (id === currentId && (client || !id)) return;
+  if (id) await openConversation(id);
+  else newChat();
+}
+
+async function refreshList() {
+  try {
+    const { conversations } = await api.listConversations();
+    sidebar.set(conversations);
+    const current = conversations.find((c) => c.id === currentId);
+    if (current) setTitle(displayTitle(current));
+  } catch (error) {
+    handleApiError(error);
+  }
+}
+
+/** Refresh the list soon (titles change when a first message is stored). */
+let refreshTimer = 0;
+function refreshListSoon() {
+  clearTimeout(refreshTimer);
+  refreshTimer = window.setTimeout(refreshList, 250);
+}
+
+/** @param {string} title */
+function setTitle(title) {
+  ui.title.textContent = title;
+  document.title = title === "New chat" ? "Colloquy" : `${title} · Colloquy`;
+}
+
+function newChat() {
+  closeClient();
+  currentId = null;
+  state = new ConversationState();
+  view.reset(state);
+  sidebar.setActive(null);
+  setTitle("New chat");
+  hideNotice();
+  updateComposer();
+}
+
+/** @param {string} id */
+async function openConversation(id) {
+  closeClient();
+  currentId = id;
+  sidebar.setActive(id);
+  hideNotice();
+  state = new ConversationState();
+  view.reset(state);
+  try {
+    const conversation = await api.getConversation(id);
+    if (currentId !== id) return;
+    setTitle(displayTitle(conversation));
+    state.load(conversation.messages);
+    view.reset(state);
+    connect(id, state.lastSeq);
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 404) {
+      showNotice("That conversation does not exist (or was deleted).");
+      navigate(null);
+    } else {
+      handleApiError(error);
+    }
+  }
+  updateComposer();
+}
+
+/** @param {string} id @param {string} title */
+async function renameConversation(id, title) {
+  try {
+    await api.renameConversation(id, title);
+  } catch (error) {
+    handleApiError(error);
+  }
+  await refreshList();
+}
+
+/** @param {string} id @param {string} title */
+function confirmDelete(id, title) {
+  byId("confirm-text").textContent = `“${title}” and all its messages will be deleted.`;
+  ui.confirm.returnValue = "";
+  ui.confirm.showModal();
+  ui.confirm.addEventListener(
+    "close",
+    async () => {
+      if (ui.confirm.returnValue !== "ok") return;
+      try {
+        await api.deleteConversation(id);
+      } catch (error) {
+        handleApiError(error);
+      }
+      if (id === currentId) navigate(null);
+      await refreshList();
+      ui.input.focus();
+    },
+    { once: true },
+  );
+}
+
+// ---- the socket ----------------------------------------------------------
+
+/**
+ * Open the socket for `id` (or for a conversation the server creates).
+ * @param {string | null} id
+ * @param {number} [lastSeq]
+ */
+function connect(id, lastSeq) {
+  const socket = new ColloquyClient({
+    token: () => api.token ?? "",
+    conversationId: id ?? undefined,
+    lastSeq,
+  });
+  client = socket;
+  const live = () => client === socket;
+  socket.on("state", (change) => live() && showConnection(change));
+  socket.on("ready", (event) => {
+    if (!live() || currentId) return;
+    // The server created the conversation for our first message.
+    currentId = event.conversation_id;
+    history.replaceState(null, "", `#/c/${currentId}`);
+    sidebar.setActive(currentId);
+  });
+  socket.on("event", (event) => {
+    if (!live()) return;
+    const { changed, structural } = state.apply(event);
+    if (changed.length) view.update(changed, structural || event.type === "message");
+    if (event.type === "ack" || event.type === "message") refreshListSoon();
+    updateComposer();
+  });
+  // Another tab or device changed the list: keep ours current.
+  socket.on("conversation", (event) => {
+    if (!live()) return;
+    if (event.action === "deleted" && event.conversation_id === currentId) {
+      showNotice("This conversation was deleted elsewhere.");
+      navigate(null);
+    }
+    refreshListSoon();
+  });
+  socket.on("error", (event) => {
+    if (live() && !event.message_id) showNotice(event.message);
+  });
+  socket.on("rejected", ({ client_id, error }) => {
+    if (live()) view.update(state.reject(client_id, error));
+  });
+  socket.on("resync", (conversation) => {
+    if (!live()) return;
+    state.load(conversation.messages);
+    view.reset(state);
+    updateComposer();
+  });
+  socket.on("fatal", ({ reason }) => {
+    if (!live()) return;
+    if (/auth/i.test(reason)) signOut("Your session has expired. Please sign in again.");
+    else showNotice(reason || "The server refused this conversation.");
+  });
+  socket.connect();
+  return socket;
+}
+
+function closeClient() {
+  client?.disconnect();
+  client = null;
+  showConnection({ state: "idle" });
+}
+
+/** @param {StateChange} change */
+function showConnection(change) {
+  const labels = {
+    idle: "Not connected",
+    connecting: "Connecting…",
+    open: "Connected",
+    reconnecting: "Reconnecting…",
+    closed: "Disconnected",
+  };
+  let text = labels[change.state];
+  if (change.state === "reconnecting" && change.delayMs && change.delayMs >= 1000) {
+    text = `Reconnecting in ${Math.round(change.delayMs / 1000)} s…`;
+  }
+  ui.badge.textContent = text;
+  ui.badge.dataset.state = change.state;
+  ui.badge.hidden = change.state === "idle";
+  ui.reconnect.hidden = change.state !== "reconnecting" && change.state !== "closed";
+}
+
+// ---- sending ---------------------------------------------------------------
+
+/** @param {string} text */
+function send(text) {
+  if (!text.trim()) return;
+  hideNotice();
+  const socket = client ?? connect(currentId, currentId ? state.lastSeq : undefined);
+  const clientId = socket.send(text);
+  view.update([state.addLocal(clientId, text)], true);
+  updateComposer();
+}
+
+function updateComposer() {
+  ui.send.disabled = !ui.input.value.trim();
+  ui.stop.hidden = !state.busy;
+}
+
+function autosize() {
+  ui.input.style.height = "auto";
+  ui.input.style.height = `${Math.min(ui.input.scrollHeight, 240)}px`;
+}
+
+ui.composer.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const text = ui.input.value;
+  if (!text.trim()) return;
+  ui.input.value = "";
+  autosize();
+  send(text);
+  ui.input.focus();
+});
+
+ui.input.addEventListener("keydown", (event) => {
+  // Enter sends, Shift+Enter adds a line; never mid-composition (IME).
+  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    event.preventDefault();
+    ui.composer.requestSubmit();
+  } else if (event.key === "Escape" && state.busy) {
+    client?.stop();
+  }
+});
+ui.input.addEventListener("input", () => {
+  autosize();
+  updateComposer();
+});
+ui.stop.addEventListener("click", () => {
+  client?.stop();
+  ui.input.focus();
+});
+ui.reconnect.addEventListener("click", () => client?.reconnect());
+byId("new-chat").addEventListener("click", () => {
+  closeDrawer();
+  navigate(null);
+  ui.input.focus();
+});
+for (const button of document.querySelectorAll(".suggestion")) {
+  button.addEventListener("click", () => {
+    ui.input.value = button.textContent ?? "";
+    autosize();
+    updateComposer();
+    ui.input.focus();
+  });
+}
+
+// ---- message actions (delegated: the view redraws its buttons) -----------
+
+ui.messages.addEventListener("click", async (event) => {
+  const button = /** @type {HTMLElement | null} */ (/** @type {HTMLElement} */ (event.target).closest("[data-action]"));
+  if (!button) return;
+  const action = button.dataset.action;
+  const id = button.dataset.id ?? "";
+  const message = state.get(id);
+  if (action === "copy-code") {
+    const code = button.closest(".code-block")?.querySelector("code")?.textContent ?? "";
+    await copy(code, button);
+  } else if (action === "copy" && message) {
+    await copy(message.content, button);
+  } else if (action === "edit" && message) {
+    view.editingId = id;
+    view.update([message]);
+    requestAnimationFrame(() => view.editorInput()?.focus());
+  } else if (action === "cancel-edit") {
+    view.editingId = null;
+    if (message) view.update([message]);
+    requestAnimationFrame(() => focusAction(id, "edit"));
+  } else if (action === "retry" && message) {
+    send(message.content);
+  } else if (action === "regenerate") {
+    // Ask again: resend the user message this reply answered.
+    const index = state.messages.findIndex((m) => m.id === id);
+    const prompt = state.messages.slice(0, index).findLast((m) => m.role === "user");
+    if (prompt) send(prompt.content);
+  }
+});
+
+ui.messages.addEventListener("submit", (event) => {
+  const form = /** @type {HTMLFormElement} */ (event.target);
+  if (!form.classList.contains("msg-edit")) return;
+  event.preventDefault();
+  const text = /** @type {HTMLTextAreaElement} */ (form.querySelector("textarea")).value;
+  const message = state.get(form.dataset.id ?? "");
+  view.editingId = null;
+  if (message) view.update([message]);
+  send(text);
+  ui.input.focus();
+});
+
+ui.messages.addEventListener("keydown", (event) => {
+  const target = /** @type {HTMLElement} */ (event.target);
+  if (!target.classList.contains("msg-edit-input")) return;
+  if (event.key === "Escape") {
+    target.closest("form")?.querySelector("[data-action=cancel-edit]")?.dispatchEvent(new MouseEvent("click", { bubbles: true }));
+  } else if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    event.preventDefault();
+    target.closest("form")?.requestSubmit();
+  }
+});
+
+/** @param {string} id @param {string} action */
+function focusAction(id, action) {
+  /** @type {HTMLElement | null} */ (ui.messages.querySelector(`[data-action="${action}"][data-id="${CSS.escape(id)}"]`))?.focus();
+}
+
+// ---- account, drawer, notices ----------------------------------------------
+
+ui.claim.addEventListener("click", () => {
+  ui.chat.hidden = true;
+  auth.show({ mode: "register", claiming: true });
+});
+byId("signout-button").addEventListener("click", () => signOut());
+
+/** @param {string} [message] */
+function signOut(message) {
+  closeClient();
+  api.token = null;
+  user = null;
+  currentId = null;
+  ui.chat.hidden = true;
+  history.replaceState(null, "", location.pathname);
+  auth.show({ message });
+}
+
+/** @param {unknown} error */
+function handleApiError(error) {
+  if (error instanceof ApiError && error.status === 401) {
+    signOut("Your session has expired. Please sign in again.");
+  } else {
+    showNotice(error instanceof Error ? error.message : String(error));
+  }
+}
+
+/** @param {string} text */
+function showNotice(text) {
+  ui.noticeText.textContent = text;
+  ui.notice.hidden = false;
+}
+
+function hideNotice() {
+  ui.notice.hidden = true;
+}
+byId("notice-close").addEventListener("click", () => {
+  hideNotice();
+  ui.input.focus();
+});
+
+function openDrawer() {
+  ui.chat.classList.add("drawer-open");
+  ui.scrim.hidden = false;
+  ui.menu.setAttribute("aria-expanded", "true");
+  /** @type {HTMLElement | null} */ (document.querySelector("#sidebar .conv-link, #new-chat"))?.focus();
+}
+
+function closeDrawer() {
+  if (!ui.chat.classList.contains("drawer-open")) return;
+  ui.chat.classList.remove("drawer-open");
+  ui.scrim.hidden = true;
+  ui.menu.setAttribute("aria-expanded", "false");
+  ui.menu.focus();
+}
+
+// The skip link must not touch the URL: the hash names the conversation.
+document.querySelector(".skip-link")?.addEventListener("click", (event) => {
+  event.preventDefault();
+  ui.input.focus();
+});
+
+ui.menu.addEventListener("click", openDrawer);
+ui.scrim.addEventListener("click", closeDrawer);
+byId("close-sidebar").addEventListener("click", closeDrawer);
+document.addEventListener("keydown", (event) => {
+  if (event.key === "Escape") closeDrawer();
+});

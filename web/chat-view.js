@@ -1,0 +1,245 @@
+// @ts-check
+/**
+ * @file The message list. Socket events mark messages dirty; the list is
+ * redrawn at most once per animation frame, and only the dirty messages,
+ * so a fast stream of deltas costs one layout per frame instead of one per
+ * token. Buttons carry `data-action`; the app handles clicks by delegation.
+ */
+
+import { renderMarkdown } from "./markdown.js";
+import { isBusy } from "./conversation-state.js";
+import { icon } from "./icons.js";
+
+/** @typedef {import("./conversation-state.js").UiMessage} UiMessage */
+/** @typedef {import("./conversation-state.js").ConversationState} ConversationState */
+
+/** Within this many pixels of the bottom the view follows new text. */
+const FOLLOW_SLACK_PX = 96;
+
+/**
+ * @param {string} tag
+ * @param {string} [className]
+ * @param {string} [text]
+ */
+function h(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+/**
+ * @param {string} action
+ * @param {string} label
+ * @param {string} id
+ * @param {import("./icons.js").IconName} glyph
+ */
+function actionButton(action, label, id, glyph) {
+  const button = /** @type {HTMLButtonElement} */ (h("button", "msg-action"));
+  button.type = "button";
+  button.dataset.action = action;
+  button.dataset.id = id;
+  button.setAttribute("aria-label", label);
+  button.title = label;
+  button.append(icon(glyph, 14), h("span", "msg-action-label", label.split(" ")[0]));
+  return button;
+}
+
+export class ChatView {
+  /** @type {Set<string>} */
+  #dirty = new Set();
+  #structural = false;
+  #frame = 0;
+  /** @type {Map<string, HTMLElement>} */
+  #nodes = new Map();
+  /** @type {string | null} */
+  editingId = null;
+
+  /**
+   * @param {HTMLElement} container the scrolling `role="log"` element
+   * @param {HTMLElement} list where message articles go
+   * @param {HTMLElement} empty shown when there are no messages
+   */
+  constructor(container, list, empty) {
+    this.container = container;
+    this.list = list;
+    this.empty = empty;
+    /** @type {ConversationState | null} */
+    this.state = null;
+  }
+
+  /** Draw `state` from scratch (a conversation was opened or reloaded). */
+  reset(/** @type {ConversationState} */ state) {
+    cancelAnimationFrame(this.#frame);
+    this.#frame = 0;
+    this.state = state;
+    this.editingId = null;
+    this.#nodes.clear();
+    this.list.replaceChildren();
+    this.#dirty = new Set(state.messages.map((m) => m.id));
+    this.#structural = true;
+    this.#flush(true);
+  }
+
+  /**
+   * Schedule a redraw of `changed` for the next animation frame.
+   * @param {UiMessage[]} changed
+   * @param {boolean} [structural] messages were added or re-keyed
+   */
+  update(changed, structural = false) {
+    for (const message of changed) this.#dirty.add(message.id);
+    this.#structural ||= structural;
+    if (!this.#frame) this.#frame = requestAnimationFrame(() => this.#flush(false));
+  }
+
+  /** Redraw everything now (e.g. the "last reply" changed). */
+  refreshAll() {
+    if (!this.state) return;
+    this.update(this.state.messages, true);
+  }
+
+  /** @param {boolean} forceBottom */
+  #flush(forceBottom) {
+    this.#frame = 0;
+    const state = this.state;
+    if (!state) return;
+    const box = this.container;
+    const follow = forceBottom || box.scrollHeight - box.scrollTop - box.clientHeight < FOLLOW_SLACK_PX;
+    const lastAssistant = state.messages.findLast((m) => m.role === "assistant");
+    for (const id of this.#dirty) {
+      const message = state.get(id) ?? state.messages.find((m) => m.id === id);
+      if (!message) continue;
+      const node = this.#render(message, message === lastAssistant && !state.busy);
+      const old = this.#nodes.get(message.id);
+      if (old) old.replaceWith(node);
+      // A new node (or a re-keyed one) has no place in the list yet.
+      else this.#structural = true;
+      this.#nodes.set(message.id, node);
+    }
+    if (this.#structural) {
+      // Messages were added or renamed (local id -> server id): re-key and
+      // re-order, keeping existing nodes.
+      /** @type {Map<string, HTMLElement>} */
+      const nodes = new Map();
+      for (const node of this.#nodes.values()) nodes.set(node.dataset.id ?? "", node);
+      this.#nodes = nodes;
+      const ordered = state.messages.map((m) => nodes.get(m.id) ?? this.#remember(m));
+      this.list.replaceChildren(...ordered);
+    }
+    this.#dirty.clear();
+    this.#structural = false;
+    this.empty.hidden = state.messages.length > 0;
+    if (follow) box.scrollTop = box.scrollHeight;
+  }
+
+  /** @param {UiMessage} message */
+  #remember(message) {
+    const node = this.#render(message, false);
+    this.#nodes.set(message.id, node);
+    return node;
+  }
+
+  /**
+   * @param {UiMessage} message
+   * @param {boolean} isLastReply
+   */
+  #render(message, isLastReply) {
+    const mine = message.role === "user";
+    const article = h("article", `msg ${mine ? "msg-user" : "msg-assistant"} status-${message.status}`);
+    article.dataset.id = message.id;
+    article.setAttribute("aria-label", mine ? "You said" : "Assistant said");
+    const busy = isBusy(message);
+    // Screen readers announce a reply once it is whole, not every token.
+    article.setAttribute("aria-busy", String(busy));
+
+    if (!mine) {
+      const avatar = h("div", "msg-avatar");
+      avatar.setAttribute("aria-hidden", "true");
+      article.appendChild(avatar);
+    }
+    const main = h("div", "msg-main");
+    article.appendChild(main);
+
+    if (message.tools.length) {
+      const tools = h("ul", "msg-tools");
+      tools.setAttribute("aria-label", "Tool activity");
+      for (const tool of message.tools) {
+        const done = tool.status === "done";
+        const chip = h("li", `tool-chip ${done ? "done" : "running"}`);
+        chip.append(h("span", "tool-dot"), h("span", "", done ? `Used ${tool.name}` : `Running ${tool.name}…`));
+        tools.appendChild(chip);
+      }
+      main.appendChild(tools);
+    }
+
+    if (mine && this.editingId === message.id) {
+      main.appendChild(this.#editor(message));
+      return article;
+    }
+
+    const bubble = h("div", "msg-bubble");
+    if (mine) {
+      bubble.classList.add("msg-plain");
+      bubble.textContent = message.content;
+    } else if (message.status === "waiting" && !message.content) {
+      const dots = h("span", "typing");
+      dots.setAttribute("role", "img");
+      dots.setAttribute("aria-label", "Assistant is thinking");
+      dots.append(h("i"), h("i"), h("i"));
+      bubble.appendChild(dots);
+    } else {
+      bubble.classList.add("markdown");
+      bubble.appendChild(renderMarkdown(message.content));
+      if (busy) bubble.appendChild(h("span", "caret"));
+    }
+    if (mine || message.content || message.status === "waiting") main.appendChild(bubble);
+
+    if (message.error) {
+      const error = h("p", "msg-error");
+      error.setAttribute("role", "alert");
+      error.append(h("strong", "", mine ? "Not sent. " : "Error. "), document.createTextNode(message.error.message));
+      main.appendChild(error);
+    } else if (message.status === "interrupted") {
+      main.appendChild(h("p", "msg-note", "Stopped"));
+    } else if (mine && message.status === "sending") {
+      main.appendChild(h("p", "msg-note", "Sending…"));
+    }
+
+    if (!busy && message.status !== "sending") {
+      const actions = h("div", "msg-actions");
+      if (message.content) actions.appendChild(actionButton("copy", "Copy message", message.id, "copy"));
+      if (mine) actions.appendChild(actionButton("edit", "Edit and resend", message.id, "pencil"));
+      if (mine && message.status === "failed") actions.appendChild(actionButton("retry", "Retry sending", message.id, "refresh"));
+      if (!mine && isLastReply) actions.appendChild(actionButton("regenerate", "Regenerate reply", message.id, "refresh"));
+      main.appendChild(actions);
+    }
+    return article;
+  }
+
+  /** @param {UiMessage} message */
+  #editor(message) {
+    const form = h("form", "msg-edit");
+    form.dataset.id = message.id;
+    const label = h("label", "visually-hidden", "Edit message");
+    const area = /** @type {HTMLTextAreaElement} */ (h("textarea", "msg-edit-input"));
+    area.id = `edit-${message.id}`;
+    label.setAttribute("for", area.id);
+    area.value = message.content;
+    area.rows = Math.min(10, Math.max(2, message.content.split("\n").length));
+    const row = h("div", "msg-edit-actions");
+    const cancel = /** @type {HTMLButtonElement} */ (h("button", "btn ghost small", "Cancel"));
+    cancel.type = "button";
+    cancel.dataset.action = "cancel-edit";
+    cancel.dataset.id = message.id;
+    const save = /** @type {HTMLButtonElement} */ (h("button", "btn primary small", "Send"));
+    save.type = "submit";
+    row.append(cancel, save);
+    form.append(label, area, row);
+    return form;
+  }
+
+  /** The editor textarea of the message being edited, once drawn. */
+  editorInput() {
+    return /** @type {HTMLTextAreaElement | null} */ (this.list.querySelector(".msg-edit-input"));
+  }
+}

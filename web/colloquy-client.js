@@ -1,0 +1,491 @@
+// @ts-check
+/**
+ * @file Colloquy's JavaScript client: one chat socket that survives drops.
+ *
+ * Usable without the UI (browser or Node with a global `WebSocket`):
+ *
+ * ```js
+ * import { ColloquyClient } from "/colloquy-client.js";
+ * const client = new ColloquyClient({ token, conversationId });
+ * client.on("delta", (e) => process(e.content));
+ * client.connect();
+ * client.send("Hello!");
+ * ```
+ *
+ * What it does for you:
+ * - reconnects after a drop with exponential backoff and full jitter
+ *   (`random(0, min(cap, base * 2^attempt))`, so a restarted server is not
+ *   hit by every client at once);
+ * - resumes: every reconnect carries `last_seq` (the highest `seq` seen), the
+ *   server replays what was missed, and events at or below `last_seq` are
+ *   dropped, so nothing is lost or doubled;
+ * - queues texts while disconnected; each has a `client_id`, so resending
+ *   after a reconnect is idempotent (the server answers a repeat with the
+ *   original `ack` and starts no second reply);
+ * - sends an application `ping` every ~15 s and reconnects when no frame
+ *   answers in time (browsers cannot see protocol-level pings);
+ * - on `resync_required` reloads the conversation over HTTP and resumes from
+ *   what was loaded;
+ * - never loops on an authentication failure (close code 1008).
+ */
+
+/* Wire types (see protocol.js), re-exported for users of this module. */
+/** @typedef {import("./protocol.js").Sender} Sender */
+/** @typedef {import("./protocol.js").MessageStatus} MessageStatus */
+/** @typedef {import("./protocol.js").ReadyEvent} ReadyEvent */
+/** @typedef {import("./protocol.js").AckEvent} AckEvent */
+/** @typedef {import("./protocol.js").DeltaEvent} DeltaEvent */
+/** @typedef {import("./protocol.js").FinalMessageEvent} FinalMessageEvent */
+/** @typedef {import("./protocol.js").ChatErrorEvent} ChatErrorEvent */
+/** @typedef {import("./protocol.js").PongEvent} PongEvent */
+/** @typedef {import("./protocol.js").ToolEvent} ToolEvent */
+/** @typedef {import("./protocol.js").ConversationEvent} ConversationEvent */
+/** @typedef {import("./protocol.js").ServerEvent} ServerEvent */
+/** @typedef {import("./protocol.js").ClientEvent} ClientEvent */
+/** @typedef {import("./protocol.js").StoredConversation} StoredConversation */
+/** @typedef {import("./protocol.js").StoredMessage} StoredMessage */
+
+/** @typedef {"idle" | "connecting" | "open" | "reconnecting" | "closed"} ConnectionState */
+
+/**
+ * @typedef {object} StateChange
+ * @property {ConnectionState} state
+ * @property {number} [attempt] reconnect attempt (1 = first retry)
+ * @property {number} [delayMs] wait before the next attempt
+ * @property {number} [code] close code that caused the change
+ * @property {string} [reason] close reason or why the client dropped the socket
+ */
+
+/**
+ * What listeners receive, by name.
+ * @typedef {object} ClientEventMap
+ * @property {StateChange} state connection state changes
+ * @property {ServerEvent} event every server event that passed de-duplication
+ * @property {ReadyEvent} ready
+ * @property {AckEvent} ack
+ * @property {DeltaEvent} delta
+ * @property {FinalMessageEvent} message
+ * @property {ChatErrorEvent} error
+ * @property {ToolEvent} tool
+ * @property {PongEvent} pong
+ * @property {ConversationEvent} conversation
+ * @property {StoredConversation} resync the conversation was reloaded over HTTP; redraw from it
+ * @property {{ client_id: string, content: string, error: ChatErrorEvent }} rejected a queued text the server refused; it will not be resent
+ * @property {{ code: number, reason: string }} fatal the server refused the socket (1008); no automatic reconnect
+ */
+
+/**
+ * @typedef {object} ClientOptions
+ * @property {string | (() => string | Promise<string>)} token access token (or a function returning a fresh one)
+ * @property {string} [conversationId] conversation to open; omitted: the server creates one (see `ready`)
+ * @property {number} [lastSeq] highest seq the caller already has (e.g. from an HTTP load): the first connect resumes after it
+ * @property {string} [baseUrl] HTTP origin of the server (default: the page's origin)
+ * @property {string} [path] socket path (default `/api/v1/chat/ws`)
+ * @property {{ new (url: string): WebSocket }} [WebSocket] WebSocket implementation (default: the global one)
+ * @property {typeof fetch} [fetch] fetch implementation, for the resync reload
+ * @property {number} [initialDelayMs] first backoff step (default 500)
+ * @property {number} [maxDelayMs] backoff cap (default 10000)
+ * @property {number} [heartbeatIntervalMs] app-level ping period (default 15000)
+ * @property {number} [heartbeatTimeoutMs] silence after a ping (or a connect) that counts as a dead socket (default 10000)
+ * @property {() => number} [random] source of jitter in [0, 1) (default Math.random)
+ */
+
+/** Close codes with a meaning for reconnecting (RFC 6455 section 7.4.1). */
+export const CloseCode = Object.freeze({
+  NORMAL: 1000,
+  GOING_AWAY: 1001,
+  /** Authentication or ownership failure: retrying cannot help. */
+  POLICY: 1008,
+  /** The server restarts: reconnect (and resume). */
+  RESTART: 1012,
+  /** Sent by this client when it gives up on a silent socket. */
+  CLIENT_TIMEOUT: 4000,
+});
+
+/** A fresh id for a text's `client_id`. */
+export function newClientId() {
+  const cryptoApi = globalThis.crypto;
+  if (cryptoApi && typeof cryptoApi.randomUUID === "function") return cryptoApi.randomUUID();
+  return `c-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 12)}`;
+}
+
+/**
+ * The delay before reconnect attempt `attempt` (0-based): full jitter.
+ * @param {number} attempt
+ * @param {number} initialMs
+ * @param {number} maxMs
+ * @param {() => number} random
+ */
+export function backoffDelay(attempt, initialMs, maxMs, random = Math.random) {
+  const ceiling = Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 30));
+  return Math.floor(random() * ceiling);
+}
+
+/** One resilient chat socket on one conversation. */
+export class ColloquyClient {
+  /** @type {ConnectionState} */
+  #state = "idle";
+  /** @type {WebSocket | null} */
+  #socket = null;
+  /** Whether the current socket has said `ready`. */
+  #ready = false;
+  #attempt = 0;
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  #retryTimer;
+  /** @type {ReturnType<typeof setInterval> | undefined} */
+  #heartbeatTimer;
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  #deadlineTimer;
+  /** Texts not yet acknowledged, in send order: client_id -> content. */
+  #pending = /** @type {Map<string, string>} */ (new Map());
+  /** client_ids written on the current socket and not acknowledged yet. */
+  #inFlight = /** @type {string[]} */ ([]);
+  #stopWanted = false;
+  #needsResync = false;
+  /** @type {{ [K in keyof ClientEventMap]?: Set<(payload: any) => void> }} */
+  #listeners = {};
+  #onOnline = () => {
+    if (this.#state === "reconnecting") this.reconnect();
+  };
+
+  /** @param {ClientOptions} options */
+  constructor(options) {
+    this.options = options;
+    /** The conversation this client talks to (known after `ready` when not given). */
+    this.conversationId = options.conversationId ?? null;
+    /** Highest `seq` seen; `null` until something is known. */
+    this.lastSeq = options.lastSeq ?? null;
+    this.baseUrl = (options.baseUrl ?? globalThis.location?.origin ?? "").replace(/\/$/, "");
+    const impl = options.WebSocket ?? globalThis.WebSocket;
+    if (!impl) throw new Error("no WebSocket implementation: pass options.WebSocket");
+    this.#WebSocket = impl;
+  }
+
+  /** @type {{ new (url: string): WebSocket }} */
+  #WebSocket;
+
+  /** The connection state. */
+  get state() {
+    return this.#state;
+  }
+
+  /** Texts waiting for their `ack` (sent or queued). */
+  get pendingCount() {
+    return this.#pending.size;
+  }
+
+  /**
+   * Listen to `name`; returns a function that removes the listener.
+   * @template {keyof ClientEventMap} K
+   * @param {K} name
+   * @param {(payload: ClientEventMap[K]) => void} listener
+   * @returns {() => void}
+   */
+  on(name, listener) {
+    const set = (this.#listeners[name] ??= new Set());
+    set.add(listener);
+    return () => set.delete(listener);
+  }
+
+  /** Open the socket (no-op when already open or connecting). */
+  connect() {
+    if (this.#state === "open" || this.#state === "connecting") return;
+    globalThis.addEventListener?.("online", this.#onOnline);
+    this.#attempt = 0;
+    this.#open("connecting");
+  }
+
+  /** Reconnect now: drop the current socket (if any) and reset the backoff. */
+  reconnect() {
+    this.#teardown(CloseCode.NORMAL, "reconnecting");
+    clearTimeout(this.#retryTimer);
+    globalThis.addEventListener?.("online", this.#onOnline);
+    this.#attempt = 0;
+    this.#open("reconnecting");
+  }
+
+  /** Close for good (until `connect()`); queued texts are kept. */
+  disconnect() {
+    clearTimeout(this.#retryTimer);
+    globalThis.removeEventListener?.("online", this.#onOnline);
+    this.#teardown(CloseCode.NORMAL, "client disconnect");
+    this.#setState({ state: "closed", reason: "disconnected" });
+  }
+
+  /**
+   * Send a user message. Queued while disconnected and resent after a
+   * reconnect until acknowledged; returns its `client_id`.
+   * @param {string} content
+   * @param {{ clientId?: string }} [options]
+   */
+  send(content, options = {}) {
+    const clientId = options.clientId ?? newClientId();
+    this.#pending.set(clientId, content);
+    if (this.#ready) this.#writeText(clientId, content);
+    return clientId;
+  }
+
+  /** Cancel the reply in progress (delivered after a reconnect if the socket is down). */
+  stop() {
+    if (this.#ready) this.#write({ type: "stop" });
+    else this.#stopWanted = true;
+  }
+
+  /** Swap the token used by the next connection attempt. */
+  setToken(/** @type {ClientOptions["token"]} */ token) {
+    this.options.token = token;
+  }
+
+  // ---- internals -------------------------------------------------------
+
+  /**
+   * @template {keyof ClientEventMap} K
+   * @param {K} name
+   * @param {ClientEventMap[K]} payload
+   */
+  #emit(name, payload) {
+    for (const listener of this.#listeners[name] ?? []) {
+      try {
+        listener(payload);
+      } catch (error) {
+        // A listener's bug must not break the connection loop.
+        console.error(error);
+      }
+    }
+  }
+
+  /** @param {StateChange} change */
+  #setState(change) {
+    this.#state = change.state;
+    this.#emit("state", change);
+  }
+
+  async #token() {
+    const { token } = this.options;
+    return typeof token === "function" ? await token() : token;
+  }
+
+  /** @param {string} token */
+  #socketUrl(token) {
+    const base = this.baseUrl.replace(/^http/, "ws");
+    const query = new URLSearchParams({ token });
+    if (this.conversationId) query.set("conversationId", this.conversationId);
+    if (this.lastSeq !== null) query.set("last_seq", String(this.lastSeq));
+    return `${base}${this.options.path ?? "/api/v1/chat/ws"}?${query}`;
+  }
+
+  /** @param {ConnectionState} state */
+  async #open(state) {
+    this.#setState({ state, attempt: this.#attempt });
+    let token;
+    try {
+      if (this.#needsResync) await this.#resync();
+      token = await this.#token();
+    } catch (error) {
+      this.#scheduleReconnect(String(error instanceof Error ? error.message : error));
+      return;
+    }
+    // disconnect() or reconnect() may have run while we awaited.
+    if (this.#state !== state || this.#socket) return;
+    const socket = new this.#WebSocket(this.#socketUrl(token));
+    this.#socket = socket;
+    this.#ready = false;
+    this.#inFlight = [];
+    // A handshake that never completes counts as a dead socket too.
+    this.#armDeadline();
+    socket.onmessage = (message) => this.#onFrame(message.data);
+    socket.onclose = (close) => {
+      if (this.#socket !== socket) return;
+      this.#socket = null;
+      this.#ready = false;
+      this.#stopTimers();
+      if (close.code === CloseCode.POLICY) {
+        globalThis.removeEventListener?.("online", this.#onOnline);
+        this.#setState({ state: "closed", code: close.code, reason: close.reason });
+        this.#emit("fatal", { code: close.code, reason: close.reason });
+        return;
+      }
+      this.#scheduleReconnect(close.reason || `closed (${close.code})`, close.code);
+    };
+    // Errors are followed by a close event, which decides what happens.
+    socket.onerror = () => {};
+  }
+
+  /** @param {string} reason @param {number} [code] */
+  #scheduleReconnect(reason, code) {
+    const { initialDelayMs = 500, maxDelayMs = 10_000, random = Math.random } = this.options;
+    const delayMs = backoffDelay(this.#attempt, initialDelayMs, maxDelayMs, random);
+    this.#attempt += 1;
+    this.#setState({ state: "reconnecting", attempt: this.#attempt, delayMs, code, reason });
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = setTimeout(() => this.#open("reconnecting"), delayMs);
+  }
+
+  /** Detach and close the current socket without triggering a reconnect. */
+  #teardown(/** @type {number} */ code, /** @type {string} */ reason) {
+    this.#stopTimers();
+    const socket = this.#socket;
+    this.#socket = null;
+    this.#ready = false;
+    if (!socket) return;
+    socket.onmessage = socket.onclose = socket.onerror = null;
+    try {
+      socket.close(code, reason);
+    } catch {
+      // Already closing.
+    }
+  }
+
+  /** Drop a socket that went silent and reconnect. */
+  #dropDead() {
+    this.#teardown(CloseCode.CLIENT_TIMEOUT, "heartbeat timeout");
+    this.#scheduleReconnect("no answer from the server");
+  }
+
+  #stopTimers() {
+    clearInterval(this.#heartbeatTimer);
+    clearTimeout(this.#deadlineTimer);
+    this.#heartbeatTimer = this.#deadlineTimer = undefined;
+  }
+
+  #armDeadline() {
+    if (this.#deadlineTimer !== undefined) return;
+    const { heartbeatTimeoutMs = 10_000 } = this.options;
+    this.#deadlineTimer = setTimeout(() => this.#dropDead(), heartbeatTimeoutMs);
+  }
+
+  #startHeartbeat() {
+    const { heartbeatIntervalMs = 15_000 } = this.options;
+    clearInterval(this.#heartbeatTimer);
+    this.#heartbeatTimer = setInterval(() => {
+      this.#write({ type: "ping" });
+      this.#armDeadline();
+    }, heartbeatIntervalMs);
+  }
+
+  /** @param {ClientEvent} event */
+  #write(event) {
+    const socket = this.#socket;
+    if (!socket || socket.readyState !== 1) return false;
+    socket.send(JSON.stringify(event));
+    return true;
+  }
+
+  /** @param {string} clientId @param {string} content */
+  #writeText(clientId, content) {
+    if (this.#write({ type: "text", content, client_id: clientId })) this.#inFlight.push(clientId);
+  }
+
+  /** @param {unknown} data */
+  #onFrame(data) {
+    // Any frame proves the socket is alive.
+    clearTimeout(this.#deadlineTimer);
+    this.#deadlineTimer = undefined;
+    if (typeof data !== "string") return;
+    /** @type {ServerEvent} */
+    let event;
+    try {
+      event = JSON.parse(data);
+    } catch {
+      return;
+    }
+    if (!event || typeof event.type !== "string") return;
+    if (event.type === "ready") return this.#onReady(event);
+    const seq = "seq" in event ? event.seq : undefined;
+    if (typeof seq === "number") {
+      // Replays overlap what we have: at-or-below last_seq was seen already.
+      if (this.lastSeq !== null && seq <= this.lastSeq) return;
+      this.lastSeq = seq;
+    }
+    if (event.type === "ack" && event.client_id) {
+      this.#pending.delete(event.client_id);
+      this.#inFlight = this.#inFlight.filter((id) => id !== event.client_id);
+    }
+    if (event.type === "error" && seq === undefined) {
+      if (event.code === "resync_required") return this.#startResync();
+      this.#maybeReject(event);
+    }
+    this.#emit("event", event);
+    // The switch narrows the event for each typed listener.
+    switch (event.type) {
+      case "ack":
+        return this.#emit("ack", event);
+      case "delta":
+        return this.#emit("delta", event);
+      case "message":
+        return this.#emit("message", event);
+      case "error":
+        return this.#emit("error", event);
+      case "tool":
+        return this.#emit("tool", event);
+      case "pong":
+        return this.#emit("pong", event);
+      case "conversation":
+        return this.#emit("conversation", event);
+    }
+  }
+
+  /** @param {ReadyEvent} event */
+  #onReady(event) {
+    this.conversationId = event.conversation_id;
+    // Without a resume point, "now" is where this client starts.
+    if (this.lastSeq === null) this.lastSeq = event.last_seq;
+    this.#ready = true;
+    this.#attempt = 0;
+    this.#startHeartbeat();
+    this.#setState({ state: "open" });
+    this.#emit("event", event);
+    this.#emit("ready", event);
+    if (this.#stopWanted) {
+      this.#stopWanted = false;
+      this.#write({ type: "stop" });
+    }
+    // Resend everything unacknowledged; the server dedupes by client_id.
+    for (const [clientId, content] of this.#pending) this.#writeText(clientId, content);
+  }
+
+  /**
+   * A socket-local error refusing a text carries no client_id, so it can be
+   * pinned on a text only when exactly one is awaiting its ack on this
+   * socket. That one is dropped from the queue: resending it would be
+   * refused again. Errors that may pass on retry keep it queued.
+   * @param {ChatErrorEvent} event
+   */
+  #maybeReject(event) {
+    const retryable = ["shutting_down", "storage_error", "invalid_event"].includes(event.code);
+    if (retryable || this.#inFlight.length !== 1) return;
+    const [clientId] = this.#inFlight;
+    const content = this.#pending.get(clientId);
+    this.#inFlight = [];
+    if (content === undefined) return;
+    this.#pending.delete(clientId);
+    this.#emit("rejected", { client_id: clientId, content, error: event });
+  }
+
+  /** The server cannot replay exactly: reload over HTTP, then reconnect. */
+  #startResync() {
+    this.#needsResync = true;
+    this.#teardown(CloseCode.NORMAL, "resync");
+    this.#scheduleReconnect("resync required");
+  }
+
+  async #resync() {
+    if (!this.conversationId) {
+      this.#needsResync = false;
+      return;
+    }
+    const fetchImpl = this.options.fetch ?? globalThis.fetch.bind(globalThis);
+    const token = await this.#token();
+    const response = await fetchImpl(
+      `${this.baseUrl}/api/conversations/${encodeURIComponent(this.conversationId)}`,
+      { headers: { authorization: `Bearer ${token}` } },
+    );
+    if (!response.ok) throw new Error(`reloading the conversation failed (${response.status})`);
+    /** @type {StoredConversation} */
+    const conversation = await response.json();
+    // Resume after what the reload holds: the server replays the rest.
+    this.lastSeq = conversation.messages.reduce((max, m) => Math.max(max, m.seq), 0);
+    this.#needsResync = false;
+    this.#emit("resync", conversation);
+  }
+}

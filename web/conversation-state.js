@@ -1,0 +1,230 @@
+// @ts-check
+/**
+ * @file The conversation as the UI shows it, built from stored messages and
+ * live socket events. No DOM here: it only says which messages changed, so
+ * the view can redraw just those (once per animation frame).
+ */
+
+/** @typedef {import("./colloquy-client.js").ServerEvent} ServerEvent */
+/** @typedef {import("./colloquy-client.js").StoredMessage} StoredMessage */
+/** @typedef {import("./colloquy-client.js").ToolEvent} ToolEvent */
+
+/**
+ * `waiting`: acknowledged, no reply text yet; `streaming`: deltas arriving;
+ * `sending`: a user message not acknowledged yet; `failed`: a user message
+ * the server refused.
+ * @typedef {"sending" | "sent" | "failed" | "waiting" | "streaming" | "complete" | "interrupted" | "error"} UiStatus
+ */
+
+/**
+ * @typedef {object} ToolRun
+ * @property {string} id
+ * @property {string} name
+ * @property {"running" | "done"} status
+ */
+
+/**
+ * @typedef {object} UiMessage
+ * @property {string} id message id (a `local:` id until the server acknowledges it)
+ * @property {"user" | "assistant"} role
+ * @property {string} content
+ * @property {UiStatus} status
+ * @property {number} [seq]
+ * @property {string} [clientId]
+ * @property {string} [replyId] for a user message: the id of its reply
+ * @property {{ code: string, message: string }} [error]
+ * @property {ToolRun[]} tools
+ */
+
+/** What a failed reply's stored `error_code` means (mirrors the server's texts). */
+const ERROR_TEXT = /** @type {Record<string, string>} */ ({
+  no_model: "No AI model is configured on this server.",
+  provider_unavailable: "The AI provider is unavailable. Please try again.",
+  provider_timeout: "The AI provider did not answer in time. Please try again.",
+  provider_auth: "The server's AI provider credentials were rejected.",
+  provider_rate_limited: "The AI provider is busy. Please try again shortly.",
+  overloaded: "The model is busy. Please try again shortly.",
+  model_error: "The model failed to generate a reply.",
+});
+
+/** @param {string} code */
+export function errorText(code) {
+  return ERROR_TEXT[code] ?? "The AI provider returned an error. Please try again.";
+}
+
+/** A reply still being produced. */
+export const isBusy = (/** @type {UiMessage} */ m) =>
+  m.role === "assistant" && (m.status === "waiting" || m.status === "streaming");
+
+export class ConversationState {
+  /** @type {UiMessage[]} */
+  messages = [];
+  /** @type {Map<string, UiMessage>} */
+  #byId = new Map();
+
+  /**
+   * Replace everything with what the server has stored. Replies to the
+   * user messages after the last stored reply are still running (or
+   * queued): they get `waiting` placeholders that the socket's replay fills.
+   * @param {StoredMessage[]} stored
+   */
+  load(stored) {
+    this.messages = [];
+    this.#byId.clear();
+    for (const m of stored) {
+      if (m.sender === "tool") continue;
+      const message = this.#add({
+        id: m.id,
+        role: m.sender,
+        content: m.content,
+        status: m.sender === "user" ? "sent" : m.status,
+        seq: m.seq,
+        clientId: m.client_id,
+        replyId: m.reply_id,
+        tools: [],
+      });
+      if (m.error_code) message.error = { code: m.error_code, message: errorText(m.error_code) };
+    }
+    const lastReply = this.messages.findLastIndex((m) => m.role === "assistant");
+    for (const m of this.messages.slice(lastReply + 1)) {
+      if (m.replyId && !this.#byId.has(m.replyId)) this.#add(this.#reply(m.replyId));
+    }
+  }
+
+  /** Highest seq among loaded messages (where a socket resumes). */
+  get lastSeq() {
+    return this.messages.reduce((max, m) => Math.max(max, m.seq ?? 0), 0);
+  }
+
+  /** @param {string} id */
+  get(id) {
+    return this.#byId.get(id);
+  }
+
+  /** Whether any reply is still being produced. */
+  get busy() {
+    return this.messages.some(isBusy);
+  }
+
+  /**
+   * Show a user message right away, before the server acknowledges it.
+   * @param {string} clientId
+   * @param {string} content
+   */
+  addLocal(clientId, content) {
+    return this.#add({
+      id: `local:${clientId}`,
+      role: "user",
+      content,
+      status: "sending",
+      clientId,
+      tools: [],
+    });
+  }
+
+  /**
+   * A queued text the server refused.
+   * @param {string} clientId
+   * @param {{ code: string, message: string }} error
+   */
+  reject(clientId, error) {
+    const message = this.#byId.get(`local:${clientId}`);
+    if (!message) return [];
+    message.status = "failed";
+    message.error = { code: error.code, message: error.message };
+    return [message];
+  }
+
+  /**
+   * Fold one server event in; returns the messages that changed (to redraw),
+   * and `structural` when messages were added (the list must be re-laid).
+   * @param {ServerEvent} event
+   * @returns {{ changed: UiMessage[], structural: boolean }}
+   */
+  apply(event) {
+    const before = this.messages.length;
+    const changed = this.#apply(event);
+    return { changed, structural: this.messages.length !== before };
+  }
+
+  /** @param {ServerEvent} event @returns {UiMessage[]} */
+  #apply(event) {
+    switch (event.type) {
+      case "ack": {
+        let user = this.#byId.get(event.message_id);
+        const local = event.client_id ? this.#byId.get(`local:${event.client_id}`) : undefined;
+        if (!user && local) {
+          this.#byId.delete(local.id);
+          local.id = event.message_id;
+          this.#byId.set(local.id, local);
+          user = local;
+        }
+        if (!user) user = this.#add({ id: event.message_id, role: "user", content: "", status: "sent", tools: [] });
+        Object.assign(user, { content: event.content, status: "sent", seq: event.seq, replyId: event.reply_id });
+        const changed = [user];
+        if (!this.#byId.has(event.reply_id)) changed.push(this.#add(this.#reply(event.reply_id)));
+        return changed;
+      }
+      case "delta": {
+        const reply = this.#ensureReply(event.message_id);
+        reply.content += event.content;
+        if (reply.status === "waiting") reply.status = "streaming";
+        reply.seq = event.seq;
+        return [reply];
+      }
+      case "message": {
+        if (event.sender === "tool") return [];
+        const reply = this.#ensureReply(event.message_id);
+        // The final message is the whole reply: it replaces the deltas.
+        reply.content = event.content;
+        reply.status = event.status;
+        reply.seq = event.seq;
+        for (const tool of reply.tools) tool.status = "done";
+        return [reply];
+      }
+      case "error": {
+        if (!event.message_id) return [];
+        const reply = this.#ensureReply(event.message_id);
+        reply.error = { code: event.code, message: event.message };
+        return [reply];
+      }
+      case "tool":
+        return this.#tool(event);
+      default:
+        return [];
+    }
+  }
+
+  /** @param {ToolEvent} event */
+  #tool(event) {
+    const reply = event.message_id
+      ? this.#ensureReply(event.message_id)
+      : [...this.messages].reverse().find(isBusy);
+    if (!reply) return [];
+    const id = event.call_id ?? event.name;
+    const run = [...reply.tools].reverse().find((t) => t.id === id && t.status === "running");
+    if (event.status === "start" || !run) {
+      reply.tools.push({ id, name: event.name, status: event.status === "end" ? "done" : "running" });
+    } else {
+      run.status = "done";
+    }
+    return [reply];
+  }
+
+  /** @param {string} id */
+  #ensureReply(id) {
+    return this.#byId.get(id) ?? this.#add(this.#reply(id));
+  }
+
+  /** @param {string} id @returns {UiMessage} */
+  #reply(id) {
+    return { id, role: "assistant", content: "", status: "waiting", tools: [] };
+  }
+
+  /** @param {UiMessage} message */
+  #add(message) {
+    this.messages.push(message);
+    this.#byId.set(message.id, message);
+    return message;
+  }
+}
