@@ -120,6 +120,9 @@ pub enum ServerEvent {
         message_id: Option<Uuid>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         seq: Option<Seq>,
+        /// The `client_id` of the `text` event this error refuses, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
     },
     /// Answer to a client [`ClientEvent::Ping`].
     Pong,
@@ -227,6 +230,7 @@ mod tests {
             message: "x".into(),
             message_id: None,
             seq: None,
+            client_id: None,
         };
         assert_eq!(event.seq(), None);
         let json = serde_json::to_value(&event).unwrap();

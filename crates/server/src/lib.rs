@@ -82,6 +82,15 @@ impl App {
         })
         .await
         .context("opening the database")?;
+        let repaired = turn::close_orphaned_replies(&db)
+            .await
+            .context("closing replies left unfinished by a crash")?;
+        if repaired > 0 {
+            tracing::warn!(
+                repaired,
+                "stored replies a previous run left unfinished as interrupted"
+            );
+        }
         let secret = auth::load_or_create_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
         let tokens = TokenService::new(&secret, Duration::from_secs(config.token_ttl_secs));
         let provider = colloquy_ai::select_provider(&config.ai_config())?;

@@ -451,6 +451,7 @@ impl ReplyJob {
                     message: error_text(code).into(),
                     message_id: Some(message_id),
                     seq: Some(seq),
+                    client_id: None,
                 })
             })
             .await;
@@ -491,6 +492,34 @@ impl ReplyJob {
     }
 }
 
+/// Store an empty `interrupted` reply for every user message a crash left
+/// unanswered, so no client waits forever for it. Returns how many.
+pub async fn close_orphaned_replies(db: &Pool) -> Result<usize, StoreError> {
+    let orphans = store::orphaned_user_messages(db).await?;
+    for user_message in &orphans {
+        let Some(reply_id) = user_message.reply_id else {
+            continue;
+        };
+        let conversation_id = user_message.conversation_id;
+        let Some(last_seq) = store::conversation_last_seq(db, conversation_id).await? else {
+            continue;
+        };
+        let reply = NewMessage {
+            id: reply_id,
+            conversation_id,
+            sender: Sender::Assistant,
+            content: String::new(),
+            status: MessageStatus::Interrupted,
+            seq: last_seq + 1,
+            client_id: None,
+            reply_id: None,
+            error_code: None,
+        };
+        store::insert_message(db, reply).await?;
+    }
+    Ok(orphans.len())
+}
+
 /// The events that stored messages after `after` were published as: the
 /// `ack` of each user message; for each reply its `error` event (if it
 /// failed) and its final `message`, which supersedes its deltas.
@@ -510,6 +539,7 @@ pub async fn stored_events(
                     message: error_text(code).into(),
                     message_id: Some(message.id),
                     seq: Some(message.seq.saturating_sub(1)),
+                    client_id: None,
                 });
                 events.push(final_event(message));
             }

@@ -271,6 +271,7 @@ fn reply_events(turn: HttpTurn, db: store::Pool) -> impl Stream<Item = Result<Ev
                             message: "events were missed; reload the conversation".into(),
                             message_id: Some(reply_id),
                             seq: None,
+                            client_id: None,
                         };
                         return Some((Ok(sse_event(&error)), (turn, db, Step::Done)));
                     }

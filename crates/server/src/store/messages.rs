@@ -211,6 +211,22 @@ pub async fn messages_after(
     rows.iter().map(message_from_row).collect()
 }
 
+/// User messages whose reply was never stored (the server stopped
+/// abruptly while it was pending or streaming), oldest first.
+pub async fn orphaned_user_messages(
+    db: impl SqliteExecutor<'_>,
+) -> Result<Vec<Message>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT u.* FROM messages u
+         WHERE u.sender = 'user' AND u.reply_id IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM messages a WHERE a.id = u.reply_id)
+         ORDER BY u.conversation_id, u.seq",
+    )
+    .fetch_all(db)
+    .await?;
+    rows.iter().map(message_from_row).collect()
+}
+
 /// All messages of a conversation, in order.
 pub async fn list_messages(
     db: impl SqliteExecutor<'_>,

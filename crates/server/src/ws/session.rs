@@ -36,6 +36,8 @@ pub mod close_code {
     pub const POLICY: u16 = 1008;
     /// A message larger than `max_frame_bytes`.
     pub const TOO_BIG: u16 = 1009;
+    /// Try again later: the client fell too far behind its conversation.
+    pub const TRY_AGAIN_LATER: u16 = 1013;
     /// Service restart: reconnect (to another node) and resume.
     pub const RESTART: u16 = 1012;
 }
@@ -125,7 +127,7 @@ pub(crate) async fn run(socket: WebSocket, state: AppState, admitted: Admitted) 
                 Err(RecvError::Lagged(missed)) => {
                     tracing::warn!(missed, "socket fell behind its conversation");
                     session.send_error("resync_required", "this connection fell behind; reconnect and reload the conversation").await;
-                    break Exit::Close(close_code::POLICY, "client too slow");
+                    break Exit::Close(close_code::TRY_AGAIN_LATER, "client too slow");
                 }
                 Err(RecvError::Closed) => break Exit::Close(close_code::GOING_AWAY, "conversation closed"),
             },
@@ -252,11 +254,18 @@ impl Session {
 
     /// A socket-local error (no `seq`: it is not part of the conversation).
     async fn send_error(&mut self, code: &str, message: &str) -> bool {
+        self.refuse(code, message, None).await
+    }
+
+    /// An error refusing the `text` event sent with `client_id`, so the
+    /// client knows which queued message it concerns.
+    async fn refuse(&mut self, code: &str, message: &str, client_id: Option<&str>) -> bool {
         let event = ServerEvent::Error {
             code: code.into(),
             message: message.into(),
             message_id: None,
             seq: None,
+            client_id: client_id.map(str::to_owned),
         };
         self.send_event(&event).await
     }
@@ -289,15 +298,17 @@ impl Session {
     }
 
     async fn submit(&mut self, content: String, client_id: Option<String>) -> bool {
+        let id = client_id.clone();
+        let id = id.as_deref();
         match self.limits.message(&self.state.limits, self.user.id) {
             Verdict::Allowed => {}
             Verdict::Limited => {
                 return self
-                    .send_error("rate_limited", "too many messages; slow down")
+                    .refuse("rate_limited", "too many messages; slow down", id)
                     .await;
             }
             Verdict::Abusive => {
-                self.send_error("rate_limited", "too many messages; closing")
+                self.refuse("rate_limited", "too many messages; closing", id)
                     .await;
                 let frame = CloseFrame {
                     code: close_code::POLICY,
@@ -314,7 +325,7 @@ impl Session {
             });
         let (text, client_id) = match parsed {
             Ok(parsed) => parsed,
-            Err(invalid) => return self.send_error(invalid.code, &invalid.message).await,
+            Err(invalid) => return self.refuse(invalid.code, &invalid.message, id).await,
         };
         match self
             .state
@@ -331,7 +342,7 @@ impl Session {
                     "storage_error" => "the message could not be stored; please retry".to_owned(),
                     _ => error.to_string(),
                 };
-                self.send_error(error.code(), &message).await
+                self.refuse(error.code(), &message, id).await
             }
         }
     }

@@ -127,3 +127,45 @@ async fn an_active_socket_survives_heartbeats() {
         "channel retired when its socket left"
     );
 }
+
+#[tokio::test]
+async fn a_reply_left_unfinished_by_a_crash_is_stored_as_interrupted_at_the_next_start() {
+    use colloquy::store::{self, NewMessage};
+    use colloquy_protocol::{MessageStatus, Sender};
+
+    let app = spawn_app().await;
+    let token = app.register("crash@example.com").await;
+    let (_, ready) = app.chat(&token, None).await;
+    let id: uuid::Uuid = ready["conversation_id"].as_str().unwrap().parse().unwrap();
+    // What a crash between the ack and the reply leaves behind.
+    let reply_id = uuid::Uuid::now_v7();
+    store::insert_message(
+        &app.state.db,
+        NewMessage {
+            id: uuid::Uuid::now_v7(),
+            conversation_id: id,
+            sender: Sender::User,
+            content: "was anyone there?".into(),
+            status: MessageStatus::Complete,
+            seq: 1,
+            client_id: None,
+            reply_id: Some(reply_id),
+            error_code: None,
+        },
+    )
+    .await
+    .unwrap();
+
+    let app = app.restart().await;
+    let stored: Value = app
+        .get(&format!("/api/conversations/{id}"), &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let messages = stored["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 2);
+    assert_eq!(messages[1]["id"], reply_id.to_string());
+    assert_eq!(messages[1]["status"], "interrupted");
+    assert_eq!(messages[1]["seq"], 2);
+}
