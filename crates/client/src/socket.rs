@@ -100,7 +100,8 @@ impl SeqAudit {
 }
 
 async fn open(url: &str) -> Result<(Stream, Uuid, Seq), ClientError> {
-    let (mut stream, _) = tokio_tungstenite::connect_async(url)
+    // disable_nagle: events and pings are small writes that must not wait.
+    let (mut stream, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
         .await
         .map_err(|e| ClientError::Connect(e.to_string()))?;
     match read_event(&mut stream).await? {

@@ -139,7 +139,9 @@ impl Default for Config {
             provider_connect_timeout_secs: 10,
             provider_idle_timeout_secs: 60,
             shutdown_grace_secs: 10,
-            conversation_buffer_events: 1024,
+            // Preallocated per live conversation; a socket that falls further
+            // behind is closed (1013) and resumes exactly from the replay ring.
+            conversation_buffer_events: 256,
             replay_buffer_events: 2048,
             replay_linger_secs: 60,
             sqlite_synchronous: "full".into(),

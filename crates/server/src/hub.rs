@@ -71,6 +71,10 @@ struct Channels {
     last_sweep: Instant,
 }
 
+/// Per-user events (conversation list changes) are rare; the channel's slots
+/// are preallocated per signed-in user, so keep it small.
+const USER_EVENTS_BUFFER: usize = 32;
+
 /// How often idle channels are looked for, at most.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
@@ -116,7 +120,7 @@ impl Hub {
         let mut users = lock(&self.users);
         let sender = users
             .entry(user)
-            .or_insert_with(|| broadcast::channel(self.sizes.subscriber_buffer).0);
+            .or_insert_with(|| broadcast::channel(USER_EVENTS_BUFFER).0);
         UserSubscription {
             events: sender.subscribe(),
             hub: self.clone(),

@@ -30,6 +30,7 @@ pub mod ws;
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -152,7 +153,15 @@ impl App {
         let state = self.state;
         let stop_accepting = CancellationToken::new();
         let router = http::router(state.clone());
-        let server = axum::serve(self.listener, router)
+        // Events are small writes in quick succession: without TCP_NODELAY,
+        // Nagle's algorithm holds each one until the previous is acknowledged,
+        // which a delayed ACK can stretch to tens of milliseconds.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "cannot set TCP_NODELAY");
+            }
+        });
+        let server = axum::serve(listener, router)
             .with_graceful_shutdown(stop_accepting.clone().cancelled_owned());
         let server = tokio::spawn(async move { server.await });
         shutdown.await;

@@ -53,6 +53,10 @@ pub async fn serve(addr: SocketAddr, shape: UpstreamShape) -> anyhow::Result<Soc
     let app = Router::new().route("/v1/chat/completions", post(move || completions(shape)));
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
+    // Each token is its own small write; Nagle would batch them.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, app).await {
             eprintln!("upstream stopped: {error}");
