@@ -445,18 +445,19 @@ export class ColloquyClient {
   }
 
   /**
-   * A socket-local error refusing a text carries no client_id, so it can be
-   * pinned on a text only when exactly one is awaiting its ack on this
-   * socket. That one is dropped from the queue: resending it would be
-   * refused again. Errors that may pass on retry keep it queued.
+   * An error refusing a text names it by `client_id`; that text is dropped
+   * from the queue, since resending it would be refused again. (Without a
+   * `client_id`, the text can be identified only when exactly one awaits its
+   * ack on this socket.) Errors that may pass on retry keep it queued.
    * @param {ChatErrorEvent} event
    */
   #maybeReject(event) {
     const retryable = ["shutting_down", "storage_error", "invalid_event"].includes(event.code);
-    if (retryable || this.#inFlight.length !== 1) return;
-    const [clientId] = this.#inFlight;
+    if (retryable) return;
+    const clientId = event.client_id ?? (this.#inFlight.length === 1 ? this.#inFlight[0] : undefined);
+    if (clientId === undefined) return;
     const content = this.#pending.get(clientId);
-    this.#inFlight = [];
+    this.#inFlight = this.#inFlight.filter((id) => id !== clientId);
     if (content === undefined) return;
     this.#pending.delete(clientId);
     this.#emit("rejected", { client_id: clientId, content, error: event });

@@ -26,7 +26,8 @@
  */
 /**
  * Something went wrong; `seq`/`message_id` are set when it concerns a reply.
- * @typedef {{ type: "error", code: string, message: string, message_id?: string, seq?: number }} ChatErrorEvent
+ * `client_id` names the text an error refuses, when it refuses one.
+ * @typedef {{ type: "error", code: string, message: string, message_id?: string, seq?: number, client_id?: string }} ChatErrorEvent
  */
 /** @typedef {{ type: "pong" }} PongEvent */
 /**

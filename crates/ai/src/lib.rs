@@ -13,14 +13,20 @@
 //! # Layout
 //! - [`provider`]: the trait, request and event types, errors.
 //! - [`history`]: trimming a conversation to a context budget.
+//! - `local` (feature `local-llm`): the embedded llama.cpp model, a worker
+//!   pool of OS threads behind a bounded queue.
 //! - [`openai`]: OpenAI-compatible chat completions with streaming (OpenAI, Ollama, vLLM, llama.cpp server).
 //! - [`selector`]: `COLLOQUY_MODEL` parsing and provider construction.
 
 pub mod history;
+#[cfg(feature = "local-llm")]
+pub mod local;
 pub mod openai;
 pub mod provider;
 pub mod selector;
 
+#[cfg(feature = "local-llm")]
+pub use local::{LocalError, LocalProvider};
 pub use provider::{
     ChatMessage, ChatRequest, Completion, FinishReason, ModelInfo, Provider, ProviderError,
     ReplyStream, Role, StreamEvent, Usage,

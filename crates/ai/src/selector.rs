@@ -145,7 +145,7 @@ pub enum SelectError {
 pub fn select_provider(config: &AiConfig) -> Result<Option<Arc<dyn Provider>>, SelectError> {
     match config.spec()? {
         ModelSpec::None => Ok(None),
-        ModelSpec::Local => Err(SelectError::LocalNotCompiled),
+        ModelSpec::Local => local_provider(&config.local),
         ModelSpec::OpenAi { model } => {
             let base_url = config
                 .openai_base_url
@@ -169,6 +169,23 @@ pub fn select_provider(config: &AiConfig) -> Result<Option<Arc<dyn Provider>>, S
             Ok(Some(Arc::new(provider)))
         }
     }
+}
+
+/// The embedded model, loaded now so a missing file stops the start with a
+/// message naming the path and the setup command.
+#[cfg(feature = "local-llm")]
+fn local_provider(config: &LocalConfig) -> Result<Option<Arc<dyn Provider>>, SelectError> {
+    let provider = crate::local::LocalProvider::load(config).map_err(|e| SelectError::Startup {
+        provider: "local".into(),
+        reason: e.to_string(),
+    })?;
+    Ok(Some(Arc::new(provider)))
+}
+
+/// Without the feature there is nothing to load.
+#[cfg(not(feature = "local-llm"))]
+fn local_provider(_config: &LocalConfig) -> Result<Option<Arc<dyn Provider>>, SelectError> {
+    Err(SelectError::LocalNotCompiled)
 }
 
 #[cfg(test)]
@@ -208,6 +225,36 @@ mod tests {
         };
         let provider = select_provider(&config).unwrap().expect("a provider");
         assert_eq!(provider.info().id(), "openai:llama3");
+    }
+
+    #[cfg(not(feature = "local-llm"))]
+    #[test]
+    fn local_without_the_feature_says_how_to_rebuild() {
+        let config = AiConfig {
+            model: Some("local".into()),
+            ..AiConfig::default()
+        };
+        let error = select_provider(&config).err().expect("must fail");
+        assert!(matches!(error, SelectError::LocalNotCompiled));
+    }
+
+    #[cfg(feature = "local-llm")]
+    #[test]
+    fn local_with_a_missing_model_names_the_path_and_the_setup_command() {
+        let config = AiConfig {
+            model: Some("local".into()),
+            local: LocalConfig {
+                model_path: PathBuf::from("no/such/dir/model.gguf"),
+                ..LocalConfig::default()
+            },
+            ..AiConfig::default()
+        };
+        let message = select_provider(&config)
+            .err()
+            .expect("must fail")
+            .to_string();
+        assert!(message.contains("no/such/dir/model.gguf"), "{message}");
+        assert!(message.contains("scripts/setup-models.sh"), "{message}");
     }
 
     #[test]

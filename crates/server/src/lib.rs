@@ -94,7 +94,12 @@ impl App {
         }
         let secret = auth::load_or_create_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
         let tokens = TokenService::new(&secret, Duration::from_secs(config.token_ttl_secs));
-        let provider = colloquy_ai::select_provider(&config.ai_config())?;
+        // Loading the embedded model reads ~100 MB and builds contexts: off the runtime.
+        let ai_config = config.ai_config();
+        let provider =
+            tokio::task::spawn_blocking(move || colloquy_ai::select_provider(&ai_config))
+                .await
+                .context("model loading task")??;
         match &provider {
             Some(provider) => tracing::info!(model = %provider.info().id(), "model ready"),
             None => tracing::warn!(

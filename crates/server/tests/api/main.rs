@@ -11,4 +11,6 @@ mod conversations;
 mod http_chat;
 mod lifecycle;
 mod limits;
+#[cfg(feature = "local-llm")]
+mod local_model;
 mod resume;

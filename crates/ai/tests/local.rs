@@ -1,0 +1,260 @@
+//! The embedded model end to end, on the real SmolLM2 file: streaming,
+//! cancellation, queue overflow, history trimming and load errors.
+//!
+//! The model comes from `COLLOQUY_TEST_MODEL` or the workspace's
+//! `data/models/` (put there by `scripts/setup-models.sh`). A missing model
+//! fails these tests: they never skip silently.
+
+use std::{path::PathBuf, time::Duration};
+
+use colloquy_ai::{
+    ChatMessage, ChatRequest, FinishReason, LocalConfig, LocalError, LocalProvider, Provider,
+    ProviderError, ReplyStream, Role, StreamEvent, Usage,
+};
+use futures::StreamExt;
+
+/// Generous bound on any one wait, so a hung worker fails the test instead of
+/// hanging CI; it is a deadlock guard, not a performance assertion.
+const DEADLOCK_GUARD: Duration = Duration::from_secs(120);
+
+fn model_path() -> PathBuf {
+    let path = std::env::var_os("COLLOQUY_TEST_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../data/models/SmolLM2-135M-Instruct.Q4_1.gguf")
+        });
+    assert!(
+        path.is_file(),
+        "test model {} is missing: run `scripts/setup-models.sh` from the workspace root \
+         (or set COLLOQUY_TEST_MODEL)",
+        path.display()
+    );
+    path
+}
+
+fn config(workers: usize, queue_capacity: usize) -> LocalConfig {
+    LocalConfig {
+        model_path: model_path(),
+        workers,
+        threads_per_worker: 1,
+        queue_capacity,
+        context_tokens: 1024,
+        max_tokens: 96,
+        ..LocalConfig::default()
+    }
+}
+
+fn ask(question: &str) -> ChatRequest {
+    ChatRequest {
+        messages: vec![
+            ChatMessage::new(Role::System, "You are a helpful assistant."),
+            ChatMessage::new(Role::User, question),
+        ],
+        ..ChatRequest::default()
+    }
+}
+
+/// A request whose reply runs long, to be cancelled part-way.
+fn long_reply() -> ChatRequest {
+    ChatRequest {
+        max_tokens: Some(400),
+        ..ask("Write a long, detailed story about a dragon who learns to bake bread.")
+    }
+}
+
+async fn next(stream: &mut ReplyStream) -> Option<Result<StreamEvent, ProviderError>> {
+    tokio::time::timeout(DEADLOCK_GUARD, stream.next())
+        .await
+        .expect("the stream produced nothing for two minutes")
+}
+
+/// Read until the first delta arrives: the request is then on a worker.
+async fn first_delta(stream: &mut ReplyStream) -> String {
+    match next(stream).await {
+        Some(Ok(StreamEvent::Delta(text))) => text,
+        other => panic!("expected a delta, got {other:?}"),
+    }
+}
+
+/// Read the whole reply: its deltas, then the completion's usage and reason.
+async fn collect(mut stream: ReplyStream) -> (Vec<String>, Usage, FinishReason) {
+    let mut deltas = Vec::new();
+    loop {
+        match next(&mut stream).await {
+            Some(Ok(StreamEvent::Delta(text))) => deltas.push(text),
+            Some(Ok(StreamEvent::Finished(done))) => {
+                assert!(
+                    next(&mut stream).await.is_none(),
+                    "nothing follows Finished"
+                );
+                let usage = done.usage.expect("the local model reports usage");
+                return (deltas, usage, done.finish_reason);
+            }
+            Some(Err(error)) => panic!("generation failed: {error}"),
+            None => panic!("the stream ended without Finished"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_reply_streams_english_deltas_and_ends_with_finished() {
+    let provider = LocalProvider::load(&config(1, 4)).unwrap();
+    assert_eq!(provider.info().provider, "local");
+    let request = ChatRequest {
+        temperature: Some(0.0),
+        ..ask("What is the capital of France?")
+    };
+    let (deltas, usage, reason) = collect(provider.stream_chat(request).await.unwrap()).await;
+
+    assert!(deltas.len() > 1, "the reply arrives in several deltas");
+    assert!(deltas
+        .iter()
+        .all(|d| !d.is_empty() && !d.contains('\u{FFFD}')));
+    let text: String = deltas.concat();
+    assert!(text.contains("Paris"), "a coherent answer: {text:?}");
+    let words = text.split_whitespace().count();
+    let letters = text.chars().filter(|c| c.is_ascii_alphabetic()).count();
+    assert!(
+        words >= 3 && letters * 2 > text.len(),
+        "English text: {text:?}"
+    );
+    assert!(usage.prompt_tokens > 10 && usage.completion_tokens > 0);
+    assert!(matches!(reason, FinishReason::Stop | FinishReason::Length));
+}
+
+#[tokio::test]
+async fn dropping_the_stream_mid_reply_frees_the_worker_for_the_next_request() {
+    let provider = LocalProvider::load(&config(1, 4)).unwrap();
+    let mut abandoned = provider.stream_chat(long_reply()).await.unwrap();
+    first_delta(&mut abandoned).await;
+    first_delta(&mut abandoned).await;
+    drop(abandoned);
+
+    // The only worker must give up the 400-token reply and take this one.
+    let (deltas, usage, _) = collect(provider.stream_chat(ask("Say hello.")).await.unwrap()).await;
+    assert!(!deltas.concat().trim().is_empty());
+    assert!(usage.completion_tokens > 0);
+}
+
+#[tokio::test]
+async fn dropping_the_stream_during_prefill_frees_the_worker_for_the_next_request() {
+    let provider = LocalProvider::load(&config(1, 4)).unwrap();
+    let long_prompt = format!(
+        "{} Summarise the above.",
+        "Colloquy is a chat server. ".repeat(120)
+    );
+    // Dropped at once: the worker is queued or mid-prefill (many chunks).
+    drop(provider.stream_chat(ask(&long_prompt)).await.unwrap());
+
+    let (deltas, _, _) = collect(provider.stream_chat(ask("Say hello.")).await.unwrap()).await;
+    assert!(!deltas.concat().trim().is_empty());
+}
+
+#[tokio::test]
+async fn a_full_queue_refuses_at_once_with_overloaded() {
+    let provider = LocalProvider::load(&config(1, 1)).unwrap();
+    let mut running = provider.stream_chat(long_reply()).await.unwrap();
+    first_delta(&mut running).await; // the worker is busy with it
+    let waiting = provider.stream_chat(ask("Say hello.")).await.unwrap();
+
+    let refused = provider.stream_chat(ask("Say hello.")).await;
+    let error = refused.err().expect("a third request overflows the queue");
+    assert!(matches!(error, ProviderError::Overloaded), "{error}");
+    assert_eq!(error.code(), "overloaded");
+
+    // Freeing the worker lets the queued request through, in order.
+    drop(running);
+    let (deltas, _, _) = collect(waiting).await;
+    assert!(!deltas.concat().trim().is_empty());
+}
+
+#[tokio::test]
+async fn a_conversation_longer_than_the_context_still_answers_the_newest_turn() {
+    let provider = LocalProvider::load(&LocalConfig {
+        context_tokens: 512,
+        max_tokens: 64,
+        ..config(1, 4)
+    })
+    .unwrap();
+    let filler = "We talked about the weather and the trains at length. ".repeat(30);
+    let mut messages = vec![ChatMessage::new(
+        Role::System,
+        "You are a helpful assistant.",
+    )];
+    for _ in 0..10 {
+        messages.push(ChatMessage::new(Role::User, filler.clone()));
+        messages.push(ChatMessage::new(Role::Assistant, filler.clone()));
+    }
+    messages.push(ChatMessage::new(
+        Role::User,
+        "What is the capital of France?",
+    ));
+    let request = ChatRequest {
+        messages,
+        temperature: Some(0.0),
+        ..ChatRequest::default()
+    };
+
+    let (deltas, usage, _) = collect(provider.stream_chat(request).await.unwrap()).await;
+    assert!(
+        usage.prompt_tokens <= 512 - 64,
+        "prompt of {}",
+        usage.prompt_tokens
+    );
+    let text = deltas.concat();
+    assert!(
+        text.contains("Paris"),
+        "the newest turn was answered: {text:?}"
+    );
+}
+
+#[test]
+fn a_missing_model_file_names_the_path_and_the_setup_command() {
+    let missing = std::env::temp_dir().join("colloquy-no-such-model.gguf");
+    let error = LocalProvider::load(&LocalConfig {
+        model_path: missing.clone(),
+        ..LocalConfig::default()
+    })
+    .expect_err("loading a missing file fails");
+    assert!(
+        matches!(error, LocalError::ModelMissing { .. }),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains(&missing.display().to_string()),
+        "{message}"
+    );
+    assert!(message.contains("scripts/setup-models.sh"), "{message}");
+}
+
+#[test]
+fn a_corrupt_model_file_names_the_path_and_the_setup_command() {
+    let dir = std::env::temp_dir().join(format!("colloquy-corrupt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let garbage = dir.join("garbage.gguf");
+    std::fs::write(&garbage, b"this is not a model").unwrap();
+    // A download cut short: a real header, most of the tensors missing.
+    let truncated = dir.join("truncated.gguf");
+    let head = std::fs::read(model_path()).unwrap();
+    std::fs::write(&truncated, &head[..head.len() / 3]).unwrap();
+    let empty = dir.join("empty.gguf");
+    std::fs::write(&empty, b"").unwrap();
+
+    for path in [&garbage, &truncated, &empty] {
+        let error = LocalProvider::load(&LocalConfig {
+            model_path: path.clone(),
+            ..LocalConfig::default()
+        })
+        .expect_err("loading a corrupt file fails");
+        assert!(
+            matches!(error, LocalError::ModelInvalid { .. }),
+            "{error:?}"
+        );
+        let message = error.to_string();
+        assert!(message.contains(&path.display().to_string()), "{message}");
+        assert!(message.contains("scripts/setup-models.sh"), "{message}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
