@@ -79,6 +79,9 @@ pub struct LocalConfig {
     pub temperature: f32,
     pub top_p: f32,
     pub repeat_penalty: f32,
+    /// Load a Q8_0 copy of a Q4_1 model (derived once, next to it): about
+    /// twice as fast at processing the prompt, so the first token comes sooner.
+    pub fast_prefill: bool,
 }
 
 impl Default for LocalConfig {
@@ -93,6 +96,7 @@ impl Default for LocalConfig {
             temperature: 0.3,
             top_p: 0.9,
             repeat_penalty: 1.2,
+            fast_prefill: true,
         }
     }
 }

@@ -258,3 +258,37 @@ fn a_corrupt_model_file_names_the_path_and_the_setup_command() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn a_q4_1_model_is_served_from_a_q8_0_copy_derived_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    std::fs::copy(model_path(), &model).unwrap();
+    let config = LocalConfig {
+        model_path: model.clone(),
+        ..config(1, 1)
+    };
+    let provider = LocalProvider::load(&config).unwrap();
+    let derived = dir.path().join("SmolLM2-135M-Instruct.Q8_0.gguf");
+    assert!(derived.exists(), "the Q8_0 copy sits next to the model");
+    assert_eq!(provider.info().model, "SmolLM2-135M-Instruct.Q8_0");
+    let stream = provider
+        .stream_chat(ask("What is the capital of France?"))
+        .await
+        .unwrap();
+    let (deltas, _, _) = collect(stream).await;
+    assert!(!deltas.concat().trim().is_empty());
+    let written = derived.metadata().unwrap().modified().unwrap();
+    drop(LocalProvider::load(&config).unwrap());
+    assert_eq!(
+        derived.metadata().unwrap().modified().unwrap(),
+        written,
+        "not converted twice"
+    );
+    let no_copy = LocalProvider::load(&LocalConfig {
+        fast_prefill: false,
+        ..config
+    })
+    .unwrap();
+    assert_eq!(no_copy.info().model, "SmolLM2-135M-Instruct.Q4_1");
+}

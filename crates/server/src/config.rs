@@ -101,6 +101,8 @@ pub struct LocalModelConfig {
     pub temperature: f32,
     pub top_p: f32,
     pub repeat_penalty: f32,
+    /// Use a Q8_0 copy of a Q4_1 model (derived once next to it) for faster prompt processing.
+    pub fast_prefill: bool,
 }
 
 impl Default for LocalModelConfig {
@@ -115,6 +117,7 @@ impl Default for LocalModelConfig {
             temperature: defaults.temperature,
             top_p: defaults.top_p,
             repeat_penalty: defaults.repeat_penalty,
+            fast_prefill: defaults.fast_prefill,
         }
     }
 }
@@ -339,6 +342,7 @@ impl Config {
                 temperature: self.local.temperature,
                 top_p: self.local.top_p,
                 repeat_penalty: self.local.repeat_penalty,
+                fast_prefill: self.local.fast_prefill,
             },
         }
     }

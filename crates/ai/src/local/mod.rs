@@ -13,11 +13,13 @@
 //! - `prompt`: chat template and history trimming with real token counts.
 //! - `pool`: worker threads and the bounded FIFO queue.
 //! - `generate`: one reply: chunked prefill, sampling, UTF-8-safe deltas.
+//! - `requantize`: a Q8_0 copy of a Q4_1 model, for faster prompt processing.
 
 mod generate;
 mod model;
 mod pool;
 mod prompt;
+mod requantize;
 
 use std::{
     pin::Pin,
@@ -76,7 +78,12 @@ impl LocalProvider {
     pub fn load(config: &LocalConfig) -> Result<Self, LocalError> {
         validate(config)?;
         let started = Instant::now();
-        let model = Arc::new(LocalModel::load(&config.model_path)?);
+        let path = if config.fast_prefill {
+            requantize::prefill_friendly(&config.model_path)
+        } else {
+            config.model_path.clone()
+        };
+        let model = Arc::new(LocalModel::load(&path)?);
         let n_ctx_train = model.model.n_ctx_train();
         let context_tokens = match n_ctx_train {
             0 => config.context_tokens,

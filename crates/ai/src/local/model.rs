@@ -131,7 +131,7 @@ impl LocalModel {
 
 /// Fail early, with a precise reason, on a missing, empty or non-GGUF file;
 /// llama.cpp's own failure is only a null pointer.
-fn check_gguf_header(path: &Path) -> Result<(), LocalError> {
+pub(crate) fn check_gguf_header(path: &Path) -> Result<(), LocalError> {
     let mut file = File::open(path).map_err(|source| match source.kind() {
         std::io::ErrorKind::NotFound => LocalError::ModelMissing {
             path: path.to_owned(),

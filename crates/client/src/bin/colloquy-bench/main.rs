@@ -97,6 +97,16 @@ struct RunArgs {
     /// Probability that a turn's socket is dropped mid-reply and resumed.
     #[arg(long, default_value_t = 0.0)]
     chaos: f64,
+    /// Use the embedded model from this GGUF file instead of the fake
+    /// upstream (the colloquy binary must be built with `--features local-llm`).
+    #[arg(long)]
+    local_model: Option<PathBuf>,
+    /// Cap on tokens per reply (COLLOQUY_MAX_REPLY_TOKENS on the spawned server).
+    #[arg(long)]
+    max_reply_tokens: Option<u32>,
+    /// Replies the embedded model generates at once (COLLOQUY_LOCAL__WORKERS).
+    #[arg(long)]
+    local_workers: Option<usize>,
     #[command(flatten)]
     shape: ShapeArgs,
 }
@@ -143,13 +153,18 @@ async fn run(args: RunArgs) -> anyhow::Result<bool> {
     let (base_url, pid, _server) = match &args.server {
         Some(url) => (url.trim_end_matches('/').to_owned(), args.server_pid, None),
         None => {
-            let upstream = upstream::serve("127.0.0.1:0".parse()?, shape).await?;
+            let model = match &args.local_model {
+                Some(path) => server::Model::Local(path.clone()),
+                None => {
+                    server::Model::Upstream(upstream::serve("127.0.0.1:0".parse()?, shape).await?)
+                }
+            };
             let binary = args
                 .colloquy_bin
                 .clone()
                 .unwrap_or_else(server::default_binary);
             let per_user = args.sockets_per_user.to_string();
-            let env = vec![
+            let mut env = vec![
                 ("COLLOQUY_MAX_SOCKETS_PER_USER".to_owned(), per_user),
                 // Every socket of a user sends at once; the per-user budget must allow a full round.
                 (
@@ -159,7 +174,13 @@ async fn run(args: RunArgs) -> anyhow::Result<bool> {
                         .to_string(),
                 ),
             ];
-            let spawned = server::spawn(&binary, upstream, &env).await?;
+            if let Some(tokens) = args.max_reply_tokens {
+                env.push(("COLLOQUY_MAX_REPLY_TOKENS".to_owned(), tokens.to_string()));
+            }
+            if let Some(workers) = args.local_workers {
+                env.push(("COLLOQUY_LOCAL__WORKERS".to_owned(), workers.to_string()));
+            }
+            let spawned = server::spawn(&binary, &model, &env).await?;
             (spawned.base_url.clone(), Some(spawned.pid), Some(spawned))
         }
     };
@@ -171,8 +192,10 @@ async fn run(args: RunArgs) -> anyhow::Result<bool> {
         turns: args.turns,
         turn_concurrency: args.turn_concurrency,
         chaos: args.chaos,
-        expected_reply: shape.expected_reply(),
-        expected_deltas: shape.tokens,
+        expected: args
+            .local_model
+            .is_none()
+            .then(|| (shape.expected_reply(), shape.tokens)),
     });
     let rss = || pid.and_then(server::rss_bytes);
     let mut memory = Memory {
@@ -217,7 +240,7 @@ async fn run(args: RunArgs) -> anyhow::Result<bool> {
         &totals,
         &memory,
         plan.sockets as u64,
-        shape.interval,
+        args.local_model.is_none().then_some(shape.interval),
         started.elapsed(),
     );
     Ok(totals.clean() && totals.turns_completed as usize == plan.sockets * plan.turns)

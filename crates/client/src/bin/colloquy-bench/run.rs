@@ -27,9 +27,10 @@ pub struct Plan {
     pub turn_concurrency: usize,
     /// Probability that a turn's socket is dropped mid-reply and resumed.
     pub chaos: f64,
-    /// The reply every turn must end with, and how many deltas carry it.
-    pub expected_reply: String,
-    pub expected_deltas: usize,
+    /// The reply every turn must end with and how many deltas carry it;
+    /// `None` for a real model, whose replies are only checked for
+    /// consistency (the final message equals its deltas).
+    pub expected: Option<(String, usize)>,
 }
 
 /// Shared between the socket tasks and the coordinator.
@@ -174,7 +175,10 @@ async fn run_turn(plan: &Plan, socket: &mut ChatSocket, shared: &Shared, turn: u
     let client_id = format!("bench-{}-{turn}", Uuid::now_v7());
     let drop_after = rand::thread_rng()
         .gen_bool(plan.chaos.clamp(0.0, 1.0))
-        .then(|| rand::thread_rng().gen_range(1..=plan.expected_deltas.max(1)));
+        .then(|| {
+            let deltas = plan.expected.as_ref().map_or(4, |(_, deltas)| *deltas);
+            rand::thread_rng().gen_range(1..=deltas.max(1))
+        });
     shared.totals().turns_started += 1;
     let started = Instant::now();
     if socket
@@ -248,18 +252,27 @@ async fn run_turn(plan: &Plan, socket: &mut ChatSocket, shared: &Shared, turn: u
         }
     };
     let mut totals = shared.totals();
-    totals.events_expected += plan.expected_deltas as u64 + 2;
+    // A real model's reply length is known only once it is whole.
+    let deltas_expected = plan.expected.as_ref().map_or(deltas, |(_, deltas)| *deltas);
+    totals.events_expected += deltas_expected as u64 + 2;
     totals.events_received += received;
     match outcome {
         Ok(final_text) => {
             totals.turns_completed += 1;
-            if final_text != text || final_text != plan.expected_reply {
+            let as_expected = plan
+                .expected
+                .as_ref()
+                .is_none_or(|(reply, _)| *reply == final_text);
+            if final_text != text || !as_expected {
                 totals.replies_mismatched += 1;
             }
+            let total = started.elapsed();
             if let Some(first) = first_delta {
                 totals.record(Which::FirstDelta, first);
+                totals.generated_tokens += deltas.saturating_sub(1) as u64;
+                totals.generation_time += total.saturating_sub(first);
             }
-            totals.record(Which::Final, started.elapsed());
+            totals.record(Which::Final, total);
         }
         Err(why) => {
             tracing::warn!(why, "turn failed");

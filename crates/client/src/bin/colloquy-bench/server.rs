@@ -31,11 +31,19 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// Which model the spawned server uses.
+pub enum Model {
+    /// The bench's fake OpenAI-compatible upstream.
+    Upstream(SocketAddr),
+    /// The embedded model, from this GGUF file (needs a `local-llm` build).
+    Local(PathBuf),
+}
+
 /// Start the server and wait until `/healthz` answers. `extra_env` adds or
 /// overrides settings (e.g. raising a limit for a large run).
 pub async fn spawn(
     binary: &PathBuf,
-    upstream: SocketAddr,
+    model: &Model,
     extra_env: &[(String, String)],
 ) -> anyhow::Result<SpawnedServer> {
     let data_dir = tempfile::tempdir()?;
@@ -45,13 +53,23 @@ pub async fn spawn(
         .arg("serve")
         .env("COLLOQUY_ADDR", format!("127.0.0.1:{port}"))
         .env("COLLOQUY_DATA_DIR", data_dir.path())
-        .env("COLLOQUY_MODEL", "openai:bench")
-        .env("OPENAI_BASE_URL", format!("http://{upstream}/v1"))
         .env("COLLOQUY_LOG", "warn")
         .env_remove("OPENAI_API_KEY")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .kill_on_drop(true);
+    match model {
+        Model::Upstream(upstream) => {
+            command
+                .env("COLLOQUY_MODEL", "openai:bench")
+                .env("OPENAI_BASE_URL", format!("http://{upstream}/v1"));
+        }
+        Model::Local(path) => {
+            command
+                .env("COLLOQUY_MODEL", "local")
+                .env("COLLOQUY_LOCAL__MODEL_PATH", path);
+        }
+    }
     for (key, value) in extra_env {
         command.env(key, value);
     }
@@ -65,7 +83,7 @@ pub async fn spawn(
     let base_url = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(30) {
+    while started.elapsed() < Duration::from_secs(120) {
         if let Ok(response) = client.get(format!("{base_url}/healthz")).send().await {
             if response.status().is_success() {
                 return Ok(SpawnedServer {
@@ -78,7 +96,7 @@ pub async fn spawn(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    bail!("the server did not become healthy within 30 s")
+    bail!("the server did not become healthy within 120 s")
 }
 
 /// Resident memory of process `pid` in bytes (Linux `/proc`).

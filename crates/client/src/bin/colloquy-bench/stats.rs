@@ -22,6 +22,9 @@ pub struct Totals {
     pub unexpected_drops: u64,
     pub reconnects: u64,
     pub error_events: u64,
+    /// Deltas after the first and the time they took, for tokens per second.
+    pub generated_tokens: u64,
+    pub generation_time: Duration,
     pub first_delta_us: Histogram<u64>,
     pub final_us: Histogram<u64>,
 }
@@ -49,6 +52,8 @@ impl Default for Totals {
             unexpected_drops: 0,
             reconnects: 0,
             error_events: 0,
+            generated_tokens: 0,
+            generation_time: Duration::ZERO,
             first_delta_us: histogram(),
             final_us: histogram(),
         }
@@ -71,15 +76,15 @@ fn mib(bytes: Option<u64>) -> String {
     bytes.map_or("n/a".into(), |b| format!("{:.1} MiB", b as f64 / 1048576.0))
 }
 
-/// Print the report; `upstream_first_token` is the upstream's own delay before its first token.
+/// Print the report; `upstream_first_token` is the fake upstream's own delay
+/// before its first token (`None` with a real model).
 pub fn report(
     totals: &Totals,
     memory: &Memory,
     sockets: u64,
-    upstream_first_token: Duration,
+    upstream_first_token: Option<Duration>,
     elapsed: Duration,
 ) {
-    let first_token_ms = upstream_first_token.as_secs_f64() * 1000.0;
     println!("colloquy-bench results ({:.1} s)", elapsed.as_secs_f64());
     println!("  sockets requested        {sockets}");
     println!(
@@ -111,15 +116,25 @@ pub fn report(
         let p50 = ms(&totals.first_delta_us, 0.50);
         let p99 = ms(&totals.first_delta_us, 0.99);
         println!("  time to first delta      p50 {p50:.2} ms   p99 {p99:.2} ms");
-        println!(
-            "  gateway overhead         p50 {:.2} ms   p99 {:.2} ms   (first delta minus the upstream's {first_token_ms:.1} ms first-token delay)",
-            p50 - first_token_ms,
-            p99 - first_token_ms
-        );
+        if let Some(delay) = upstream_first_token {
+            let first_token_ms = delay.as_secs_f64() * 1000.0;
+            println!(
+                "  gateway overhead         p50 {:.2} ms   p99 {:.2} ms   (first delta minus the upstream's {first_token_ms:.1} ms first-token delay)",
+                p50 - first_token_ms,
+                p99 - first_token_ms
+            );
+        }
         println!(
             "  time to final            p50 {:.2} ms   p99 {:.2} ms",
             ms(&totals.final_us, 0.50),
             ms(&totals.final_us, 0.99)
+        );
+    }
+    let generating = totals.generation_time.as_secs_f64();
+    if generating > 0.0 {
+        let per_reply = totals.generated_tokens as f64 / generating;
+        println!(
+            "  tokens/s per reply        {per_reply:.1} (deltas after the first, over their time)"
         );
     }
     println!("  server RSS before sockets {}", mib(memory.before_sockets));
