@@ -90,12 +90,7 @@ async fn a_resend_with_the_same_client_id_is_stored_and_answered_once() {
     socket.send_json(json!({ "type": "ping" })).await;
     assert_eq!(socket.next_event().await["type"], "pong");
 
-    let conversation: Value = app
-        .get(&format!("/api/conversations/{id}"), &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let conversation: Value = app.conversation(id, &token).await;
     let messages = conversation["messages"].as_array().unwrap();
     assert_eq!(
         messages.len(),
@@ -130,12 +125,7 @@ async fn stop_mid_reply_ends_it_and_stores_what_was_said_as_interrupted() {
     assert!(events.len() < 100, "stopped well before the end");
 
     let id = ready["conversation_id"].as_str().unwrap();
-    let stored: Value = app
-        .get(&format!("/api/conversations/{id}"), &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let stored: Value = app.conversation(id, &token).await;
     let reply = &stored["messages"][1];
     assert_eq!(reply["status"], "interrupted");
     assert_eq!(reply["content"], last["content"]);
@@ -167,12 +157,7 @@ async fn an_upstream_500_gives_an_error_event_and_the_socket_keeps_working() {
     assert_eq!(events.last().unwrap()["status"], "complete");
 
     let id = ready["conversation_id"].as_str().unwrap();
-    let stored: Value = app
-        .get(&format!("/api/conversations/{id}"), &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let stored: Value = app.conversation(id, &token).await;
     let statuses: Vec<&str> = stored["messages"]
         .as_array()
         .unwrap()
@@ -201,12 +186,7 @@ async fn an_upstream_that_stalls_mid_reply_times_out_and_keeps_the_partial_reply
     assert_eq!(last["content"], "Partial");
 
     let id = ready["conversation_id"].as_str().unwrap();
-    let stored: Value = app
-        .get(&format!("/api/conversations/{id}"), &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let stored: Value = app.conversation(id, &token).await;
     assert_eq!(stored["messages"][1]["content"], "Partial");
     assert_eq!(stored["messages"][1]["status"], "error");
 }

@@ -128,6 +128,13 @@ impl TestApp {
             .unwrap()
     }
 
+    /// `GET /api/conversations/{id}` as JSON (the conversation with its messages).
+    pub async fn conversation(&self, id: impl std::fmt::Display, token: &str) -> Value {
+        let response = self.get(&format!("/api/conversations/{id}"), token).await;
+        assert_eq!(response.status(), 200, "conversation {id}");
+        response.json().await.unwrap()
+    }
+
     pub async fn post_json(&self, path: &str, token: &str, body: Value) -> reqwest::Response {
         self.http
             .post(self.url(path))

@@ -42,12 +42,7 @@ async fn post_messages_returns_the_complete_reply_and_stores_both() {
         body["assistant_message"]["id"]
     );
 
-    let stored: Value = app
-        .get(&format!("/api/conversations/{id}"), &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let stored: Value = app.conversation(id, &token).await;
     assert_eq!(stored["messages"].as_array().unwrap().len(), 2);
     assert_eq!(stored["title"], "no sockets here");
 }
@@ -119,12 +114,7 @@ async fn http_errors_from_the_provider_keep_the_user_message() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "provider_error");
     let id = body["conversation_id"].as_str().unwrap();
-    let stored: Value = app
-        .get(&format!("/api/conversations/{id}"), &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let stored: Value = app.conversation(id, &token).await;
     assert_eq!(stored["messages"][0]["content"], "are you there");
 }
 

@@ -19,12 +19,7 @@ async fn conversations_survive_a_restart_and_numbering_continues() {
     drop(socket);
 
     let app = app.restart().await;
-    let stored: Value = app
-        .get(&format!("/api/conversations/{id}"), &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let stored: Value = app.conversation(&id, &token).await;
     let messages = stored["messages"].as_array().unwrap();
     assert_eq!(messages.len(), 2);
     assert_eq!(messages[0]["content"], "remember me");
@@ -76,12 +71,7 @@ async fn shutdown_stores_a_reply_still_running_after_the_grace_period_as_interru
     assert_eq!(last["status"], "interrupted");
 
     let app = app.restart().await;
-    let stored: Value = app
-        .get(&format!("/api/conversations/{id}"), &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let stored: Value = app.conversation(id, &token).await;
     assert_eq!(stored["messages"][1]["status"], "interrupted");
     assert_eq!(stored["messages"][1]["content"], last["content"]);
 }
@@ -157,12 +147,7 @@ async fn a_reply_left_unfinished_by_a_crash_is_stored_as_interrupted_at_the_next
     .unwrap();
 
     let app = app.restart().await;
-    let stored: Value = app
-        .get(&format!("/api/conversations/{id}"), &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let stored: Value = app.conversation(id, &token).await;
     let messages = stored["messages"].as_array().unwrap();
     assert_eq!(messages.len(), 2);
     assert_eq!(messages[1]["id"], reply_id.to_string());

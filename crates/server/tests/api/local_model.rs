@@ -93,12 +93,7 @@ async fn stopping_the_local_model_mid_reply_stores_the_partial_reply_as_interrup
     assert_eq!(last["status"], "interrupted");
     assert_eq!(last["content"], concat_deltas(&events));
     let id = ready["conversation_id"].as_str().unwrap();
-    let stored: Value = app
-        .get(&format!("/api/conversations/{id}"), &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let stored: Value = app.conversation(id, &token).await;
     assert_eq!(stored["messages"][1]["status"], "interrupted");
     assert_eq!(stored["messages"][1]["content"], last["content"]);
 }
