@@ -292,3 +292,34 @@ async fn a_q4_1_model_is_served_from_a_q8_0_copy_derived_once() {
     .unwrap();
     assert_eq!(no_copy.info().model, "SmolLM2-135M-Instruct.Q4_1");
 }
+
+#[tokio::test]
+async fn reusing_the_cached_prompt_prefix_changes_no_answer() {
+    let provider = LocalProvider::load(&config(1, 2)).unwrap();
+    let greedy = |question: &str| ChatRequest {
+        temperature: Some(0.0),
+        max_tokens: Some(24),
+        ..ask(question)
+    };
+    let reply = |request| async {
+        let stream = provider.stream_chat(request).await.unwrap();
+        collect(stream).await.0.concat()
+    };
+    // The second run finds the whole prompt in the worker's cache.
+    let first = reply(greedy("What is the capital of France?")).await;
+    let again = reply(greedy("What is the capital of France?")).await;
+    assert_eq!(first, again);
+    // A different question shares only the system part, and is answered afresh.
+    let other = reply(greedy("Name a primary colour.")).await;
+    assert_ne!(other, first);
+    let fresh = LocalProvider::load(&config(1, 2)).unwrap();
+    let stream = fresh
+        .stream_chat(greedy("Name a primary colour."))
+        .await
+        .unwrap();
+    assert_eq!(
+        collect(stream).await.0.concat(),
+        other,
+        "same answer as on a clean context"
+    );
+}

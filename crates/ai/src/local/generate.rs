@@ -1,5 +1,11 @@
 //! One reply on one llama.cpp context: chunked prefill, sampling, incremental
 //! UTF-8 decoding, and a cancellation check between every `decode()` call.
+//!
+//! A context keeps the key/value cache of the tokens it last processed
+//! ([`Cached`]). A new prompt that starts with the same tokens (the system
+//! instruction, and in a conversation its whole history) reuses them and
+//! decodes only the rest, as llama.cpp's own server does: the first token
+//! comes sooner and long conversations stop re-reading their past.
 
 use std::{
     hash::{BuildHasher, Hasher},
@@ -65,6 +71,43 @@ impl Job {
     }
 }
 
+/// The tokens whose keys and values a context holds, at positions `0..len`.
+#[derive(Debug, Default)]
+pub(crate) struct Cached {
+    tokens: Vec<LlamaToken>,
+}
+
+impl Cached {
+    /// Forget everything (after a failure the cache's content is unknown).
+    pub(crate) fn reset(&mut self, ctx: &mut LlamaContext<'_>) {
+        ctx.clear_kv_cache();
+        self.tokens.clear();
+    }
+
+    /// Keep the longest prefix shared with `prompt`, but always leave at
+    /// least its last token to decode (its logits pick the first reply
+    /// token). Returns how many prompt tokens are already in the cache.
+    fn keep_prefix_of(&mut self, ctx: &mut LlamaContext<'_>, prompt: &[LlamaToken]) -> usize {
+        let shared = self
+            .tokens
+            .iter()
+            .zip(prompt)
+            .take_while(|(cached, new)| cached == new)
+            .count()
+            .min(prompt.len().saturating_sub(1));
+        let trimmed = u32::try_from(shared)
+            .ok()
+            .and_then(|from| ctx.clear_kv_cache_seq(None, Some(from), None).ok())
+            .unwrap_or(false);
+        if !trimmed {
+            self.reset(ctx);
+            return 0;
+        }
+        self.tokens.truncate(shared);
+        shared
+    }
+}
+
 /// How a reply ended, for the worker's log line.
 #[derive(Debug)]
 pub(crate) enum Outcome {
@@ -77,13 +120,15 @@ pub(crate) enum Outcome {
 pub(crate) fn run(
     model: &LocalModel,
     ctx: &mut LlamaContext<'_>,
+    cached: &mut Cached,
     settings: Sampling,
     job: &Job,
 ) -> Outcome {
-    match generate(model, ctx, settings, job) {
+    match generate(model, ctx, cached, settings, job) {
         Ok(outcome) => outcome,
         Err(error) => {
             tracing::warn!(%error, "local generation failed");
+            cached.reset(ctx);
             job.send(Err(error));
             Outcome::Failed
         }
@@ -93,6 +138,7 @@ pub(crate) fn run(
 fn generate(
     model: &LocalModel,
     ctx: &mut LlamaContext<'_>,
+    cached: &mut Cached,
     settings: Sampling,
     job: &Job,
 ) -> Result<Outcome, ProviderError> {
@@ -107,11 +153,10 @@ fn generate(
     let temperature = job.request.temperature.unwrap_or(settings.temperature);
     let mut sampler = sampler_chain(model, settings, temperature);
 
-    // A fresh conversation on a reused context: forget the previous reply.
-    ctx.clear_kv_cache();
+    let reused = cached.keep_prefix_of(ctx, &prompt);
     let mut batch = LlamaBatch::new(PREFILL_CHUNK, 1);
-    let mut position: i32 = 0;
-    for chunk in prompt.chunks(PREFILL_CHUNK) {
+    let mut position = i32::try_from(reused).unwrap_or(i32::MAX);
+    for chunk in prompt[reused..].chunks(PREFILL_CHUNK) {
         if job.is_cancelled() {
             return Ok(Outcome::Cancelled);
         }
@@ -122,7 +167,9 @@ fn generate(
             position += 1;
         }
         decode(ctx, &mut batch)?;
+        cached.tokens.extend_from_slice(chunk);
     }
+    tracing::debug!(prompt = prompt.len(), reused, "prompt processed");
 
     let vocab = model.model.vocab();
     let mut utf8 = Utf8Stream::new();
@@ -147,6 +194,7 @@ fn generate(
         add(&mut batch, token, position, true)?;
         position += 1;
         decode(ctx, &mut batch)?;
+        cached.tokens.push(token);
     };
     let rest = utf8.finish();
     if !rest.is_empty() && !job.send(Ok(StreamEvent::Delta(rest))) {

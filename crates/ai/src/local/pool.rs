@@ -19,7 +19,7 @@ use std::{
 use llama_cpp_2::context::{params::LlamaContextParams, LlamaContext};
 
 use super::{
-    generate::{self, Job, Outcome, Sampling, PREFILL_CHUNK},
+    generate::{self, Cached, Job, Outcome, Sampling, PREFILL_CHUNK},
     model::{backend, native_setup_lock, LocalError, LocalModel},
 };
 use crate::provider::ProviderError;
@@ -109,8 +109,9 @@ impl Worker {
         let _ = ready.send(Ok(()));
         drop(ready);
         tracing::debug!(worker = self.index, "local model worker ready");
+        let mut cached = Cached::default();
         while let Some(job) = self.next_job() {
-            self.serve(&mut ctx, &job);
+            self.serve(&mut ctx, &mut cached, &job);
         }
         tracing::debug!(worker = self.index, "local model worker stopped");
     }
@@ -138,14 +139,16 @@ impl Worker {
         jobs.recv().ok()
     }
 
-    fn serve(&self, ctx: &mut LlamaContext<'_>, job: &Job) {
+    fn serve(&self, ctx: &mut LlamaContext<'_>, cached: &mut Cached, job: &Job) {
         let waited = job.enqueued_at.elapsed();
         let started = std::time::Instant::now();
         // A panic inside llama-cpp-2 must cost one reply, not the worker.
         let outcome = catch_unwind(AssertUnwindSafe(|| {
-            generate::run(&self.model, ctx, self.sampling, job)
+            generate::run(&self.model, ctx, cached, self.sampling, job)
         }));
         let outcome = outcome.unwrap_or_else(|_| {
+            // Whatever the panic left in the cache is unknown: start clean.
+            cached.reset(ctx);
             let _ = job.events.blocking_send(Err(ProviderError::Model(
                 "the local model failed while generating".into(),
             )));

@@ -170,6 +170,26 @@ async fn socket_task(
     shared.open_now.fetch_sub(1, Ordering::Relaxed);
 }
 
+/// A short question that differs from turn to turn and socket to socket,
+/// so a model cannot serve it from a cache of the previous prompt.
+fn question(turn: usize) -> String {
+    const TOPICS: [&str; 8] = [
+        "the sea",
+        "volcanoes",
+        "bread",
+        "owls",
+        "trains",
+        "chess",
+        "rain",
+        "bees",
+    ];
+    let topic = TOPICS[rand::thread_rng().gen_range(0..TOPICS.len())];
+    format!(
+        "Tell me one fact about {topic} (question {turn}-{}).",
+        rand::thread_rng().gen_range(0..1000)
+    )
+}
+
 /// One turn: send, then check every event up to the final message.
 async fn run_turn(plan: &Plan, socket: &mut ChatSocket, shared: &Shared, turn: usize) {
     let client_id = format!("bench-{}-{turn}", Uuid::now_v7());
@@ -182,7 +202,7 @@ async fn run_turn(plan: &Plan, socket: &mut ChatSocket, shared: &Shared, turn: u
     shared.totals().turns_started += 1;
     let started = Instant::now();
     if socket
-        .send_text("Tell me something.", Some(&client_id))
+        .send_text(&question(turn), Some(&client_id))
         .await
         .is_err()
     {
