@@ -45,6 +45,8 @@ pub struct Config {
     pub max_message_chars: usize,
     /// Largest WebSocket message accepted, in bytes.
     pub max_frame_bytes: usize,
+    /// Largest HTTP request body accepted, in bytes (413 beyond it).
+    pub max_body_bytes: usize,
     /// How often the server pings each socket.
     pub heartbeat_interval_secs: u64,
     /// A socket silent for this long is considered dead and dropped.
@@ -137,6 +139,7 @@ impl Default for Config {
             max_reply_tokens: 1024,
             max_message_chars: 16_000,
             max_frame_bytes: 256 * 1024,
+            max_body_bytes: 1024 * 1024,
             heartbeat_interval_secs: 20,
             heartbeat_timeout_secs: 60,
             provider_connect_timeout_secs: 10,
@@ -240,6 +243,7 @@ impl Config {
             ("max_reply_tokens", self.max_reply_tokens as usize),
             ("max_message_chars", self.max_message_chars),
             ("max_frame_bytes", self.max_frame_bytes),
+            ("max_body_bytes", self.max_body_bytes),
             (
                 "heartbeat_interval_secs",
                 self.heartbeat_interval_secs as usize,

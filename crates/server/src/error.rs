@@ -2,7 +2,7 @@
 //! message safe to show. Internal causes are logged, never returned.
 
 use axum::{
-    extract::rejection::{JsonRejection, PathRejection, QueryRejection},
+    extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection},
     http::StatusCode,
     response::{IntoResponse, Response},
     Json,
@@ -28,6 +28,8 @@ pub enum AppError {
     Conflict(String),
     #[error("too many messages; slow down")]
     RateLimited,
+    #[error("the request body is larger than this server accepts")]
+    PayloadTooLarge,
     #[error("{message}")]
     Unavailable { code: &'static str, message: String },
     #[error("{message}")]
@@ -59,6 +61,7 @@ impl AppError {
             AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             AppError::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            AppError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             AppError::Unavailable { code, .. } => (StatusCode::SERVICE_UNAVAILABLE, code),
             AppError::Provider { status, code, .. } => (*status, code),
             AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -87,8 +90,20 @@ impl From<StoreError> for AppError {
     }
 }
 
+impl From<BytesRejection> for AppError {
+    fn from(rejection: BytesRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return AppError::PayloadTooLarge;
+        }
+        AppError::bad_request("invalid_body", rejection.body_text())
+    }
+}
+
 impl From<JsonRejection> for AppError {
     fn from(rejection: JsonRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return AppError::PayloadTooLarge;
+        }
         let code = match rejection {
             JsonRejection::MissingJsonContentType(_) => "unsupported_media_type",
             _ => "invalid_json",

@@ -305,11 +305,12 @@ struct ReplyJob {
 impl ReplyJob {
     async fn run(self) {
         let outcome = {
-            let _turn = tokio::select! {
-                turn = self.channel.turn_lock() => Some(turn),
+            // Held until generation ends: replies of a conversation run one at a time.
+            let turn_guard = tokio::select! {
+                guard = self.channel.turn_lock() => Some(guard),
                 () = self.cancel.cancelled() => None,
             };
-            match _turn {
+            match turn_guard {
                 Some(_) => self.generate().await,
                 None => (String::new(), Ok(MessageStatus::Interrupted)),
             }

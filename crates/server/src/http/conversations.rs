@@ -1,7 +1,13 @@
 //! Conversation CRUD under `/api/conversations` (seed 000). Every query is
 //! scoped to the caller, so another user's conversation is a 404.
 
-use axum::{body::Bytes, extract::State, http::StatusCode, routing::get, Json, Router};
+use axum::{
+    body::Bytes,
+    extract::{rejection::BytesRejection, State},
+    http::StatusCode,
+    routing::get,
+    Json, Router,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -70,8 +76,9 @@ struct CreateBody {
 async fn create(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Conversation>), AppError> {
+    let body = body?;
     // The body is optional: an empty POST creates an untitled conversation.
     let body: CreateBody = if body.iter().all(u8::is_ascii_whitespace) {
         CreateBody {

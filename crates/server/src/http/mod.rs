@@ -17,11 +17,9 @@ use tower_http::trace::TraceLayer;
 
 use crate::{error::AppError, AppState};
 
-/// Largest HTTP request body accepted.
-const MAX_BODY_BYTES: usize = 1024 * 1024;
-
 /// The whole application: HTTP endpoints and WebSocket upgrades.
 pub fn router(state: AppState) -> Router {
+    let max_body_bytes = state.config.max_body_bytes;
     Router::new()
         .route("/healthz", get(health))
         .merge(auth::router())
@@ -31,7 +29,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::ws::router())
         .merge(ui::router())
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
             tracing::info_span!("http", method = %request.method(), path = %request.uri().path())
         }))

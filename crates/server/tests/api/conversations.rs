@@ -216,3 +216,31 @@ async fn every_socket_of_a_user_hears_about_conversation_changes() {
     assert_eq!(app.state.hub.live_users(), 0, "user channels retired");
     assert_eq!(app.state.limits.open_sockets(), 0, "socket slots released");
 }
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_refused_with_413() {
+    let app = crate::helpers::spawn_app_with(|config| config.max_body_bytes = 4096).await;
+    let token = app.register("bigbody@example.com").await;
+    let response = app
+        .post_json(
+            "/api/conversations",
+            &token,
+            json!({ "title": "x".repeat(10_000) }),
+        )
+        .await;
+    assert_eq!(response.status(), 413);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "payload_too_large");
+    let message = app
+        .post_json(
+            "/api/messages",
+            &token,
+            json!({ "content": "y".repeat(10_000) }),
+        )
+        .await;
+    assert_eq!(message.status(), 413);
+    assert_eq!(
+        message.json::<Value>().await.unwrap()["error"]["code"],
+        "payload_too_large"
+    );
+}
