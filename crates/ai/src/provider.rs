@@ -97,7 +97,7 @@ impl ModelInfo {
 
 /// Why a provider could not produce (the rest of) a reply.
 ///
-/// The `Display` text is for logs; clients get [`ProviderError::public_message`].
+/// The `Display` text is for logs; clients get the text [`ProviderError::public_message_for`] gives for its code.
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
     #[error("could not reach the provider: {0}")]
@@ -132,20 +132,19 @@ impl ProviderError {
         }
     }
 
-    /// A message safe to show a user: no upstream text, URLs or keys.
-    pub fn public_message(&self) -> &'static str {
-        match self {
-            ProviderError::Unavailable(_) => "The AI provider is unavailable. Please try again.",
-            ProviderError::Timeout => "The AI provider did not answer in time. Please try again.",
-            ProviderError::Unauthorized { .. } => {
-                "The server's AI provider credentials were rejected."
-            }
-            ProviderError::RateLimited => "The AI provider is busy. Please try again shortly.",
-            ProviderError::Upstream { .. } | ProviderError::Protocol(_) => {
-                "The AI provider returned an error. Please try again."
-            }
-            ProviderError::Overloaded => "The model is busy. Please try again shortly.",
-            ProviderError::Model(_) => "The model failed to generate a reply.",
+    /// The message safe to show a user for an error [`code`](Self::code):
+    /// no upstream text, URLs or keys. Taking the code rather than the error
+    /// lets a stored failure (which keeps only its code) be described the
+    /// same way as a live one.
+    pub fn public_message_for(code: &str) -> &'static str {
+        match code {
+            "provider_unavailable" => "The AI provider is unavailable. Please try again.",
+            "provider_timeout" => "The AI provider did not answer in time. Please try again.",
+            "provider_auth" => "The server's AI provider credentials were rejected.",
+            "provider_rate_limited" => "The AI provider is busy. Please try again shortly.",
+            "overloaded" => "The model is busy. Please try again shortly.",
+            "model_error" => "The model failed to generate a reply.",
+            _ => "The AI provider returned an error. Please try again.",
         }
     }
 }
@@ -159,4 +158,36 @@ pub trait Provider: Send + Sync + 'static {
     /// Start generating a reply. Errors before the first token come back here;
     /// errors after it arrive as an `Err` item in the stream.
     async fn stream_chat(&self, request: ChatRequest) -> Result<ReplyStream, ProviderError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_has_a_user_message_that_hides_its_details() {
+        let errors = [
+            ProviderError::Unavailable("10.0.0.7 refused".into()),
+            ProviderError::Timeout,
+            ProviderError::Unauthorized { status: 401 },
+            ProviderError::RateLimited,
+            ProviderError::Upstream {
+                status: 500,
+                message: "key sk-123 invalid".into(),
+            },
+            ProviderError::Protocol("bad json".into()),
+            ProviderError::Overloaded,
+            ProviderError::Model("llama panic".into()),
+        ];
+        for error in errors {
+            let message = ProviderError::public_message_for(error.code());
+            for detail in ["10.0.0.7", "sk-123", "bad json", "llama"] {
+                assert!(!message.contains(detail), "{message}");
+            }
+        }
+        assert_ne!(
+            ProviderError::public_message_for("provider_timeout"),
+            ProviderError::public_message_for("provider_error")
+        );
+    }
 }

@@ -120,13 +120,7 @@ pub struct TurnService {
 pub fn error_text(code: &str) -> &'static str {
     match code {
         "no_model" => "No AI model is configured on this server.",
-        "provider_unavailable" => "The AI provider is unavailable. Please try again.",
-        "provider_timeout" => "The AI provider did not answer in time. Please try again.",
-        "provider_auth" => "The server's AI provider credentials were rejected.",
-        "provider_rate_limited" => "The AI provider is busy. Please try again shortly.",
-        "overloaded" => "The model is busy. Please try again shortly.",
-        "model_error" => "The model failed to generate a reply.",
-        _ => "The AI provider returned an error. Please try again.",
+        provider_code => ProviderError::public_message_for(provider_code),
     }
 }
 
