@@ -128,6 +128,13 @@ impl TestApp {
             .unwrap()
     }
 
+    /// `GET /api/config` (public) as JSON.
+    pub async fn client_config(&self) -> Value {
+        let response = self.http.get(self.url("/api/config")).send().await.unwrap();
+        assert_eq!(response.status(), 200, "/api/config");
+        response.json().await.unwrap()
+    }
+
     /// `GET /api/conversations/{id}` as JSON (the conversation with its messages).
     pub async fn conversation(&self, id: impl std::fmt::Display, token: &str) -> Value {
         let response = self.get(&format!("/api/conversations/{id}"), token).await;

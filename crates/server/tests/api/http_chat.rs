@@ -134,30 +134,14 @@ async fn without_a_model_messages_are_stored_and_answered_with_no_model() {
     let events = socket.reply_events(ack["reply_id"].as_str().unwrap()).await;
     assert_eq!(events[0]["type"], "error");
     assert_eq!(events[0]["code"], "no_model");
-    let config: Value = app
-        .http
-        .get(app.url("/api/config"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let config = app.client_config().await;
     assert_eq!(config["models"]["available"].as_array().unwrap().len(), 0);
 }
 
 #[tokio::test]
 async fn api_config_tells_a_client_how_to_boot() {
     let app = spawn_app().await;
-    let config: Value = app
-        .http
-        .get(app.url("/api/config"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let config = app.client_config().await;
     assert_eq!(
         config["websocket"]["chat_url"],
         format!("ws://{}/api/v1/chat/ws", app.addr)

@@ -42,15 +42,7 @@ async fn local_app(workers: usize, queue_capacity: usize) -> TestApp {
 async fn the_local_model_streams_a_reply_through_the_socket() {
     let app = local_app(1, 4).await;
     let token = app.register("local@example.com").await;
-    let config: Value = app
-        .http
-        .get(app.url("/api/config"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let config = app.client_config().await;
     assert!(config["models"]["default"]
         .as_str()
         .unwrap()
