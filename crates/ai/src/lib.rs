@@ -13,11 +13,14 @@
 //! # Layout
 //! - [`provider`]: the trait, request and event types, errors.
 //! - [`history`]: trimming a conversation to a context budget.
+//! - [`gemini_live`]: the Gemini Live API client (real-time voice in and
+//!   out over one WebSocket, with transparent session resumption).
 //! - `local` (feature `local-llm`): the embedded llama.cpp model, a worker
 //!   pool of OS threads behind a bounded queue.
 //! - [`openai`]: OpenAI-compatible chat completions with streaming (OpenAI, Ollama, vLLM, llama.cpp server).
 //! - [`selector`]: `COLLOQUY_MODEL` parsing and provider construction.
 
+pub mod gemini_live;
 pub mod history;
 #[cfg(feature = "local-llm")]
 pub mod local;
@@ -25,6 +28,9 @@ pub mod openai;
 pub mod provider;
 pub mod selector;
 
+pub use gemini_live::{
+    run_session as run_live_session, LiveConfig, LiveError, LiveEvent, LiveUsage,
+};
 #[cfg(feature = "local-llm")]
 pub use local::{LocalError, LocalProvider};
 pub use provider::{

@@ -31,6 +31,17 @@ pub enum ClientEvent {
     /// connecting with `?last_seq=`). Answered with `resync_required` when
     /// the gap cannot be replayed exactly.
     Resume { last_seq: Seq },
+    /// Microphone audio (seed 001): base64 PCM16 LE mono. Chunks stream
+    /// through voice activity detection; a turn starts when the speaker pauses.
+    Audio {
+        data: String,
+        /// Hz; 16000 when absent. Other rates are resampled.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sample_rate: Option<u32>,
+    },
+    /// The client stopped recording: transcribe what was said without
+    /// waiting for the end-of-speech silence.
+    AudioEnd,
 }
 
 /// Who wrote a message.
@@ -126,6 +137,30 @@ pub enum ServerEvent {
     },
     /// Answer to a client [`ClientEvent::Ping`].
     Pong,
+    /// Voice activity detection heard the user start speaking.
+    SpeechStarted,
+    /// What the user said, recognized from their audio. The user message
+    /// that follows (its `ack`) carries the same `client_id`; an empty text
+    /// means nothing intelligible was heard and no turn starts.
+    Transcript {
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
+    },
+    /// Synthesized speech of the reply `message_id`: base64 PCM16 LE mono.
+    Audio {
+        message_id: Uuid,
+        data: String,
+        sample_rate: u32,
+    },
+    /// The user spoke over the reply `message_id`: its audio stopped and the
+    /// stored reply holds only `content`, what was played (`played_ms`).
+    /// Clients drop any of its audio they have not played yet.
+    Interrupted {
+        message_id: Uuid,
+        played_ms: u64,
+        content: String,
+    },
     /// One of the user's conversations changed elsewhere (another tab,
     /// device or HTTP call); sent to every socket of the user. Not part of
     /// any conversation's log, so it has no `seq`.
@@ -154,9 +189,13 @@ impl ServerEvent {
             | ServerEvent::Delta { seq, .. }
             | ServerEvent::Message { seq, .. } => Some(*seq),
             ServerEvent::Error { seq, .. } => *seq,
-            ServerEvent::Ready { .. } | ServerEvent::Pong | ServerEvent::Conversation { .. } => {
-                None
-            }
+            ServerEvent::Ready { .. }
+            | ServerEvent::Pong
+            | ServerEvent::Conversation { .. }
+            | ServerEvent::SpeechStarted
+            | ServerEvent::Transcript { .. }
+            | ServerEvent::Audio { .. }
+            | ServerEvent::Interrupted { .. } => None,
         }
     }
 
@@ -170,6 +209,10 @@ impl ServerEvent {
             ServerEvent::Error { .. } => "error",
             ServerEvent::Pong => "pong",
             ServerEvent::Conversation { .. } => "conversation",
+            ServerEvent::SpeechStarted => "speech_started",
+            ServerEvent::Transcript { .. } => "transcript",
+            ServerEvent::Audio { .. } => "audio",
+            ServerEvent::Interrupted { .. } => "interrupted",
         }
     }
 }
@@ -198,6 +241,29 @@ mod tests {
                 client_id: None
             }
         );
+    }
+
+    #[test]
+    fn audio_events_parse() {
+        let audio: ClientEvent =
+            serde_json::from_str(r#"{"type":"audio","data":"AAA=","sample_rate":48000}"#).unwrap();
+        assert_eq!(
+            audio,
+            ClientEvent::Audio {
+                data: "AAA=".into(),
+                sample_rate: Some(48000)
+            }
+        );
+        let end: ClientEvent = serde_json::from_str(r#"{"type":"audio_end"}"#).unwrap();
+        assert_eq!(end, ClientEvent::AudioEnd);
+        let json = serde_json::to_value(ServerEvent::Interrupted {
+            message_id: Uuid::nil(),
+            played_ms: 1200,
+            content: "Hello".into(),
+        })
+        .unwrap();
+        assert_eq!(json["type"], "interrupted");
+        assert_eq!(json["played_ms"], 1200);
     }
 
     #[test]

@@ -88,6 +88,74 @@ pub struct Config {
     pub sqlite_synchronous: String,
     /// The embedded model.
     pub local: LocalModelConfig,
+    /// Voice engine: `local` (Whisper + Piper in process; the default in a
+    /// build with `voice-local`), `gemini-live`, or `none`.
+    pub voice: Option<String>,
+    /// Gemini Live model (with `voice = "gemini-live"`); `GEMINI_LIVE_MODEL`
+    /// or the client's default when unset.
+    pub gemini_live_model: Option<String>,
+    /// The voice pipeline.
+    pub audio: AudioConfig,
+}
+
+/// Settings of the voice pipeline (VAD, pacing, engines' files).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AudioConfig {
+    /// Directory of the voice models; `<data dir>/models` when unset.
+    pub models_dir: Option<PathBuf>,
+    /// Frame score (0..1) at or above which audio counts as voiced.
+    pub vad_threshold: f32,
+    /// Audio kept from before speech was detected.
+    pub vad_prefix_padding_ms: u64,
+    /// Silence that ends the user's turn.
+    pub vad_silence_duration_ms: u64,
+    /// Voiced audio needed before speech counts (and can interrupt the assistant).
+    pub vad_min_speech_ms: u64,
+    /// An utterance this long is transcribed without waiting for a pause.
+    pub max_utterance_ms: u64,
+    /// Audio sent ahead of real time: a cushion against network jitter, and
+    /// the most the listener can hear after an interruption.
+    pub playback_lead_ms: u64,
+    /// Speak replies on the JSON chat sockets without `?tts=1`.
+    pub tts: bool,
+    /// Added to the system prompt of voice turns: replies are listened to, not read.
+    pub voice_instructions: String,
+}
+
+/// Default guidance for spoken replies.
+pub const DEFAULT_VOICE_INSTRUCTIONS: &str = "The user is talking to you by voice and hears your \
+replies through text-to-speech: answer in one to three short spoken sentences, with no markdown, \
+lists, code or emoji.";
+
+impl Default for AudioConfig {
+    fn default() -> Self {
+        let vad = colloquy_voice::vad::VadConfig::default();
+        Self {
+            models_dir: None,
+            vad_threshold: vad.threshold,
+            vad_prefix_padding_ms: vad.prefix_padding_ms,
+            vad_silence_duration_ms: vad.silence_duration_ms,
+            vad_min_speech_ms: vad.min_speech_ms,
+            max_utterance_ms: vad.max_utterance_ms,
+            playback_lead_ms: 250,
+            tts: false,
+            voice_instructions: DEFAULT_VOICE_INSTRUCTIONS.into(),
+        }
+    }
+}
+
+impl AudioConfig {
+    /// The VAD settings.
+    pub fn vad(&self) -> colloquy_voice::vad::VadConfig {
+        colloquy_voice::vad::VadConfig {
+            threshold: self.vad_threshold,
+            prefix_padding_ms: self.vad_prefix_padding_ms,
+            silence_duration_ms: self.vad_silence_duration_ms,
+            min_speech_ms: self.vad_min_speech_ms,
+            max_utterance_ms: self.max_utterance_ms,
+        }
+    }
 }
 
 /// Settings of the embedded local model.
@@ -161,6 +229,9 @@ impl Default for Config {
             socket_read_buffer_bytes: 4096,
             socket_max_write_buffer_bytes: 1024 * 1024,
             local: LocalModelConfig::default(),
+            voice: None,
+            gemini_live_model: None,
+            audio: AudioConfig::default(),
         }
     }
 }
@@ -283,6 +354,18 @@ impl Config {
             ("local.workers", self.local.workers),
             ("local.threads_per_worker", self.local.threads_per_worker),
             ("local.context_tokens", self.local.context_tokens as usize),
+            (
+                "audio.vad_silence_duration_ms",
+                self.audio.vad_silence_duration_ms as usize,
+            ),
+            (
+                "audio.vad_min_speech_ms",
+                self.audio.vad_min_speech_ms as usize,
+            ),
+            (
+                "audio.max_utterance_ms",
+                self.audio.max_utterance_ms as usize,
+            ),
         ];
         for (name, value) in positive {
             if value == 0 {
@@ -307,6 +390,17 @@ impl Config {
                 bail!("invalid configuration: COLLOQUY_JWT_SECRET must be at least 32 characters");
             }
         }
+        if !(0.0..=1.0).contains(&self.audio.vad_threshold) {
+            bail!("invalid configuration: audio.vad_threshold must be between 0 and 1");
+        }
+        if self.audio.max_utterance_ms > 30_000 {
+            bail!("invalid configuration: audio.max_utterance_ms must be at most 30000 (Whisper's window)");
+        }
+        if let Some(voice) = &self.voice {
+            if !matches!(voice.as_str(), "local" | "gemini-live" | "none") {
+                bail!("invalid configuration: COLLOQUY_VOICE must be `local`, `gemini-live` or `none`, not `{voice}`");
+            }
+        }
         if let Some(model) = &self.model {
             model
                 .parse::<colloquy_ai::ModelSpec>()
@@ -320,6 +414,14 @@ impl Config {
         self.database_url
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("colloquy.db").display()))
+    }
+
+    /// Directory of the voice models.
+    pub fn voice_models_dir(&self) -> PathBuf {
+        self.audio
+            .models_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("models"))
     }
 
     /// Settings for the model selector; the OpenAI key is read from the environment here.

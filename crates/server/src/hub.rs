@@ -269,6 +269,9 @@ pub struct ConversationChannel {
     sender: broadcast::Sender<Arc<Published>>,
     turn: tokio::sync::Mutex<()>,
     replies: Mutex<Vec<(Uuid, CancellationToken)>>,
+    /// Text to store instead of the generated one for replies cut by a
+    /// barge-in: what the listener heard.
+    cuts: Mutex<Vec<(Uuid, String)>>,
 }
 
 /// The numbering state, guarded together so that publishing, replaying and
@@ -334,6 +337,7 @@ impl ConversationChannel {
             sender,
             turn: tokio::sync::Mutex::new(()),
             replies: Mutex::new(Vec::new()),
+            cuts: Mutex::new(Vec::new()),
         }
     }
 
@@ -451,6 +455,31 @@ impl ConversationChannel {
     /// Forget a reply that has ended.
     pub fn finish_reply(&self, reply_id: Uuid) {
         lock(&self.replies).retain(|(id, _)| *id != reply_id);
+    }
+
+    /// Stop a reply the listener interrupted and have it stored as `heard`
+    /// (the reply task takes it with [`ConversationChannel::take_cut`]).
+    /// False when the reply already ended: the caller cuts the stored one.
+    pub fn cut_reply(&self, reply_id: Uuid, heard: String) -> bool {
+        lock(&self.cuts).push((reply_id, heard));
+        self.cancel_reply(reply_id)
+    }
+
+    /// The text a barge-in left for `reply_id`, if any (once).
+    pub fn take_cut(&self, reply_id: Uuid) -> Option<String> {
+        let mut cuts = lock(&self.cuts);
+        let index = cuts.iter().position(|(id, _)| *id == reply_id)?;
+        Some(cuts.swap_remove(index).1)
+    }
+
+    /// Cancel one pending or running reply; false when it already ended.
+    pub fn cancel_reply(&self, reply_id: Uuid) -> bool {
+        let replies = lock(&self.replies);
+        let found = replies.iter().find(|(id, _)| *id == reply_id);
+        if let Some((_, cancel)) = found {
+            cancel.cancel();
+        }
+        found.is_some()
     }
 
     /// Cancel every pending and running reply; returns how many there were.

@@ -13,6 +13,7 @@
 //! - [`limits`]: rate limits, sockets per user, Origin allow-list.
 //! - [`http`]: REST endpoints and the HTTP chat fallbacks.
 //! - [`ws`]: the chat sockets.
+//! - [`voice`]: speech in and out: engines, the voice pipeline, the voice socket, turn timings.
 //! - [`error`]: the JSON error type of the HTTP API.
 
 pub mod auth;
@@ -25,6 +26,7 @@ pub mod input;
 pub mod limits;
 pub mod store;
 pub mod turn;
+pub mod voice;
 pub mod ws;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
@@ -50,6 +52,7 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     pub turns: Arc<TurnService>,
     pub limits: Arc<limits::Limits>,
+    pub voice: Arc<voice::VoiceService>,
     pub lifecycle: Lifecycle,
 }
 
@@ -107,6 +110,12 @@ impl App {
                  set COLLOQUY_MODEL (e.g. `openai:gpt-4o-mini` with OPENAI_API_KEY, or OPENAI_BASE_URL for a local server)"
             ),
         }
+        // Whisper and Piper read their model files: off the runtime too.
+        let voice_config = config.clone();
+        let voice = tokio::task::spawn_blocking(move || voice::VoiceService::load(&voice_config))
+            .await
+            .context("voice loading task")??;
+        tracing::info!(engine = voice.name(), "voice ready");
         let turns = TurnService::new(
             db.clone(),
             provider,
@@ -132,6 +141,7 @@ impl App {
             tokens: Arc::new(tokens),
             turns: Arc::new(turns),
             limits,
+            voice: Arc::new(voice),
             lifecycle: Lifecycle::default(),
         };
         Ok(Self { listener, state })

@@ -93,6 +93,13 @@ impl SubmitError {
     }
 }
 
+/// Per-turn choices that differ from the server's defaults.
+#[derive(Debug, Clone, Default)]
+pub struct TurnOptions {
+    /// Replaces the configured system prompt (the voice coach's session context).
+    pub system_prompt: Option<String>,
+}
+
 /// An accepted user message.
 #[derive(Debug, Clone)]
 pub struct Submitted {
@@ -144,12 +151,24 @@ impl TurnService {
     }
 
     /// Store a user message, publish its `ack` and start the reply.
-    #[tracing::instrument(skip_all, fields(conversation_id = %channel.id))]
     pub async fn submit(
         &self,
         channel: &ChannelHandle,
         text: UserText,
         client_id: Option<ClientId>,
+    ) -> Result<Submitted, SubmitError> {
+        self.submit_with(channel, text, client_id, TurnOptions::default())
+            .await
+    }
+
+    /// [`TurnService::submit`] with per-turn options.
+    #[tracing::instrument(skip_all, fields(conversation_id = %channel.id))]
+    pub async fn submit_with(
+        &self,
+        channel: &ChannelHandle,
+        text: UserText,
+        client_id: Option<ClientId>,
+        options: TurnOptions,
     ) -> Result<Submitted, SubmitError> {
         if self.stopping.load(Ordering::Acquire) {
             return Err(SubmitError::ShuttingDown);
@@ -205,11 +224,15 @@ impl TurnService {
         };
         let cancel = self.stop_replies.child_token();
         channel.register_reply(reply_id, cancel.clone());
+        let mut settings = self.settings.clone();
+        if let Some(system_prompt) = options.system_prompt {
+            settings.system_prompt = system_prompt;
+        }
         let job = ReplyJob {
             db: self.db.clone(),
             writer: self.writer.clone(),
             provider: self.provider.clone(),
-            settings: self.settings.clone(),
+            settings,
             channel: channel.clone(),
             reply_id,
             after_seq,
@@ -223,6 +246,99 @@ impl TurnService {
             reply_id,
             duplicate: false,
         })
+    }
+
+    /// Cut a finished reply to what the listener heard before speaking over
+    /// it, stored as `interrupted`, and publish the cut version as its final
+    /// `message`. Returns false when the reply is not stored (or failed).
+    pub async fn truncate_spoken_reply(
+        &self,
+        channel: &ChannelHandle,
+        reply_id: Uuid,
+        heard: &str,
+    ) -> Result<bool, StoreError> {
+        let db = &self.db;
+        let conversation_id = channel.id;
+        let published = channel
+            .publish(|seq| async move {
+                match store::truncate_reply(db, conversation_id, reply_id, heard, seq).await? {
+                    Some(message) => Ok(final_event(&message)),
+                    // A failed publish consumes no seq.
+                    None => Err(StoreError::NotFound),
+                }
+            })
+            .await;
+        match published {
+            Ok(_) => Ok(true),
+            Err(StoreError::NotFound) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Store a turn another system already had (a speech-to-speech model
+    /// such as Gemini Live): the user's words, if any were transcribed, then
+    /// the assistant's reply as its final `message`, both published to the
+    /// conversation like any other turn.
+    pub async fn store_exchange(
+        &self,
+        channel: &ChannelHandle,
+        user_text: Option<UserText>,
+        reply: &str,
+        status: MessageStatus,
+    ) -> Result<Uuid, SubmitError> {
+        if self.stopping.load(Ordering::Acquire) {
+            return Err(SubmitError::ShuttingDown);
+        }
+        let reply_id = Uuid::now_v7();
+        let writer = &self.writer;
+        if let Some(text) = user_text {
+            let stored = channel
+                .publish(|seq| async move {
+                    let stored = writer
+                        .insert(NewMessage {
+                            id: Uuid::now_v7(),
+                            conversation_id: channel.id,
+                            sender: Sender::User,
+                            content: text.as_str().to_owned(),
+                            status: MessageStatus::Complete,
+                            seq,
+                            client_id: None,
+                            reply_id: Some(reply_id),
+                            error_code: None,
+                        })
+                        .await?;
+                    Ok::<_, StoreError>(ack_event(&stored))
+                })
+                .await;
+            match stored {
+                Ok(_) => {}
+                Err(StoreError::NotFound) => return Err(SubmitError::ConversationGone),
+                Err(other) => return Err(other.into()),
+            }
+        }
+        let stored = channel
+            .publish(|seq| async move {
+                let message = writer
+                    .insert(NewMessage {
+                        id: reply_id,
+                        conversation_id: channel.id,
+                        sender: Sender::Assistant,
+                        content: reply.to_owned(),
+                        status,
+                        seq,
+                        client_id: None,
+                        reply_id: None,
+                        error_code: None,
+                    })
+                    .await?;
+                Ok::<_, StoreError>(final_event(&message))
+            })
+            .await;
+        match stored {
+            Ok(_) => Ok(reply_id),
+            Err(StoreError::NotFound) => Err(SubmitError::ConversationGone),
+            Err(other) => Err(other.into()),
+        }
     }
 
     /// Refuse new messages from now on (shutdown has begun).
@@ -323,6 +439,11 @@ impl ReplyJob {
                 self.channel.finish_reply(self.reply_id);
                 return;
             }
+        };
+        // A reply the listener spoke over keeps only what they heard.
+        let content = match (status, self.channel.take_cut(self.reply_id)) {
+            (MessageStatus::Interrupted, Some(heard)) => heard,
+            _ => content,
         };
         self.store_final(&content, status, None).await;
         self.channel.finish_reply(self.reply_id);

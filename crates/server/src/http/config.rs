@@ -34,7 +34,8 @@ async fn client_config(State(state): State<AppState>, headers: HeaderMap) -> Jso
         "websocket": {
             "chat_url": format!("{base}/api/v1/chat/ws"),
             "chat_v2_url": format!("{base}/v2/chat/{{session_id}}"),
-            "paths": { "chat": "/api/v1/chat/ws", "chat_v2": "/v2/chat/{session_id}" },
+            "voice_url": format!("{base}/voice/stream/{{step_id}}"),
+            "paths": { "chat": "/api/v1/chat/ws", "chat_v2": "/v2/chat/{session_id}", "voice": "/voice/stream/{step_id}" },
             "token_query_param": "token",
         },
         "http": {
@@ -53,6 +54,13 @@ async fn client_config(State(state): State<AppState>, headers: HeaderMap) -> Jso
         "models": {
             "available": models,
             "default": model.as_ref().map(|info| info.id()),
+        },
+        "voice": {
+            "engine": state.voice.name(),
+            "available": state.voice.local().is_some() && state.turns.provider().is_some(),
+            "input_sample_rate": colloquy_voice::INPUT_SAMPLE_RATE,
+            "output_sample_rate": colloquy_voice::OUTPUT_SAMPLE_RATE,
+            "tts_default": config.audio.tts,
         },
         "limits": {
             "max_message_chars": config.max_message_chars,

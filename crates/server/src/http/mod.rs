@@ -5,7 +5,10 @@ mod auth;
 mod config;
 mod conversations;
 mod messages;
+mod plans;
+mod profile;
 mod ui;
+mod voice;
 
 use axum::{
     extract::{DefaultBodyLimit, Request},
@@ -26,7 +29,11 @@ pub fn router(state: AppState) -> Router {
         .merge(config::router())
         .merge(conversations::router())
         .merge(messages::router())
+        .merge(plans::router())
+        .merge(profile::router())
+        .merge(voice::router())
         .merge(crate::ws::router())
+        .merge(crate::voice::socket::router())
         .merge(ui::router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body_bytes))

@@ -263,6 +263,39 @@ pub async fn history(
     rows.iter().map(message_from_row).collect()
 }
 
+/// Cut a stored assistant reply down to `content` (what the listener heard
+/// before speaking over it), mark it interrupted and give it `seq`, the seq
+/// of the event announcing the change, so a client resuming from before it
+/// receives the cut version. `None` when there is no such reply (or it
+/// failed: an error reply keeps its text).
+pub async fn truncate_reply(
+    pool: &Pool,
+    conversation_id: Uuid,
+    id: Uuid,
+    content: &str,
+    seq: u64,
+) -> Result<Option<Message>, StoreError> {
+    let mut tx = pool.begin().await?;
+    let row = sqlx::query(
+        "UPDATE messages SET content = ?, status = 'interrupted', seq = ?
+         WHERE conversation_id = ? AND id = ? AND sender = 'assistant' AND status != 'error'
+         RETURNING *",
+    )
+    .bind(content)
+    .bind(seq as i64)
+    .bind(conversation_id.to_string())
+    .bind(id.to_string())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let message = message_from_row(&row)?;
+    super::advance_last_seq(&mut *tx, conversation_id, seq).await?;
+    tx.commit().await?;
+    Ok(Some(message))
+}
+
 #[cfg(test)]
 mod tests {
     use super::title_from;

@@ -1,12 +1,14 @@
-//! Persistence: users, conversations and messages in SQLite (WAL mode),
-//! through sqlx. Every query lives here, in functions that take a pool or an
-//! executor; migrations in `migrations/` run at start and are append-only.
+//! Persistence: users, conversations, messages and coaching plans in SQLite
+//! (WAL mode), through sqlx. Every query lives here, in functions that take a
+//! pool or an executor; migrations in `migrations/` run at start and are
+//! append-only.
 //!
 //! Ids are stored as hyphenated UUID text and times as Unix milliseconds, so
 //! rows read well in the `sqlite3` shell and order exactly.
 
 mod conversations;
 mod messages;
+mod plans;
 mod users;
 mod writer;
 
@@ -19,6 +21,7 @@ use sqlx::sqlite::{
 
 pub use conversations::*;
 pub use messages::*;
+pub use plans::*;
 pub use users::*;
 pub use writer::MessageWriter;
 
@@ -81,7 +84,7 @@ pub fn from_millis(millis: i64) -> DateTime<Utc> {
         .unwrap_or_else(|| DateTime::<Utc>::from(std::time::UNIX_EPOCH))
 }
 
-fn parse_id(text: &str) -> Result<uuid::Uuid, StoreError> {
+pub(crate) fn parse_id(text: &str) -> Result<uuid::Uuid, StoreError> {
     uuid::Uuid::parse_str(text).map_err(|_| StoreError::Corrupt(format!("bad id {text:?}")))
 }
 

@@ -32,6 +32,7 @@ use crate::{
 };
 
 pub use session::close_code;
+pub(crate) use session::is_too_big;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -46,6 +47,9 @@ struct SocketQuery {
     /// Resume: replay every event after this seq.
     #[serde(default)]
     last_seq: Option<String>,
+    /// Speak replies (seed 000's `tts` preference): `1`/`true` or `0`/`false`.
+    #[serde(default)]
+    tts: Option<String>,
 }
 
 fn socket_query(uri: &Uri) -> SocketQuery {
@@ -59,6 +63,14 @@ struct Request {
     conversation: Result<Option<Uuid>, &'static str>,
     resume_after: Result<Option<Seq>, &'static str>,
     if_missing: IfMissing,
+    tts: Option<bool>,
+}
+
+fn parse_tts(query: &SocketQuery) -> Option<bool> {
+    match query.tts.as_deref()? {
+        "1" | "true" | "on" | "yes" => Some(true),
+        _ => Some(false),
+    }
 }
 
 fn parse_last_seq(query: &SocketQuery) -> Result<Option<Seq>, &'static str> {
@@ -86,6 +98,7 @@ async fn chat_v1(
         conversation,
         resume_after: parse_last_seq(&query),
         if_missing: IfMissing::Refuse,
+        tts: parse_tts(&query),
     };
     accept(state, headers, uri, upgrade, request).await
 }
@@ -105,10 +118,12 @@ async fn chat_v2(
             .map_err(|_| "Invalid session id"),
         Err(_) => Err("Invalid session id"),
     };
+    let query = socket_query(&uri);
     let request = Request {
         conversation,
-        resume_after: parse_last_seq(&socket_query(&uri)),
+        resume_after: parse_last_seq(&query),
         if_missing: IfMissing::Create,
+        tts: parse_tts(&query),
     };
     accept(state, headers, uri, upgrade, request).await
 }
@@ -158,6 +173,8 @@ pub(crate) struct Admitted {
     pub user: User,
     pub conversation: Conversation,
     pub resume_after: Option<Seq>,
+    /// Speak replies on this socket.
+    pub tts: bool,
     /// Holds this socket's place in the user's socket quota.
     pub permit: SocketPermit,
 }
@@ -192,6 +209,7 @@ async fn admit(
         user,
         conversation,
         resume_after,
+        tts: request.tts.unwrap_or(state.config.audio.tts),
         permit,
     })
 }

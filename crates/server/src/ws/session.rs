@@ -8,7 +8,11 @@
 use std::{sync::Arc, time::Duration};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use base64::{engine::general_purpose::STANDARD as BASE64, Engine as _};
 use colloquy_protocol::{ClientEvent, Seq, ServerEvent};
+use colloquy_voice::{
+    pcm::decode_pcm16, resample::StreamResampler, INPUT_SAMPLE_RATE, OUTPUT_SAMPLE_RATE,
+};
 use futures::SinkExt;
 use tokio::{
     sync::broadcast::{
@@ -25,6 +29,7 @@ use crate::{
     limits::{SocketLimits, Verdict},
     store::User,
     turn::stored_events,
+    voice::pipeline::{self, PipelineDeps, PipelineSettings, VoiceInput, VoiceLink, VoiceOutput},
     AppState,
 };
 
@@ -70,6 +75,20 @@ struct Session {
     channel: ChannelHandle,
     socket: WebSocket,
     write_timeout: Duration,
+    /// Speak replies on this socket.
+    tts: bool,
+    /// The voice pipeline, started by the first `audio` event (or at once with TTS on).
+    voice: Option<VoiceLink>,
+    /// Converts client audio at other rates to 16 kHz.
+    resampler: Option<StreamResampler>,
+}
+
+/// The next output of the voice pipeline, if one runs.
+async fn voice_output(voice: &mut Option<VoiceLink>) -> Option<VoiceOutput> {
+    match voice.as_mut() {
+        Some(link) => link.output.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Serve one authenticated socket on `conversation` until either side ends
@@ -80,6 +99,7 @@ pub(crate) async fn run(socket: WebSocket, state: AppState, admitted: Admitted) 
         user,
         conversation,
         resume_after,
+        tts,
         permit: _permit,
     } = admitted;
     let channel = state.hub.channel(conversation.id, conversation.last_seq);
@@ -93,12 +113,18 @@ pub(crate) async fn run(socket: WebSocket, state: AppState, admitted: Admitted) 
         channel,
         socket,
         write_timeout: heartbeat_timeout,
+        tts,
+        voice: None,
+        resampler: None,
     };
     let mut user_events = session.state.hub.subscribe_user(session.user.id);
     tracing::debug!("socket open");
     let Some(mut events) = session.subscribe(resume_after, true).await else {
         return;
     };
+    if tts && !session.start_voice().await {
+        return;
+    }
     let mut heartbeat = interval_at(Instant::now() + heartbeat_interval, heartbeat_interval);
     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_heard = Instant::now();
@@ -142,6 +168,14 @@ pub(crate) async fn run(socket: WebSocket, state: AppState, admitted: Admitted) 
                 Err(RecvError::Lagged(missed)) => break session.fell_behind(missed).await,
                 Err(RecvError::Closed) => break Exit::Close(close_code::GOING_AWAY, "conversation closed"),
             },
+            output = voice_output(&mut session.voice) => match output {
+                Some(output) => {
+                    if !session.send_voice(output).await {
+                        break Exit::ClientClosed;
+                    }
+                }
+                None => session.voice = None,
+            },
             received = user_events.events.recv() => match received {
                 Ok(published) => {
                     if !session.forward(&published).await {
@@ -174,7 +208,7 @@ pub(crate) async fn run(socket: WebSocket, state: AppState, admitted: Admitted) 
 }
 
 /// Whether a receive error is tungstenite refusing an oversized message.
-fn is_too_big(error: &axum::Error) -> bool {
+pub(crate) fn is_too_big(error: &axum::Error) -> bool {
     std::error::Error::source(error)
         .and_then(|inner| inner.downcast_ref::<tungstenite::Error>())
         .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
@@ -336,6 +370,14 @@ impl Session {
                 true
             }
             ClientEvent::Text { content, client_id } => self.submit(content, client_id).await,
+            ClientEvent::Audio { data, sample_rate } => self.audio(&data, sample_rate).await,
+            ClientEvent::AudioEnd => match &self.voice {
+                Some(link) => {
+                    let _ = link.input.send(VoiceInput::End).await;
+                    true
+                }
+                None => true,
+            },
             ClientEvent::Resume { last_seq } => match self.subscribe(Some(last_seq), false).await {
                 Some(resubscribed) => {
                     *events = resubscribed;
@@ -344,6 +386,117 @@ impl Session {
                 None => false,
             },
         }
+    }
+
+    /// Start the voice pipeline; `false` when the socket is gone. Without a
+    /// voice engine the client gets a `voice_unavailable` error instead.
+    async fn start_voice(&mut self) -> bool {
+        if self.voice.is_some() {
+            return true;
+        }
+        let Some(engines) = self.state.voice.local() else {
+            return self
+                .send_error("voice_unavailable", "voice is not enabled on this server")
+                .await;
+        };
+        let config = &self.state.config;
+        let settings = PipelineSettings {
+            vad: config.audio.vad(),
+            playback_lead: Duration::from_millis(config.audio.playback_lead_ms),
+            speak: self.tts,
+            system_prompt: self.tts.then(|| {
+                format!(
+                    "{}\n\n{}",
+                    config.system_prompt, config.audio.voice_instructions
+                )
+            }),
+            max_message_chars: config.max_message_chars,
+            transport: "chat",
+        };
+        let deps = PipelineDeps {
+            db: self.state.db.clone(),
+            turns: self.state.turns.clone(),
+            engines: engines.clone(),
+            metrics: self.state.voice.metrics.clone(),
+        };
+        self.voice = Some(pipeline::start(deps, self.channel.clone(), settings).await);
+        true
+    }
+
+    /// One `audio` event: base64 PCM16 at `sample_rate` (16 kHz by default).
+    async fn audio(&mut self, data: &str, sample_rate: Option<u32>) -> bool {
+        let samples = match BASE64.decode(data) {
+            Ok(bytes) => match decode_pcm16(&bytes) {
+                Ok(samples) => samples,
+                Err(error) => return self.send_error("invalid_audio", &error.to_string()).await,
+            },
+            Err(_) => {
+                return self
+                    .send_error("invalid_audio", "audio data must be base64-encoded PCM16")
+                    .await;
+            }
+        };
+        let rate = sample_rate.unwrap_or(INPUT_SAMPLE_RATE);
+        let samples = if rate == INPUT_SAMPLE_RATE {
+            samples
+        } else {
+            if self.resampler.as_ref().map(StreamResampler::input_rate) != Some(rate) {
+                match StreamResampler::new(rate, INPUT_SAMPLE_RATE) {
+                    Ok(resampler) => self.resampler = Some(resampler),
+                    Err(error) => {
+                        return self.send_error("invalid_audio", &error.to_string()).await;
+                    }
+                }
+            }
+            match self.resampler.as_mut().map(|r| r.push(&samples)) {
+                Some(Ok(samples)) => samples,
+                Some(Err(error)) => {
+                    return self.send_error("invalid_audio", &error.to_string()).await
+                }
+                None => return true,
+            }
+        };
+        if !self.start_voice().await {
+            return false;
+        }
+        if let Some(link) = &self.voice {
+            if link.input.send(VoiceInput::Audio(samples)).await.is_err() {
+                self.voice = None;
+                return self
+                    .send_error(
+                        "voice_unavailable",
+                        "the voice pipeline stopped; send audio again",
+                    )
+                    .await;
+            }
+        }
+        true
+    }
+
+    /// Send one voice pipeline output as its JSON event.
+    async fn send_voice(&mut self, output: VoiceOutput) -> bool {
+        let event = match output {
+            VoiceOutput::SpeechStarted => ServerEvent::SpeechStarted,
+            VoiceOutput::Transcript { text, client_id } => {
+                ServerEvent::Transcript { text, client_id }
+            }
+            VoiceOutput::Audio { reply_id, pcm } => ServerEvent::Audio {
+                message_id: reply_id,
+                data: BASE64.encode(pcm),
+                sample_rate: OUTPUT_SAMPLE_RATE,
+            },
+            VoiceOutput::Interrupted {
+                reply_id,
+                played_ms,
+                content,
+            } => ServerEvent::Interrupted {
+                message_id: reply_id,
+                played_ms,
+                content,
+            },
+            VoiceOutput::Error { code, message } => return self.send_error(code, &message).await,
+        };
+        self.send_event(&event).await
     }
 
     async fn submit(&mut self, content: String, client_id: Option<String>) -> bool {

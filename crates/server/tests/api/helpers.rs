@@ -40,6 +40,8 @@ pub fn test_config(data_dir: &TempDir, upstream: &FakeOpenAi) -> Config {
         provider_idle_timeout_secs: 2,
         shutdown_grace_secs: 5,
         jwt_secret: Some("test-secret-test-secret-test-secret!".into()),
+        // Loading Whisper and Piper takes seconds: only voice tests opt in.
+        voice: Some("none".into()),
         ..Config::default()
     }
 }
@@ -150,6 +152,24 @@ impl TestApp {
             .send()
             .await
             .unwrap()
+    }
+
+    /// Create a plan with `steps` (titles) for the token's user; returns the
+    /// plan with its steps as JSON.
+    pub async fn plan(&self, token: &str, title: &str, steps: &[&str]) -> Value {
+        let steps: Vec<Value> = steps
+            .iter()
+            .map(|step| json!({ "title": step, "description": format!("About {step}"), "icon": "⭐" }))
+            .collect();
+        let response = self
+            .post_json(
+                "/api/plans",
+                token,
+                json!({ "title": title, "description": format!("Plan: {title}"), "steps": steps }),
+            )
+            .await;
+        assert_eq!(response.status(), 201, "create plan");
+        response.json().await.unwrap()
     }
 
     /// Open `/api/v1/chat/ws` with the token in the query; returns the socket and its `ready`.

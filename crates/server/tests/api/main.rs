@@ -13,4 +13,8 @@ mod lifecycle;
 mod limits;
 #[cfg(feature = "local-llm")]
 mod local_model;
+mod plans;
 mod resume;
+mod voice_socket;
+#[cfg(feature = "voice-local")]
+mod voice;

@@ -1,0 +1,144 @@
+//! The caller's coaching profile under `/api/profile` (seed 004): the full
+//! name and a free-form `user_data` JSON object (goals, preferences, ...)
+//! that the voice coach reads into its instructions.
+
+use axum::{extract::State, routing::get, Json, Router};
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+
+use crate::{
+    auth::AuthUser,
+    error::{ApiJson, AppError},
+    store::{self, Profile},
+    AppState,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/profile", get(show).patch(update))
+}
+
+/// Longest full name, in characters (the registration limit).
+const MAX_NAME_CHARS: usize = 200;
+/// Largest `user_data`, as compact JSON. It goes into every voice session's
+/// prompt, so it stays far below the request body limit.
+const MAX_USER_DATA_BYTES: usize = 16 * 1024;
+
+async fn show(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+) -> Result<Json<Profile>, AppError> {
+    let profile = store::find_profile(&state.db, user.id)
+        .await?
+        .ok_or(AppError::NotFound("user"))?;
+    Ok(Json(profile))
+}
+
+#[derive(Deserialize)]
+struct UpdateBody {
+    /// Absent: unchanged; `null` or blank: cleared.
+    #[serde(default, deserialize_with = "present")]
+    full_name: Option<Option<String>>,
+    /// Absent (or `null`): unchanged; an object replaces the stored one.
+    #[serde(default)]
+    user_data: Option<Value>,
+}
+
+/// Tells a field that is present (even as `null`) from one that is absent,
+/// which `#[serde(default)]` leaves as `None`.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(deserializer).map(Some)
+}
+
+async fn update(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiJson(body): ApiJson<UpdateBody>,
+) -> Result<Json<Profile>, AppError> {
+    // The store clears the name on an empty string.
+    let full_name = body
+        .full_name
+        .as_ref()
+        .map(|name| parse_full_name(name.as_deref()))
+        .transpose()?;
+    if let Some(data) = &body.user_data {
+        check_user_data(data)?;
+    }
+    let profile = store::update_profile(&state.db, user.id, full_name, body.user_data.as_ref())
+        .await
+        .map_err(|e| match e {
+            store::StoreError::NotFound => AppError::NotFound("user"),
+            other => other.into(),
+        })?;
+    Ok(Json(profile))
+}
+
+/// A trimmed single-line name; `None` or blank becomes `""` (clear).
+fn parse_full_name(name: Option<&str>) -> Result<&str, AppError> {
+    let name = name.map(str::trim).unwrap_or_default();
+    if name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(AppError::bad_request(
+            "invalid_full_name",
+            format!("full_name must be one line of at most {MAX_NAME_CHARS} characters"),
+        ));
+    }
+    Ok(name)
+}
+
+fn check_user_data(data: &Value) -> Result<(), AppError> {
+    if !data.is_object() {
+        return Err(AppError::bad_request(
+            "invalid_user_data",
+            "user_data must be a JSON object",
+        ));
+    }
+    // Serializing a `Value` cannot fail; a failure would only mean "too big".
+    let size = serde_json::to_vec(data).map_or(usize::MAX, |bytes| bytes.len());
+    if size > MAX_USER_DATA_BYTES {
+        return Err(AppError::bad_request(
+            "user_data_too_large",
+            format!("user_data must be at most {MAX_USER_DATA_BYTES} bytes of JSON"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn names_are_trimmed_and_blank_clears() {
+        assert_eq!(
+            parse_full_name(Some("  Ada Lovelace ")).unwrap(),
+            "Ada Lovelace"
+        );
+        assert_eq!(parse_full_name(Some("   ")).unwrap(), "");
+        assert_eq!(parse_full_name(None).unwrap(), "");
+        assert!(parse_full_name(Some("two\nlines")).is_err());
+        assert!(parse_full_name(Some(&"n".repeat(MAX_NAME_CHARS + 1))).is_err());
+    }
+
+    #[test]
+    fn user_data_is_a_bounded_object() {
+        assert!(check_user_data(&json!({ "goals": ["sleep more"] })).is_ok());
+        for bad in [json!([1, 2]), json!("text"), json!(3)] {
+            assert!(check_user_data(&bad).is_err(), "{bad} is not an object");
+        }
+        let big = json!({ "notes": "x".repeat(MAX_USER_DATA_BYTES) });
+        assert!(check_user_data(&big).is_err());
+    }
+
+    #[test]
+    fn absent_null_and_given_names_differ() {
+        let absent: UpdateBody = serde_json::from_value(json!({})).unwrap();
+        assert_eq!(absent.full_name, None);
+        let null: UpdateBody = serde_json::from_value(json!({ "full_name": null })).unwrap();
+        assert_eq!(null.full_name, Some(None));
+        let given: UpdateBody = serde_json::from_value(json!({ "full_name": "Ada" })).unwrap();
+        assert_eq!(given.full_name, Some(Some("Ada".into())));
+    }
+}

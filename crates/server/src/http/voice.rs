@@ -1,0 +1,45 @@
+//! Turn timings over HTTP: a conversation's timings for its owner, and the
+//! server-wide latency histograms in Prometheus format at `/metrics`.
+
+use axum::{extract::State, http::header, response::IntoResponse, routing::get, Json, Router};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::{
+    auth::AuthUser,
+    error::{ApiPath, AppError},
+    store,
+    voice::timings,
+    AppState,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/conversations/{id}/timings", get(conversation_timings))
+        .route("/metrics", get(metrics))
+}
+
+async fn conversation_timings(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<Value>, AppError> {
+    let owned = store::find_conversation(&state.db, id, user.id).await?;
+    if owned.is_none() {
+        return Err(AppError::NotFound("conversation"));
+    }
+    let timings = timings::list(&state.db, id).await?;
+    Ok(Json(json!({ "timings": timings })))
+}
+
+/// Latency histograms of voice turns. Any signed-in user may read them: they
+/// are aggregate figures, but not for the open internet.
+async fn metrics(State(state): State<AppState>, AuthUser(_): AuthUser) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.voice.metrics.render(),
+    )
+}

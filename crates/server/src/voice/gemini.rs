@@ -1,0 +1,297 @@
+//! Seed 004's voice socket served by Gemini Live: the user's 16 kHz audio
+//! goes up as it arrives, Gemini's 24 kHz speech comes back paced to real
+//! time (so an `interrupted` from Gemini can flush what the listener has not
+//! heard yet), and both sides' transcripts are stored as the conversation's
+//! messages, like the local pipeline's. The local VAD runs on the input only
+//! to timestamp the end of the user's speech for the turn timings.
+
+use std::{collections::VecDeque, sync::Arc, time::Duration};
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use colloquy_ai::{LiveConfig, LiveError, LiveEvent};
+use colloquy_protocol::MessageStatus;
+use colloquy_voice::{
+    pcm::{duration_ms, samples_for_ms, Pcm16Decoder},
+    vad::{VadEvent, VoiceActivityDetector},
+    OUTPUT_SAMPLE_RATE,
+};
+use futures::{SinkExt, StreamExt};
+use tokio::{
+    sync::mpsc,
+    time::{interval_at, sleep_until, Instant, MissedTickBehavior},
+};
+
+use super::{
+    playback::Playback,
+    socket::{AudioBudget, INTERNAL_ERROR},
+    timings::{self, Clock, TurnTimer},
+};
+use crate::{
+    hub::ChannelHandle,
+    input::UserText,
+    ws::{close_code, is_too_big},
+    AppState,
+};
+
+/// Bytes per outgoing chunk: 40 ms of 24 kHz PCM16.
+fn chunk_bytes() -> usize {
+    samples_for_ms(40, OUTPUT_SAMPLE_RATE) * 2
+}
+
+/// One exchange as it builds up.
+#[derive(Default)]
+struct Exchange {
+    user: String,
+    assistant: String,
+    timer: Option<TurnTimer>,
+    interrupted: bool,
+    /// Speech received for this reply, in milliseconds, and what was heard.
+    audio_ms: u64,
+    playback: Playback,
+}
+
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Bridge `socket` to a Gemini Live session until either side ends it.
+#[tracing::instrument(skip_all, fields(conversation_id = %channel.id))]
+pub async fn bridge(
+    socket: WebSocket,
+    state: AppState,
+    channel: ChannelHandle,
+    live: Arc<LiveConfig>,
+    instruction: String,
+) {
+    let (audio_tx, audio_rx) = mpsc::channel::<Vec<u8>>(64);
+    let (events_tx, mut events) = mpsc::channel::<LiveEvent>(256);
+    let session = {
+        let live = live.clone();
+        tokio::spawn(async move {
+            colloquy_ai::run_live_session(&live, instruction, audio_rx, events_tx).await
+        })
+    };
+    let mut audio_tx = Some(audio_tx);
+    let config = &state.config;
+    let lead = Duration::from_millis(config.audio.playback_lead_ms);
+    let heartbeat_interval = Duration::from_secs(config.heartbeat_interval_secs);
+    let heartbeat_timeout = Duration::from_secs(config.heartbeat_timeout_secs);
+    let mut heartbeat = interval_at(Instant::now() + heartbeat_interval, heartbeat_interval);
+    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut last_heard = Instant::now();
+    let (mut sink, mut stream) = socket.split();
+    let mut budget = AudioBudget::new();
+    let mut decoder = Pcm16Decoder::default();
+    let mut vad = VoiceActivityDetector::new(config.audio.vad());
+    let mut stream_origin: Option<Instant> = None;
+    let mut speech_end: Option<Instant> = None;
+    let mut outgoing: VecDeque<u8> = VecDeque::new();
+    let mut exchange = Exchange::default();
+    let clock = Clock::now();
+    let closing = state.lifecycle.close_sockets.clone();
+    let mut session = Some(session);
+    let close: Option<(u16, String)> = loop {
+        let pump_at = (!outgoing.is_empty()).then(|| {
+            exchange
+                .playback
+                .next_send_at(lead)
+                .unwrap_or_else(Instant::now)
+        });
+        tokio::select! {
+            () = closing.cancelled() => break Some((close_code::RESTART, "service restart".into())),
+            frame = stream.next() => {
+                last_heard = Instant::now();
+                match frame {
+                    Some(Ok(Message::Binary(bytes))) => {
+                        if !budget.take(bytes.len()) {
+                            break Some((close_code::POLICY, "audio rate limit exceeded".into()));
+                        }
+                        let now = Instant::now();
+                        let position = Duration::from_millis(vad.position_ms());
+                        let origin = now.checked_sub(position).unwrap_or(now);
+                        stream_origin = Some(stream_origin.map_or(origin, |o| o.max(origin)));
+                        for event in vad.push(&decoder.push(&bytes)) {
+                            if let VadEvent::SpeechStopped { end_ms, .. } = event {
+                                let at = stream_origin.map_or(now, |o| (o + Duration::from_millis(end_ms)).min(now));
+                                speech_end = Some(at);
+                            }
+                        }
+                        if let Some(tx) = &audio_tx {
+                            if tx.send(bytes.to_vec()).await.is_err() {
+                                audio_tx = None;
+                            }
+                        }
+                    }
+                    Some(Ok(Message::Text(_))) => tracing::debug!("text frame ignored on the voice socket"),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Err(ref error)) if is_too_big(error) => break Some((close_code::TOO_BIG, "message too big".into())),
+                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break None,
+                }
+            }
+            event = events.recv() => match event {
+                Some(event) => {
+                    let now = Instant::now();
+                    let timer = exchange.timer.get_or_insert_with(|| {
+                        TurnTimer::new(uuid::Uuid::nil(), speech_end.take(), None)
+                    });
+                    match event {
+                        LiveEvent::Audio(bytes) => {
+                            exchange.audio_ms += duration_ms(bytes.len() / 2, OUTPUT_SAMPLE_RATE);
+                            outgoing.extend(bytes);
+                        }
+                        LiveEvent::Interrupted => {
+                            // What the listener has not heard yet is dropped at once.
+                            outgoing.clear();
+                            exchange.interrupted = true;
+                            timer.interrupted = true;
+                        }
+                        LiveEvent::InputTranscript(text) => {
+                            timer.transcript.get_or_insert(now);
+                            exchange.user.push_str(&text);
+                        }
+                        LiveEvent::OutputTranscript(text) => {
+                            timer.first_token.get_or_insert(now);
+                            exchange.assistant.push_str(&text);
+                        }
+                        LiveEvent::TurnComplete => {
+                            let done = std::mem::take(&mut exchange);
+                            store(&state, &channel, &clock, done, now).await;
+                        }
+                        LiveEvent::Usage(usage) => tracing::debug!(
+                            prompt = usage.prompt_token_count,
+                            response = usage.response_token_count,
+                            total = usage.total_token_count,
+                            "gemini live usage"
+                        ),
+                        LiveEvent::GenerationComplete | LiveEvent::Reconnected => {}
+                    }
+                }
+                // The session ended; its result says why.
+                None => {
+                    let result = match session.take() {
+                        Some(task) => task.await.unwrap_or_else(|error| Err(LiveError::Protocol(error.to_string()))),
+                        None => Ok(()),
+                    };
+                    break match result {
+                        Ok(()) => Some((close_code::NORMAL, "session ended".into())),
+                        Err(error) => {
+                            tracing::warn!(%error, "gemini live session failed");
+                            Some((INTERNAL_ERROR, error.user_message().into()))
+                        }
+                    };
+                }
+            },
+            () = sleep_until_some(pump_at) => {
+                let now = Instant::now();
+                let mut failed = false;
+                while !outgoing.is_empty()
+                    && exchange.playback.next_send_at(lead).is_none_or(|due| due <= now)
+                {
+                    let take = chunk_bytes().min(outgoing.len());
+                    let chunk: Vec<u8> = outgoing.drain(..take).collect();
+                    exchange.playback.sent(
+                        Duration::from_millis(duration_ms(take / 2, OUTPUT_SAMPLE_RATE)),
+                        now,
+                    );
+                    if let Some(timer) = exchange.timer.as_mut() {
+                        timer.first_audio.get_or_insert(now);
+                    }
+                    let sent = tokio::time::timeout(heartbeat_timeout, sink.send(Message::Binary(chunk.into()))).await;
+                    if !matches!(sent, Ok(Ok(()))) {
+                        failed = true;
+                        break;
+                    }
+                }
+                if failed {
+                    break None;
+                }
+            }
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() > heartbeat_timeout {
+                    break Some((close_code::GOING_AWAY, "heartbeat timeout".into()));
+                }
+                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    break None;
+                }
+            }
+        }
+    };
+    // Whatever was said before the end is kept.
+    if !exchange.user.is_empty() || !exchange.assistant.is_empty() {
+        exchange.interrupted |=
+            !outgoing.is_empty() || exchange.playback.is_playing(Instant::now());
+        store(&state, &channel, &clock, exchange, Instant::now()).await;
+    }
+    drop(audio_tx);
+    if let Some(task) = session {
+        task.abort();
+    }
+    if let Some((code, reason)) = close {
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        let _ = sink.send(Message::Close(Some(frame))).await;
+    }
+    tracing::debug!("gemini live voice session closed");
+}
+
+/// Store one exchange (the reply cut to what was heard if it was
+/// interrupted) and its timing.
+async fn store(
+    state: &AppState,
+    channel: &ChannelHandle,
+    clock: &Clock,
+    exchange: Exchange,
+    end: Instant,
+) {
+    let user = UserText::parse(
+        exchange.user.trim().to_owned(),
+        state.config.max_message_chars,
+    )
+    .ok();
+    let (reply, status) = if exchange.interrupted {
+        let heard_ms = exchange.playback.heard_ms(end);
+        let words: Vec<&str> = exchange.assistant.split_whitespace().collect();
+        let fraction = if exchange.audio_ms == 0 {
+            0.0
+        } else {
+            (heard_ms as f64 / exchange.audio_ms as f64).min(1.0)
+        };
+        let count = (words.len() as f64 * fraction).floor() as usize;
+        (words[..count].join(" "), MessageStatus::Interrupted)
+    } else {
+        (
+            exchange.assistant.trim().to_owned(),
+            MessageStatus::Complete,
+        )
+    };
+    if user.is_none() && reply.is_empty() {
+        return;
+    }
+    match state
+        .turns
+        .store_exchange(channel, user, &reply, status)
+        .await
+    {
+        Ok(reply_id) => {
+            if let Some(mut timer) = exchange.timer {
+                timer.reply_id = reply_id;
+                timings::record(
+                    &state.db,
+                    &state.voice.metrics,
+                    clock,
+                    channel.id,
+                    "voice",
+                    &timer,
+                    end,
+                )
+                .await;
+            }
+        }
+        Err(error) => tracing::error!(%error, "storing a Gemini Live exchange failed"),
+    }
+}

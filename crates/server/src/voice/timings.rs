@@ -1,0 +1,249 @@
+//! Turn timings (seed 000): when the user stopped speaking, when the
+//! transcript was ready, the first reply token, the first reply audio and
+//! the end of the turn. Each voice turn stores one row, readable over HTTP,
+//! and feeds the latency histograms of the `/metrics` endpoint.
+
+use std::sync::Arc;
+
+use prometheus_client::{
+    encoding::text::encode,
+    metrics::{counter::Counter, histogram::Histogram},
+    registry::Registry,
+};
+use serde::Serialize;
+use sqlx::{sqlite::SqliteRow, Row};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::store::{now_millis, parse_id, Pool, StoreError};
+
+/// The moments of one turn, as they happen.
+#[derive(Debug, Clone)]
+pub struct TurnTimer {
+    pub reply_id: Uuid,
+    pub speech_end: Option<Instant>,
+    pub transcript: Option<Instant>,
+    pub first_token: Option<Instant>,
+    pub first_audio: Option<Instant>,
+    pub interrupted: bool,
+}
+
+impl TurnTimer {
+    /// A turn answering `reply_id`, with what is known so far.
+    pub fn new(reply_id: Uuid, speech_end: Option<Instant>, transcript: Option<Instant>) -> Self {
+        Self {
+            reply_id,
+            speech_end,
+            transcript,
+            first_token: None,
+            first_audio: None,
+            interrupted: false,
+        }
+    }
+}
+
+/// A stored turn timing, instants in epoch milliseconds.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TurnTiming {
+    pub reply_id: Uuid,
+    pub transport: String,
+    pub speech_end_at: Option<i64>,
+    pub transcript_at: Option<i64>,
+    pub first_token_at: Option<i64>,
+    pub first_audio_at: Option<i64>,
+    pub turn_end_at: i64,
+    pub interrupted: bool,
+}
+
+/// Converts monotonic instants to wall-clock milliseconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    instant: Instant,
+    millis: i64,
+}
+
+impl Clock {
+    /// Anchored at now.
+    pub fn now() -> Self {
+        Self {
+            instant: Instant::now(),
+            millis: now_millis(),
+        }
+    }
+
+    /// `at` in epoch milliseconds.
+    pub fn millis(&self, at: Instant) -> i64 {
+        if at >= self.instant {
+            self.millis + (at - self.instant).as_millis() as i64
+        } else {
+            self.millis - (self.instant - at).as_millis() as i64
+        }
+    }
+}
+
+/// Latency histograms and counters of voice turns, exposed at `/metrics`.
+pub struct VoiceMetrics {
+    registry: Registry,
+    transcript_seconds: Histogram,
+    first_token_seconds: Histogram,
+    first_audio_seconds: Histogram,
+    turn_seconds: Histogram,
+    turns: Counter,
+    interruptions: Counter,
+}
+
+impl std::fmt::Debug for VoiceMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VoiceMetrics").finish_non_exhaustive()
+    }
+}
+
+fn latency_buckets() -> impl Iterator<Item = f64> {
+    [
+        0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0,
+    ]
+    .into_iter()
+}
+
+impl VoiceMetrics {
+    /// Empty metrics in their own registry (one per server, so tests that
+    /// run several servers in one process do not share counts).
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::with_prefix("colloquy_voice");
+        let transcript_seconds = Histogram::new(latency_buckets());
+        let first_token_seconds = Histogram::new(latency_buckets());
+        let first_audio_seconds = Histogram::new(latency_buckets());
+        let turn_seconds = Histogram::new(latency_buckets());
+        let turns = Counter::default();
+        let interruptions = Counter::default();
+        registry.register(
+            "speech_end_to_transcript_seconds",
+            "From the end of the user's speech to the transcript",
+            transcript_seconds.clone(),
+        );
+        registry.register(
+            "speech_end_to_first_token_seconds",
+            "From the end of the user's speech to the first reply token",
+            first_token_seconds.clone(),
+        );
+        registry.register(
+            "speech_end_to_first_audio_seconds",
+            "From the end of the user's speech to the first reply audio sent",
+            first_audio_seconds.clone(),
+        );
+        registry.register(
+            "speech_end_to_turn_end_seconds",
+            "From the end of the user's speech to the end of the reply",
+            turn_seconds.clone(),
+        );
+        registry.register("turns", "Voice turns finished", turns.clone());
+        registry.register(
+            "interruptions",
+            "Replies the user spoke over",
+            interruptions.clone(),
+        );
+        Arc::new(Self {
+            registry,
+            transcript_seconds,
+            first_token_seconds,
+            first_audio_seconds,
+            turn_seconds,
+            turns,
+            interruptions,
+        })
+    }
+
+    fn observe(&self, timer: &TurnTimer, turn_end: Instant) {
+        self.turns.inc();
+        if timer.interrupted {
+            self.interruptions.inc();
+        }
+        let Some(speech_end) = timer.speech_end else {
+            return;
+        };
+        let since = |at: Option<Instant>| {
+            at.map(|at| at.saturating_duration_since(speech_end).as_secs_f64())
+        };
+        if let Some(s) = since(timer.transcript) {
+            self.transcript_seconds.observe(s);
+        }
+        if let Some(s) = since(timer.first_token) {
+            self.first_token_seconds.observe(s);
+        }
+        if let Some(s) = since(timer.first_audio) {
+            self.first_audio_seconds.observe(s);
+        }
+        if let Some(s) = since(Some(turn_end)) {
+            self.turn_seconds.observe(s);
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if let Err(error) = encode(&mut out, &self.registry) {
+            tracing::error!(%error, "encoding metrics failed");
+        }
+        out
+    }
+}
+
+/// Store a finished turn's timing and count it in the metrics.
+pub async fn record(
+    db: &Pool,
+    metrics: &VoiceMetrics,
+    clock: &Clock,
+    conversation_id: Uuid,
+    transport: &str,
+    timer: &TurnTimer,
+    turn_end: Instant,
+) {
+    metrics.observe(timer, turn_end);
+    let at = |instant: Option<Instant>| instant.map(|i| clock.millis(i));
+    let inserted = sqlx::query(
+        "INSERT OR REPLACE INTO turn_timings
+           (reply_id, conversation_id, transport, speech_end_at, transcript_at, first_token_at,
+            first_audio_at, turn_end_at, interrupted, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(timer.reply_id.to_string())
+    .bind(conversation_id.to_string())
+    .bind(transport)
+    .bind(at(timer.speech_end))
+    .bind(at(timer.transcript))
+    .bind(at(timer.first_token))
+    .bind(at(timer.first_audio))
+    .bind(clock.millis(turn_end))
+    .bind(timer.interrupted)
+    .bind(now_millis())
+    .execute(db)
+    .await;
+    if let Err(error) = inserted {
+        // A deleted conversation takes its timings with it; nothing to keep.
+        tracing::debug!(%error, "turn timing not stored");
+    }
+}
+
+fn timing_from_row(row: &SqliteRow) -> Result<TurnTiming, StoreError> {
+    Ok(TurnTiming {
+        reply_id: parse_id(row.try_get("reply_id")?)?,
+        transport: row.try_get("transport")?,
+        speech_end_at: row.try_get("speech_end_at")?,
+        transcript_at: row.try_get("transcript_at")?,
+        first_token_at: row.try_get("first_token_at")?,
+        first_audio_at: row.try_get("first_audio_at")?,
+        turn_end_at: row.try_get("turn_end_at")?,
+        interrupted: row.try_get("interrupted")?,
+    })
+}
+
+/// The timings of a conversation's turns, oldest first.
+pub async fn list(db: &Pool, conversation_id: Uuid) -> Result<Vec<TurnTiming>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT * FROM turn_timings WHERE conversation_id = ? ORDER BY created_at, reply_id",
+    )
+    .bind(conversation_id.to_string())
+    .fetch_all(db)
+    .await?;
+    rows.iter().map(timing_from_row).collect()
+}
