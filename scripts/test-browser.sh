@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Browser tests: the chat UI in real headless Chromium and the AI SDK
 # transport with the real `ai` package, both against the real server binary.
+# The voice tests talk to the page through Chromium's fake microphone (a
+# sentence spoken by espeak-ng) and need the real local voice engines: the
+# server is built with `--features voice-local` and the models fetched by
+# `scripts/setup-models.sh` (in data/models, or COLLOQUY_AUDIO__MODELS_DIR).
 #
-# Installs what a fresh machine lacks (Debian's chromium, the npm packages
-# pinned in tests/browser/package-lock.json), builds the server, type-checks
-# web/ and runs the tests. Screenshots land in tests/artifacts/.
+# Installs what a fresh machine lacks (Debian's chromium and espeak-ng, the
+# npm packages pinned in tests/browser/package-lock.json), builds the server,
+# type-checks web/ and runs the tests. Screenshots land in tests/artifacts/.
 #
 # Environment: CARGO_TARGET_DIR (where the server is built), COLLOQUY_BIN
 # (use this server binary instead of building), CHROMIUM_PATH (browser).
@@ -14,14 +18,20 @@ cd "$(dirname "$0")/.."
 
 log() { printf '\n==> %s\n' "$*"; }
 
+missing=()
 if [ -z "${CHROMIUM_PATH:-}" ] && ! command -v chromium >/dev/null 2>&1; then
-    log "installing chromium (Debian package)"
+    missing+=(chromium)
+fi
+# The voice tests' fake microphone says a sentence spoken by espeak-ng.
+command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
+if ((${#missing[@]})); then
+    log "installing ${missing[*]} (Debian packages)"
     if [ "$(id -u)" -ne 0 ]; then
-        echo "chromium is missing and this is not root: run 'sudo apt-get install chromium'" >&2
+        echo "${missing[*]} missing and this is not root: run 'sudo apt-get install ${missing[*]}'" >&2
         exit 1
     fi
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 command -v node >/dev/null 2>&1 || { echo "node (20.10 or newer) and npm are required" >&2; exit 1; }
 
@@ -30,8 +40,8 @@ log "npm ci (tests/browser)"
 
 if [ -z "${COLLOQUY_BIN:-}" ]; then
     export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
-    log "building the server (cargo build -p colloquy)"
-    cargo build -p colloquy
+    log "building the server (cargo build -p colloquy --features voice-local)"
+    cargo build -p colloquy --features voice-local
     COLLOQUY_BIN="$(cd "$CARGO_TARGET_DIR" && pwd)/debug/colloquy"
     export COLLOQUY_BIN
 fi

@@ -22,6 +22,11 @@
  * @property {User} user
  */
 /**
+ * What `GET /api/config` says about this server (the parts the UI uses).
+ * @typedef {object} ClientConfig
+ * @property {import("./protocol.js").VoiceConfig} [voice]
+ */
+/**
  * @typedef {object} ConversationSummary
  * @property {string} id
  * @property {string} title
@@ -134,6 +139,11 @@ export class Api {
   /** @param {string} anonymousToken */
   claim(anonymousToken) {
     return this.request("POST", "/api/auth/claim", { anonymous_token: anonymousToken });
+  }
+
+  /** The server's client configuration (voice availability...). @returns {Promise<ClientConfig>} */
+  config() {
+    return this.request("GET", "/api/config", undefined, null);
   }
 
   /** @returns {Promise<User>} */

@@ -7,6 +7,9 @@
  * The open conversation lives in the URL (`#/c/<id>`), so a reload comes
  * back to it: its stored messages load over HTTP, then the socket resumes
  * after the last stored `seq`, which replays a reply still in progress.
+ *
+ * Voice (when the server offers it) lives in `voice-ui.js`; this file only
+ * hands it the open conversation's socket.
  */
 
 import { Api, ApiError } from "./api.js";
@@ -14,10 +17,11 @@ import { AuthView } from "./auth.js";
 import { ChatView } from "./chat-view.js";
 import { copy } from "./clipboard.js";
 import { ColloquyClient } from "./colloquy-client.js";
-import { ConversationState } from "./conversation-state.js";
+import { ConversationState, isBusy } from "./conversation-state.js";
 import { Sidebar, displayTitle } from "./sidebar.js";
 import { fillIcons } from "./icons.js";
 import { initTheme } from "./theme.js";
+import { VOICE_ERROR_CODES, VoiceController } from "./voice-ui.js";
 
 /** @typedef {import("./api.js").User} User */
 /** @typedef {import("./colloquy-client.js").StateChange} StateChange */
@@ -53,6 +57,23 @@ const sidebar = new Sidebar(byId("conversation-list"), {
   rename: renameConversation,
   remove: confirmDelete,
 });
+const voice = new VoiceController(
+  {
+    mic: /** @type {HTMLButtonElement} */ (byId("mic-button")),
+    speaker: /** @type {HTMLButtonElement} */ (byId("speaker-button")),
+    panel: byId("voice-panel"),
+    status: byId("voice-status"),
+    error: byId("voice-error"),
+    errorText: byId("voice-error-text"),
+    errorClose: /** @type {HTMLButtonElement} */ (byId("voice-error-close")),
+  },
+  {
+    ensureClient: () => client ?? connect(currentId, currentId ? state.lastSeq : undefined),
+    isBusy: () => state.busy,
+    busyReplyIds: () => state.messages.filter(isBusy).map((m) => m.id),
+    onChange: () => updateComposer(),
+  },
+);
 const auth = new AuthView(api, onSignedIn, () => {
   auth.hide();
   ui.chat.hidden = false;
@@ -104,6 +125,7 @@ async function showChat() {
   byId("account-name").textContent = name;
   byId("account-avatar").textContent = anonymous ? "G" : name.trim().charAt(0).toUpperCase();
   ui.claim.hidden = !anonymous;
+  loadConfig();
   await refreshList();
   await route();
   ui.input.focus();
@@ -139,6 +161,16 @@ async function route() {
   if (id === currentId && (client || !id)) return;
   if (id) await openConversation(id);
   else newChat();
+}
+
+/** What the server offers (voice); the chat works without it. */
+async function loadConfig() {
+  try {
+    const config = await api.config();
+    voice.configure(config.voice);
+  } catch {
+    voice.configure(null);
+  }
 }
 
 async function refreshList() {
@@ -240,14 +272,17 @@ function confirmDelete(id, title) {
  * Open the socket for `id` (or for a conversation the server creates).
  * @param {string | null} id
  * @param {number} [lastSeq]
+ * @returns {ColloquyClient}
  */
 function connect(id, lastSeq) {
   const socket = new ColloquyClient({
     token: () => api.token ?? "",
     conversationId: id ?? undefined,
     lastSeq,
+    tts: voice.wantsTts,
   });
   client = socket;
+  voice.attach(socket);
   const live = () => client === socket;
   socket.on("state", (change) => live() && showConnection(change));
   socket.on("ready", (event) => {
@@ -274,7 +309,8 @@ function connect(id, lastSeq) {
     refreshListSoon();
   });
   socket.on("error", (event) => {
-    if (live() && !event.message_id) showNotice(event.message);
+    // Voice errors are shown by the voice controls, next to the mic.
+    if (live() && !event.message_id && !VOICE_ERROR_CODES.includes(event.code)) showNotice(event.message);
   });
   socket.on("rejected", ({ client_id, error }) => {
     if (live()) view.update(state.reject(client_id, error));
@@ -295,6 +331,7 @@ function connect(id, lastSeq) {
 }
 
 function closeClient() {
+  voice.detach();
   client?.disconnect();
   client = null;
   showConnection({ state: "idle" });
@@ -333,7 +370,15 @@ function send(text) {
 
 function updateComposer() {
   ui.send.disabled = !ui.input.value.trim();
-  ui.stop.hidden = !state.busy;
+  // Stop also silences a reply that is still being spoken.
+  ui.stop.hidden = !state.busy && !voice.speaking;
+}
+
+/** Stop the reply: its generation and its speech. */
+function stopReply() {
+  voice.stopSpeaking();
+  if (state.busy) client?.stop();
+  updateComposer();
 }
 
 function autosize() {
@@ -356,8 +401,8 @@ ui.input.addEventListener("keydown", (event) => {
   if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
     event.preventDefault();
     ui.composer.requestSubmit();
-  } else if (event.key === "Escape" && state.busy) {
-    client?.stop();
+  } else if (event.key === "Escape" && (state.busy || voice.speaking)) {
+    stopReply();
   }
 });
 ui.input.addEventListener("input", () => {
@@ -365,7 +410,7 @@ ui.input.addEventListener("input", () => {
   updateComposer();
 });
 ui.stop.addEventListener("click", () => {
-  client?.stop();
+  stopReply();
   ui.input.focus();
 });
 ui.reconnect.addEventListener("click", () => client?.reconnect());

@@ -200,9 +200,16 @@ export class ChatView {
       error.append(h("strong", "", mine ? "Not sent. " : "Error. "), document.createTextNode(message.error.message));
       main.appendChild(error);
     } else if (message.status === "interrupted") {
-      main.appendChild(h("p", "msg-note", "Stopped"));
+      // Spoken over: the bubble holds what was heard before the user spoke.
+      const note = h("p", message.spokenOver ? "msg-note msg-interrupted" : "msg-note", message.spokenOver ? "Interrupted" : "Stopped");
+      if (message.spokenOver) note.title = "You spoke over this reply; it shows what was said before you did.";
+      main.appendChild(note);
     } else if (mine && message.status === "sending") {
-      main.appendChild(h("p", "msg-note", "Sending…"));
+      main.appendChild(h("p", "msg-note", message.spoken ? "Heard you · sending…" : "Sending…"));
+    } else if (mine && message.spoken) {
+      const note = h("p", "msg-note msg-spoken");
+      note.append(icon("mic", 12), h("span", "", "Spoken"));
+      main.appendChild(note);
     }
 
     if (!busy && message.status !== "sending") {

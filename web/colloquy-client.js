@@ -27,6 +27,13 @@
  * - on `resync_required` reloads the conversation over HTTP and resumes from
  *   what was loaded;
  * - never loops on an authentication failure (close code 1008).
+ *
+ * Voice: `sendAudio()` streams microphone audio (base64 PCM16) and
+ * `endAudio()` ends an utterance; the server answers with `speech_started`,
+ * `transcript`, then the usual `ack`/`delta`/`message`, and with `tts: true`
+ * also `audio` (the spoken reply) and `interrupted` events. Audio is live:
+ * it is dropped, never queued, while the socket is down, since replaying
+ * stale speech after a reconnect would start turns nobody meant.
  */
 
 /* Wire types (see protocol.js), re-exported for users of this module. */
@@ -40,6 +47,10 @@
 /** @typedef {import("./protocol.js").PongEvent} PongEvent */
 /** @typedef {import("./protocol.js").ToolEvent} ToolEvent */
 /** @typedef {import("./protocol.js").ConversationEvent} ConversationEvent */
+/** @typedef {import("./protocol.js").SpeechStartedEvent} SpeechStartedEvent */
+/** @typedef {import("./protocol.js").TranscriptEvent} TranscriptEvent */
+/** @typedef {import("./protocol.js").AudioEvent} AudioEvent */
+/** @typedef {import("./protocol.js").InterruptedEvent} InterruptedEvent */
 /** @typedef {import("./protocol.js").ServerEvent} ServerEvent */
 /** @typedef {import("./protocol.js").ClientEvent} ClientEvent */
 /** @typedef {import("./protocol.js").StoredConversation} StoredConversation */
@@ -69,6 +80,10 @@
  * @property {ToolEvent} tool
  * @property {PongEvent} pong
  * @property {ConversationEvent} conversation
+ * @property {SpeechStartedEvent} speech_started the server heard the user start speaking
+ * @property {TranscriptEvent} transcript what the user said (an `ack` with the same `client_id` follows)
+ * @property {AudioEvent} audio a chunk of a spoken reply
+ * @property {InterruptedEvent} interrupted the user spoke over a reply: drop its unplayed audio
  * @property {StoredConversation} resync the conversation was reloaded over HTTP; redraw from it
  * @property {{ client_id: string, content: string, error: ChatErrorEvent }} rejected a queued text the server refused; it will not be resent
  * @property {{ code: number, reason: string }} fatal the server refused the socket (1008); no automatic reconnect
@@ -88,6 +103,7 @@
  * @property {number} [heartbeatIntervalMs] app-level ping period (default 15000)
  * @property {number} [heartbeatTimeoutMs] silence after a ping (or a connect) that counts as a dead socket (default 10000)
  * @property {() => number} [random] source of jitter in [0, 1) (default Math.random)
+ * @property {boolean} [tts] ask the server to speak replies (`?tts=1`) or not (`?tts=0`); unset: the server's default
  */
 
 /** Close codes with a meaning for reconnecting (RFC 6455 section 7.4.1). */
@@ -142,6 +158,8 @@ export class ColloquyClient {
   #inFlight = /** @type {string[]} */ ([]);
   #stopWanted = false;
   #needsResync = false;
+  /** The `tts` setting the current (or last) socket was opened with. */
+  #openedTts = /** @type {boolean | undefined} */ (undefined);
   /** @type {{ [K in keyof ClientEventMap]?: Set<(payload: any) => void> }} */
   #listeners = {};
   #onOnline = () => {
@@ -172,6 +190,11 @@ export class ColloquyClient {
   /** Texts waiting for their `ack` (sent or queued). */
   get pendingCount() {
     return this.#pending.size;
+  }
+
+  /** Whether the socket is open and ready: what is sent now is delivered. */
+  get isReady() {
+    return this.#ready;
   }
 
   /**
@@ -231,6 +254,39 @@ export class ColloquyClient {
     else this.#stopWanted = true;
   }
 
+  /**
+   * Send one chunk of microphone audio (base64 PCM16 LE mono). Returns
+   * whether it was written: while the socket is down audio is dropped,
+   * never queued (see the file comment).
+   * @param {string} data
+   * @param {number} [sampleRate] Hz (default 16000)
+   */
+  sendAudio(data, sampleRate = 16_000) {
+    return this.#ready && this.#write({ type: "audio", data, sample_rate: sampleRate });
+  }
+
+  /** The microphone was turned off: have the server transcribe what is pending. Not queued either. */
+  endAudio() {
+    return this.#ready && this.#write({ type: "audio_end" });
+  }
+
+  /**
+   * Whether the server should speak replies on this socket. Takes effect at
+   * the next connection (`reconnect()` to apply it now, which resumes
+   * seamlessly); returns whether the setting changed.
+   * @param {boolean | undefined} tts
+   */
+  setTts(tts) {
+    if (this.options.tts === tts) return false;
+    this.options.tts = tts;
+    return true;
+  }
+
+  /** Whether the current connection was opened with the current `tts` setting. */
+  get ttsApplied() {
+    return this.#openedTts === this.options.tts;
+  }
+
   /** Swap the token used by the next connection attempt. */
   setToken(/** @type {ClientOptions["token"]} */ token) {
     this.options.token = token;
@@ -271,11 +327,15 @@ export class ColloquyClient {
     const query = new URLSearchParams({ token });
     if (this.conversationId) query.set("conversationId", this.conversationId);
     if (this.lastSeq !== null) query.set("last_seq", String(this.lastSeq));
+    if (this.#openedTts !== undefined) query.set("tts", this.#openedTts ? "1" : "0");
     return `${base}${this.options.path ?? "/api/v1/chat/ws"}?${query}`;
   }
 
   /** @param {ConnectionState} state */
   async #open(state) {
+    // Decided now, not after the awaits below: `ttsApplied` is then true
+    // for an attempt already under way.
+    this.#openedTts = this.options.tts;
     this.#setState({ state, attempt: this.#attempt });
     let token;
     try {
@@ -422,6 +482,14 @@ export class ColloquyClient {
         return this.#emit("pong", event);
       case "conversation":
         return this.#emit("conversation", event);
+      case "speech_started":
+        return this.#emit("speech_started", event);
+      case "transcript":
+        return this.#emit("transcript", event);
+      case "audio":
+        return this.#emit("audio", event);
+      case "interrupted":
+        return this.#emit("interrupted", event);
     }
   }
 

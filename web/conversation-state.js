@@ -34,7 +34,12 @@
  * @property {string} [replyId] for a user message: the id of its reply
  * @property {{ code: string, message: string }} [error]
  * @property {ToolRun[]} tools
+ * @property {boolean} [spoken] a user message that was spoken (its text is the transcript)
+ * @property {boolean} [spokenOver] a reply the user interrupted by speaking: it holds what was heard
  */
+
+/** The `client_id` prefix the server gives transcribed (spoken) messages. */
+const VOICE_CLIENT_ID = "voice-";
 
 /** What a failed reply's stored `error_code` means (mirrors the server's texts). */
 const ERROR_TEXT = /** @type {Record<string, string>} */ ({
@@ -61,6 +66,8 @@ export class ConversationState {
   messages = [];
   /** @type {Map<string, UiMessage>} */
   #byId = new Map();
+  /** Replies the user spoke over: reply id -> the text that was heard. */
+  #heard = /** @type {Map<string, string>} */ (new Map());
 
   /**
    * Replace everything with what the server has stored. Replies to the
@@ -71,6 +78,7 @@ export class ConversationState {
   load(stored) {
     this.messages = [];
     this.#byId.clear();
+    this.#heard.clear();
     for (const m of stored) {
       if (m.sender === "tool") continue;
       const message = this.#add({
@@ -83,6 +91,7 @@ export class ConversationState {
         replyId: m.reply_id,
         tools: [],
       });
+      if (m.client_id?.startsWith(VOICE_CLIENT_ID)) message.spoken = true;
       if (m.error_code) message.error = { code: m.error_code, message: errorText(m.error_code) };
     }
     const lastReply = this.messages.findLastIndex((m) => m.role === "assistant");
@@ -161,11 +170,15 @@ export class ConversationState {
         }
         if (!user) user = this.#add({ id: event.message_id, role: "user", content: "", status: "sent", tools: [] });
         Object.assign(user, { content: event.content, status: "sent", seq: event.seq, replyId: event.reply_id });
+        if (event.client_id) user.clientId = event.client_id;
+        if (event.client_id?.startsWith(VOICE_CLIENT_ID)) user.spoken = true;
         const changed = [user];
         if (!this.#byId.has(event.reply_id)) changed.push(this.#add(this.#reply(event.reply_id)));
         return changed;
       }
       case "delta": {
+        // Text generated after the user spoke over the reply was never heard.
+        if (this.#heard.has(event.message_id)) return [];
         const reply = this.#ensureReply(event.message_id);
         reply.content += event.content;
         if (reply.status === "waiting") reply.status = "streaming";
@@ -175,9 +188,15 @@ export class ConversationState {
       case "message": {
         if (event.sender === "tool") return [];
         const reply = this.#ensureReply(event.message_id);
-        // The final message is the whole reply: it replaces the deltas.
-        reply.content = event.content;
-        reply.status = event.status;
+        // The final message is the whole reply: it replaces the deltas. A
+        // reply the user spoke over gets two: the generation's own end
+        // (longer than what was heard), then the stored cut; showing the
+        // heard text throughout spares a flash of the longer one.
+        const heard = this.#heard.get(event.message_id);
+        const unheard = heard !== undefined && event.content.length > heard.length && event.content.startsWith(heard);
+        if (!unheard) reply.content = event.content;
+        // Spoken over, it stays interrupted even if its generation completed.
+        reply.status = heard !== undefined && event.status === "complete" ? "interrupted" : event.status;
         reply.seq = event.seq;
         for (const tool of reply.tools) tool.status = "done";
         return [reply];
@@ -190,9 +209,33 @@ export class ConversationState {
       }
       case "tool":
         return this.#tool(event);
+      case "transcript":
+        return this.#transcript(event.text, event.client_id);
+      case "interrupted": {
+        const reply = this.#ensureReply(event.message_id);
+        this.#heard.set(event.message_id, event.content);
+        Object.assign(reply, { content: event.content, status: "interrupted", spokenOver: true });
+        for (const tool of reply.tools) tool.status = "done";
+        return [reply];
+      }
       default:
         return [];
     }
+  }
+
+  /**
+   * What the user said: shown at once as their message, which the `ack`
+   * carrying the same `client_id` then confirms (no second bubble). The
+   * ack may come first (they travel separately): then there is nothing to add.
+   * @param {string} text
+   * @param {string} [clientId]
+   */
+  #transcript(text, clientId) {
+    if (!text.trim() || !clientId) return [];
+    if (this.messages.some((m) => m.clientId === clientId)) return [];
+    const message = this.addLocal(clientId, text);
+    message.spoken = true;
+    return [message];
   }
 
   /** @param {ToolEvent} event */

@@ -39,10 +39,49 @@
  * HTTP call). Sent to every socket of the user; no `seq`.
  * @typedef {{ type: "conversation", action: "created" | "renamed" | "deleted", conversation_id: string, title?: string }} ConversationEvent
  */
-/** @typedef {ReadyEvent | AckEvent | DeltaEvent | FinalMessageEvent | ChatErrorEvent | PongEvent | ToolEvent | ConversationEvent} ServerEvent */
 /**
+ * Voice activity detection heard the user start speaking (no `seq`).
+ * @typedef {{ type: "speech_started" }} SpeechStartedEvent
+ */
+/**
+ * What the user said, recognized from their audio (no `seq`). The `ack`
+ * of the user message that follows carries the same `client_id`; empty
+ * `text` means nothing intelligible was heard and no turn follows.
+ * @typedef {{ type: "transcript", text: string, client_id?: string }} TranscriptEvent
+ */
+/**
+ * Synthesized speech of reply `message_id`: base64 PCM16 LE mono at
+ * `sample_rate` (24 kHz), ~40 ms a chunk, paced about real time (no `seq`).
+ * @typedef {{ type: "audio", message_id: string, data: string, sample_rate: number }} AudioEvent
+ */
+/**
+ * The user spoke over reply `message_id`: drop its unplayed audio. The
+ * stored reply keeps `content`, what was heard; its final `message`
+ * (status `interrupted`) follows.
+ * @typedef {{ type: "interrupted", message_id: string, played_ms: number, content: string }} InterruptedEvent
+ */
+/**
+ * @typedef {ReadyEvent | AckEvent | DeltaEvent | FinalMessageEvent | ChatErrorEvent | PongEvent | ToolEvent
+ *   | ConversationEvent | SpeechStartedEvent | TranscriptEvent | AudioEvent | InterruptedEvent} ServerEvent
+ */
+/**
+ * `audio`: microphone audio, base64 PCM16 LE mono at `sample_rate` (16 kHz);
+ * `audio_end`: the microphone was turned off, transcribe what is pending.
  * @typedef {{ type: "text", content: string, client_id?: string }
- *   | { type: "stop" } | { type: "ping" } | { type: "resume", last_seq: number }} ClientEvent
+ *   | { type: "stop" } | { type: "ping" } | { type: "resume", last_seq: number }
+ *   | { type: "audio", data: string, sample_rate: number } | { type: "audio_end" }} ClientEvent
+ */
+
+/**
+ * `voice` in `GET /api/config`: whether this server offers voice chat
+ * (`available`: an engine and a model), its rates, and whether sockets
+ * speak replies when they do not say (`tts_default`).
+ * @typedef {object} VoiceConfig
+ * @property {string} engine `local`, `gemini-live` or `none`
+ * @property {boolean} available
+ * @property {number} [input_sample_rate]
+ * @property {number} [output_sample_rate]
+ * @property {boolean} [tts_default]
  */
 
 /**

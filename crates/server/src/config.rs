@@ -94,6 +94,8 @@ pub struct Config {
     /// Gemini Live model (with `voice = "gemini-live"`); `GEMINI_LIVE_MODEL`
     /// or the client's default when unset.
     pub gemini_live_model: Option<String>,
+    /// Gemini Live WebSocket endpoint; `GEMINI_LIVE_ENDPOINT` or Google's when unset.
+    pub gemini_live_endpoint: Option<String>,
     /// The voice pipeline.
     pub audio: AudioConfig,
 }
@@ -231,6 +233,7 @@ impl Default for Config {
             local: LocalModelConfig::default(),
             voice: None,
             gemini_live_model: None,
+            gemini_live_endpoint: None,
             audio: AudioConfig::default(),
         }
     }

@@ -20,15 +20,12 @@ pub fn normalized_words(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// (substitutions + deletions + insertions) / reference words, after
-/// [`normalized_words`]. An empty reference gives 0 for an empty hypothesis
-/// and 1 otherwise.
-pub fn word_error_rate(reference: &str, hypothesis: &str) -> f64 {
+/// Word edits (substitutions + deletions + insertions) turning `reference`
+/// into `hypothesis`, and the number of reference words, both after
+/// [`normalized_words`]: the two sums behind a corpus-level error rate.
+pub fn word_edits(reference: &str, hypothesis: &str) -> (usize, usize) {
     let reference = normalized_words(reference);
     let hypothesis = normalized_words(hypothesis);
-    if reference.is_empty() {
-        return if hypothesis.is_empty() { 0.0 } else { 1.0 };
-    }
     // Levenshtein distance over words, one row at a time.
     let mut previous: Vec<usize> = (0..=hypothesis.len()).collect();
     for (i, ref_word) in reference.iter().enumerate() {
@@ -39,7 +36,18 @@ pub fn word_error_rate(reference: &str, hypothesis: &str) -> f64 {
         }
         previous = current;
     }
-    previous[hypothesis.len()] as f64 / reference.len() as f64
+    (previous[hypothesis.len()], reference.len())
+}
+
+/// (substitutions + deletions + insertions) / reference words, after
+/// [`normalized_words`]. An empty reference gives 0 for an empty hypothesis
+/// and 1 otherwise.
+pub fn word_error_rate(reference: &str, hypothesis: &str) -> f64 {
+    match word_edits(reference, hypothesis) {
+        (0, 0) => 0.0,
+        (_, 0) => 1.0,
+        (edits, words) => edits as f64 / words as f64,
+    }
 }
 
 #[cfg(test)]

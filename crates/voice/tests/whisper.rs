@@ -7,6 +7,7 @@
 //! printed (real-time factor), never asserted.
 #![cfg(feature = "whisper")]
 
+use colloquy_voice::wer::word_edits;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -99,38 +100,6 @@ fn resample_linear(input: &[f32], from: u32, to: u32) -> Vec<f32> {
         .collect()
 }
 
-/// Lower case words without punctuation ("It's" -> "it's").
-fn words(text: &str) -> Vec<String> {
-    text.to_lowercase()
-        .chars()
-        .map(|c| {
-            if c.is_alphanumeric() || c == '\'' {
-                c
-            } else {
-                ' '
-            }
-        })
-        .collect::<String>()
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect()
-}
-
-/// Word-level Levenshtein distance: substitutions + deletions + insertions.
-fn word_edits(reference: &[String], hypothesis: &[String]) -> usize {
-    let mut row: Vec<usize> = (0..=hypothesis.len()).collect();
-    for (i, r) in reference.iter().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, h) in hypothesis.iter().enumerate() {
-            let substitution = diagonal + usize::from(r != h);
-            diagonal = row[j + 1];
-            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
-        }
-    }
-    row[hypothesis.len()]
-}
-
 /// Transcribes every sentence and returns the overall word error rate,
 /// printing each transcript and the real-time factor.
 fn word_error_rate(stt: &WhisperStt, label: &str) -> f64 {
@@ -142,11 +111,10 @@ fn word_error_rate(stt: &WhisperStt, label: &str) -> f64 {
         let text = stt.transcribe(&audio).expect("transcription succeeds");
         busy_secs += started.elapsed().as_secs_f64();
         audio_secs += audio.len() as f64 / f64::from(RATE);
-        let (reference, hypothesis) = (words(sentence), words(&text));
-        let e = word_edits(&reference, &hypothesis);
+        let (e, words) = word_edits(sentence, &text);
         eprintln!("[{label}] {e} edits: {sentence:?} -> {text:?}");
         edits += e;
-        total += reference.len();
+        total += words;
     }
     let wer = edits as f64 / total as f64;
     eprintln!(
@@ -173,13 +141,11 @@ fn white_noise(samples: usize, amplitude: f32) -> Vec<f32> {
 
 #[test]
 fn word_error_rate_helpers_count_edits_over_normalised_words() {
-    assert_eq!(words("Hello, World! It's"), ["hello", "world", "it's"]);
-    let w = |s: &str| words(s);
-    assert_eq!(word_edits(&w("a b c"), &w("a b c")), 0);
-    assert_eq!(word_edits(&w("a b c"), &w("a x c")), 1);
-    assert_eq!(word_edits(&w("a b c"), &w("a c")), 1);
-    assert_eq!(word_edits(&w("a b c"), &w("a b c d")), 1);
-    assert_eq!(word_edits(&w("a b"), &w("")), 2);
+    assert_eq!(word_edits("Hello, World! It's", "hello world it's"), (0, 3));
+    assert_eq!(word_edits("a b c", "a x c"), (1, 3));
+    assert_eq!(word_edits("a b c", "a c"), (1, 3));
+    assert_eq!(word_edits("a b c", "a b c d"), (1, 3));
+    assert_eq!(word_edits("a b", ""), (2, 2));
     assert_eq!(resample_linear(&[0.0, 1.0, 2.0, 3.0], 4, 2), [0.0, 2.0]);
 }
 

@@ -23,7 +23,12 @@ function chromiumPath() {
   }
 }
 
-export async function launchBrowser() {
+/**
+ * Launch headless Chromium.
+ * @param {{ args?: string[] }} [options] `args`: extra command-line switches
+ *   (e.g. the fake microphone of the voice tests)
+ */
+export async function launchBrowser(options = {}) {
   await mkdir(artifactsDir, { recursive: true });
   // launch() gives every browser a fresh temporary profile (user-data-dir).
   return chromium.launch({
@@ -38,6 +43,7 @@ export async function launchBrowser() {
       "--disable-background-networking",
       "--disable-component-update",
       "--disable-sync",
+      ...(options.args ?? []),
     ],
   });
 }

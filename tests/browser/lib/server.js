@@ -2,6 +2,8 @@
 /**
  * @file Start the real `colloquy` binary for a test: an ephemeral port, a
  * fresh data dir, and the fake upstream as its OpenAI-compatible model.
+ * Voice is off unless a test asks for it ({@link voiceEnv}): loading the
+ * speech engines takes seconds that text-only tests need not wait.
  * `restart()` stops it gracefully (SIGTERM) and starts a new process on the
  * same port and data dir, as a deploy would.
  */
@@ -19,6 +21,19 @@ export function serverBinary() {
   if (process.env.COLLOQUY_BIN) return process.env.COLLOQUY_BIN;
   const target = process.env.CARGO_TARGET_DIR ?? path.join(repoRoot, "target");
   return path.join(target, "debug", "colloquy");
+}
+
+/**
+ * Server environment for the real local voice engines (Whisper + Piper),
+ * from the models `scripts/setup-models.sh` puts in `data/models` (or
+ * `COLLOQUY_AUDIO__MODELS_DIR`). Needs a build with `--features voice-local`.
+ * @returns {Record<string, string>}
+ */
+export function voiceEnv() {
+  return {
+    COLLOQUY_VOICE: "local",
+    COLLOQUY_AUDIO__MODELS_DIR: process.env.COLLOQUY_AUDIO__MODELS_DIR ?? path.join(repoRoot, "data", "models"),
+  };
 }
 
 /**
@@ -46,6 +61,7 @@ export async function startServer(options) {
     COLLOQUY_MODEL: "openai:fake",
     OPENAI_BASE_URL: `${options.upstreamUrl}/v1`,
     COLLOQUY_LOG: "info",
+    COLLOQUY_VOICE: "none",
     NO_COLOR: "1",
     RUST_BACKTRACE: "1",
     ...options.env,
@@ -58,7 +74,8 @@ export async function startServer(options) {
   const logs = [];
   const exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
   const address = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${logs.join("")}`)), 30_000);
+    // Generous: with voice on, the speech models load before it listens.
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${logs.join("")}`)), 90_000);
     /** @param {Buffer} data */
     const onData = (data) => {
       const text = data.toString().replace(/\x1b\[[0-9;]*m/g, "");

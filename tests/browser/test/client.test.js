@@ -217,3 +217,40 @@ test("stop while offline is delivered after the reconnect", async () => {
   assert.deepEqual(last().sentOf("stop"), [{ type: "stop" }]);
   c.disconnect();
 });
+
+test("audio is sent only while open, never queued or replayed; tts rides on the URL", async () => {
+  mock.timers.enable({ apis: ["setTimeout", "setInterval"] });
+  const c = client({ conversationId: "c1", tts: true });
+  /** @type {string[]} */
+  const heard = [];
+  c.on("transcript", (e) => heard.push(e.text));
+  c.on("audio", (e) => heard.push(`audio:${e.message_id}`));
+  assert.equal(c.sendAudio("AAAA"), false, "not connected: dropped");
+  c.connect();
+  await settle();
+  assert.equal(last().url, "ws://chat.test/api/v1/chat/ws?token=t0k&conversationId=c1&tts=1");
+  assert.equal(c.ttsApplied, true);
+  assert.equal(c.sendAudio("AAAA"), false, "not ready yet: dropped");
+  last().receive(ready(0));
+  assert.equal(c.sendAudio("AQA=", 16_000), true);
+  assert.equal(c.endAudio(), true);
+  assert.deepEqual(last().sent.map((s) => JSON.parse(s)), [
+    { type: "audio", data: "AQA=", sample_rate: 16_000 },
+    { type: "audio_end" },
+  ]);
+  // Voice events have no seq: they pass de-duplication untouched.
+  last().receive({ type: "transcript", text: "hello there", client_id: "voice-1" });
+  last().receive({ type: "audio", message_id: "r1", data: "AAA=", sample_rate: 24_000 });
+  assert.deepEqual(heard, ["hello there", "audio:r1"]);
+  // Changing tts applies at the next connection; reconnect() applies it now.
+  assert.equal(c.setTts(false), true);
+  assert.equal(c.ttsApplied, false);
+  last().drop(1006);
+  assert.equal(c.sendAudio("AAAA"), false, "offline: dropped");
+  mock.timers.tick(10_000);
+  await settle();
+  assert.match(last().url, /&tts=0$/);
+  last().receive(ready(0));
+  assert.deepEqual(last().sent, [], "no audio was replayed after the reconnect");
+  c.disconnect();
+});

@@ -19,11 +19,15 @@ export function deferred() {
   return { promise, resolve };
 }
 
-/** Start everything a test file needs; `stop()` tears it down. */
-export async function startStack() {
+/**
+ * Start everything a test file needs; `stop()` tears it down.
+ * @param {{ serverEnv?: Record<string, string>, browserArgs?: string[] }} [options]
+ *   extra server environment (e.g. voice on) and Chromium switches (e.g. a fake microphone)
+ */
+export async function startStack(options = {}) {
   const upstream = await startFakeOpenAI();
-  const server = await startServer({ upstreamUrl: upstream.url });
-  const browser = await launchBrowser();
+  const server = await startServer({ upstreamUrl: upstream.url, env: options.serverEnv });
+  const browser = await launchBrowser({ args: options.browserArgs });
   const stack = {
     upstream,
     server,

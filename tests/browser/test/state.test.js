@@ -56,3 +56,36 @@ test("tool events show as running, then done, on the reply in progress", () => {
   state.apply({ type: "tool", name: "search", status: "end" });
   assert.deepEqual(state.get("a1")?.tools, [{ id: "search", name: "search", status: "done" }]);
 });
+
+test("a transcript shows as the user's message at once; its ack confirms it without a second bubble", () => {
+  const state = new ConversationState();
+  const shown = state.apply({ type: "transcript", text: "what time is it", client_id: "voice-1" });
+  assert.equal(shown.structural, true);
+  assert.deepEqual(state.messages.map((m) => [m.role, m.content, m.status, m.spoken]), [["user", "what time is it", "sending", true]]);
+  state.apply({ type: "ack", client_id: "voice-1", message_id: "u1", seq: 1, content: "what time is it", reply_id: "a1" });
+  assert.deepEqual(state.messages.map((m) => [m.id, m.status]), [["u1", "sent"], ["a1", "waiting"]]);
+  // The ack may overtake the transcript: still one bubble.
+  state.apply({ type: "ack", client_id: "voice-2", message_id: "u2", seq: 5, content: "and the date", reply_id: "a2" });
+  state.apply({ type: "transcript", text: "and the date", client_id: "voice-2" });
+  assert.equal(state.messages.filter((m) => m.content === "and the date").length, 1);
+  assert.equal(state.get("u2")?.spoken, true);
+  // Nothing intelligible: no bubble.
+  assert.deepEqual(state.apply({ type: "transcript", text: "" }).changed, []);
+});
+
+test("a reply the user spoke over shows what was heard, marked interrupted", () => {
+  const state = new ConversationState();
+  state.apply({ type: "ack", client_id: "voice-1", message_id: "u1", seq: 1, content: "tell me a story", reply_id: "a1" });
+  state.apply({ type: "delta", message_id: "a1", seq: 2, content: "Once upon a time, " });
+  state.apply({ type: "delta", message_id: "a1", seq: 3, content: "there was a fox" });
+  state.apply({ type: "interrupted", message_id: "a1", played_ms: 900, content: "Once upon a time," });
+  assert.deepEqual([state.get("a1")?.content, state.get("a1")?.status, state.get("a1")?.spokenOver], ["Once upon a time,", "interrupted", true]);
+  assert.equal(state.busy, false);
+  // Late deltas and the generation's own (longer) end do not bring back unheard text...
+  state.apply({ type: "delta", message_id: "a1", seq: 4, content: " who" });
+  state.apply({ type: "message", message_id: "a1", seq: 5, content: "Once upon a time, there was a fox who", sender: "assistant", status: "interrupted", is_final: true });
+  assert.equal(state.get("a1")?.content, "Once upon a time,");
+  // ...and the stored cut, the second final message, is what stays.
+  state.apply({ type: "message", message_id: "a1", seq: 6, content: "Once upon a time,", sender: "assistant", status: "interrupted", is_final: true });
+  assert.deepEqual([state.get("a1")?.content, state.get("a1")?.status], ["Once upon a time,", "interrupted"]);
+});

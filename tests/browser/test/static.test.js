@@ -32,6 +32,8 @@ test("pages, scripts and styles are served with their content types", async () =
     ["/app.js", "javascript"],
     ["/colloquy-client.js", "javascript"],
     ["/ai-sdk-transport.js", "javascript"],
+    ["/voice.js", "javascript"],
+    ["/audio-capture-worklet.js", "javascript"],
     ["/style.css", "text/css; charset=utf-8"],
     ["/favicon.svg", "image/svg+xml"],
   ]) {

@@ -65,13 +65,16 @@ impl VoiceService {
             "none" => VoiceBackend::Disabled,
             "local" => VoiceBackend::Local(load_local(config)?),
             "gemini-live" => {
-                let live = colloquy_ai::LiveConfig::from_env(config.gemini_live_model.clone())
+                let mut live = colloquy_ai::LiveConfig::from_env(config.gemini_live_model.clone())
                     .map_err(|error| match error {
                         colloquy_ai::LiveError::MissingKey => anyhow::anyhow!(
                             "COLLOQUY_VOICE=gemini-live needs GEMINI_API_KEY in the environment"
                         ),
                         other => anyhow::anyhow!("invalid Gemini Live configuration: {other}"),
                     })?;
+                if let Some(endpoint) = &config.gemini_live_endpoint {
+                    live.endpoint = endpoint.clone();
+                }
                 tracing::info!(model = %live.model, "voice through Gemini Live");
                 VoiceBackend::GeminiLive(Arc::new(live))
             }

@@ -59,6 +59,9 @@ pub enum VoiceInput {
     Audio(Vec<f32>),
     /// The client stopped recording: end the current utterance now.
     End,
+    /// The client pressed stop: silence the reply being spoken, keeping
+    /// what was heard, like a barge-in.
+    StopSpeaking,
 }
 
 /// What the pipeline asks a transport to send.
@@ -265,6 +268,11 @@ impl Pipeline {
                 received = input.recv() => match received {
                     Some(VoiceInput::Audio(samples)) => self.on_audio(&samples).await,
                     Some(VoiceInput::End) => self.end_utterance().await,
+                    Some(VoiceInput::StopSpeaking) => {
+                        if self.speech.as_ref().is_some_and(|s| s.is_active(Instant::now())) {
+                            self.interrupt(true).await;
+                        }
+                    }
                     None => break,
                 },
                 received = self.events.recv() => match received {

@@ -15,7 +15,7 @@ use axum::{
         State,
     },
     http::{HeaderMap, Uri},
-    response::{IntoResponse, Response},
+    response::Response,
     routing::any,
     Router,
 };
@@ -35,7 +35,7 @@ use crate::{
     error::{ApiPath, AppError},
     limits::SocketPermit,
     store::{self, User},
-    ws::{close_code, close_with, is_too_big},
+    ws::{close_code, close_with, is_too_big, prepare_upgrade},
     AppState,
 };
 
@@ -60,26 +60,10 @@ async fn voice_stream(
     step_id: Result<ApiPath<String>, AppError>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let upgrade = match upgrade {
+    let upgrade = match prepare_upgrade(&state, &headers, upgrade) {
         Ok(upgrade) => upgrade,
-        Err(rejection) => {
-            return AppError::bad_request("websocket_required", rejection.body_text())
-                .into_response();
-        }
+        Err(refused) => return refused,
     };
-    if !state.limits.origin_allowed(&headers) {
-        return AppError::Forbidden {
-            code: "origin_not_allowed",
-            message: "this Origin may not open sockets here".into(),
-        }
-        .into_response();
-    }
-    let config = &state.config;
-    let upgrade = upgrade
-        .max_message_size(config.max_frame_bytes)
-        .max_frame_size(config.max_frame_bytes)
-        .read_buffer_size(config.socket_read_buffer_bytes)
-        .max_write_buffer_size(config.socket_max_write_buffer_bytes);
     let step_id = step_id
         .ok()
         .and_then(|ApiPath(text)| Uuid::parse_str(&text).ok());

@@ -135,27 +135,10 @@ async fn accept(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     request: Request,
 ) -> Response {
-    let upgrade = match upgrade {
+    let upgrade = match prepare_upgrade(&state, &headers, upgrade) {
         Ok(upgrade) => upgrade,
-        Err(rejection) => {
-            return AppError::bad_request("websocket_required", rejection.body_text())
-                .into_response();
-        }
+        Err(refused) => return refused,
     };
-    if !state.limits.origin_allowed(&headers) {
-        return AppError::Forbidden {
-            code: "origin_not_allowed",
-            message: "this Origin may not open sockets here".into(),
-        }
-        .into_response();
-    }
-    let config = &state.config;
-    let upgrade = upgrade
-        .max_message_size(config.max_frame_bytes)
-        .max_frame_size(config.max_frame_bytes)
-        .read_buffer_size(config.socket_read_buffer_bytes)
-        .write_buffer_size(0)
-        .max_write_buffer_size(config.socket_max_write_buffer_bytes);
     let admitted = admit(&state, &headers, &uri, request).await;
     let sockets = state.lifecycle.sockets.clone();
     upgrade.on_upgrade(move |socket| {
@@ -166,6 +149,39 @@ async fn accept(
             }
         })
     })
+}
+
+/// Checks shared by every socket before the upgrade (a WebSocket request,
+/// an allowed Origin) and the frame and buffer limits; `Err` is the HTTP
+/// answer that refuses it.
+pub(crate) fn prepare_upgrade(
+    state: &AppState,
+    headers: &HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<WebSocketUpgrade, Response> {
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => {
+            return Err(
+                AppError::bad_request("websocket_required", rejection.body_text()).into_response(),
+            );
+        }
+    };
+    if !state.limits.origin_allowed(headers) {
+        return Err(AppError::Forbidden {
+            code: "origin_not_allowed",
+            message: "this Origin may not open sockets here".into(),
+        }
+        .into_response());
+    }
+    let config = &state.config;
+    let upgrade = upgrade
+        .max_message_size(config.max_frame_bytes)
+        .max_frame_size(config.max_frame_bytes)
+        .read_buffer_size(config.socket_read_buffer_bytes)
+        .write_buffer_size(0)
+        .max_write_buffer_size(config.socket_max_write_buffer_bytes);
+    Ok(upgrade)
 }
 
 /// Everything checked before a socket may start its session.

@@ -365,6 +365,10 @@ impl Session {
         match event {
             ClientEvent::Ping => self.send_event(&ServerEvent::Pong).await,
             ClientEvent::Stop => {
+                // Speech first: it cuts the reply to what was heard.
+                if let Some(link) = &self.voice {
+                    let _ = link.input.send(VoiceInput::StopSpeaking).await;
+                }
                 let stopped = self.channel.cancel_replies();
                 tracing::debug!(stopped, "stop requested");
                 true

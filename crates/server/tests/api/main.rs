@@ -15,6 +15,7 @@ mod limits;
 mod local_model;
 mod plans;
 mod resume;
-mod voice_socket;
 #[cfg(feature = "voice-local")]
 mod voice;
+mod voice_gemini;
+mod voice_socket;
