@@ -7,7 +7,7 @@
 //! printed (real-time factor), never asserted.
 #![cfg(feature = "whisper")]
 
-use colloquy_voice::wer::word_edits;
+use colloquy_voice::wer::{normalized_words, word_edits};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -190,7 +190,7 @@ fn white_noise_gives_an_empty_or_near_empty_transcript() {
             .unwrap();
         eprintln!("white noise at {amplitude}: {text:?}");
         assert!(
-            words(&text).len() <= 2,
+            normalized_words(&text).len() <= 2,
             "noise at {amplitude} gave {text:?}"
         );
     }
@@ -226,9 +226,7 @@ fn audio_longer_than_30_s_is_transcribed_window_by_window() {
         audio.len() as f64 / f64::from(RATE),
         started.elapsed().as_secs_f64()
     );
-    let reference: Vec<String> = SENTENCES.iter().flat_map(|s| words(s)).collect();
-    let edits = word_edits(&reference, &words(&text));
-    let wer = edits as f64 / reference.len() as f64;
+    let wer = colloquy_voice::wer::word_error_rate(&SENTENCES.join(" "), &text);
     assert!(
         wer <= 0.15,
         "word error rate {:.1}% on long audio",
