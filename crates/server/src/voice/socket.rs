@@ -15,7 +15,7 @@ use axum::{
         State,
     },
     http::{HeaderMap, Uri},
-    response::Response,
+    response::{IntoResponse, Response},
     routing::any,
     Router,
 };
@@ -62,7 +62,7 @@ async fn voice_stream(
 ) -> Response {
     let upgrade = match prepare_upgrade(&state, &headers, upgrade) {
         Ok(upgrade) => upgrade,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     let step_id = step_id
         .ok()

@@ -137,7 +137,7 @@ async fn accept(
 ) -> Response {
     let upgrade = match prepare_upgrade(&state, &headers, upgrade) {
         Ok(upgrade) => upgrade,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     let admitted = admit(&state, &headers, &uri, request).await;
     let sockets = state.lifecycle.sockets.clone();
@@ -153,26 +153,26 @@ async fn accept(
 
 /// Checks shared by every socket before the upgrade (a WebSocket request,
 /// an allowed Origin) and the frame and buffer limits; `Err` is the HTTP
-/// answer that refuses it.
+/// error that refuses it.
 pub(crate) fn prepare_upgrade(
     state: &AppState,
     headers: &HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-) -> Result<WebSocketUpgrade, Response> {
+) -> Result<WebSocketUpgrade, AppError> {
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
         Err(rejection) => {
-            return Err(
-                AppError::bad_request("websocket_required", rejection.body_text()).into_response(),
-            );
+            return Err(AppError::bad_request(
+                "websocket_required",
+                rejection.body_text(),
+            ));
         }
     };
     if !state.limits.origin_allowed(headers) {
         return Err(AppError::Forbidden {
             code: "origin_not_allowed",
             message: "this Origin may not open sockets here".into(),
-        }
-        .into_response());
+        });
     }
     let config = &state.config;
     let upgrade = upgrade
