@@ -159,6 +159,43 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     latencies.sort_by(f64::total_cmp);
+
+    // Where the time went, from the server's own turn timings.
+    let conversations: Value = http
+        .get(format!("{base}/api/conversations?limit=100"))
+        .bearer_auth(&token)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let mut stages: [Vec<f64>; 3] = Default::default();
+    for conversation in conversations["conversations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let id = conversation["id"].as_str().context("conversation id")?;
+        let timings: Value = http
+            .get(format!("{base}/api/conversations/{id}/timings"))
+            .bearer_auth(&token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        for timing in timings["timings"].as_array().into_iter().flatten() {
+            let at = |key: &str| timing[key].as_f64();
+            if let (Some(end), Some(transcript), Some(token), Some(audio)) = (
+                at("speech_end_at"),
+                at("transcript_at"),
+                at("first_token_at"),
+                at("first_audio_at"),
+            ) {
+                stages[0].push(transcript - end);
+                stages[1].push(token - transcript);
+                stages[2].push(audio - token);
+            }
+        }
+    }
     let mean_wer = wers.iter().sum::<f64>() / wers.len() as f64;
     println!();
     println!(
@@ -170,6 +207,21 @@ async fn main() -> anyhow::Result<()> {
         percentile(&latencies, 99.0),
         latencies.last().copied().unwrap_or(f64::NAN)
     );
+    for (name, values) in [
+        "speech end (VAD) -> transcript",
+        "transcript -> first token",
+        "first token -> first audio",
+    ]
+    .iter()
+    .zip(stages.iter_mut())
+    {
+        values.sort_by(f64::total_cmp);
+        println!(
+            "  server timings, {name}: p50 {:.0} ms, p99 {:.0} ms",
+            percentile(values, 50.0),
+            percentile(values, 99.0)
+        );
+    }
     println!(
         "  (includes the VAD's end-of-speech silence of {} ms)",
         colloquy_voice::vad::VadConfig::default().silence_duration_ms
