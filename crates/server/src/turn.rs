@@ -27,7 +27,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::{
-    hub::ChannelHandle,
+    hub::{ChannelHandle, Published},
     input::{ClientId, UserText},
     store::{self, MessageWriter, NewMessage, Pool, StoreError},
 };
@@ -182,26 +182,16 @@ impl TurnService {
         }
         let message_id = Uuid::now_v7();
         let reply_id = Uuid::now_v7();
-        let writer = &self.writer;
         let client_id_text = client_id.as_ref().map(|id| id.as_str().to_owned());
-        let published = channel
-            .publish(|seq| async move {
-                let stored = writer
-                    .insert(NewMessage {
-                        id: message_id,
-                        conversation_id: channel.id,
-                        sender: Sender::User,
-                        content: text.as_str().to_owned(),
-                        status: MessageStatus::Complete,
-                        seq,
-                        client_id: client_id_text,
-                        reply_id: Some(reply_id),
-                        error_code: None,
-                    })
-                    .await?;
-                Ok::<_, StoreError>(ack_event(&stored))
-            })
-            .await;
+        let published = publish_user_message(
+            &self.writer,
+            channel,
+            message_id,
+            text.as_str(),
+            client_id_text,
+            reply_id,
+        )
+        .await;
         let ack = match published {
             Ok(published) => published.event.clone(),
             // Two sends with the same client_id raced; the other one won.
@@ -290,55 +280,27 @@ impl TurnService {
             return Err(SubmitError::ShuttingDown);
         }
         let reply_id = Uuid::now_v7();
-        let writer = &self.writer;
+        let gone = |error| match error {
+            StoreError::NotFound => SubmitError::ConversationGone,
+            other => SubmitError::Store(other),
+        };
         if let Some(text) = user_text {
-            let stored = channel
-                .publish(|seq| async move {
-                    let stored = writer
-                        .insert(NewMessage {
-                            id: Uuid::now_v7(),
-                            conversation_id: channel.id,
-                            sender: Sender::User,
-                            content: text.as_str().to_owned(),
-                            status: MessageStatus::Complete,
-                            seq,
-                            client_id: None,
-                            reply_id: Some(reply_id),
-                            error_code: None,
-                        })
-                        .await?;
-                    Ok::<_, StoreError>(ack_event(&stored))
-                })
-                .await;
-            match stored {
-                Ok(_) => {}
-                Err(StoreError::NotFound) => return Err(SubmitError::ConversationGone),
-                Err(other) => return Err(other.into()),
-            }
+            let message_id = Uuid::now_v7();
+            publish_user_message(
+                &self.writer,
+                channel,
+                message_id,
+                text.as_str(),
+                None,
+                reply_id,
+            )
+            .await
+            .map_err(gone)?;
         }
-        let stored = channel
-            .publish(|seq| async move {
-                let message = writer
-                    .insert(NewMessage {
-                        id: reply_id,
-                        conversation_id: channel.id,
-                        sender: Sender::Assistant,
-                        content: reply.to_owned(),
-                        status,
-                        seq,
-                        client_id: None,
-                        reply_id: None,
-                        error_code: None,
-                    })
-                    .await?;
-                Ok::<_, StoreError>(final_event(&message))
-            })
-            .await;
-        match stored {
-            Ok(_) => Ok(reply_id),
-            Err(StoreError::NotFound) => Err(SubmitError::ConversationGone),
-            Err(other) => Err(other.into()),
-        }
+        publish_reply(&self.writer, channel, reply_id, reply, status, None)
+            .await
+            .map_err(gone)?;
+        Ok(reply_id)
     }
 
     /// Refuse new messages from now on (shutdown has begun).
@@ -363,6 +325,66 @@ impl TurnService {
             self.tasks.wait().await;
         }
     }
+}
+
+/// Store a user message answered by `reply_id` under the conversation's
+/// next seq and publish its `ack`.
+async fn publish_user_message(
+    writer: &MessageWriter,
+    channel: &ChannelHandle,
+    id: Uuid,
+    content: &str,
+    client_id: Option<String>,
+    reply_id: Uuid,
+) -> Result<Arc<Published>, StoreError> {
+    channel
+        .publish(|seq| async move {
+            let stored = writer
+                .insert(NewMessage {
+                    id,
+                    conversation_id: channel.id,
+                    sender: Sender::User,
+                    content: content.to_owned(),
+                    status: MessageStatus::Complete,
+                    seq,
+                    client_id,
+                    reply_id: Some(reply_id),
+                    error_code: None,
+                })
+                .await?;
+            Ok(ack_event(&stored))
+        })
+        .await
+}
+
+/// Store an assistant reply under the conversation's next seq and publish
+/// it as the reply's final `message`.
+async fn publish_reply(
+    writer: &MessageWriter,
+    channel: &ChannelHandle,
+    reply_id: Uuid,
+    content: &str,
+    status: MessageStatus,
+    error_code: Option<&str>,
+) -> Result<Arc<Published>, StoreError> {
+    channel
+        .publish(|seq| async move {
+            let message = writer
+                .insert(NewMessage {
+                    id: reply_id,
+                    conversation_id: channel.id,
+                    sender: Sender::Assistant,
+                    content: content.to_owned(),
+                    status,
+                    seq,
+                    client_id: None,
+                    reply_id: None,
+                    error_code: error_code.map(str::to_owned),
+                })
+                .await?;
+            Ok(final_event(&message))
+        })
+        .await
 }
 
 fn ack_event(message: &store::Message) -> ServerEvent {
@@ -578,28 +600,15 @@ impl ReplyJob {
 
     /// Store the reply and publish it as the final `message` event.
     async fn store_final(&self, content: &str, status: MessageStatus, error_code: Option<&str>) {
-        let writer = &self.writer;
-        let reply_id = self.reply_id;
-        let conversation_id = self.channel.id;
-        let stored = self
-            .channel
-            .publish(|seq| async move {
-                let message = writer
-                    .insert(NewMessage {
-                        id: reply_id,
-                        conversation_id,
-                        sender: Sender::Assistant,
-                        content: content.to_owned(),
-                        status,
-                        seq,
-                        client_id: None,
-                        reply_id: None,
-                        error_code: error_code.map(str::to_owned),
-                    })
-                    .await?;
-                Ok::<_, StoreError>(final_event(&message))
-            })
-            .await;
+        let stored = publish_reply(
+            &self.writer,
+            &self.channel,
+            self.reply_id,
+            content,
+            status,
+            error_code,
+        )
+        .await;
         match stored {
             Ok(_) => tracing::debug!(status = status.as_str(), "reply stored"),
             Err(StoreError::NotFound) => tracing::info!("conversation deleted during the reply"),

@@ -33,7 +33,7 @@ use uuid::Uuid;
 
 use super::{
     playback::Playback,
-    timings::{self, Clock, TurnTimer, VoiceMetrics},
+    timings::{self, Clock, StreamClock, TurnTimer, VoiceMetrics},
     VoiceEngines,
 };
 use crate::{
@@ -130,7 +130,7 @@ pub async fn start(
     let pipeline = Pipeline {
         vad: VoiceActivityDetector::new(settings.vad),
         clock: Clock::now(),
-        stream_origin: None,
+        stream_clock: StreamClock::default(),
         last_audio: None,
         deps,
         channel,
@@ -214,9 +214,7 @@ struct Pipeline {
     output: mpsc::Sender<VoiceOutput>,
     vad: VoiceActivityDetector,
     clock: Clock,
-    /// The instant that stream position 0 corresponds to, for a client
-    /// sending in real time (the latest estimate wins).
-    stream_origin: Option<Instant>,
+    stream_clock: StreamClock,
     last_audio: Option<Instant>,
     utterances: VecDeque<Utterance>,
     stt_task: Option<JoinHandle<Transcribed>>,
@@ -331,11 +329,7 @@ impl Pipeline {
 
     async fn on_audio(&mut self, samples: &[f32]) {
         let now = Instant::now();
-        let position = Duration::from_millis(self.vad.position_ms());
-        // Real-time senders keep this stable; a client sending a whole clip
-        // at once moves it forward, which keeps speech ends from the future.
-        let origin = now.checked_sub(position).unwrap_or(now);
-        self.stream_origin = Some(self.stream_origin.map_or(origin, |o| o.max(origin)));
+        self.stream_clock.received(self.vad.position_ms(), now);
         self.last_audio = Some(now);
         for event in self.vad.push(samples) {
             self.on_vad(event).await;
@@ -362,9 +356,7 @@ impl Pipeline {
             }
             VadEvent::SpeechStopped { end_ms, audio, .. } => {
                 let now = Instant::now();
-                let speech_end = self.stream_origin.map_or(now, |origin| {
-                    (origin + Duration::from_millis(end_ms)).min(now)
-                });
+                let speech_end = self.stream_clock.instant_of(end_ms, now);
                 if self.utterances.len() >= MAX_QUEUED_UTTERANCES {
                     self.send(VoiceOutput::Error {
                         code: "overloaded",

@@ -81,6 +81,33 @@ impl Clock {
     }
 }
 
+/// Maps positions in a client's audio stream to instants, to timestamp the
+/// end of speech. A client sending in real time keeps the origin stable; a
+/// client sending a whole clip at once moves it forward, which keeps speech
+/// ends from landing in the future.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StreamClock {
+    /// The instant stream position 0 corresponds to (the latest estimate wins).
+    origin: Option<Instant>,
+}
+
+impl StreamClock {
+    /// Audio up to `position_ms` of the stream has been received by `now`.
+    pub fn received(&mut self, position_ms: u64, now: Instant) {
+        let origin = now
+            .checked_sub(std::time::Duration::from_millis(position_ms))
+            .unwrap_or(now);
+        self.origin = Some(self.origin.map_or(origin, |o| o.max(origin)));
+    }
+
+    /// When stream position `ms` was spoken, never later than `now`.
+    pub fn instant_of(&self, ms: u64, now: Instant) -> Instant {
+        self.origin.map_or(now, |origin| {
+            (origin + std::time::Duration::from_millis(ms)).min(now)
+        })
+    }
+}
+
 /// Latency histograms and counters of voice turns, exposed at `/metrics`.
 pub struct VoiceMetrics {
     registry: Registry,
