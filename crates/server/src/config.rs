@@ -121,6 +121,12 @@ pub struct AudioConfig {
     pub playback_lead_ms: u64,
     /// Speak replies on the JSON chat sockets without `?tts=1`.
     pub tts: bool,
+    /// Seconds of audio a voice socket may send ahead of real time (a
+    /// client catching up after a stall) before it is throttled.
+    pub input_burst_secs: f64,
+    /// Long-run input rate a voice socket may keep, as a multiple of real
+    /// time; faster closes it with 1008.
+    pub max_input_speed: f64,
     /// Added to the system prompt of voice turns: replies are listened to, not read.
     pub voice_instructions: String,
 }
@@ -142,6 +148,8 @@ impl Default for AudioConfig {
             max_utterance_ms: vad.max_utterance_ms,
             playback_lead_ms: 250,
             tts: false,
+            input_burst_secs: 10.0,
+            max_input_speed: 4.0,
             voice_instructions: DEFAULT_VOICE_INSTRUCTIONS.into(),
         }
     }
@@ -395,6 +403,9 @@ impl Config {
         }
         if !(0.0..=1.0).contains(&self.audio.vad_threshold) {
             bail!("invalid configuration: audio.vad_threshold must be between 0 and 1");
+        }
+        if !(self.audio.input_burst_secs > 0.0 && self.audio.max_input_speed >= 1.0) {
+            bail!("invalid configuration: audio.input_burst_secs must be above 0 and audio.max_input_speed at least 1");
         }
         if self.audio.max_utterance_ms > 30_000 {
             bail!("invalid configuration: audio.max_utterance_ms must be at most 30000 (Whisper's window)");

@@ -24,7 +24,7 @@ use tokio::{
 use super::{
     playback::Playback,
     socket::{AudioBudget, INTERNAL_ERROR},
-    timings::{self, Clock, TurnTimer},
+    timings::{self, Clock, StreamClock, TurnTimer},
 };
 use crate::{
     hub::ChannelHandle,
@@ -83,10 +83,10 @@ pub async fn bridge(
     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_heard = Instant::now();
     let (mut sink, mut stream) = socket.split();
-    let mut budget = AudioBudget::new();
+    let mut budget = AudioBudget::new(&config.audio);
     let mut decoder = Pcm16Decoder::default();
     let mut vad = VoiceActivityDetector::new(config.audio.vad());
-    let mut stream_origin: Option<Instant> = None;
+    let mut stream_clock = StreamClock::default();
     let mut speech_end: Option<Instant> = None;
     let mut outgoing: VecDeque<u8> = VecDeque::new();
     let mut exchange = Exchange::default();
@@ -110,13 +110,10 @@ pub async fn bridge(
                             break Some((close_code::POLICY, "audio rate limit exceeded".into()));
                         }
                         let now = Instant::now();
-                        let position = Duration::from_millis(vad.position_ms());
-                        let origin = now.checked_sub(position).unwrap_or(now);
-                        stream_origin = Some(stream_origin.map_or(origin, |o| o.max(origin)));
+                        stream_clock.received(vad.position_ms(), now);
                         for event in vad.push(&decoder.push(&bytes)) {
                             if let VadEvent::SpeechStopped { end_ms, .. } = event {
-                                let at = stream_origin.map_or(now, |o| (o + Duration::from_millis(end_ms)).min(now));
-                                speech_end = Some(at);
+                                speech_end = Some(stream_clock.instant_of(end_ms, now));
                             }
                         }
                         if let Some(tx) = &audio_tx {

@@ -31,6 +31,7 @@ use super::{
 };
 use crate::{
     auth::authenticate,
+    config::AudioConfig,
     conversation,
     error::{ApiPath, AppError},
     limits::SocketPermit,
@@ -42,10 +43,6 @@ use crate::{
 /// Close code for "the server cannot serve this" (RFC 6455).
 pub(super) const INTERNAL_ERROR: u16 = 1011;
 const CONFIG_ERROR: &str = "Server configuration error for AI client";
-/// Audio a client may send ahead of real time (a burst after a stall)
-/// before it is throttled, and the long-run rate it may not exceed.
-const AUDIO_BURST_SECS: f64 = 10.0;
-const AUDIO_MAX_SPEED: f64 = 4.0;
 /// 16 kHz mono PCM16.
 const INPUT_BYTES_PER_SEC: f64 = 32_000.0;
 
@@ -143,23 +140,31 @@ enum Engine {
 
 /// Token bucket over input bytes: audio faster than real time is allowed in
 /// bursts (a client catching up) but not as a flood.
+/// Both limits are settings: `audio.input_burst_secs` (audio a client may
+/// send ahead of real time, e.g. after a stall) and `audio.max_input_speed`
+/// (the long-run rate, as a multiple of real time).
 pub(super) struct AudioBudget {
     tokens: f64,
+    capacity: f64,
+    refill_per_sec: f64,
     last: Instant,
 }
 
 impl AudioBudget {
-    pub(super) fn new() -> Self {
+    pub(super) fn new(audio: &AudioConfig) -> Self {
+        let capacity = audio.input_burst_secs * INPUT_BYTES_PER_SEC;
         Self {
-            tokens: AUDIO_BURST_SECS * INPUT_BYTES_PER_SEC,
+            tokens: capacity,
+            capacity,
+            refill_per_sec: audio.max_input_speed * INPUT_BYTES_PER_SEC,
             last: Instant::now(),
         }
     }
 
     pub(super) fn take(&mut self, bytes: usize) -> bool {
         let now = Instant::now();
-        let refill = (now - self.last).as_secs_f64() * INPUT_BYTES_PER_SEC * AUDIO_MAX_SPEED;
-        self.tokens = (self.tokens + refill).min(AUDIO_BURST_SECS * INPUT_BYTES_PER_SEC);
+        let refill = (now - self.last).as_secs_f64() * self.refill_per_sec;
+        self.tokens = (self.tokens + refill).min(self.capacity);
         self.last = now;
         self.tokens -= bytes as f64;
         self.tokens >= 0.0
@@ -210,7 +215,7 @@ async fn run(socket: WebSocket, state: AppState, admitted: Admitted) {
     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_heard = Instant::now();
     let mut decoder = Pcm16Decoder::default();
-    let mut budget = AudioBudget::new();
+    let mut budget = AudioBudget::new(&config.audio);
     let closing = state.lifecycle.close_sockets.clone();
     tracing::debug!(conversation_id = %conversation.id, "voice session open");
     let close: Option<(u16, &str)> = loop {
