@@ -117,12 +117,20 @@ async fn main() -> anyhow::Result<()> {
         let (mut sink, mut stream) = socket.split();
         let mut input = vec![0.0f32; 16 * 200];
         input.extend(&inputs[turn % inputs.len()]);
-        let speech_samples = input.len();
+        // The user stops speaking at the last audible sample (-40 dBFS), not
+        // at the end of the synthesized clip, which trails off in silence.
+        let speech_samples = input
+            .iter()
+            .rposition(|s| s.abs() > 0.01)
+            .map_or(input.len(), |i| i + 1);
         input.extend(vec![0.0f32; 16 * 1500]);
         let started = Instant::now();
         let speech_end = started + Duration::from_secs_f64(speech_samples as f64 / 16_000.0);
         let sender = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(20));
+            // Each 20 ms frame leaves when its last sample has been "spoken",
+            // as a microphone delivers it.
+            let frame = Duration::from_millis(20);
+            let mut tick = tokio::time::interval_at((started + frame).into(), frame);
             for frame in input.chunks(320) {
                 tick.tick().await;
                 if sink

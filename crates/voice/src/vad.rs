@@ -55,6 +55,17 @@ pub enum VadEvent {
         /// Where the voice began.
         start_ms: u64,
     },
+    /// The voice paused for as long as the tail kept after speech: the
+    /// utterance may be over. `audio` is exactly what `SpeechStopped` will
+    /// carry if the silence lasts, so a transcript of it can be started now
+    /// and used then (speculative STT). Sent at most once per pause, and
+    /// only when the end-of-speech silence is longer than the tail.
+    SpeechPaused {
+        /// Where the last voiced frame ended.
+        end_ms: u64,
+        /// The utterance so far, with its prefix padding and tail, at 16 kHz.
+        audio: Vec<f32>,
+    },
     /// The utterance ended (silence, cap or flush).
     SpeechStopped {
         /// Where the voice began.
@@ -282,7 +293,16 @@ impl VoiceActivityDetector {
                 };
                 let too_long =
                     duration_ms(audio.len(), INPUT_SAMPLE_RATE) >= config.max_utterance_ms;
-                if silence_frames >= ms_to_frames(config.silence_duration_ms) || too_long {
+                let end_frames = ms_to_frames(config.silence_duration_ms);
+                let tail_frames = ms_to_frames(TAIL_MS);
+                let tail_samples = crate::pcm::samples_for_ms(TAIL_MS, INPUT_SAMPLE_RATE);
+                if silence_frames == tail_frames && end_frames > tail_frames && !too_long {
+                    events.push(VadEvent::SpeechPaused {
+                        end_ms: (last_voiced_frame + 1) * FRAME_MS,
+                        audio: audio[..(voiced_len + tail_samples).min(audio.len())].to_vec(),
+                    });
+                }
+                if silence_frames >= end_frames || too_long {
                     let end = if too_long {
                         audio.len()
                     } else {

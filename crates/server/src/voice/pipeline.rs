@@ -139,6 +139,9 @@ pub async fn start(
         output: output_tx,
         utterances: VecDeque::new(),
         stt_task: None,
+        stt_job: None,
+        speculation_confirmed: None,
+        speculated: None,
         speech: None,
         truncations: HashMap::new(),
         timers: HashMap::new(),
@@ -161,7 +164,20 @@ struct Utterance {
     speech_end: Instant,
 }
 
-type Transcribed = (Instant, Result<String, VoiceError>);
+/// Identifies the audio of an utterance: where its voice ended and its length.
+type AudioKey = (u64, usize);
+
+/// What a transcription is for.
+#[derive(Debug, Clone, Copy)]
+enum SttJob {
+    /// A confirmed utterance: its transcript starts a turn.
+    Utterance { speech_end: Instant },
+    /// Started when the voice paused, before the silence confirmed the end
+    /// of the utterance: used only if the utterance ends with this audio.
+    Speculative { key: AudioKey },
+}
+
+type Transcribed = Result<String, VoiceError>;
 type Synthesized = Result<(String, Vec<f32>), VoiceError>;
 
 /// The reply being spoken.
@@ -218,6 +234,13 @@ struct Pipeline {
     last_audio: Option<Instant>,
     utterances: VecDeque<Utterance>,
     stt_task: Option<JoinHandle<Transcribed>>,
+    /// What `stt_task` is transcribing.
+    stt_job: Option<SttJob>,
+    /// The utterance ended with the audio being transcribed speculatively:
+    /// its transcript starts a turn when it arrives.
+    speculation_confirmed: Option<Instant>,
+    /// A finished speculative transcript, waiting for its utterance to end.
+    speculated: Option<(AudioKey, Result<String, VoiceError>)>,
     speech: Option<Speech>,
     /// Interrupted replies still generating: cut to this text once stored.
     truncations: HashMap<Uuid, String>,
@@ -346,6 +369,7 @@ impl Pipeline {
     async fn on_vad(&mut self, event: VadEvent) {
         match event {
             VadEvent::SpeechStarted { .. } => {
+                self.discard_speculation();
                 self.send(VoiceOutput::SpeechStarted).await;
                 let now = Instant::now();
                 if self.speech.as_ref().is_some_and(|s| s.is_active(now)) {
@@ -354,9 +378,36 @@ impl Pipeline {
                     self.finish_speech().await;
                 }
             }
+            VadEvent::SpeechPaused { end_ms, audio } => {
+                // Transcribe during the rest of the silence, if the engine is
+                // free: most pauses this long do end the utterance.
+                if self.stt_task.is_none() && self.utterances.is_empty() {
+                    self.discard_speculation();
+                    let job = SttJob::Speculative {
+                        key: (end_ms, audio.len()),
+                    };
+                    self.spawn_transcription(job, audio);
+                }
+            }
             VadEvent::SpeechStopped { end_ms, audio, .. } => {
                 let now = Instant::now();
                 let speech_end = self.stream_clock.instant_of(end_ms, now);
+                let key = (end_ms, audio.len());
+                if self
+                    .speculated
+                    .as_ref()
+                    .is_some_and(|(done, _)| *done == key)
+                {
+                    if let Some((_, result)) = self.speculated.take() {
+                        self.deps.metrics.speculation(true);
+                        return self.on_transcript(speech_end, result).await;
+                    }
+                }
+                self.discard_speculation();
+                if self.speculating() == Some(key) {
+                    self.speculation_confirmed = Some(speech_end);
+                    return;
+                }
                 if self.utterances.len() >= MAX_QUEUED_UTTERANCES {
                     self.send(VoiceOutput::Error {
                         code: "overloaded",
@@ -371,6 +422,26 @@ impl Pipeline {
         }
     }
 
+    fn discard_speculation(&mut self) {
+        if self.speculated.take().is_some() {
+            self.deps.metrics.speculation(false);
+        }
+    }
+
+    /// The audio being transcribed speculatively, if any.
+    fn speculating(&self) -> Option<AudioKey> {
+        match self.stt_job {
+            Some(SttJob::Speculative { key }) => Some(key),
+            _ => None,
+        }
+    }
+
+    fn spawn_transcription(&mut self, job: SttJob, audio: Vec<f32>) {
+        let stt = self.deps.engines.stt.clone();
+        self.stt_job = Some(job);
+        self.stt_task = Some(tokio::task::spawn_blocking(move || stt.transcribe(&audio)));
+    }
+
     fn start_transcription(&mut self) {
         if self.stt_task.is_some() {
             return;
@@ -378,24 +449,56 @@ impl Pipeline {
         let Some(utterance) = self.utterances.pop_front() else {
             return;
         };
-        let stt = self.deps.engines.stt.clone();
-        self.stt_task = Some(tokio::task::spawn_blocking(move || {
-            (utterance.speech_end, stt.transcribe(&utterance.audio))
-        }));
+        let job = SttJob::Utterance {
+            speech_end: utterance.speech_end,
+        };
+        self.spawn_transcription(job, utterance.audio);
     }
 
     async fn on_transcribed(&mut self, joined: Result<Transcribed, JoinError>) {
-        self.start_transcription();
-        let (speech_end, text) = match joined {
-            Ok((speech_end, Ok(text))) => (speech_end, text.trim().to_owned()),
-            Ok((_, Err(error))) => {
-                tracing::error!(%error, "transcription failed");
-                return self
-                    .send_error("stt_failed", "your speech could not be transcribed")
-                    .await;
-            }
+        let job = self.stt_job.take();
+        let result = match joined {
+            Ok(result) => result,
             Err(error) => {
                 tracing::error!(%error, "transcription task failed");
+                // An unconfirmed speculation failing is no one's loss yet.
+                let wanted = matches!(job, Some(SttJob::Utterance { .. }))
+                    | self.speculation_confirmed.take().is_some();
+                self.start_transcription();
+                if wanted {
+                    self.send_error("stt_failed", "your speech could not be transcribed")
+                        .await;
+                }
+                return;
+            }
+        };
+        match job {
+            Some(SttJob::Utterance { speech_end }) => {
+                self.start_transcription();
+                self.on_transcript(speech_end, result).await;
+            }
+            None => self.start_transcription(),
+            Some(SttJob::Speculative { key }) => {
+                // A confirmed speculation is older than any queued utterance.
+                let confirmed = self.speculation_confirmed.take();
+                self.start_transcription();
+                match confirmed {
+                    Some(speech_end) => {
+                        self.deps.metrics.speculation(true);
+                        self.on_transcript(speech_end, result).await;
+                    }
+                    None => self.speculated = Some((key, result)),
+                }
+            }
+        }
+    }
+
+    /// A transcript is ready: show it and start the turn.
+    async fn on_transcript(&mut self, speech_end: Instant, result: Result<String, VoiceError>) {
+        let text = match result {
+            Ok(text) => text.trim().to_owned(),
+            Err(error) => {
+                tracing::error!(%error, "transcription failed");
                 return self
                     .send_error("stt_failed", "your speech could not be transcribed")
                     .await;

@@ -117,6 +117,8 @@ pub struct VoiceMetrics {
     turn_seconds: Histogram,
     turns: Counter,
     interruptions: Counter,
+    speculations_used: Counter,
+    speculations_discarded: Counter,
 }
 
 impl std::fmt::Debug for VoiceMetrics {
@@ -143,6 +145,8 @@ impl VoiceMetrics {
         let turn_seconds = Histogram::new(latency_buckets());
         let turns = Counter::default();
         let interruptions = Counter::default();
+        let speculations_used = Counter::default();
+        let speculations_discarded = Counter::default();
         registry.register(
             "speech_end_to_transcript_seconds",
             "From the end of the user's speech to the transcript",
@@ -169,6 +173,16 @@ impl VoiceMetrics {
             "Replies the user spoke over",
             interruptions.clone(),
         );
+        registry.register(
+            "stt_speculations_used",
+            "Transcripts started at a pause in speech and used when it ended there",
+            speculations_used.clone(),
+        );
+        registry.register(
+            "stt_speculations_discarded",
+            "Transcripts started at a pause in speech that went on",
+            speculations_discarded.clone(),
+        );
         Arc::new(Self {
             registry,
             transcript_seconds,
@@ -177,7 +191,18 @@ impl VoiceMetrics {
             turn_seconds,
             turns,
             interruptions,
+            speculations_used,
+            speculations_discarded,
         })
+    }
+
+    /// Counts a speculative transcript as used or not.
+    pub fn speculation(&self, used: bool) {
+        if used {
+            self.speculations_used.inc();
+        } else {
+            self.speculations_discarded.inc();
+        }
     }
 
     fn observe(&self, timer: &TurnTimer, turn_end: Instant) {

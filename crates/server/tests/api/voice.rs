@@ -332,6 +332,12 @@ async fn seed_004_binary_socket_turn_with_context_and_timings() {
         metrics.contains("colloquy_voice_speech_end_to_first_audio_seconds_count 1"),
         "{metrics}"
     );
+    // The transcript was started at the pause, during the end-of-speech
+    // silence, and used.
+    assert!(
+        metrics.contains("colloquy_voice_stt_speculations_used_total 1"),
+        "{metrics}"
+    );
     assert_eq!(app.get("/metrics", "bad-token").await.status(), 401);
 }
 

@@ -35,6 +35,7 @@
 
 mod ct2;
 mod decode;
+mod decoder;
 mod mel;
 mod vocab;
 mod weights;
@@ -49,6 +50,7 @@ use candle_core::{Device, Tensor};
 use candle_transformers::models::whisper::model::Whisper;
 
 use self::decode::{Decoded, Suppression};
+use self::decoder::TextDecoder;
 use self::mel::{LogMel, HOP, SAMPLE_RATE};
 use self::vocab::Vocabulary;
 use super::SpeechToText;
@@ -104,10 +106,10 @@ impl Default for EncoderWindow {
 /// Whisper speech-to-text. Load it once and share it (`Arc`): calls are
 /// serialised on one model, each using the machine's cores.
 pub struct WhisperStt {
-    /// candle's model keeps per-call caches, hence `&mut` use behind a lock.
+    /// candle's model, for its encoder: it keeps per-call caches, hence
+    /// `&mut` use behind a lock (which also serialises whole calls).
     model: Mutex<Whisper>,
-    /// The token embeddings, which also project the decoder's output to logits.
-    embeddings: Tensor,
+    decoder: TextDecoder,
     mel: LogMel,
     vocab: Vocabulary,
     suppression: Suppression,
@@ -145,7 +147,7 @@ impl WhisperStt {
 
         let bytes = std::fs::read(&model_path).map_err(|e| load_error(&model_path, e))?;
         let ct2 = ct2::Ct2File::parse(bytes).map_err(|e| load_error(&model_path, e))?;
-        let (model, embeddings) = weights::load(&ct2).map_err(|e| load_error(&model_path, e))?;
+        let (model, decoder) = weights::load(&ct2).map_err(|e| load_error(&model_path, e))?;
         drop(ct2); // the raw file is as large as the model: free it now
 
         let text = std::fs::read_to_string(&vocab_path).map_err(|e| load_error(&vocab_path, e))?;
@@ -170,7 +172,7 @@ impl WhisperStt {
         );
         Ok(Self {
             model: Mutex::new(model),
-            embeddings,
+            decoder,
             mel,
             vocab,
             suppression,
@@ -194,24 +196,22 @@ impl WhisperStt {
                 tracing::debug!(samples = window.len(), "silent window skipped");
                 continue;
             }
+            let started = Instant::now();
             let n_frames = encoder_frames(self.window, window.len());
             let n_mels = model.config.num_mel_bins;
             let mel = self.mel.compute(window, n_frames);
             let mel = Tensor::from_vec(mel, (1, n_mels, n_frames), &Device::Cpu)
                 .map_err(inference_error)?;
             let features = model.encoder.forward(&mel, true).map_err(inference_error)?;
-            let decoded = decode::greedy(
-                model,
-                &self.embeddings,
-                &features,
-                specials,
-                &self.suppression,
-            )
-            .map_err(inference_error)?;
+            let encoded_at = Instant::now();
+            let decoded = decode::greedy(&self.decoder, &features, specials, &self.suppression)
+                .map_err(inference_error)?;
             tracing::debug!(
                 samples = window.len(),
                 frames = n_frames,
                 tokens = decoded.tokens.len(),
+                encode_ms = (encoded_at - started).as_millis() as u64,
+                decode_ms = encoded_at.elapsed().as_millis() as u64,
                 no_speech_prob = decoded.no_speech_prob,
                 avg_logprob = decoded.avg_logprob,
                 looped = decoded.looped,

@@ -1,9 +1,9 @@
 //! Greedy decoding of one 30 s window, without timestamps.
 //!
 //! The prompt is `<|startoftranscript|> <|notimestamps|>`: English-only
-//! models take no language or task token. Each step feeds the whole token
-//! sequence (candle's decoder caches only the cross-attention keys), takes
-//! the most likely token among those allowed, and stops at
+//! models take no language or task token. Each step feeds the newest token
+//! (earlier ones are cached by the decoder), takes the most likely token
+//! among those allowed, and stops at
 //! `<|endoftext|>`. What is allowed follows the reference decoder: the
 //! model's suppress list (non-speech symbols), every special and timestamp
 //! token, and at the first step a bare space or an immediate end.
@@ -13,8 +13,8 @@
 //! and the average log-probability of the tokens chosen.
 
 use candle_core::{IndexOp, Tensor};
-use candle_transformers::models::whisper::model::Whisper;
 
+use super::decoder::TextDecoder;
 use super::vocab::SpecialTokens;
 
 /// Most text tokens decoded from one window: half the decoder's context, as
@@ -74,30 +74,23 @@ pub(crate) struct Decoded {
 
 /// Decodes `features` (the encoder's output for one window).
 pub(crate) fn greedy(
-    model: &mut Whisper,
-    embeddings: &Tensor,
+    decoder: &TextDecoder,
     features: &Tensor,
     specials: SpecialTokens,
     suppression: &Suppression,
 ) -> candle_core::Result<Decoded> {
-    let device = features.device().clone();
     let prompt = [specials.sot, specials.no_timestamps];
     let mut tokens = prompt.to_vec();
     let mut sum_logprob = 0f32;
     let mut no_speech_prob = 0f32;
     let mut looped = false;
     // Never past the decoder's positions, whatever the model's size.
-    let max_tokens = MAX_TOKENS.min(
-        model
-            .config
-            .max_target_positions
-            .saturating_sub(prompt.len()),
-    );
+    let max_tokens = MAX_TOKENS.min(decoder.max_positions().saturating_sub(prompt.len()));
+    let embeddings = decoder.embeddings();
+    let mut state = decoder.start(features)?;
     for step in 0..max_tokens {
-        let input = Tensor::new(tokens.as_slice(), &device)?.unsqueeze(0)?;
-        // The first step computes the cross-attention keys of this window's
-        // audio; later steps reuse them.
-        let hidden = model.decoder.forward(&input, features, step == 0)?;
+        let fresh = &tokens[state.position()..];
+        let hidden = decoder.step(&mut state, fresh)?;
         if step == 0 {
             let at_sot = logits_at(embeddings, &hidden, 0)?;
             no_speech_prob = softmax_at(&at_sot, specials.no_speech as usize);

@@ -17,25 +17,27 @@ use candle_transformers::models::whisper::model::Whisper;
 use candle_transformers::models::whisper::Config;
 
 use super::ct2::{self, Ct2File};
+use super::decoder::TextDecoder;
 
 /// The spec name CTranslate2 writes for Whisper models.
 const WHISPER_SPEC: &str = "WhisperSpec";
 
-/// Where candle's Whisper reads the token embeddings (also its output
-/// projection).
-const EMBEDDINGS: &str = "model.decoder.embed_tokens.weight";
-
-/// Loads the model on the CPU, with its token embeddings `(vocab, width)`
-/// (shared, not copied) for computing logits.
-pub(crate) fn load(file: &Ct2File) -> Result<(Whisper, Tensor), String> {
+/// Loads the model on the CPU: candle's Whisper, whose encoder is used, and
+/// our cached text decoder (sharing the tensors, not copying them).
+pub(crate) fn load(file: &Ct2File) -> Result<(Whisper, TextDecoder), String> {
     let (tensors, config) = weight_map(file)?;
-    let embeddings = tensors
-        .get(EMBEDDINGS)
-        .cloned()
-        .ok_or_else(|| format!("missing tensor {EMBEDDINGS}"))?;
     let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
+    let decoder = TextDecoder::load(
+        vb.pp("model.decoder"),
+        config.vocab_size,
+        config.d_model,
+        config.decoder_layers,
+        config.decoder_attention_heads,
+        config.max_target_positions,
+    )
+    .map_err(|e| format!("building the decoder: {e}"))?;
     let model = Whisper::load(&vb, config).map_err(|e| format!("building the model: {e}"))?;
-    Ok((model, embeddings))
+    Ok((model, decoder))
 }
 
 /// The tensors under candle's names, and the shape they describe.
@@ -372,15 +374,14 @@ mod tests {
     #[test]
     fn the_loaded_model_runs_end_to_end() {
         let file = Ct2File::parse(tiny_model()).unwrap();
-        let (mut model, embeddings) = load(&file).unwrap();
-        assert_eq!(embeddings.dims(), &[12, 8]);
+        let (mut model, decoder) = load(&file).unwrap();
+        assert_eq!(decoder.embeddings().dims(), &[12, 8]);
         let mel = Tensor::zeros((1, 4, 12), DType::F32, &Device::Cpu).unwrap();
         let features = model.encoder.forward(&mel, true).unwrap();
         assert_eq!(features.dims(), &[1, 6, 8]);
-        let tokens = Tensor::new(&[[1u32, 2, 3]], &Device::Cpu).unwrap();
-        let hidden = model.decoder.forward(&tokens, &features, true).unwrap();
-        let logits = model.decoder.final_linear(&hidden).unwrap();
-        assert_eq!(logits.dims(), &[1, 3, 12]);
+        let mut state = decoder.start(&features).unwrap();
+        let hidden = decoder.step(&mut state, &[1, 2, 3]).unwrap();
+        assert_eq!(hidden.dims(), &[1, 3, 8]);
     }
 
     #[test]
