@@ -158,6 +158,14 @@ pub trait Provider: Send + Sync + 'static {
     /// Start generating a reply. Errors before the first token come back here;
     /// errors after it arrive as an `Err` item in the stream.
     async fn stream_chat(&self, request: ChatRequest) -> Result<ReplyStream, ProviderError>;
+
+    /// A hint that requests starting with `messages` are coming (a voice
+    /// session opened with its system instruction): a provider with a prompt
+    /// cache may process them now, so the first reply starts sooner. Best
+    /// effort: it never fails and may do nothing, as it does by default.
+    fn prepare(&self, messages: Vec<ChatMessage>) {
+        let _ = messages;
+    }
 }
 
 #[cfg(test)]

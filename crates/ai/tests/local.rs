@@ -323,3 +323,36 @@ async fn reusing_the_cached_prompt_prefix_changes_no_answer() {
         "same answer as on a clean context"
     );
 }
+
+#[tokio::test]
+async fn a_prepared_system_prompt_changes_no_answer_and_never_blocks() {
+    let greedy = ChatRequest {
+        temperature: Some(0.0),
+        max_tokens: Some(24),
+        ..ask("Name a primary colour.")
+    };
+    let system = greedy.messages[..1].to_vec();
+    let fresh = LocalProvider::load(&config(1, 2)).unwrap();
+    let expected = collect(fresh.stream_chat(greedy.clone()).await.unwrap())
+        .await
+        .0
+        .concat();
+
+    // Prefilled ahead (twice: the second finds it cached), then asked.
+    let provider = LocalProvider::load(&config(1, 2)).unwrap();
+    provider.prepare(system.clone());
+    provider.prepare(system);
+    let (deltas, usage, _) = collect(provider.stream_chat(greedy).await.unwrap()).await;
+    assert_eq!(
+        deltas.concat(),
+        expected,
+        "same answer as on a clean context"
+    );
+    assert!(usage.completion_tokens > 0);
+
+    // Preparing with a full queue, or nothing, is a no-op, not an error.
+    provider.prepare(Vec::new());
+    let busy = LocalProvider::load(&config(1, 1)).unwrap();
+    let _long = busy.stream_chat(long_reply()).await.unwrap();
+    busy.prepare(vec![ChatMessage::new(Role::System, "Be brief.")]);
+}

@@ -150,6 +150,16 @@ impl TurnService {
         self.provider.as_ref()
     }
 
+    /// Lets the provider process the system instruction of the turns to come
+    /// (`None`: the default one) before the first of them, so its reply
+    /// starts sooner. Best effort.
+    pub fn prepare(&self, system_prompt: Option<&str>) {
+        if let Some(provider) = &self.provider {
+            let system = system_prompt.unwrap_or(&self.settings.system_prompt);
+            provider.prepare(vec![ChatMessage::new(Role::System, system)]);
+        }
+    }
+
     /// Store a user message, publish its `ack` and start the reply.
     pub async fn submit(
         &self,

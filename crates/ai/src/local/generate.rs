@@ -56,12 +56,16 @@ pub(crate) struct Job {
     pub(crate) events: EventSender,
     pub(crate) cancel: Arc<AtomicBool>,
     pub(crate) enqueued_at: Instant,
+    /// Only process the prompt into the context's cache, ahead of a reply
+    /// that will start with it; nothing is sent.
+    pub(crate) prefill_only: bool,
 }
 
 impl Job {
     /// The consumer is gone: the stream was dropped or its receiver closed.
     fn is_cancelled(&self) -> bool {
-        self.cancel.load(Ordering::Relaxed) || self.events.is_closed()
+        // A prefill has no listener: only its flag stops it.
+        self.cancel.load(Ordering::Relaxed) || (!self.prefill_only && self.events.is_closed())
     }
 
     /// Send one event, blocking while the consumer is behind (backpressure).
@@ -112,6 +116,7 @@ impl Cached {
 #[derive(Debug)]
 pub(crate) enum Outcome {
     Finished { prompt: usize, generated: u32 },
+    Prefilled { prompt: usize, reused: usize },
     Cancelled,
     Failed,
 }
@@ -170,6 +175,12 @@ fn generate(
         cached.tokens.extend_from_slice(chunk);
     }
     tracing::debug!(prompt = prompt.len(), reused, "prompt processed");
+    if job.prefill_only {
+        return Ok(Outcome::Prefilled {
+            prompt: prompt.len(),
+            reused,
+        });
+    }
 
     let vocab = model.model.vocab();
     let mut utf8 = Utf8Stream::new();

@@ -43,7 +43,9 @@ use self::{
     pool::{Pool, PoolShape},
 };
 use crate::{
-    provider::{ChatRequest, ModelInfo, Provider, ProviderError, ReplyStream, StreamEvent},
+    provider::{
+        ChatMessage, ChatRequest, ModelInfo, Provider, ProviderError, ReplyStream, StreamEvent,
+    },
     selector::LocalConfig,
 };
 
@@ -60,6 +62,7 @@ const MIN_CONTEXT_TOKENS: u32 = 128;
 pub struct LocalProvider {
     pool: Pool,
     info: ModelInfo,
+    workers: usize,
 }
 
 impl std::fmt::Debug for LocalProvider {
@@ -121,7 +124,11 @@ impl LocalProvider {
             load_ms = started.elapsed().as_millis() as u64,
             "local model loaded"
         );
-        Ok(Self { pool, info })
+        Ok(Self {
+            pool,
+            info,
+            workers: shape.workers,
+        })
     }
 }
 
@@ -160,6 +167,33 @@ impl Provider for LocalProvider {
         self.info.clone()
     }
 
+    /// One prefill job per worker: each worker has its own cache and any of
+    /// them may take the reply. A worker that already holds the prompt
+    /// decodes one token. Prefills never fill the queue's last slot, so
+    /// they cannot turn a reply away.
+    fn prepare(&self, messages: Vec<ChatMessage>) {
+        if messages.is_empty() {
+            return;
+        }
+        for _ in 0..self.workers {
+            let (events, _) = mpsc::channel(1);
+            let job = Job {
+                request: ChatRequest {
+                    messages: messages.clone(),
+                    max_tokens: None,
+                    temperature: None,
+                },
+                events,
+                cancel: Arc::new(AtomicBool::new(false)),
+                enqueued_at: Instant::now(),
+                prefill_only: true,
+            };
+            if !self.pool.offer(job) {
+                return;
+            }
+        }
+    }
+
     async fn stream_chat(&self, request: ChatRequest) -> Result<ReplyStream, ProviderError> {
         if request.messages.is_empty() {
             return Err(ProviderError::Model("the conversation is empty".into()));
@@ -171,6 +205,7 @@ impl Provider for LocalProvider {
             events,
             cancel: Arc::clone(&cancel),
             enqueued_at: Instant::now(),
+            prefill_only: false,
         })?;
         Ok(Box::pin(LocalReplyStream {
             receiver,

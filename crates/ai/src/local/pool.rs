@@ -10,6 +10,7 @@ use std::{
     num::NonZeroU32,
     panic::{catch_unwind, AssertUnwindSafe},
     sync::{
+        atomic::{AtomicUsize, Ordering},
         mpsc::{self as std_mpsc, Receiver, SyncSender, TrySendError},
         Arc, Mutex, PoisonError,
     },
@@ -36,6 +37,11 @@ pub(crate) struct PoolShape {
 /// The queue's sending side; the workers hold the receiving side.
 pub(crate) struct Pool {
     queue: SyncSender<Job>,
+    /// Jobs submitted and not yet taken by a worker (an upper bound of
+    /// those waiting: a job handed straight to an idle worker counts until
+    /// the worker wakes).
+    waiting: Arc<AtomicUsize>,
+    capacity: usize,
 }
 
 impl Pool {
@@ -50,12 +56,14 @@ impl Pool {
         // idle worker does not count, so capacity means "waiting", as configured.
         let (queue, jobs) = std_mpsc::sync_channel::<Job>(shape.queue_capacity);
         let jobs = Arc::new(Mutex::new(jobs));
+        let waiting = Arc::new(AtomicUsize::new(0));
         let (ready_tx, ready_rx) = std_mpsc::channel::<Result<(), LocalError>>();
         for index in 0..shape.workers {
             let worker = Worker {
                 index,
                 model: Arc::clone(&model),
                 jobs: Arc::clone(&jobs),
+                waiting: Arc::clone(&waiting),
                 shape,
                 sampling,
             };
@@ -74,17 +82,34 @@ impl Pool {
                 Err(_) => return Err(LocalError::Engine("a worker thread died at start".into())),
             }
         }
-        Ok(Self { queue })
+        Ok(Self {
+            queue,
+            waiting,
+            capacity: shape.queue_capacity,
+        })
     }
 
     /// Queue `job` for the next free worker, or refuse at once when full.
     pub(crate) fn submit(&self, job: Job) -> Result<(), ProviderError> {
-        self.queue.try_send(job).map_err(|error| match error {
-            TrySendError::Full(_) => ProviderError::Overloaded,
-            TrySendError::Disconnected(_) => {
-                ProviderError::Model("the local model's workers have stopped".into())
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        self.queue.try_send(job).map_err(|error| {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+            match error {
+                TrySendError::Full(_) => ProviderError::Overloaded,
+                TrySendError::Disconnected(_) => {
+                    ProviderError::Model("the local model's workers have stopped".into())
+                }
             }
         })
+    }
+
+    /// Queue optional work (a prefill) only while it leaves room for at
+    /// least one reply, so it never turns a reply away; `false` if dropped.
+    pub(crate) fn offer(&self, job: Job) -> bool {
+        if self.waiting.load(Ordering::Relaxed) + 1 >= self.capacity {
+            return false;
+        }
+        self.submit(job).is_ok()
     }
 }
 
@@ -93,6 +118,7 @@ struct Worker {
     index: usize,
     model: Arc<LocalModel>,
     jobs: Arc<Mutex<Receiver<Job>>>,
+    waiting: Arc<AtomicUsize>,
     shape: PoolShape,
     sampling: Sampling,
 }
@@ -136,7 +162,9 @@ impl Worker {
     /// queue on the mutex, so jobs are taken in arrival order.
     fn next_job(&self) -> Option<Job> {
         let jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
-        jobs.recv().ok()
+        let job = jobs.recv().ok()?;
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        Some(job)
     }
 
     fn serve(&self, ctx: &mut LlamaContext<'_>, cached: &mut Cached, job: &Job) {
@@ -166,6 +194,14 @@ impl Worker {
                 prompt_tokens = prompt,
                 completion_tokens = generated,
                 "local reply finished"
+            ),
+            Outcome::Prefilled { prompt, reused } => tracing::debug!(
+                worker = self.index,
+                queued_ms,
+                took_ms,
+                prompt_tokens = prompt,
+                reused_tokens = reused,
+                "local prompt prefilled"
             ),
             other => {
                 tracing::debug!(worker = self.index, queued_ms, took_ms, outcome = ?other, "local reply ended early")

@@ -127,6 +127,8 @@ pub async fn start(
     let (input_tx, input_rx) = mpsc::channel(64);
     let (output_tx, output_rx) = mpsc::channel(256);
     let (_, events) = channel.subscribe().await;
+    // The user has yet to speak: time to read the instruction into the model.
+    deps.turns.prepare(settings.system_prompt.as_deref());
     let pipeline = Pipeline {
         vad: VoiceActivityDetector::new(settings.vad),
         clock: Clock::now(),
