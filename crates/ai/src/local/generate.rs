@@ -155,9 +155,6 @@ fn generate(
     // Leave room for at least half the window of prompt whatever is asked.
     let max_new = (requested as usize).min(n_ctx / 2);
     let prompt = model.build_prompt(&job.request.messages, n_ctx - max_new)?;
-    let temperature = job.request.temperature.unwrap_or(settings.temperature);
-    let mut sampler = sampler_chain(model, settings, temperature);
-
     let reused = cached.keep_prefix_of(ctx, &prompt);
     let mut batch = LlamaBatch::new(PREFILL_CHUNK, 1);
     let mut position = i32::try_from(reused).unwrap_or(i32::MAX);
@@ -181,6 +178,8 @@ fn generate(
             reused,
         });
     }
+    let temperature = job.request.temperature.unwrap_or(settings.temperature);
+    let mut sampler = sampler_chain(model, settings, temperature);
 
     let vocab = model.model.vocab();
     let mut utf8 = Utf8Stream::new();

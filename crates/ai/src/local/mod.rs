@@ -180,8 +180,7 @@ impl Provider for LocalProvider {
             let job = Job {
                 request: ChatRequest {
                     messages: messages.clone(),
-                    max_tokens: None,
-                    temperature: None,
+                    ..ChatRequest::default()
                 },
                 events,
                 cancel: Arc::new(AtomicBool::new(false)),

@@ -142,7 +142,6 @@ pub async fn start(
         utterances: VecDeque::new(),
         stt_task: None,
         stt_job: None,
-        speculation_confirmed: None,
         speculated: None,
         speech: None,
         truncations: HashMap::new(),
@@ -175,7 +174,8 @@ enum SttJob {
     /// A confirmed utterance: its transcript starts a turn.
     Utterance { speech_end: Instant },
     /// Started when the voice paused, before the silence confirmed the end
-    /// of the utterance: used only if the utterance ends with this audio.
+    /// of the utterance: used only if the utterance ends with this audio
+    /// (the job then becomes that utterance's).
     Speculative { key: AudioKey },
 }
 
@@ -238,9 +238,6 @@ struct Pipeline {
     stt_task: Option<JoinHandle<Transcribed>>,
     /// What `stt_task` is transcribing.
     stt_job: Option<SttJob>,
-    /// The utterance ended with the audio being transcribed speculatively:
-    /// its transcript starts a turn when it arrives.
-    speculation_confirmed: Option<Instant>,
     /// A finished speculative transcript, waiting for its utterance to end.
     speculated: Option<(AudioKey, Result<String, VoiceError>)>,
     speech: Option<Speech>,
@@ -406,9 +403,12 @@ impl Pipeline {
                     }
                 }
                 self.discard_speculation();
-                if self.speculating() == Some(key) {
-                    self.speculation_confirmed = Some(speech_end);
-                    return;
+                if let Some(job) = self.stt_job.as_mut() {
+                    if matches!(job, SttJob::Speculative { key: running } if *running == key) {
+                        self.deps.metrics.speculation(true);
+                        *job = SttJob::Utterance { speech_end };
+                        return;
+                    }
                 }
                 if self.utterances.len() >= MAX_QUEUED_UTTERANCES {
                     self.send(VoiceOutput::Error {
@@ -427,14 +427,6 @@ impl Pipeline {
     fn discard_speculation(&mut self) {
         if self.speculated.take().is_some() {
             self.deps.metrics.speculation(false);
-        }
-    }
-
-    /// The audio being transcribed speculatively, if any.
-    fn speculating(&self) -> Option<AudioKey> {
-        match self.stt_job {
-            Some(SttJob::Speculative { key }) => Some(key),
-            _ => None,
         }
     }
 
@@ -464,8 +456,7 @@ impl Pipeline {
             Err(error) => {
                 tracing::error!(%error, "transcription task failed");
                 // An unconfirmed speculation failing is no one's loss yet.
-                let wanted = matches!(job, Some(SttJob::Utterance { .. }))
-                    | self.speculation_confirmed.take().is_some();
+                let wanted = matches!(job, Some(SttJob::Utterance { .. }));
                 self.start_transcription();
                 if wanted {
                     self.send_error("stt_failed", "your speech could not be transcribed")
@@ -481,16 +472,8 @@ impl Pipeline {
             }
             None => self.start_transcription(),
             Some(SttJob::Speculative { key }) => {
-                // A confirmed speculation is older than any queued utterance.
-                let confirmed = self.speculation_confirmed.take();
                 self.start_transcription();
-                match confirmed {
-                    Some(speech_end) => {
-                        self.deps.metrics.speculation(true);
-                        self.on_transcript(speech_end, result).await;
-                    }
-                    None => self.speculated = Some((key, result)),
-                }
+                self.speculated = Some((key, result));
             }
         }
     }

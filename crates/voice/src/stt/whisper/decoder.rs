@@ -16,6 +16,7 @@ use candle_core::{Device, Module, Result, Tensor, D};
 use candle_nn::{
     layer_norm, linear, linear_no_bias, LayerNorm, LayerNormConfig, Linear, VarBuilder,
 };
+use candle_transformers::models::whisper::Config;
 
 /// Weights of one attention (self or cross).
 #[derive(Debug, Clone)]
@@ -88,20 +89,18 @@ fn norm(width: usize, vb: VarBuilder) -> Result<LayerNorm> {
 }
 
 impl TextDecoder {
-    /// Loads the decoder from Hugging Face names under `vb` (the
-    /// `model.decoder` prefix), sharing the tensors.
-    pub(crate) fn load(
-        vb: VarBuilder,
-        vocab: usize,
-        width: usize,
-        layers: usize,
-        heads: usize,
-        max_positions: usize,
-    ) -> Result<Self> {
+    /// Loads the decoder of the model `config` describes from Hugging Face
+    /// names under `vb` (the `model.decoder` prefix), sharing the tensors.
+    pub(crate) fn load(vb: VarBuilder, config: &Config) -> Result<Self> {
+        let (vocab, width, heads) = (
+            config.vocab_size,
+            config.d_model,
+            config.decoder_attention_heads,
+        );
         if heads == 0 || !width.is_multiple_of(heads) {
             candle_core::bail!("width {width} is not divisible into {heads} heads");
         }
-        let blocks = (0..layers)
+        let blocks = (0..config.decoder_layers)
             .map(|i| {
                 let vb = vb.pp(format!("layers.{i}"));
                 Ok(Block {
@@ -117,7 +116,10 @@ impl TextDecoder {
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             embeddings: vb.get((vocab, width), "embed_tokens.weight")?,
-            positions: vb.get((max_positions, width), "embed_positions.weight")?,
+            positions: vb.get(
+                (config.max_target_positions, width),
+                "embed_positions.weight",
+            )?,
             blocks,
             ln: norm(width, vb.pp("layer_norm"))?,
             heads,
@@ -257,7 +259,7 @@ mod tests {
 
     use candle_core::{DType, Shape};
     use candle_nn::var_builder::SimpleBackend;
-    use candle_transformers::models::whisper::{model::Whisper, Config};
+    use candle_transformers::models::whisper::model::Whisper;
 
     use super::*;
 
@@ -293,24 +295,35 @@ mod tests {
         }
     }
 
-    #[test]
-    fn cached_steps_match_the_full_sequence_decoder() {
-        let config = Config {
+    /// A small model: the decoder's shape as given, a one-layer encoder.
+    fn tiny_config(
+        vocab: usize,
+        width: usize,
+        layers: usize,
+        heads: usize,
+        positions: usize,
+    ) -> Config {
+        Config {
             num_mel_bins: 4,
             max_source_positions: 6,
-            d_model: 8,
-            encoder_attention_heads: 2,
+            d_model: width,
+            encoder_attention_heads: heads,
             encoder_layers: 1,
-            vocab_size: 11,
-            max_target_positions: 8,
-            decoder_attention_heads: 2,
-            decoder_layers: 2,
+            vocab_size: vocab,
+            max_target_positions: positions,
+            decoder_attention_heads: heads,
+            decoder_layers: layers,
             suppress_tokens: Vec::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn cached_steps_match_the_full_sequence_decoder() {
+        let config = tiny_config(11, 8, 2, 2, 8);
         let backend: Box<dyn SimpleBackend> = Box::new(RandomWeights::default());
         let vb = VarBuilder::from_backend(backend, DType::F32, Device::Cpu);
         let mut reference = Whisper::load(&vb, config.clone()).unwrap();
-        let ours = TextDecoder::load(vb.pp("model.decoder"), 11, 8, 2, 2, 8).unwrap();
+        let ours = TextDecoder::load(vb.pp("model.decoder"), &config).unwrap();
         let features = Tensor::randn(0f32, 1.0, (1, 5, 8), &Device::Cpu).unwrap();
 
         let tokens = [3u32, 7, 1, 9, 4];
@@ -340,7 +353,7 @@ mod tests {
     fn steps_past_the_last_position_are_refused() {
         let backend: Box<dyn SimpleBackend> = Box::new(RandomWeights::default());
         let vb = VarBuilder::from_backend(backend, DType::F32, Device::Cpu);
-        let decoder = TextDecoder::load(vb, 5, 4, 1, 2, 3).unwrap();
+        let decoder = TextDecoder::load(vb, &tiny_config(5, 4, 1, 2, 3)).unwrap();
         let features = Tensor::zeros((1, 2, 4), DType::F32, &Device::Cpu).unwrap();
         let mut state = decoder.start(&features).unwrap();
         assert!(decoder.step(&mut state, &[]).is_err());
@@ -351,11 +364,7 @@ mod tests {
         assert!(decoder.step(&mut state, &[99]).is_err());
         assert!(TextDecoder::load(
             VarBuilder::from_backend(Box::new(RandomWeights::default()), DType::F32, Device::Cpu),
-            5,
-            4,
-            1,
-            3,
-            3
+            &tiny_config(5, 4, 1, 3, 3)
         )
         .is_err());
     }

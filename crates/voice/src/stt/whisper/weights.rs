@@ -27,15 +27,8 @@ const WHISPER_SPEC: &str = "WhisperSpec";
 pub(crate) fn load(file: &Ct2File) -> Result<(Whisper, TextDecoder), String> {
     let (tensors, config) = weight_map(file)?;
     let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
-    let decoder = TextDecoder::load(
-        vb.pp("model.decoder"),
-        config.vocab_size,
-        config.d_model,
-        config.decoder_layers,
-        config.decoder_attention_heads,
-        config.max_target_positions,
-    )
-    .map_err(|e| format!("building the decoder: {e}"))?;
+    let decoder = TextDecoder::load(vb.pp("model.decoder"), &config)
+        .map_err(|e| format!("building the decoder: {e}"))?;
     let model = Whisper::load(&vb, config).map_err(|e| format!("building the model: {e}"))?;
     Ok((model, decoder))
 }
