@@ -6,8 +6,10 @@
 //! - [`config`]: one typed configuration (defaults, file, env, flags).
 //! - [`auth`]: password hashes, access tokens, the [`auth::AuthUser`] extractor.
 //! - [`store`]: SQLite persistence (users, conversations, messages) and migrations.
-//! - [`hub`]: per-conversation event numbering and fan-out to subscribers.
-//! - [`turn`]: one reply from user message to stored assistant message.
+//! - [`hub`]: per-conversation event numbering and fan-out to subscribers
+//!   (`registry` of held channels, `channel` numbering and replay, `user` channels).
+//! - [`turn`]: one reply from user message to stored assistant message
+//!   (`reply` task, `publish`, `events`, `recovery` after a crash).
 //! - [`conversation`]: opening a conversation with ownership checks.
 //! - [`input`]: client input parsed into valid types.
 //! - [`limits`]: rate limits, sockets per user, Origin allow-list.

@@ -1,266 +1,18 @@
-//! Subscriptions and fan-out. Each live conversation has one
-//! [`ConversationChannel`]: it numbers the conversation's events (`seq`),
-//! serializes each event to JSON once, and broadcasts it to every socket and
-//! HTTP stream subscribed to it. Channels exist only while someone holds a
-//! [`ChannelHandle`]; the next one starts numbering from the stored `last_seq`.
-//!
-//! Each channel keeps its newest events in a bounded ring so a client that
-//! reconnects can be given exactly what it missed ([`ConversationChannel::subscribe_after`]).
-//! A channel nobody holds lingers for [`ChannelSizes::linger`] before it is
-//! dropped, so a client that reconnects within that time still gets an exact
-//! replay from memory rather than the stored messages.
+//! One conversation's channel: event numbering, fan-out, the replay ring
+//! and in-flight replies.
 
 use std::{
     collections::{HashMap, VecDeque},
     future::Future,
-    ops::Deref,
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
 };
 
-use axum::extract::ws::Utf8Bytes;
 use colloquy_protocol::{Seq, ServerEvent};
 use tokio::sync::{broadcast, MutexGuard};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-/// An event as published: typed for in-process readers, JSON for sockets.
-#[derive(Debug)]
-pub struct Published {
-    pub event: ServerEvent,
-    pub json: Utf8Bytes,
-}
-
-impl Published {
-    fn new(event: ServerEvent) -> Self {
-        // Serializing a plain enum of strings and numbers cannot fail.
-        let json = serde_json::to_string(&event).unwrap_or_default();
-        Self {
-            event,
-            json: json.into(),
-        }
-    }
-}
-
-/// Registry of live conversation channels and per-user channels.
-pub struct Hub {
-    channels: Mutex<Channels>,
-    users: Mutex<HashMap<Uuid, broadcast::Sender<Arc<Published>>>>,
-    sizes: ChannelSizes,
-}
-
-/// Per-channel buffer sizes.
-#[derive(Debug, Clone, Copy)]
-pub struct ChannelSizes {
-    /// Events a subscriber may fall behind before it is cut off.
-    pub subscriber_buffer: usize,
-    /// Newest events kept for replay to reconnecting clients.
-    pub replay_events: usize,
-    /// How long a channel no one holds is kept (with its ring) before it is dropped.
-    pub linger: Duration,
-}
-
-struct Entry {
-    channel: Arc<ConversationChannel>,
-    /// When the last handle was dropped; `None` while someone holds one.
-    idle_since: Option<Instant>,
-}
-
-struct Channels {
-    entries: HashMap<Uuid, Entry>,
-    last_sweep: Instant,
-}
-
-/// Per-user events (conversation list changes) are rare; the channel's slots
-/// are preallocated per signed-in user, so keep it small.
-const USER_EVENTS_BUFFER: usize = 32;
-
-/// How often idle channels are looked for, at most.
-const SWEEP_EVERY: Duration = Duration::from_secs(1);
-
-impl Channels {
-    /// Drop channels idle for longer than `linger` (at most once per [`SWEEP_EVERY`]).
-    fn sweep(&mut self, linger: Duration) {
-        if self.last_sweep.elapsed() < SWEEP_EVERY {
-            return;
-        }
-        self.last_sweep = Instant::now();
-        self.entries.retain(|_, entry| {
-            entry
-                .idle_since
-                .is_none_or(|since| since.elapsed() < linger)
-        });
-    }
-
-    fn handle(&mut self, hub: &Arc<Hub>, id: Uuid) -> Option<ChannelHandle> {
-        let entry = self.entries.get_mut(&id)?;
-        entry.idle_since = None;
-        Some(ChannelHandle {
-            hub: hub.clone(),
-            channel: entry.channel.clone(),
-        })
-    }
-}
-
-impl Hub {
-    /// A hub whose channels use `sizes`.
-    pub fn new(sizes: ChannelSizes) -> Arc<Self> {
-        Arc::new(Self {
-            channels: Mutex::new(Channels {
-                entries: HashMap::new(),
-                last_sweep: Instant::now(),
-            }),
-            users: Mutex::new(HashMap::new()),
-            sizes,
-        })
-    }
-
-    /// Subscribe to events for all of `user`'s sockets.
-    pub fn subscribe_user(self: &Arc<Self>, user: Uuid) -> UserSubscription {
-        let mut users = lock(&self.users);
-        let sender = users
-            .entry(user)
-            .or_insert_with(|| broadcast::channel(USER_EVENTS_BUFFER).0);
-        UserSubscription {
-            events: sender.subscribe(),
-            hub: self.clone(),
-            user,
-        }
-    }
-
-    /// Send `event` to every socket of `user` (none listening is fine).
-    pub fn publish_to_user(&self, user: Uuid, event: ServerEvent) {
-        if let Some(sender) = lock(&self.users).get(&user) {
-            let _ = sender.send(Arc::new(Published::new(event)));
-        }
-    }
-
-    /// How many users have a subscribed socket (for leak tests).
-    pub fn live_users(&self) -> usize {
-        lock(&self.users).len()
-    }
-
-    /// The channel of conversation `id`, created if needed with numbering
-    /// continuing after `stored_last_seq` (ignored when it already exists).
-    pub fn channel(self: &Arc<Self>, id: Uuid, stored_last_seq: Seq) -> ChannelHandle {
-        let mut channels = lock(&self.channels);
-        channels.sweep(self.sizes.linger);
-        if let Some(handle) = channels.handle(self, id) {
-            return handle;
-        }
-        let channel = Arc::new(ConversationChannel::new(id, stored_last_seq, self.sizes));
-        channels.entries.insert(
-            id,
-            Entry {
-                channel: channel.clone(),
-                idle_since: None,
-            },
-        );
-        ChannelHandle {
-            hub: self.clone(),
-            channel,
-        }
-    }
-
-    /// The channel of conversation `id` if it is in memory.
-    pub fn live(self: &Arc<Self>, id: Uuid) -> Option<ChannelHandle> {
-        lock(&self.channels).handle(self, id)
-    }
-
-    /// Drop the channel of a deleted conversation at once (holders keep their copy).
-    pub fn forget(&self, id: Uuid) {
-        lock(&self.channels).entries.remove(&id);
-    }
-
-    /// How many conversations someone holds (for metrics and leak tests).
-    pub fn live_channels(&self) -> usize {
-        let channels = lock(&self.channels);
-        channels
-            .entries
-            .values()
-            .filter(|e| e.idle_since.is_none())
-            .count()
-    }
-
-    /// How many channels are in memory, lingering ones included.
-    pub fn retained_channels(&self) -> usize {
-        lock(&self.channels).entries.len()
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic while holding these short critical sections leaves plain data
-    // behind; carrying on is safer than poisoning every later request.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// A socket's subscription to its user's events; the last one dropped
-/// retires the user's channel.
-pub struct UserSubscription {
-    pub events: broadcast::Receiver<Arc<Published>>,
-    hub: Arc<Hub>,
-    user: Uuid,
-}
-
-impl Drop for UserSubscription {
-    fn drop(&mut self) {
-        let mut users = lock(&self.hub.users);
-        // Subscriptions are only made under this lock: one receiver left is ours.
-        if users
-            .get(&self.user)
-            .is_some_and(|s| s.receiver_count() <= 1)
-        {
-            users.remove(&self.user);
-        }
-    }
-}
-
-/// A counted reference to a live channel; the last one dropped retires it.
-pub struct ChannelHandle {
-    hub: Arc<Hub>,
-    channel: Arc<ConversationChannel>,
-}
-
-impl Clone for ChannelHandle {
-    fn clone(&self) -> Self {
-        Self {
-            hub: self.hub.clone(),
-            channel: self.channel.clone(),
-        }
-    }
-}
-
-impl Deref for ChannelHandle {
-    type Target = ConversationChannel;
-    fn deref(&self) -> &ConversationChannel {
-        &self.channel
-    }
-}
-
-impl Drop for ChannelHandle {
-    fn drop(&mut self) {
-        let mut channels = lock(&self.hub.channels);
-        let linger = self.hub.sizes.linger;
-        let id = self.channel.id;
-        // Handles are only created under this lock, so the count is exact:
-        // the map's reference plus ours means we are the last handle.
-        let last = Arc::strong_count(&self.channel) == 2;
-        let ours = channels
-            .entries
-            .get(&id)
-            .is_some_and(|entry| Arc::ptr_eq(&entry.channel, &self.channel));
-        if last && ours {
-            if linger.is_zero() {
-                channels.entries.remove(&id);
-            } else if let Some(entry) = channels.entries.get_mut(&id) {
-                entry.idle_since = Some(Instant::now());
-            }
-        }
-        channels.sweep(linger);
-    }
-}
+use super::{lock, ChannelSizes, Published};
 
 /// One conversation's event numbering, fan-out, replay ring and in-flight replies.
 pub struct ConversationChannel {
@@ -324,7 +76,7 @@ pub struct Subscription {
 }
 
 impl ConversationChannel {
-    fn new(id: Uuid, last_seq: Seq, sizes: ChannelSizes) -> Self {
+    pub(super) fn new(id: Uuid, last_seq: Seq, sizes: ChannelSizes) -> Self {
         let (sender, _) = broadcast::channel(sizes.subscriber_buffer);
         Self {
             id,
@@ -494,7 +246,10 @@ impl ConversationChannel {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::hub::Hub;
 
     const SIZES: ChannelSizes = ChannelSizes {
         subscriber_buffer: 16,
@@ -536,26 +291,6 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(published.event.seq(), Some(1));
-    }
-
-    #[tokio::test]
-    async fn channel_is_retired_when_its_last_handle_drops() {
-        let hub = Hub::new(SIZES);
-        let first = hub.channel(Uuid::nil(), 0);
-        let second = hub.channel(Uuid::nil(), 99);
-        first
-            .publish(|seq| async move { delta(seq) })
-            .await
-            .unwrap();
-        assert_eq!(
-            second.subscribe().await.0,
-            1,
-            "second handle shares the channel"
-        );
-        drop(first);
-        assert_eq!(hub.live_channels(), 1);
-        drop(second);
-        assert_eq!(hub.live_channels(), 0);
     }
 
     fn delta_of(reply: u128, seq: Seq) -> Result<ServerEvent, std::convert::Infallible> {
@@ -603,27 +338,6 @@ mod tests {
         assert_eq!(seqs(&subscription.replay), [2, 3]);
         let caught_up = channel.subscribe_after(3, no_store).await.unwrap();
         assert!(seqs(&caught_up.replay).is_empty());
-    }
-
-    #[tokio::test]
-    async fn an_unheld_channel_lingers_with_its_ring_then_goes() {
-        let hub = Hub::new(ChannelSizes {
-            linger: Duration::from_millis(50),
-            ..SIZES
-        });
-        let channel = hub.channel(Uuid::nil(), 0);
-        channel
-            .publish(|seq| async move { delta_of(1, seq) })
-            .await
-            .unwrap();
-        drop(channel);
-        assert_eq!((hub.live_channels(), hub.retained_channels()), (0, 1));
-        let again = hub.channel(Uuid::nil(), 0);
-        assert_eq!(again.subscribe().await.0, 1, "numbering and ring survived");
-        drop(again);
-        std::thread::sleep(Duration::from_millis(1100));
-        drop(hub.channel(Uuid::from_u128(7), 0)); // any access sweeps
-        assert_eq!(hub.retained_channels(), 1, "only the new one is left");
     }
 
     #[tokio::test]

@@ -1,0 +1,163 @@
+//! Subscriptions and fan-out. Each live conversation has one
+//! [`ConversationChannel`]: it numbers the conversation's events (`seq`),
+//! serializes each event to JSON once, and broadcasts it to every socket and
+//! HTTP stream subscribed to it. Channels exist only while someone holds a
+//! [`ChannelHandle`]; the next one starts numbering from the stored `last_seq`.
+//!
+//! Each channel keeps its newest events in a bounded ring so a client that
+//! reconnects can be given exactly what it missed ([`ConversationChannel::subscribe_after`]).
+//! A channel nobody holds lingers for [`ChannelSizes::linger`] before it is
+//! dropped, so a client that reconnects within that time still gets an exact
+//! replay from memory rather than the stored messages.
+
+mod channel;
+mod registry;
+mod user;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use axum::extract::ws::Utf8Bytes;
+use colloquy_protocol::{Seq, ServerEvent};
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+pub use channel::{ConversationChannel, Replay, Subscription};
+pub use registry::ChannelHandle;
+pub use user::UserSubscription;
+
+use registry::{Channels, Entry};
+use user::USER_EVENTS_BUFFER;
+
+/// An event as published: typed for in-process readers, JSON for sockets.
+#[derive(Debug)]
+pub struct Published {
+    pub event: ServerEvent,
+    pub json: Utf8Bytes,
+}
+
+impl Published {
+    pub(crate) fn new(event: ServerEvent) -> Self {
+        // Serializing a plain enum of strings and numbers cannot fail.
+        let json = serde_json::to_string(&event).unwrap_or_default();
+        Self {
+            event,
+            json: json.into(),
+        }
+    }
+}
+
+/// Registry of live conversation channels and per-user channels.
+pub struct Hub {
+    channels: Mutex<Channels>,
+    users: Mutex<HashMap<Uuid, broadcast::Sender<Arc<Published>>>>,
+    sizes: ChannelSizes,
+}
+
+/// Per-channel buffer sizes.
+#[derive(Debug, Clone, Copy)]
+pub struct ChannelSizes {
+    /// Events a subscriber may fall behind before it is cut off.
+    pub subscriber_buffer: usize,
+    /// Newest events kept for replay to reconnecting clients.
+    pub replay_events: usize,
+    /// How long a channel no one holds is kept (with its ring) before it is dropped.
+    pub linger: Duration,
+}
+
+impl Hub {
+    /// A hub whose channels use `sizes`.
+    pub fn new(sizes: ChannelSizes) -> Arc<Self> {
+        Arc::new(Self {
+            channels: Mutex::new(Channels {
+                entries: HashMap::new(),
+                last_sweep: Instant::now(),
+            }),
+            users: Mutex::new(HashMap::new()),
+            sizes,
+        })
+    }
+
+    /// Subscribe to events for all of `user`'s sockets.
+    pub fn subscribe_user(self: &Arc<Self>, user: Uuid) -> UserSubscription {
+        let mut users = lock(&self.users);
+        let sender = users
+            .entry(user)
+            .or_insert_with(|| broadcast::channel(USER_EVENTS_BUFFER).0);
+        UserSubscription {
+            events: sender.subscribe(),
+            hub: self.clone(),
+            user,
+        }
+    }
+
+    /// Send `event` to every socket of `user` (none listening is fine).
+    pub fn publish_to_user(&self, user: Uuid, event: ServerEvent) {
+        if let Some(sender) = lock(&self.users).get(&user) {
+            let _ = sender.send(Arc::new(Published::new(event)));
+        }
+    }
+
+    /// How many users have a subscribed socket (for leak tests).
+    pub fn live_users(&self) -> usize {
+        lock(&self.users).len()
+    }
+
+    /// The channel of conversation `id`, created if needed with numbering
+    /// continuing after `stored_last_seq` (ignored when it already exists).
+    pub fn channel(self: &Arc<Self>, id: Uuid, stored_last_seq: Seq) -> ChannelHandle {
+        let mut channels = lock(&self.channels);
+        channels.sweep(self.sizes.linger);
+        if let Some(handle) = channels.handle(self, id) {
+            return handle;
+        }
+        let channel = Arc::new(ConversationChannel::new(id, stored_last_seq, self.sizes));
+        channels.entries.insert(
+            id,
+            Entry {
+                channel: channel.clone(),
+                idle_since: None,
+            },
+        );
+        ChannelHandle {
+            hub: self.clone(),
+            channel,
+        }
+    }
+
+    /// The channel of conversation `id` if it is in memory.
+    pub fn live(self: &Arc<Self>, id: Uuid) -> Option<ChannelHandle> {
+        lock(&self.channels).handle(self, id)
+    }
+
+    /// Drop the channel of a deleted conversation at once (holders keep their copy).
+    pub fn forget(&self, id: Uuid) {
+        lock(&self.channels).entries.remove(&id);
+    }
+
+    /// How many conversations someone holds (for metrics and leak tests).
+    pub fn live_channels(&self) -> usize {
+        let channels = lock(&self.channels);
+        channels
+            .entries
+            .values()
+            .filter(|e| e.idle_since.is_none())
+            .count()
+    }
+
+    /// How many channels are in memory, lingering ones included.
+    pub fn retained_channels(&self) -> usize {
+        lock(&self.channels).entries.len()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding these short critical sections leaves plain data
+    // behind; carrying on is safer than poisoning every later request.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

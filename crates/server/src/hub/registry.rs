@@ -1,0 +1,159 @@
+//! The registry's bookkeeping: which conversation channels are held, and
+//! for how long an unheld one lingers with its replay ring.
+
+use std::{
+    collections::HashMap,
+    ops::Deref,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use uuid::Uuid;
+
+use super::{lock, ConversationChannel, Hub};
+
+pub(super) struct Entry {
+    pub(super) channel: Arc<ConversationChannel>,
+    /// When the last handle was dropped; `None` while someone holds one.
+    pub(super) idle_since: Option<Instant>,
+}
+
+pub(super) struct Channels {
+    pub(super) entries: HashMap<Uuid, Entry>,
+    pub(super) last_sweep: Instant,
+}
+
+/// How often idle channels are looked for, at most.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+impl Channels {
+    /// Drop channels idle for longer than `linger` (at most once per [`SWEEP_EVERY`]).
+    pub(super) fn sweep(&mut self, linger: Duration) {
+        if self.last_sweep.elapsed() < SWEEP_EVERY {
+            return;
+        }
+        self.last_sweep = Instant::now();
+        self.entries.retain(|_, entry| {
+            entry
+                .idle_since
+                .is_none_or(|since| since.elapsed() < linger)
+        });
+    }
+
+    pub(super) fn handle(&mut self, hub: &Arc<Hub>, id: Uuid) -> Option<ChannelHandle> {
+        let entry = self.entries.get_mut(&id)?;
+        entry.idle_since = None;
+        Some(ChannelHandle {
+            hub: hub.clone(),
+            channel: entry.channel.clone(),
+        })
+    }
+}
+
+/// A counted reference to a live channel; the last one dropped retires it.
+pub struct ChannelHandle {
+    pub(super) hub: Arc<Hub>,
+    pub(super) channel: Arc<ConversationChannel>,
+}
+
+impl Clone for ChannelHandle {
+    fn clone(&self) -> Self {
+        Self {
+            hub: self.hub.clone(),
+            channel: self.channel.clone(),
+        }
+    }
+}
+
+impl Deref for ChannelHandle {
+    type Target = ConversationChannel;
+    fn deref(&self) -> &ConversationChannel {
+        &self.channel
+    }
+}
+
+impl Drop for ChannelHandle {
+    fn drop(&mut self) {
+        let mut channels = lock(&self.hub.channels);
+        let linger = self.hub.sizes.linger;
+        let id = self.channel.id;
+        // Handles are only created under this lock, so the count is exact:
+        // the map's reference plus ours means we are the last handle.
+        let last = Arc::strong_count(&self.channel) == 2;
+        let ours = channels
+            .entries
+            .get(&id)
+            .is_some_and(|entry| Arc::ptr_eq(&entry.channel, &self.channel));
+        if last && ours {
+            if linger.is_zero() {
+                channels.entries.remove(&id);
+            } else if let Some(entry) = channels.entries.get_mut(&id) {
+                entry.idle_since = Some(Instant::now());
+            }
+        }
+        channels.sweep(linger);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use colloquy_protocol::{Seq, ServerEvent};
+
+    use super::*;
+    use crate::hub::ChannelSizes;
+
+    const SIZES: ChannelSizes = ChannelSizes {
+        subscriber_buffer: 16,
+        replay_events: 4,
+        linger: Duration::ZERO,
+    };
+
+    fn delta(seq: Seq) -> Result<ServerEvent, std::convert::Infallible> {
+        Ok(ServerEvent::Delta {
+            message_id: Uuid::nil(),
+            seq,
+            content: "x".into(),
+        })
+    }
+
+    #[tokio::test]
+    async fn channel_is_retired_when_its_last_handle_drops() {
+        let hub = Hub::new(SIZES);
+        let first = hub.channel(Uuid::nil(), 0);
+        let second = hub.channel(Uuid::nil(), 99);
+        first
+            .publish(|seq| async move { delta(seq) })
+            .await
+            .unwrap();
+        assert_eq!(
+            second.subscribe().await.0,
+            1,
+            "second handle shares the channel"
+        );
+        drop(first);
+        assert_eq!(hub.live_channels(), 1);
+        drop(second);
+        assert_eq!(hub.live_channels(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_unheld_channel_lingers_with_its_ring_then_goes() {
+        let hub = Hub::new(ChannelSizes {
+            linger: Duration::from_millis(50),
+            ..SIZES
+        });
+        let channel = hub.channel(Uuid::nil(), 0);
+        channel
+            .publish(|seq| async move { delta(seq) })
+            .await
+            .unwrap();
+        drop(channel);
+        assert_eq!((hub.live_channels(), hub.retained_channels()), (0, 1));
+        let again = hub.channel(Uuid::nil(), 0);
+        assert_eq!(again.subscribe().await.0, 1, "numbering and ring survived");
+        drop(again);
+        std::thread::sleep(Duration::from_millis(1100));
+        drop(hub.channel(Uuid::from_u128(7), 0)); // any access sweeps
+        assert_eq!(hub.retained_channels(), 1, "only the new one is left");
+    }
+}

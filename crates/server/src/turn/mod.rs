@@ -1,0 +1,328 @@
+//! One reply from start to finish, whatever the transport.
+//!
+//! [`TurnService::submit`] stores the user message (durably, before anything
+//! is acknowledged) and publishes its `ack`; a background task then waits for
+//! the conversation's previous reply, streams the provider's deltas as
+//! `delta` events and ends with one final `message` event whose row is stored
+//! in the same step: `complete`, `interrupted` (stop, shutdown) or `error`
+//! (preceded by an `error` event). Every reply ends with that final message,
+//! so clients and the HTTP adapters have one thing to wait for.
+
+mod events;
+mod publish;
+mod recovery;
+mod reply;
+mod text;
+
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use colloquy_ai::{ChatMessage, Provider, ProviderError, Role};
+use colloquy_protocol::{MessageStatus, ServerEvent};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::Instrument;
+use uuid::Uuid;
+
+pub use events::{final_event, stored_events};
+pub use recovery::close_orphaned_replies;
+
+use self::{
+    events::ack_event,
+    publish::{publish_reply, publish_user_message},
+    reply::ReplyJob,
+};
+use crate::{
+    hub::ChannelHandle,
+    input::{ClientId, UserText},
+    store::{self, MessageWriter, Pool, StoreError},
+};
+
+/// Settings that shape every reply.
+#[derive(Debug, Clone)]
+pub struct TurnSettings {
+    pub system_prompt: String,
+    pub history_budget_tokens: usize,
+    pub max_reply_tokens: u32,
+    /// Generation stops once the reply reaches this many characters.
+    pub max_reply_chars: usize,
+}
+
+/// Why a message was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    #[error("the conversation no longer exists")]
+    ConversationGone,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl SubmitError {
+    /// Stable code for the client's `error` event.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SubmitError::ShuttingDown => "shutting_down",
+            SubmitError::ConversationGone => "not_found",
+            SubmitError::Store(_) => "storage_error",
+        }
+    }
+}
+
+/// Per-turn choices that differ from the server's defaults.
+#[derive(Debug, Clone, Default)]
+pub struct TurnOptions {
+    /// Replaces the configured system prompt (the voice coach's session context).
+    pub system_prompt: Option<String>,
+}
+
+/// An accepted user message.
+#[derive(Debug, Clone)]
+pub struct Submitted {
+    /// The `ack` event (the original one when `duplicate`).
+    pub ack: ServerEvent,
+    pub message_id: Uuid,
+    pub reply_id: Uuid,
+    /// The `client_id` was seen before: nothing new was stored or started.
+    pub duplicate: bool,
+}
+
+/// Runs every reply; one per server.
+pub struct TurnService {
+    db: Pool,
+    writer: MessageWriter,
+    provider: Option<Arc<dyn Provider>>,
+    settings: TurnSettings,
+    tasks: TaskTracker,
+    /// Fired when the shutdown grace period ends: running replies stop and are stored as interrupted.
+    stop_replies: CancellationToken,
+    stopping: AtomicBool,
+}
+
+/// The user-facing text of an error code carried by a failed reply.
+pub fn error_text(code: &str) -> &'static str {
+    match code {
+        "no_model" => "No AI model is configured on this server.",
+        provider_code => ProviderError::public_message_for(provider_code),
+    }
+}
+
+impl TurnService {
+    /// A service generating with `provider` (`None`: replies fail with `no_model`).
+    pub fn new(db: Pool, provider: Option<Arc<dyn Provider>>, settings: TurnSettings) -> Self {
+        Self {
+            writer: MessageWriter::spawn(db.clone()),
+            db,
+            provider,
+            settings,
+            tasks: TaskTracker::new(),
+            stop_replies: CancellationToken::new(),
+            stopping: AtomicBool::new(false),
+        }
+    }
+
+    /// The configured provider, if any.
+    pub fn provider(&self) -> Option<&Arc<dyn Provider>> {
+        self.provider.as_ref()
+    }
+
+    /// Lets the provider process the system instruction of the turns to come
+    /// (`None`: the default one) before the first of them, so its reply
+    /// starts sooner. Best effort.
+    pub fn prepare(&self, system_prompt: Option<&str>) {
+        if let Some(provider) = &self.provider {
+            let system = system_prompt.unwrap_or(&self.settings.system_prompt);
+            provider.prepare(vec![ChatMessage::new(Role::System, system)]);
+        }
+    }
+
+    /// Store a user message, publish its `ack` and start the reply.
+    pub async fn submit(
+        &self,
+        channel: &ChannelHandle,
+        text: UserText,
+        client_id: Option<ClientId>,
+    ) -> Result<Submitted, SubmitError> {
+        self.submit_with(channel, text, client_id, TurnOptions::default())
+            .await
+    }
+
+    /// [`TurnService::submit`] with per-turn options.
+    #[tracing::instrument(skip_all, fields(conversation_id = %channel.id))]
+    pub async fn submit_with(
+        &self,
+        channel: &ChannelHandle,
+        text: UserText,
+        client_id: Option<ClientId>,
+        options: TurnOptions,
+    ) -> Result<Submitted, SubmitError> {
+        if self.stopping.load(Ordering::Acquire) {
+            return Err(SubmitError::ShuttingDown);
+        }
+        if let Some(client_id) = &client_id {
+            if let Some(existing) =
+                store::find_by_client_id(&self.db, channel.id, client_id.as_str()).await?
+            {
+                return Ok(duplicate(existing));
+            }
+        }
+        let message_id = Uuid::now_v7();
+        let reply_id = Uuid::now_v7();
+        let client_id_text = client_id.as_ref().map(|id| id.as_str().to_owned());
+        let published = publish_user_message(
+            &self.writer,
+            channel,
+            message_id,
+            text.as_str(),
+            client_id_text,
+            reply_id,
+        )
+        .await;
+        let ack = match published {
+            Ok(published) => published.event.clone(),
+            // Two sends with the same client_id raced; the other one won.
+            Err(StoreError::Conflict(_)) => {
+                let client_id = client_id.as_ref().map(ClientId::as_str).unwrap_or_default();
+                return match store::find_by_client_id(&self.db, channel.id, client_id).await? {
+                    Some(existing) => Ok(duplicate(existing)),
+                    None => Err(SubmitError::Store(StoreError::Conflict(
+                        "duplicate client_id",
+                    ))),
+                };
+            }
+            Err(StoreError::NotFound) => return Err(SubmitError::ConversationGone),
+            Err(other) => return Err(other.into()),
+        };
+        let Some(after_seq) = ack.seq() else {
+            return Err(SubmitError::Store(StoreError::Corrupt(
+                "ack without seq".into(),
+            )));
+        };
+        let cancel = self.stop_replies.child_token();
+        channel.register_reply(reply_id, cancel.clone());
+        let mut settings = self.settings.clone();
+        if let Some(system_prompt) = options.system_prompt {
+            settings.system_prompt = system_prompt;
+        }
+        let job = ReplyJob {
+            db: self.db.clone(),
+            writer: self.writer.clone(),
+            provider: self.provider.clone(),
+            settings,
+            channel: channel.clone(),
+            reply_id,
+            after_seq,
+            cancel,
+        };
+        let span = tracing::info_span!("reply", conversation_id = %channel.id, %reply_id);
+        self.tasks.spawn(job.run().instrument(span));
+        Ok(Submitted {
+            ack,
+            message_id,
+            reply_id,
+            duplicate: false,
+        })
+    }
+
+    /// Cut a finished reply to what the listener heard before speaking over
+    /// it, stored as `interrupted`, and publish the cut version as its final
+    /// `message`. Returns false when the reply is not stored (or failed).
+    pub async fn truncate_spoken_reply(
+        &self,
+        channel: &ChannelHandle,
+        reply_id: Uuid,
+        heard: &str,
+    ) -> Result<bool, StoreError> {
+        let db = &self.db;
+        let conversation_id = channel.id;
+        let published = channel
+            .publish(|seq| async move {
+                match store::truncate_reply(db, conversation_id, reply_id, heard, seq).await? {
+                    Some(message) => Ok(final_event(&message)),
+                    // A failed publish consumes no seq.
+                    None => Err(StoreError::NotFound),
+                }
+            })
+            .await;
+        match published {
+            Ok(_) => Ok(true),
+            Err(StoreError::NotFound) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Store a turn another system already had (a speech-to-speech model
+    /// such as Gemini Live): the user's words, if any were transcribed, then
+    /// the assistant's reply as its final `message`, both published to the
+    /// conversation like any other turn.
+    pub async fn store_exchange(
+        &self,
+        channel: &ChannelHandle,
+        user_text: Option<UserText>,
+        reply: &str,
+        status: MessageStatus,
+    ) -> Result<Uuid, SubmitError> {
+        if self.stopping.load(Ordering::Acquire) {
+            return Err(SubmitError::ShuttingDown);
+        }
+        let reply_id = Uuid::now_v7();
+        let gone = |error| match error {
+            StoreError::NotFound => SubmitError::ConversationGone,
+            other => SubmitError::Store(other),
+        };
+        if let Some(text) = user_text {
+            let message_id = Uuid::now_v7();
+            publish_user_message(
+                &self.writer,
+                channel,
+                message_id,
+                text.as_str(),
+                None,
+                reply_id,
+            )
+            .await
+            .map_err(gone)?;
+        }
+        publish_reply(&self.writer, channel, reply_id, reply, status, None)
+            .await
+            .map_err(gone)?;
+        Ok(reply_id)
+    }
+
+    /// Refuse new messages from now on (shutdown has begun).
+    pub fn refuse_new(&self) {
+        self.stopping.store(true, Ordering::Release);
+    }
+
+    /// Let in-flight replies finish for up to `grace`, then stop the rest
+    /// (they are stored as interrupted) and wait for them.
+    pub async fn drain(&self, grace: Duration) {
+        self.refuse_new();
+        self.tasks.close();
+        if tokio::time::timeout(grace, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                in_flight = self.tasks.len(),
+                "grace period over: interrupting replies"
+            );
+            self.stop_replies.cancel();
+            self.tasks.wait().await;
+        }
+    }
+}
+
+fn duplicate(existing: store::Message) -> Submitted {
+    Submitted {
+        ack: ack_event(&existing),
+        message_id: existing.id,
+        reply_id: existing.reply_id.unwrap_or(existing.id),
+        duplicate: true,
+    }
+}
