@@ -22,7 +22,6 @@ use std::{
 
 use axum::extract::ws::Utf8Bytes;
 use colloquy_protocol::{Seq, ServerEvent};
-use tokio::sync::broadcast;
 use uuid::Uuid;
 
 pub use channel::{ConversationChannel, Replay, Subscription};
@@ -30,7 +29,7 @@ pub use registry::ChannelHandle;
 pub use user::UserSubscription;
 
 use registry::{Channels, Entry};
-use user::USER_EVENTS_BUFFER;
+use user::UserChannel;
 
 /// An event as published: typed for in-process readers, JSON for sockets.
 #[derive(Debug)]
@@ -53,7 +52,7 @@ impl Published {
 /// Registry of live conversation channels and per-user channels.
 pub struct Hub {
     channels: Mutex<Channels>,
-    users: Mutex<HashMap<Uuid, broadcast::Sender<Arc<Published>>>>,
+    users: Mutex<HashMap<Uuid, UserChannel>>,
     sizes: ChannelSizes,
 }
 
@@ -84,11 +83,10 @@ impl Hub {
     /// Subscribe to events for all of `user`'s sockets.
     pub fn subscribe_user(self: &Arc<Self>, user: Uuid) -> UserSubscription {
         let mut users = lock(&self.users);
-        let sender = users
-            .entry(user)
-            .or_insert_with(|| broadcast::channel(USER_EVENTS_BUFFER).0);
+        let channel = users.entry(user).or_insert_with(UserChannel::new);
+        channel.subscribers += 1;
         UserSubscription {
-            events: sender.subscribe(),
+            events: channel.sender.subscribe(),
             hub: self.clone(),
             user,
         }
@@ -96,8 +94,8 @@ impl Hub {
 
     /// Send `event` to every socket of `user` (none listening is fine).
     pub fn publish_to_user(&self, user: Uuid, event: ServerEvent) {
-        if let Some(sender) = lock(&self.users).get(&user) {
-            let _ = sender.send(Arc::new(Published::new(event)));
+        if let Some(channel) = lock(&self.users).get(&user) {
+            let _ = channel.sender.send(Arc::new(Published::new(event)));
         }
     }
 
@@ -115,13 +113,7 @@ impl Hub {
             return handle;
         }
         let channel = Arc::new(ConversationChannel::new(id, stored_last_seq, self.sizes));
-        channels.entries.insert(
-            id,
-            Entry {
-                channel: channel.clone(),
-                idle_since: None,
-            },
-        );
+        channels.entries.insert(id, Entry::held(channel.clone()));
         ChannelHandle {
             hub: self.clone(),
             channel,

@@ -14,8 +14,24 @@ use super::{lock, ConversationChannel, Hub};
 
 pub(super) struct Entry {
     pub(super) channel: Arc<ConversationChannel>,
+    /// Live [`ChannelHandle`]s. Counted here, under the registry's lock, and
+    /// not read from the `Arc`'s strong count: that count changes outside
+    /// the lock, so two handles dropping at once could each see the other
+    /// and neither would retire the channel.
+    pub(super) holders: usize,
     /// When the last handle was dropped; `None` while someone holds one.
     pub(super) idle_since: Option<Instant>,
+}
+
+impl Entry {
+    /// An entry held by the one handle being created.
+    pub(super) fn held(channel: Arc<ConversationChannel>) -> Self {
+        Self {
+            channel,
+            holders: 1,
+            idle_since: None,
+        }
+    }
 }
 
 pub(super) struct Channels {
@@ -43,10 +59,19 @@ impl Channels {
     pub(super) fn handle(&mut self, hub: &Arc<Hub>, id: Uuid) -> Option<ChannelHandle> {
         let entry = self.entries.get_mut(&id)?;
         entry.idle_since = None;
+        entry.holders += 1;
         Some(ChannelHandle {
             hub: hub.clone(),
             channel: entry.channel.clone(),
         })
+    }
+
+    /// The entry of this very channel (not of a newer one with its id,
+    /// made after it was forgotten).
+    fn entry_of(&mut self, channel: &Arc<ConversationChannel>) -> Option<&mut Entry> {
+        self.entries
+            .get_mut(&channel.id)
+            .filter(|entry| Arc::ptr_eq(&entry.channel, channel))
     }
 }
 
@@ -58,6 +83,9 @@ pub struct ChannelHandle {
 
 impl Clone for ChannelHandle {
     fn clone(&self) -> Self {
+        if let Some(entry) = lock(&self.hub.channels).entry_of(&self.channel) {
+            entry.holders += 1;
+        }
         Self {
             hub: self.hub.clone(),
             channel: self.channel.clone(),
@@ -76,19 +104,14 @@ impl Drop for ChannelHandle {
     fn drop(&mut self) {
         let mut channels = lock(&self.hub.channels);
         let linger = self.hub.sizes.linger;
-        let id = self.channel.id;
-        // Handles are only created under this lock, so the count is exact:
-        // the map's reference plus ours means we are the last handle.
-        let last = Arc::strong_count(&self.channel) == 2;
-        let ours = channels
-            .entries
-            .get(&id)
-            .is_some_and(|entry| Arc::ptr_eq(&entry.channel, &self.channel));
-        if last && ours {
-            if linger.is_zero() {
-                channels.entries.remove(&id);
-            } else if let Some(entry) = channels.entries.get_mut(&id) {
-                entry.idle_since = Some(Instant::now());
+        if let Some(entry) = channels.entry_of(&self.channel) {
+            entry.holders = entry.holders.saturating_sub(1);
+            if entry.holders == 0 {
+                if linger.is_zero() {
+                    channels.entries.remove(&self.channel.id);
+                } else {
+                    entry.idle_since = Some(Instant::now());
+                }
             }
         }
         channels.sweep(linger);
@@ -155,5 +178,31 @@ mod tests {
         std::thread::sleep(Duration::from_millis(1100));
         drop(hub.channel(Uuid::from_u128(7), 0)); // any access sweeps
         assert_eq!(hub.retained_channels(), 1, "only the new one is left");
+    }
+
+    #[test]
+    fn handles_dropped_at_once_from_many_threads_retire_every_channel() {
+        let hub = Hub::new(SIZES);
+        for round in 0..200u128 {
+            let first = hub.channel(Uuid::from_u128(round), 0);
+            let second = first.clone();
+            let third = hub.channel(Uuid::from_u128(round), 0);
+            let barrier = Arc::new(std::sync::Barrier::new(3));
+            let threads: Vec<_> = [first, second, third]
+                .into_iter()
+                .map(|handle| {
+                    let barrier = barrier.clone();
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        drop(handle);
+                    })
+                })
+                .collect();
+            for thread in threads {
+                thread.join().expect("dropping thread");
+            }
+        }
+        assert_eq!(hub.live_channels(), 0);
+        assert_eq!(hub.retained_channels(), 0);
     }
 }
