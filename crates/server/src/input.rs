@@ -159,4 +159,30 @@ mod tests {
         assert!(Title::parse(&"t".repeat(201)).is_err());
         assert!(Title::parse("two\nlines").is_err());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_message_text_is_accepted_only_when_valid(text in "(?s).{0,64}", max in 1usize..80) {
+            match UserText::parse(text.clone(), max) {
+                Ok(parsed) => {
+                    proptest::prop_assert_eq!(parsed.as_str(), text.as_str());
+                    proptest::prop_assert!(!text.trim().is_empty());
+                    proptest::prop_assert!(text.chars().count() <= max);
+                    proptest::prop_assert!(!has_forbidden_control(&text));
+                }
+                Err(error) => proptest::prop_assert!(!error.message.is_empty()),
+            }
+        }
+
+        #[test]
+        fn any_client_id_or_title_is_bounded_when_accepted(text in "(?s).{0,300}") {
+            if let Ok(id) = ClientId::parse(text.clone()) {
+                proptest::prop_assert!((1..=ClientId::MAX_CHARS).contains(&id.as_str().chars().count()));
+            }
+            if let Ok(title) = Title::parse(&text) {
+                proptest::prop_assert!(title.as_str().chars().count() <= Title::MAX_CHARS);
+                proptest::prop_assert!(!title.as_str().chars().any(char::is_control));
+            }
+        }
+    }
 }
