@@ -57,6 +57,20 @@ pub struct Config {
     pub provider_idle_timeout_secs: u64,
     /// On shutdown, how long in-flight replies may run before they are stored as interrupted.
     pub shutdown_grace_secs: u64,
+    /// Longest an HTTP request may take to answer (504 with a JSON error
+    /// beyond it). A stream's body is not counted: see `sse_idle_timeout_secs`.
+    pub request_timeout_secs: u64,
+    /// An SSE reply stream with no event for this long ends with an `error` event.
+    pub sse_idle_timeout_secs: u64,
+    /// A streaming reply's text is saved at most this long after it grew, so
+    /// a crash loses at most that much of what listeners saw (0: every delta).
+    pub reply_checkpoint_ms: u64,
+    /// Replies one conversation may have waiting or running at once; more
+    /// messages are refused with `busy` until they finish.
+    pub max_pending_replies: usize,
+    /// Model prefills (a voice session reading its instruction ahead of the
+    /// first turn) allowed per minute, server-wide.
+    pub prefills_per_minute: u32,
     /// Events buffered per conversation for its subscribers before a slow one falls behind.
     pub conversation_buffer_events: usize,
     /// Newest events of each live conversation kept in memory for exact resume.
@@ -223,6 +237,11 @@ impl Default for Config {
             provider_connect_timeout_secs: 10,
             provider_idle_timeout_secs: 60,
             shutdown_grace_secs: 10,
+            request_timeout_secs: 120,
+            sse_idle_timeout_secs: 120,
+            reply_checkpoint_ms: 500,
+            max_pending_replies: 8,
+            prefills_per_minute: 60,
             // Preallocated per live conversation; a socket that falls further
             // behind is closed (1013) and resumes exactly from the replay ring.
             conversation_buffer_events: 256,
@@ -326,6 +345,10 @@ impl Config {
             ("max_message_chars", self.max_message_chars),
             ("max_frame_bytes", self.max_frame_bytes),
             ("max_body_bytes", self.max_body_bytes),
+            ("request_timeout_secs", self.request_timeout_secs as usize),
+            ("sse_idle_timeout_secs", self.sse_idle_timeout_secs as usize),
+            ("max_pending_replies", self.max_pending_replies),
+            ("prefills_per_minute", self.prefills_per_minute as usize),
             (
                 "heartbeat_interval_secs",
                 self.heartbeat_interval_secs as usize,
@@ -528,5 +551,41 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("max_frame_bytes"));
+    }
+
+    /// A TOML value of any type and size, as an operator might mistype it.
+    fn any_toml_value() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<f64>()
+                .prop_filter("finite", |n| n.is_finite())
+                .prop_map(|n| format!("{n:?}")),
+            any::<bool>().prop_map(|b| b.to_string()),
+            "[a-z0-9:/.*_ -]{0,20}".prop_map(|text| format!("{text:?}")),
+            Just("[]".to_owned()),
+            Just("{}".to_owned()),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        #[test]
+        fn any_values_for_known_settings_load_or_fail_with_a_message(
+            picks in proptest::collection::vec((0usize..64, any_toml_value()), 1..6),
+        ) {
+            let defaults = serde_json::to_value(Config::default()).unwrap();
+            let keys: Vec<&String> = defaults.as_object().unwrap().keys().collect();
+            let text: String = picks
+                .iter()
+                .map(|(index, value)| format!("{} = {value}\n", keys[index % keys.len()]))
+                .collect();
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("colloquy.toml");
+            std::fs::write(&path, &text).unwrap();
+            if let Err(error) = Config::load(Some(&path), &Overrides::default()) {
+                proptest::prop_assert!(!error.to_string().is_empty());
+            }
+        }
     }
 }

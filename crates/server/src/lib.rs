@@ -126,6 +126,9 @@ impl App {
                 history_budget_tokens: config.history_budget_tokens,
                 max_reply_tokens: config.max_reply_tokens,
                 max_reply_chars: config.max_reply_chars,
+                checkpoint_interval: Duration::from_millis(config.reply_checkpoint_ms),
+                prefills_per_minute: config.prefills_per_minute,
+                max_pending_replies: config.max_pending_replies,
             },
         );
         let listener = TcpListener::bind(config.addr)

@@ -98,21 +98,51 @@ async fn create(
 struct ConversationWithMessages {
     #[serde(flatten)]
     conversation: Conversation,
+    /// The newest messages before the requested seq, oldest first.
     messages: Vec<Message>,
+    /// Older messages exist: ask again with `before=next_before`.
+    has_more: bool,
+    next_before: Option<u64>,
+}
+
+/// Messages per page when the client does not say.
+const DEFAULT_MESSAGES_PAGE: u32 = 200;
+const MAX_MESSAGES_PAGE: u32 = 1000;
+
+#[derive(Deserialize)]
+struct MessagesPage {
+    /// Only messages with a seq below this one.
+    before: Option<u64>,
+    limit: Option<u32>,
 }
 
 async fn show(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
     ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(page): ApiQuery<MessagesPage>,
 ) -> Result<Json<ConversationWithMessages>, AppError> {
+    let limit = page.limit.unwrap_or(DEFAULT_MESSAGES_PAGE);
+    if !(1..=MAX_MESSAGES_PAGE).contains(&limit) {
+        return Err(AppError::bad_request(
+            "invalid_query",
+            format!("limit must be 1 to {MAX_MESSAGES_PAGE}"),
+        ));
+    }
     let conversation = store::find_conversation(&state.db, id, user.id)
         .await?
         .ok_or(AppError::NotFound("conversation"))?;
-    let messages = store::list_messages(&state.db, id).await?;
+    let mut messages = store::messages_before(&state.db, id, page.before, limit + 1).await?;
+    let has_more = messages.len() > limit as usize;
+    if has_more {
+        messages.remove(0);
+    }
+    let next_before = has_more.then(|| messages.first().map(|m| m.seq)).flatten();
     Ok(Json(ConversationWithMessages {
         conversation,
         messages,
+        has_more,
+        next_before,
     }))
 }
 

@@ -16,7 +16,7 @@ use axum::{
     routing::post,
     Json, Router,
 };
-use colloquy_protocol::{MessageStatus, ServerEvent};
+use colloquy_protocol::{MessageStatus, Sender, ServerEvent};
 use futures::Stream;
 use serde::Deserialize;
 use serde_json::json;
@@ -39,9 +39,6 @@ pub fn router() -> Router<AppState> {
         .route("/api/messages", post(post_message))
         .route("/v2/chat", post(v2_chat))
 }
-
-/// How often a waiter that fell behind the live events looks for the stored reply.
-const STORED_REPLY_POLL: Duration = Duration::from_millis(200);
 
 #[derive(Deserialize)]
 struct MessageBody {
@@ -94,6 +91,10 @@ async fn start_turn(
                 message: "the server is restarting; please retry".into(),
             },
             SubmitError::ConversationGone => AppError::NotFound("conversation"),
+            SubmitError::Busy => AppError::Unavailable {
+                code: "busy",
+                message: SubmitError::Busy.to_string(),
+            },
             SubmitError::Store(e) => e.into(),
         })?;
     Ok(HttpTurn {
@@ -103,22 +104,43 @@ async fn start_turn(
     })
 }
 
-/// Wait for the stored reply, from the live events or, if they were missed, from the database.
+/// Wait for the reply to end and return it as stored. The database is read
+/// only when it can hold the answer: a duplicate's reply may be stored
+/// already; otherwise on the reply's final event, or after falling behind
+/// the live events. A reply that ended without being stored (its storage
+/// failed) is answered from its final event.
 async fn wait_for_reply(turn: &mut HttpTurn, db: &store::Pool) -> Result<Message, AppError> {
     let reply_id = turn.submitted.reply_id;
     let conversation_id = turn.channel.id;
-    loop {
+    if turn.submitted.duplicate {
         if let Some(stored) = store::find_message(db, conversation_id, reply_id).await? {
             return Ok(stored);
         }
+    }
+    let mut error_code = None;
+    loop {
         match turn.events.recv().await {
-            Ok(published) => {
-                if matches!(&published.event, ServerEvent::Message { message_id, .. } if *message_id == reply_id)
-                {
-                    continue; // stored before it was published: read it back above
+            Ok(published) => match &published.event {
+                ServerEvent::Error {
+                    message_id, code, ..
+                } if *message_id == Some(reply_id) => error_code = Some(code.clone()),
+                ServerEvent::Message { message_id, .. } if *message_id == reply_id => {
+                    return match store::find_message(db, conversation_id, reply_id).await {
+                        Ok(Some(stored)) => Ok(stored),
+                        Ok(None) | Err(_) => Ok(unstored_reply(
+                            &published.event,
+                            conversation_id,
+                            error_code,
+                        )),
+                    };
+                }
+                _ => {}
+            },
+            Err(RecvError::Lagged(_)) => {
+                if let Some(stored) = store::find_message(db, conversation_id, reply_id).await? {
+                    return Ok(stored);
                 }
             }
-            Err(RecvError::Lagged(_)) => tokio::time::sleep(STORED_REPLY_POLL).await,
             Err(RecvError::Closed) => {
                 return Err(AppError::Internal(anyhow::anyhow!("event channel closed")))
             }
@@ -126,9 +148,49 @@ async fn wait_for_reply(turn: &mut HttpTurn, db: &store::Pool) -> Result<Message
     }
 }
 
+/// A reply known only from its final event (it could not be stored).
+fn unstored_reply(
+    event: &ServerEvent,
+    conversation_id: Uuid,
+    error_code: Option<String>,
+) -> Message {
+    let (id, seq, content, sender, status) = match event {
+        ServerEvent::Message {
+            message_id,
+            seq,
+            content,
+            sender,
+            status,
+            ..
+        } => (*message_id, *seq, content.clone(), *sender, *status),
+        _ => (
+            Uuid::nil(),
+            0,
+            String::new(),
+            Sender::Assistant,
+            MessageStatus::Error,
+        ),
+    };
+    Message {
+        id,
+        conversation_id,
+        sender,
+        content,
+        status,
+        seq,
+        client_id: None,
+        reply_id: None,
+        error_code: error_code.or_else(|| Some("storage_error".into())),
+        created_at: chrono::Utc::now(),
+    }
+}
+
 fn reply_status_code(code: &str) -> StatusCode {
     match code {
-        "no_model" | "overloaded" | "provider_rate_limited" => StatusCode::SERVICE_UNAVAILABLE,
+        "no_model" | "overloaded" | "provider_rate_limited" | "storage_error" => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        "not_found" => StatusCode::NOT_FOUND,
         "provider_timeout" => StatusCode::GATEWAY_TIMEOUT,
         _ => StatusCode::BAD_GATEWAY,
     }
@@ -190,7 +252,8 @@ async fn v2_chat(
         let reply = wait_for_reply(&mut turn, &state.db).await?;
         return Ok(reply_response(turn.channel.id, &turn.submitted, reply));
     }
-    let stream = reply_events(turn, state.db.clone());
+    let idle = Duration::from_secs(state.config.sse_idle_timeout_secs);
+    let stream = reply_events(turn, state.db.clone(), idle);
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response())
@@ -205,17 +268,32 @@ fn sse_event(event: &ServerEvent) -> Event {
     }
 }
 
-/// The turn's events as SSE: `ready`, the `ack`, then the reply's events up to its final message.
-fn reply_events(turn: HttpTurn, db: store::Pool) -> impl Stream<Item = Result<Event, Infallible>> {
+/// The turn's events as SSE: `ready`, the `ack`, then the reply's events up
+/// to its final message. A stream with no event for `idle` ends with an
+/// `error` event.
+fn reply_events(
+    turn: HttpTurn,
+    db: store::Pool,
+    idle: Duration,
+) -> impl Stream<Item = Result<Event, Infallible>> {
     enum Step {
         Ready,
         Ack,
         Live,
+        /// The stored final message of a duplicate's finished reply.
+        Stored(ServerEvent),
         Done,
     }
     let start = (turn, db, Step::Ready);
-    futures::stream::unfold(start, |(mut turn, db, step)| async move {
+    futures::stream::unfold(start, move |(mut turn, db, step)| async move {
         let reply_id = turn.submitted.reply_id;
+        let error = |code: &str, message: &str| ServerEvent::Error {
+            code: code.into(),
+            message: message.into(),
+            message_id: Some(reply_id),
+            seq: None,
+            client_id: None,
+        };
         match step {
             Step::Ready => {
                 let ready = ServerEvent::Ready {
@@ -231,21 +309,27 @@ fn reply_events(turn: HttpTurn, db: store::Pool) -> impl Stream<Item = Result<Ev
             }
             Step::Ack => {
                 let ack = sse_event(&turn.submitted.ack);
-                Some((Ok(ack), (turn, db, Step::Live)))
-            }
-            Step::Live => loop {
-                // A duplicate whose reply is already stored: send it and end.
+                // A duplicate whose reply is already stored: that reply is all there is to send.
                 if turn.submitted.duplicate {
                     if let Ok(Some(stored)) =
                         store::find_message(&db, turn.channel.id, reply_id).await
                     {
-                        return Some((
-                            Ok(sse_event(&final_event(&stored))),
-                            (turn, db, Step::Done),
-                        ));
+                        let stored = Step::Stored(final_event(&stored));
+                        return Some((Ok(ack), (turn, db, stored)));
                     }
                 }
-                match turn.events.recv().await {
+                Some((Ok(ack), (turn, db, Step::Live)))
+            }
+            Step::Live => loop {
+                let received = match tokio::time::timeout(idle, turn.events.recv()).await {
+                    Ok(received) => received,
+                    Err(_) => {
+                        let timeout =
+                            error("timeout", "no event for too long; reload the conversation");
+                        return Some((Ok(sse_event(&timeout)), (turn, db, Step::Done)));
+                    }
+                };
+                match received {
                     Ok(published) => {
                         let event = &published.event;
                         let (ours, last) = match event {
@@ -266,17 +350,15 @@ fn reply_events(turn: HttpTurn, db: store::Pool) -> impl Stream<Item = Result<Ev
                         }
                     }
                     Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => {
-                        let error = ServerEvent::Error {
-                            code: "resync_required".into(),
-                            message: "events were missed; reload the conversation".into(),
-                            message_id: Some(reply_id),
-                            seq: None,
-                            client_id: None,
-                        };
-                        return Some((Ok(sse_event(&error)), (turn, db, Step::Done)));
+                        let resync = error(
+                            "resync_required",
+                            "events were missed; reload the conversation",
+                        );
+                        return Some((Ok(sse_event(&resync)), (turn, db, Step::Done)));
                     }
                 }
             },
+            Step::Stored(event) => Some((Ok(sse_event(&event)), (turn, db, Step::Done))),
             Step::Done => None,
         }
     })

@@ -10,8 +10,13 @@ mod profile;
 mod ui;
 mod voice;
 
+use std::time::Duration;
+
 use axum::{
-    extract::{DefaultBodyLimit, Request},
+    extract::{DefaultBodyLimit, Request, State},
+    http::StatusCode,
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
     routing::get,
     Json, Router,
 };
@@ -36,6 +41,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::voice::socket::router())
         .merge(ui::router())
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), deadline))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
             tracing::info_span!("http", method = %request.method(), path = %request.uri().path())
@@ -49,4 +55,20 @@ async fn health() -> Json<serde_json::Value> {
 
 async fn not_found() -> AppError {
     AppError::NotFound("route")
+}
+
+/// Answer 504 when a handler takes longer than `request_timeout_secs`, so
+/// no HTTP client waits forever. Only the time to the response counts: a
+/// streamed body (SSE) and an upgraded socket live on past it.
+async fn deadline(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let limit = Duration::from_secs(state.config.request_timeout_secs);
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => AppError::Provider {
+            status: StatusCode::GATEWAY_TIMEOUT,
+            code: "request_timeout",
+            message: "the server took too long to answer; please retry".into(),
+        }
+        .into_response(),
+    }
 }

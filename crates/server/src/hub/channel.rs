@@ -4,7 +4,10 @@
 use std::{
     collections::{HashMap, VecDeque},
     future::Future,
-    sync::{Arc, Mutex},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
 };
 
 use colloquy_protocol::{Seq, ServerEvent};
@@ -24,6 +27,9 @@ pub struct ConversationChannel {
     /// Text to store instead of the generated one for replies cut by a
     /// barge-in: what the listener heard.
     cuts: Mutex<Vec<(Uuid, String)>>,
+    /// Seqs up to this one are durably reserved: publishing beyond it
+    /// without storing first needs a reservation (see `turn::reply`).
+    reserved_through: AtomicU64,
 }
 
 /// The numbering state, guarded together so that publishing, replaying and
@@ -90,7 +96,18 @@ impl ConversationChannel {
             turn: tokio::sync::Mutex::new(()),
             replies: Mutex::new(Vec::new()),
             cuts: Mutex::new(Vec::new()),
+            reserved_through: AtomicU64::new(last_seq),
         }
+    }
+
+    /// The highest seq known to be durably reserved.
+    pub fn reserved_through(&self) -> Seq {
+        self.reserved_through.load(Ordering::Acquire)
+    }
+
+    /// Record that seqs up to `seq` are durably reserved.
+    pub fn reserve_through(&self, seq: Seq) {
+        self.reserved_through.fetch_max(seq, Ordering::AcqRel);
     }
 
     /// Subscribe, returning the seq of the last event published before the
@@ -211,10 +228,16 @@ impl ConversationChannel {
 
     /// Stop a reply the listener interrupted and have it stored as `heard`
     /// (the reply task takes it with [`ConversationChannel::take_cut`]).
-    /// False when the reply already ended: the caller cuts the stored one.
+    /// False when the reply already ended: nothing is kept, and the caller
+    /// cuts the stored one.
     pub fn cut_reply(&self, reply_id: Uuid, heard: String) -> bool {
+        let replies = lock(&self.replies);
+        let Some((_, cancel)) = replies.iter().find(|(id, _)| *id == reply_id) else {
+            return false;
+        };
         lock(&self.cuts).push((reply_id, heard));
-        self.cancel_reply(reply_id)
+        cancel.cancel();
+        true
     }
 
     /// The text a barge-in left for `reply_id`, if any (once).
@@ -232,6 +255,11 @@ impl ConversationChannel {
             cancel.cancel();
         }
         found.is_some()
+    }
+
+    /// Replies registered and not yet finished.
+    pub fn pending_replies(&self) -> usize {
+        lock(&self.replies).len()
     }
 
     /// Cancel every pending and running reply; returns how many there were.
@@ -402,5 +430,21 @@ mod tests {
         assert!(token.is_cancelled());
         channel.finish_reply(Uuid::nil());
         assert_eq!(channel.cancel_replies(), 0);
+    }
+
+    #[test]
+    fn cutting_a_reply_that_already_ended_keeps_nothing() {
+        let hub = Hub::new(SIZES);
+        let channel = hub.channel(Uuid::nil(), 0);
+        assert!(!channel.cut_reply(Uuid::from_u128(1), "heard".into()));
+        assert_eq!(channel.take_cut(Uuid::from_u128(1)), None);
+        let token = CancellationToken::new();
+        channel.register_reply(Uuid::from_u128(2), token.clone());
+        assert!(channel.cut_reply(Uuid::from_u128(2), "heard".into()));
+        assert!(token.is_cancelled());
+        assert_eq!(
+            channel.take_cut(Uuid::from_u128(2)).as_deref(),
+            Some("heard")
+        );
     }
 }

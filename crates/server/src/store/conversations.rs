@@ -82,18 +82,6 @@ pub async fn find_conversation(
     row.as_ref().map(conversation_from_row).transpose()
 }
 
-/// The stored `last_seq` of a conversation, whoever owns it.
-pub async fn conversation_last_seq(
-    db: impl SqliteExecutor<'_>,
-    id: Uuid,
-) -> Result<Option<u64>, StoreError> {
-    let row: Option<(i64,)> = sqlx::query_as("SELECT last_seq FROM conversations WHERE id = ?")
-        .bind(id.to_string())
-        .fetch_optional(db)
-        .await?;
-    Ok(row.map(|(seq,)| u64::try_from(seq).unwrap_or_default()))
-}
-
 /// Whether any user owns a conversation with this id.
 pub async fn conversation_exists(
     db: impl SqliteExecutor<'_>,

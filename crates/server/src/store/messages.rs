@@ -125,6 +125,9 @@ pub async fn insert_message_in(
             e.into()
         }
     })?;
+    if new.sender == Sender::Assistant {
+        super::checkpoints::delete_checkpoint(&mut *conn, new.id).await?;
+    }
     let title = if new.sender == Sender::User {
         title_from(&new.content)
     } else {
@@ -222,6 +225,29 @@ pub async fn orphaned_user_messages(
            AND NOT EXISTS (SELECT 1 FROM messages a WHERE a.id = u.reply_id)
          ORDER BY u.conversation_id, u.seq",
     )
+    .fetch_all(db)
+    .await?;
+    rows.iter().map(message_from_row).collect()
+}
+
+/// The newest `limit` messages with a seq below `before` (all when `None`),
+/// oldest first: one page of a conversation, read backwards.
+pub async fn messages_before(
+    db: impl SqliteExecutor<'_>,
+    conversation_id: Uuid,
+    before: Option<u64>,
+    limit: u32,
+) -> Result<Vec<Message>, StoreError> {
+    let before = before.map_or(i64::MAX, |seq| i64::try_from(seq).unwrap_or(i64::MAX));
+    let rows = sqlx::query(
+        "SELECT * FROM (
+            SELECT * FROM messages WHERE conversation_id = ? AND seq < ?
+            ORDER BY seq DESC LIMIT ?
+         ) ORDER BY seq",
+    )
+    .bind(conversation_id.to_string())
+    .bind(before)
+    .bind(limit)
     .fetch_all(db)
     .await?;
     rows.iter().map(message_from_row).collect()

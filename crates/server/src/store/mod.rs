@@ -6,6 +6,7 @@
 //! Ids are stored as hyphenated UUID text and times as Unix milliseconds, so
 //! rows read well in the `sqlite3` shell and order exactly.
 
+mod checkpoints;
 mod conversations;
 mod messages;
 mod plans;
@@ -19,6 +20,9 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+pub use checkpoints::{
+    checkpointed_text, highest_possible_seq, save_checkpoint_in, ReplyCheckpoint,
+};
 pub use conversations::*;
 pub use messages::*;
 pub use plans::*;

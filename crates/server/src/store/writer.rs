@@ -8,16 +8,19 @@
 use sqlx::Acquire;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{insert_message_in, Message, NewMessage, Pool, StoreError};
+use super::{
+    insert_message_in, save_checkpoint_in, Message, NewMessage, Pool, ReplyCheckpoint, StoreError,
+};
 
-/// Most messages committed in one transaction.
+/// Most writes committed in one transaction.
 const MAX_BATCH: usize = 256;
-/// Inserts allowed to wait for the writer before callers wait to enqueue.
+/// Writes allowed to wait for the writer before callers wait to enqueue.
 const QUEUE: usize = 4096;
 
-struct Job {
-    message: NewMessage,
-    done: oneshot::Sender<Result<Message, StoreError>>,
+/// One write and where its result goes.
+enum Job {
+    Message(NewMessage, oneshot::Sender<Result<Message, StoreError>>),
+    Checkpoint(ReplyCheckpoint, oneshot::Sender<Result<(), StoreError>>),
 }
 
 /// Handle to the writer task; the task ends when the last handle is dropped.
@@ -37,53 +40,113 @@ impl MessageWriter {
     /// Store `message` durably (committed when this returns `Ok`).
     pub async fn insert(&self, message: NewMessage) -> Result<Message, StoreError> {
         let (done, result) = oneshot::channel();
-        self.jobs
-            .send(Job { message, done })
-            .await
-            .map_err(|_| StoreError::Unavailable)?;
+        self.send(Job::Message(message, done)).await?;
         result.await.map_err(|_| StoreError::Unavailable)?
+    }
+
+    /// Save a streaming reply's checkpoint durably.
+    pub async fn checkpoint(&self, checkpoint: ReplyCheckpoint) -> Result<(), StoreError> {
+        let (done, result) = oneshot::channel();
+        self.send(Job::Checkpoint(checkpoint, done)).await?;
+        result.await.map_err(|_| StoreError::Unavailable)?
+    }
+
+    async fn send(&self, job: Job) -> Result<(), StoreError> {
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| StoreError::Unavailable)
+    }
+}
+
+/// What one write produced.
+enum Written {
+    Message(Result<Message, StoreError>),
+    Checkpoint(Result<(), StoreError>),
+}
+
+impl Job {
+    async fn write(&self, conn: &mut sqlx::SqliteConnection) -> Written {
+        match self {
+            Job::Message(message, _) => {
+                Written::Message(insert_message_in(conn, message.clone()).await)
+            }
+            Job::Checkpoint(checkpoint, _) => {
+                Written::Checkpoint(save_checkpoint_in(conn, checkpoint).await)
+            }
+        }
+    }
+
+    fn answer(self, written: Written) {
+        match (self, written) {
+            (Job::Message(_, done), Written::Message(result)) => {
+                let _ = done.send(result);
+            }
+            (Job::Checkpoint(_, done), Written::Checkpoint(result)) => {
+                let _ = done.send(result);
+            }
+            (job, _) => job.fail(StoreError::Unavailable),
+        }
+    }
+
+    fn fail(self, error: StoreError) {
+        match self {
+            Job::Message(_, done) => {
+                let _ = done.send(Err(error));
+            }
+            Job::Checkpoint(_, done) => {
+                let _ = done.send(Err(error));
+            }
+        }
     }
 }
 
 async fn run(pool: Pool, mut queue: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let messages = batch.iter().map(|job| job.message.clone()).collect();
-        match commit(&pool, messages).await {
+        match commit(&pool, &batch).await {
             Ok(results) => {
-                for (job, result) in batch.drain(..).zip(results) {
-                    let _ = job.done.send(result);
+                for (job, written) in batch.drain(..).zip(results) {
+                    job.answer(written);
                 }
             }
+            // The batch's transaction failed as a whole (a busy or broken
+            // connection, a failed commit): try each write alone, so one bad
+            // row or a passing failure fails only itself.
             Err(error) => {
-                tracing::error!(%error, size = batch.len(), "message batch failed to commit");
+                tracing::warn!(%error, size = batch.len(), "write batch failed to commit; committing one by one");
                 for job in batch.drain(..) {
-                    let _ = job.done.send(Err(StoreError::Unavailable));
+                    match commit(&pool, std::slice::from_ref(&job)).await {
+                        Ok(mut results) => match results.pop() {
+                            Some(written) => job.answer(written),
+                            None => job.fail(StoreError::Unavailable),
+                        },
+                        Err(error) => job.fail(error),
+                    }
                 }
             }
         }
     }
 }
 
-/// One transaction for the batch; per-message results, or the commit's error.
-async fn commit(
-    pool: &Pool,
-    messages: Vec<NewMessage>,
-) -> Result<Vec<Result<Message, StoreError>>, StoreError> {
+/// One transaction for the batch (one savepoint per write, so one bad row
+/// fails alone); per-write results, or the transaction's error.
+async fn commit(pool: &Pool, jobs: &[Job]) -> Result<Vec<Written>, StoreError> {
     let mut tx = pool.begin().await?;
-    let mut results = Vec::with_capacity(messages.len());
-    for message in messages {
+    let mut results = Vec::with_capacity(jobs.len());
+    for job in jobs {
         let mut savepoint = tx.begin().await?;
-        match insert_message_in(&mut savepoint, message).await {
-            Ok(stored) => {
-                savepoint.commit().await?;
-                results.push(Ok(stored));
-            }
-            Err(error) => {
-                savepoint.rollback().await?;
-                results.push(Err(error));
-            }
+        let written = job.write(&mut savepoint).await;
+        let ok = match &written {
+            Written::Message(result) => result.is_ok(),
+            Written::Checkpoint(result) => result.is_ok(),
+        };
+        if ok {
+            savepoint.commit().await?;
+        } else {
+            savepoint.rollback().await?;
         }
+        results.push(written);
     }
     tx.commit().await?;
     Ok(results)

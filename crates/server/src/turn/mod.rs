@@ -8,6 +8,7 @@
 //! (preceded by an `error` event). Every reply ends with that final message,
 //! so clients and the HTTP adapters have one thing to wait for.
 
+mod checkpoint;
 mod events;
 mod publish;
 mod recovery;
@@ -15,6 +16,7 @@ mod reply;
 mod text;
 
 use std::{
+    num::NonZeroU32,
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc,
@@ -24,6 +26,7 @@ use std::{
 
 use colloquy_ai::{ChatMessage, Provider, ProviderError, Role};
 use colloquy_protocol::{MessageStatus, ServerEvent};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 use uuid::Uuid;
@@ -33,7 +36,7 @@ pub use recovery::close_orphaned_replies;
 
 use self::{
     events::ack_event,
-    publish::{publish_reply, publish_user_message},
+    publish::{publish_reply, publish_user_message, FinishedReply, UserMessage},
     reply::ReplyJob,
 };
 use crate::{
@@ -50,6 +53,12 @@ pub struct TurnSettings {
     pub max_reply_tokens: u32,
     /// Generation stops once the reply reaches this many characters.
     pub max_reply_chars: usize,
+    /// A streaming reply's text is saved at most this long after it grows.
+    pub checkpoint_interval: Duration,
+    /// Prefills ([`TurnService::prepare`]) allowed per minute, server-wide.
+    pub prefills_per_minute: u32,
+    /// Replies one conversation may have pending or running at once.
+    pub max_pending_replies: usize,
 }
 
 /// Why a message was not accepted.
@@ -59,6 +68,8 @@ pub enum SubmitError {
     ShuttingDown,
     #[error("the conversation no longer exists")]
     ConversationGone,
+    #[error("too many replies are waiting in this conversation; wait for them to finish")]
+    Busy,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -69,6 +80,7 @@ impl SubmitError {
         match self {
             SubmitError::ShuttingDown => "shutting_down",
             SubmitError::ConversationGone => "not_found",
+            SubmitError::Busy => "busy",
             SubmitError::Store(_) => "storage_error",
         }
     }
@@ -102,12 +114,15 @@ pub struct TurnService {
     /// Fired when the shutdown grace period ends: running replies stop and are stored as interrupted.
     stop_replies: CancellationToken,
     stopping: AtomicBool,
+    prefills: DefaultDirectRateLimiter,
 }
 
 /// The user-facing text of an error code carried by a failed reply.
 pub fn error_text(code: &str) -> &'static str {
     match code {
         "no_model" => "No AI model is configured on this server.",
+        "storage_error" => "The reply could not be saved. Please try again.",
+        "not_found" => "This conversation was deleted.",
         provider_code => ProviderError::public_message_for(provider_code),
     }
 }
@@ -115,6 +130,9 @@ pub fn error_text(code: &str) -> &'static str {
 impl TurnService {
     /// A service generating with `provider` (`None`: replies fail with `no_model`).
     pub fn new(db: Pool, provider: Option<Arc<dyn Provider>>, settings: TurnSettings) -> Self {
+        let prefills = RateLimiter::direct(Quota::per_minute(
+            NonZeroU32::new(settings.prefills_per_minute).unwrap_or(NonZeroU32::MIN),
+        ));
         Self {
             writer: MessageWriter::spawn(db.clone()),
             db,
@@ -123,6 +141,7 @@ impl TurnService {
             tasks: TaskTracker::new(),
             stop_replies: CancellationToken::new(),
             stopping: AtomicBool::new(false),
+            prefills,
         }
     }
 
@@ -136,6 +155,12 @@ impl TurnService {
     /// starts sooner. Best effort.
     pub fn prepare(&self, system_prompt: Option<&str>) {
         if let Some(provider) = &self.provider {
+            // Sockets opened and closed in a loop must not fill the model's
+            // queue with prefills that turn real replies away.
+            if self.prefills.check().is_err() {
+                tracing::debug!("prefill skipped: prefills_per_minute reached");
+                return;
+            }
             let system = system_prompt.unwrap_or(&self.settings.system_prompt);
             provider.prepare(vec![ChatMessage::new(Role::System, system)]);
         }
@@ -171,18 +196,19 @@ impl TurnService {
                 return Ok(duplicate(existing));
             }
         }
+        if channel.pending_replies() >= self.settings.max_pending_replies {
+            return Err(SubmitError::Busy);
+        }
         let message_id = Uuid::now_v7();
         let reply_id = Uuid::now_v7();
         let client_id_text = client_id.as_ref().map(|id| id.as_str().to_owned());
-        let published = publish_user_message(
-            &self.writer,
-            channel,
-            message_id,
-            text.as_str(),
-            client_id_text,
+        let user_message = UserMessage {
+            id: message_id,
+            content: text.as_str(),
+            client_id: client_id_text,
             reply_id,
-        )
-        .await;
+        };
+        let published = publish_user_message(&self.writer, channel, user_message).await;
         let ack = match published {
             Ok(published) => published.event.clone(),
             // Two sends with the same client_id raced; the other one won.
@@ -276,19 +302,23 @@ impl TurnService {
             other => SubmitError::Store(other),
         };
         if let Some(text) = user_text {
-            let message_id = Uuid::now_v7();
-            publish_user_message(
-                &self.writer,
-                channel,
-                message_id,
-                text.as_str(),
-                None,
+            let user_message = UserMessage {
+                id: Uuid::now_v7(),
+                content: text.as_str(),
+                client_id: None,
                 reply_id,
-            )
-            .await
-            .map_err(gone)?;
+            };
+            publish_user_message(&self.writer, channel, user_message)
+                .await
+                .map_err(gone)?;
         }
-        publish_reply(&self.writer, channel, reply_id, reply, status, None)
+        let reply = FinishedReply {
+            reply_id,
+            content: reply,
+            status,
+            error_code: None,
+        };
+        publish_reply(&self.writer, channel, &reply)
             .await
             .map_err(gone)?;
         Ok(reply_id)

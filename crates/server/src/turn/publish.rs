@@ -1,42 +1,96 @@
 //! Storing a message and publishing its event as one step, under the
-//! conversation's next seq.
+//! conversation's next seq. A write that fails for a reason that may pass
+//! (the database busy or briefly unreachable) is retried with backoff before
+//! the caller is told.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
-use colloquy_protocol::{MessageStatus, Sender};
+use colloquy_protocol::{MessageStatus, Sender, ServerEvent};
 use uuid::Uuid;
 
-use super::events::{ack_event, final_event};
+use super::{
+    error_text,
+    events::{ack_event, final_event},
+};
 use crate::{
     hub::{ChannelHandle, Published},
-    store::{MessageWriter, NewMessage, StoreError},
+    store::{Message, MessageWriter, NewMessage, StoreError},
 };
 
-/// Store a user message answered by `reply_id` under the conversation's
-/// next seq and publish its `ack`.
+/// Waits before each retry of a failed write: about 1.5 s in all, long
+/// enough to ride out a lock or a failover, short enough that the client
+/// is not left waiting.
+const RETRY_BACKOFF: [Duration; 3] = [
+    Duration::from_millis(100),
+    Duration::from_millis(400),
+    Duration::from_millis(1000),
+];
+
+/// A user message to store and acknowledge.
+pub(super) struct UserMessage<'a> {
+    pub id: Uuid,
+    pub content: &'a str,
+    pub client_id: Option<String>,
+    /// The reply that will answer it.
+    pub reply_id: Uuid,
+}
+
+/// A finished assistant reply to store and publish as its final `message`.
+pub(super) struct FinishedReply<'a> {
+    pub reply_id: Uuid,
+    pub content: &'a str,
+    pub status: MessageStatus,
+    pub error_code: Option<&'a str>,
+}
+
+/// Whether a failed write may succeed if tried again.
+fn is_transient(error: &StoreError) -> bool {
+    matches!(error, StoreError::Database(_) | StoreError::Unavailable)
+}
+
+/// Insert `message`, retrying transient failures with backoff.
+async fn insert_with_retry(
+    writer: &MessageWriter,
+    message: NewMessage,
+) -> Result<Message, StoreError> {
+    let mut waits = RETRY_BACKOFF.iter();
+    loop {
+        match writer.insert(message.clone()).await {
+            Err(error) if is_transient(&error) => match waits.next() {
+                Some(wait) => {
+                    tracing::warn!(%error, "storing a message failed; retrying");
+                    tokio::time::sleep(*wait).await;
+                }
+                None => return Err(error),
+            },
+            result => return result,
+        }
+    }
+}
+
+/// Store a user message under the conversation's next seq and publish its `ack`.
 pub(super) async fn publish_user_message(
     writer: &MessageWriter,
     channel: &ChannelHandle,
-    id: Uuid,
-    content: &str,
-    client_id: Option<String>,
-    reply_id: Uuid,
+    message: UserMessage<'_>,
 ) -> Result<Arc<Published>, StoreError> {
     channel
         .publish(|seq| async move {
-            let stored = writer
-                .insert(NewMessage {
-                    id,
+            let stored = insert_with_retry(
+                writer,
+                NewMessage {
+                    id: message.id,
                     conversation_id: channel.id,
                     sender: Sender::User,
-                    content: content.to_owned(),
+                    content: message.content.to_owned(),
                     status: MessageStatus::Complete,
                     seq,
-                    client_id,
-                    reply_id: Some(reply_id),
+                    client_id: message.client_id,
+                    reply_id: Some(message.reply_id),
                     error_code: None,
-                })
-                .await?;
+                },
+            )
+            .await?;
             Ok(ack_event(&stored))
         })
         .await
@@ -47,27 +101,67 @@ pub(super) async fn publish_user_message(
 pub(super) async fn publish_reply(
     writer: &MessageWriter,
     channel: &ChannelHandle,
-    reply_id: Uuid,
-    content: &str,
-    status: MessageStatus,
-    error_code: Option<&str>,
+    reply: &FinishedReply<'_>,
 ) -> Result<Arc<Published>, StoreError> {
     channel
         .publish(|seq| async move {
-            let message = writer
-                .insert(NewMessage {
-                    id: reply_id,
+            let message = insert_with_retry(
+                writer,
+                NewMessage {
+                    id: reply.reply_id,
                     conversation_id: channel.id,
                     sender: Sender::Assistant,
-                    content: content.to_owned(),
-                    status,
+                    content: reply.content.to_owned(),
+                    status: reply.status,
                     seq,
                     client_id: None,
                     reply_id: None,
-                    error_code: error_code.map(str::to_owned),
-                })
-                .await?;
+                    error_code: reply.error_code.map(str::to_owned),
+                },
+            )
+            .await?;
             Ok(final_event(&message))
         })
         .await
+}
+
+/// End a reply that could not be stored: an `error` event with `code`,
+/// then its final `message` (status `error`) built from memory, so every
+/// client and HTTP waiter still sees the reply end. Nothing is stored.
+pub(super) async fn publish_unstored_end(
+    channel: &ChannelHandle,
+    reply_id: Uuid,
+    content: &str,
+    code: &'static str,
+) {
+    publish_from_memory(channel, |seq| ServerEvent::Error {
+        code: code.into(),
+        message: error_text(code).into(),
+        message_id: Some(reply_id),
+        seq: Some(seq),
+        client_id: None,
+    })
+    .await;
+    publish_from_memory(channel, |seq| ServerEvent::Message {
+        message_id: reply_id,
+        seq,
+        content: content.to_owned(),
+        sender: Sender::Assistant,
+        status: MessageStatus::Error,
+        is_final: true,
+    })
+    .await;
+}
+
+/// Publish an event that is not stored.
+pub(super) async fn publish_from_memory(
+    channel: &ChannelHandle,
+    make: impl FnOnce(u64) -> ServerEvent,
+) {
+    let published = channel
+        .publish(|seq| async move { Ok::<_, std::convert::Infallible>(make(seq)) })
+        .await;
+    if let Err(never) = published {
+        match never {}
+    }
 }

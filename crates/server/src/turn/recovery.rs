@@ -1,10 +1,17 @@
 //! Crash repair: replies a previous run left unfinished are closed at start.
+//!
+//! A reply's deltas are published without being stored, so after a crash
+//! the database knows neither their text nor their seqs, only what the reply
+//! task saved ahead of them ([`store::ReplyCheckpoint`]): a reserved seq range
+//! and the text so far. The repaired reply takes a seq past that range, so
+//! numbering never goes backwards for a client that saw the deltas, and
+//! keeps the checkpointed text, so it does not lose what they read.
 
 use colloquy_protocol::{MessageStatus, Sender};
 
 use crate::store::{self, NewMessage, Pool, StoreError};
 
-/// Store an empty `interrupted` reply for every user message a crash left
+/// Store an `interrupted` reply for every user message a crash left
 /// unanswered, so no client waits forever for it. Returns how many.
 pub async fn close_orphaned_replies(db: &Pool) -> Result<usize, StoreError> {
     let orphans = store::orphaned_user_messages(db).await?;
@@ -13,16 +20,19 @@ pub async fn close_orphaned_replies(db: &Pool) -> Result<usize, StoreError> {
             continue;
         };
         let conversation_id = user_message.conversation_id;
-        let Some(last_seq) = store::conversation_last_seq(db, conversation_id).await? else {
+        let Some(highest) = store::highest_possible_seq(db, conversation_id).await? else {
             continue;
         };
+        let content = store::checkpointed_text(db, reply_id)
+            .await?
+            .unwrap_or_default();
         let reply = NewMessage {
             id: reply_id,
             conversation_id,
             sender: Sender::Assistant,
-            content: String::new(),
+            content,
             status: MessageStatus::Interrupted,
-            seq: last_seq + 1,
+            seq: highest + 1,
             client_id: None,
             reply_id: None,
             error_code: None,

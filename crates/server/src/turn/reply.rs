@@ -14,8 +14,9 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{
+    checkpoint::{self, Checkpoints, SEQ_RESERVATION},
     error_text,
-    publish::publish_reply,
+    publish::{publish_reply, publish_unstored_end, FinishedReply},
     text::{clip_chars, split_chars, MAX_DELTA_CHARS},
     TurnSettings,
 };
@@ -23,6 +24,14 @@ use crate::{
     hub::ChannelHandle,
     store::{self, MessageWriter, Pool, StoreError},
 };
+
+/// Sleep until `at`, or forever when there is nothing to wait for.
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
 
 /// Most messages read back as history for one reply (before token trimming).
 const HISTORY_MESSAGES: u32 = 200;
@@ -69,26 +78,25 @@ impl ReplyJob {
             }
         };
         let (content, result) = outcome;
-        let status = match result {
-            Ok(status) => status,
+        let (content, status, error_code) = match result {
+            Ok(status) => {
+                // A reply the listener spoke over keeps only what they heard.
+                let content = match (status, self.channel.take_cut(self.reply_id)) {
+                    (MessageStatus::Interrupted, Some(heard)) => heard,
+                    _ => content,
+                };
+                (content, status, None)
+            }
             Err(failure) => {
                 let code = failure.code();
                 if let Failure::Provider(error) = &failure {
                     tracing::warn!(%error, "reply failed");
                 }
                 self.publish_error(code).await;
-                self.store_final(&content, MessageStatus::Error, Some(code))
-                    .await;
-                self.channel.finish_reply(self.reply_id);
-                return;
+                (content, MessageStatus::Error, Some(code))
             }
         };
-        // A reply the listener spoke over keeps only what they heard.
-        let content = match (status, self.channel.take_cut(self.reply_id)) {
-            (MessageStatus::Interrupted, Some(heard)) => heard,
-            _ => content,
-        };
-        self.store_final(&content, status, None).await;
+        self.store_final(&content, status, error_code).await;
         self.channel.finish_reply(self.reply_id);
     }
 
@@ -118,11 +126,19 @@ impl ReplyJob {
             () = self.cancel.cancelled() => return (content, Ok(MessageStatus::Interrupted)),
         };
         let mut reply_chars = 0;
+        let mut checkpoints = Checkpoints::new(self.settings.checkpoint_interval);
         loop {
             let item = tokio::select! {
                 biased;
                 () = self.cancel.cancelled() => return (content, Ok(MessageStatus::Interrupted)),
                 item = stream.next() => item,
+                () = sleep_until_some(checkpoints.deadline()) => {
+                    let reserved = self.channel.reserved_through();
+                    checkpoint::save(&self.writer, &self.channel, self.reply_id, &content, reserved).await;
+                    // Saved or not, try again only once the text grows.
+                    checkpoints.saved();
+                    continue;
+                }
             };
             match item {
                 Some(Ok(StreamEvent::Delta(text))) => {
@@ -130,7 +146,8 @@ impl ReplyJob {
                     let (text, clipped) = clip_chars(text, room);
                     for piece in split_chars(&text, MAX_DELTA_CHARS) {
                         content.push_str(piece);
-                        self.publish_delta(piece.to_owned()).await;
+                        self.publish_delta(piece.to_owned(), &content, &mut checkpoints)
+                            .await;
                     }
                     reply_chars += text.chars().count();
                     if clipped {
@@ -153,20 +170,41 @@ impl ReplyJob {
         }
     }
 
-    async fn publish_delta(&self, content: String) {
+    /// Publish one delta; `text` is the reply so far, this delta included.
+    /// A delta beyond the reserved seqs first reserves more, and a due
+    /// checkpoint is saved with it.
+    async fn publish_delta(&self, piece: String, text: &str, checkpoints: &mut Checkpoints) {
         let message_id = self.reply_id;
-        let published = self
-            .channel
+        let channel = &self.channel;
+        let checkpoint_due = checkpoints.due();
+        let mut saved = false;
+        let saved_flag = &mut saved;
+        let published = channel
             .publish(|seq| async move {
+                let reserved = channel.reserved_through();
+                if seq > reserved || checkpoint_due {
+                    let through = if seq > reserved {
+                        seq + SEQ_RESERVATION
+                    } else {
+                        reserved
+                    };
+                    *saved_flag =
+                        checkpoint::save(&self.writer, channel, message_id, text, through).await;
+                }
                 Ok::<_, std::convert::Infallible>(ServerEvent::Delta {
                     message_id,
                     seq,
-                    content,
+                    content: piece,
                 })
             })
             .await;
         if let Err(never) = published {
             match never {}
+        }
+        if saved {
+            checkpoints.saved();
+        } else {
+            checkpoints.grew();
         }
     }
 
@@ -197,6 +235,9 @@ impl ReplyJob {
         })
     }
 
+    /// Publish the reply's `error` event. The seq it uses is recorded as the
+    /// conversation's `last_seq` when the database allows; the event is sent
+    /// either way, since the reply's final message follows it.
     async fn publish_error(&self, code: &'static str) {
         let message_id = self.reply_id;
         let db = &self.db;
@@ -204,8 +245,10 @@ impl ReplyJob {
         let published = self
             .channel
             .publish(|seq| async move {
-                store::advance_last_seq(db, conversation_id, seq).await?;
-                Ok::<_, StoreError>(ServerEvent::Error {
+                if let Err(error) = store::advance_last_seq(db, conversation_id, seq).await {
+                    tracing::error!(%error, "could not record a reply error's seq");
+                }
+                Ok::<_, std::convert::Infallible>(ServerEvent::Error {
                     code: code.into(),
                     message: error_text(code).into(),
                     message_id: Some(message_id),
@@ -214,26 +257,36 @@ impl ReplyJob {
                 })
             })
             .await;
-        if let Err(error) = published {
-            tracing::error!(%error, "could not record a reply error");
+        if let Err(never) = published {
+            match never {}
         }
     }
 
-    /// Store the reply and publish it as the final `message` event.
+    /// Store the reply and publish it as the final `message` event. When it
+    /// cannot be stored (after retries) or its conversation is gone, the
+    /// final events are published from memory: every reply ends for every
+    /// listener, whatever failed.
     async fn store_final(&self, content: &str, status: MessageStatus, error_code: Option<&str>) {
-        let stored = publish_reply(
-            &self.writer,
-            &self.channel,
-            self.reply_id,
+        let reply = FinishedReply {
+            reply_id: self.reply_id,
             content,
             status,
             error_code,
-        )
-        .await;
-        match stored {
-            Ok(_) => tracing::debug!(status = status.as_str(), "reply stored"),
-            Err(StoreError::NotFound) => tracing::info!("conversation deleted during the reply"),
-            Err(error) => tracing::error!(%error, "storing the reply failed"),
-        }
+        };
+        let code = match publish_reply(&self.writer, &self.channel, &reply).await {
+            Ok(_) => {
+                tracing::debug!(status = status.as_str(), "reply stored");
+                return;
+            }
+            Err(StoreError::NotFound) => {
+                tracing::info!("conversation deleted during the reply");
+                "not_found"
+            }
+            Err(error) => {
+                tracing::error!(%error, "storing the reply failed");
+                "storage_error"
+            }
+        };
+        publish_unstored_end(&self.channel, self.reply_id, content, code).await;
     }
 }

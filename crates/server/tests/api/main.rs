@@ -6,8 +6,11 @@ mod fake_openai;
 mod helpers;
 
 mod auth;
+mod bounds;
 mod chat_socket;
 mod conversations;
+mod crash;
+mod failures;
 mod http_chat;
 mod lifecycle;
 mod limits;

@@ -1,0 +1,88 @@
+//! Crash consistency of a streaming reply: the seq range reserved ahead of
+//! its deltas, and its text so far. Both are written through the
+//! [`super::MessageWriter`]'s group commit; the repair at start reads them.
+
+use sqlx::SqliteExecutor;
+use uuid::Uuid;
+
+use super::{now_millis, StoreError};
+
+/// What a streaming reply saves as it goes.
+#[derive(Debug, Clone)]
+pub struct ReplyCheckpoint {
+    pub reply_id: Uuid,
+    pub conversation_id: Uuid,
+    /// The reply's text so far.
+    pub content: String,
+    /// Seqs up to this one may be published before the next checkpoint.
+    pub reserve_through: u64,
+}
+
+/// Save `checkpoint` inside the caller's transaction.
+pub async fn save_checkpoint_in(
+    conn: &mut sqlx::SqliteConnection,
+    checkpoint: &ReplyCheckpoint,
+) -> Result<(), StoreError> {
+    let conversation_id = checkpoint.conversation_id.to_string();
+    let updated =
+        sqlx::query("UPDATE conversations SET seq_reserved = MAX(seq_reserved, ?) WHERE id = ?")
+            .bind(checkpoint.reserve_through as i64)
+            .bind(&conversation_id)
+            .execute(&mut *conn)
+            .await?;
+    if updated.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    sqlx::query(
+        "INSERT INTO reply_checkpoints (reply_id, conversation_id, content, updated_at)
+         VALUES (?, ?, ?, ?)
+         ON CONFLICT (reply_id) DO UPDATE SET content = excluded.content, updated_at = excluded.updated_at",
+    )
+    .bind(checkpoint.reply_id.to_string())
+    .bind(&conversation_id)
+    .bind(&checkpoint.content)
+    .bind(now_millis())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Forget the checkpoint of a reply that is now stored.
+pub(super) async fn delete_checkpoint(
+    db: impl SqliteExecutor<'_>,
+    reply_id: Uuid,
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM reply_checkpoints WHERE reply_id = ?")
+        .bind(reply_id.to_string())
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// The text a reply had reached at its last checkpoint, if it saved one.
+pub async fn checkpointed_text(
+    db: impl SqliteExecutor<'_>,
+    reply_id: Uuid,
+) -> Result<Option<String>, StoreError> {
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT content FROM reply_checkpoints WHERE reply_id = ?")
+            .bind(reply_id.to_string())
+            .fetch_optional(db)
+            .await?;
+    Ok(row.map(|(content,)| content))
+}
+
+/// The highest seq a conversation may have published: its stored
+/// `last_seq`, or beyond it the range its replies reserved. `None` when
+/// the conversation does not exist.
+pub async fn highest_possible_seq(
+    db: impl SqliteExecutor<'_>,
+    conversation_id: Uuid,
+) -> Result<Option<u64>, StoreError> {
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT MAX(last_seq, seq_reserved) FROM conversations WHERE id = ?")
+            .bind(conversation_id.to_string())
+            .fetch_optional(db)
+            .await?;
+    Ok(row.map(|(seq,)| u64::try_from(seq).unwrap_or_default()))
+}

@@ -1,0 +1,102 @@
+//! Bounds a client cannot grow past: replies waiting in one conversation,
+//! and the messages one conversation read returns.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::{
+    fake_openai::Script,
+    helpers::{send_text, spawn_app, spawn_app_with},
+};
+
+#[tokio::test]
+async fn a_conversation_refuses_messages_beyond_its_pending_replies() {
+    let app = spawn_app_with(|config| config.max_pending_replies = 2).await;
+    for _ in 0..2 {
+        app.upstream.push(Script::slow(
+            &["slow", " reply"],
+            Duration::from_millis(300),
+        ));
+    }
+    let token = app.register("pending@example.com").await;
+    let (mut socket, _) = app.chat(&token, None).await;
+    send_text(&mut socket, "one", Some("p-1")).await;
+    send_text(&mut socket, "two", Some("p-2")).await;
+    socket
+        .send_json(json!({ "type": "text", "content": "three", "client_id": "p-3" }))
+        .await;
+    let refused = loop {
+        let event = socket.next_event().await;
+        if event["type"] == "error" {
+            break event;
+        }
+        assert_ne!(
+            event["type"], "ack",
+            "the third message was accepted: {event}"
+        );
+    };
+    assert_eq!(refused["code"], "busy");
+    assert_eq!(refused["client_id"], "p-3");
+}
+
+#[tokio::test]
+async fn a_conversation_is_read_a_page_at_a_time_newest_first() {
+    let app = spawn_app().await;
+    let token = app.register("pages@example.com").await;
+    let mut conversation_id = Value::Null;
+    for turn in 0..3 {
+        app.upstream.push(Script::tokens(&["reply"]));
+        let body: Value = app
+            .post_json(
+                "/api/messages",
+                &token,
+                json!({ "conversation_id": conversation_id, "content": format!("message {turn}") }),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        conversation_id = body["conversation_id"].clone();
+    }
+    let id = conversation_id.as_str().unwrap();
+
+    let whole = app.conversation(id, &token).await;
+    assert_eq!(whole["messages"].as_array().unwrap().len(), 6);
+    assert_eq!(whole["has_more"], false);
+
+    let newest: Value = app
+        .get(&format!("/api/conversations/{id}?limit=4"), &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let page = newest["messages"].as_array().unwrap();
+    assert_eq!(page.len(), 4);
+    assert_eq!(
+        page[0]["content"], "message 1",
+        "oldest first within the page"
+    );
+    assert_eq!(newest["has_more"], true);
+    let before = newest["next_before"].as_u64().unwrap();
+    assert_eq!(Some(before), page[0]["seq"].as_u64());
+
+    let older: Value = app
+        .get(
+            &format!("/api/conversations/{id}?limit=4&before={before}"),
+            &token,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let page = older["messages"].as_array().unwrap();
+    assert_eq!(page.len(), 2);
+    assert_eq!(page[0]["content"], "message 0");
+    assert_eq!(older["has_more"], false);
+
+    let refused = app
+        .get(&format!("/api/conversations/{id}?limit=0"), &token)
+        .await;
+    assert_eq!(refused.status(), 400);
+}

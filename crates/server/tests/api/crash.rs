@@ -1,0 +1,173 @@
+//! Crash consistency: the real binary killed with SIGKILL mid-reply, then
+//! restarted on the same database. Event numbering must never go backwards,
+//! and the repaired reply keeps what the client already saw.
+
+use std::{
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use serde_json::{json, Value};
+
+use crate::{
+    fake_openai::{FakeOpenAi, Script},
+    helpers::{concat_deltas, send_text, Socket},
+};
+
+/// The server binary, started by hand so it can be killed for real.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(data_dir: &Path, upstream: &FakeOpenAi) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_colloquy"))
+            .args([
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+                "--model",
+                "openai:fake-model",
+            ])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env("OPENAI_BASE_URL", upstream.base_url())
+            .env_remove("OPENAI_API_KEY")
+            .env(
+                "COLLOQUY_JWT_SECRET",
+                "crash-test-secret-crash-test-secret!",
+            )
+            .env("COLLOQUY_VOICE", "none")
+            // Save the streamed text with every delta, so the test knows
+            // exactly what the repair must keep.
+            .env("COLLOQUY_REPLY_CHECKPOINT_MS", "0")
+            .env("COLLOQUY_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("server binary starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("the server logs its address before exiting")
+                .expect("readable log");
+            if let Some((_, rest)) = line.split_once("listening on http://") {
+                let addr = rest.split_whitespace().next().unwrap_or_default();
+                break addr.parse().expect("a socket address");
+            }
+        };
+        // Keep draining the log so the server never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Self { child, addr }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn ws_url(&self, path: &str) -> String {
+        format!("ws://{}{path}", self.addr)
+    }
+
+    fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaped");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_reply_killed_mid_stream_is_repaired_with_its_text_and_a_later_seq() {
+    let upstream = FakeOpenAi::start().await;
+    upstream.push(Script::StallAfter(
+        ["One", " two", " three", " four", " five"]
+            .map(String::from)
+            .to_vec(),
+    ));
+    let data = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::new();
+
+    let server = Server::start(data.path(), &upstream);
+    let registered: Value = http
+        .post(server.url("/auth/register"))
+        .json(&json!({ "email": "crash@example.com", "password": "correct horse battery" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = registered["access_token"].as_str().unwrap().to_owned();
+    let mut socket =
+        Socket::connect(&server.ws_url(&format!("/api/v1/chat/ws?token={token}"))).await;
+    let ready = socket.next_event().await;
+    let conversation = ready["conversation_id"].as_str().unwrap().to_owned();
+    let ack = send_text(&mut socket, "count to five", Some("c-1")).await;
+    let reply_id = ack["reply_id"].as_str().unwrap().to_owned();
+    let mut seen = Vec::new();
+    while seen.len() < 5 {
+        let event = socket.next_event().await;
+        if event["type"] == "delta" {
+            seen.push(event);
+        }
+    }
+    let streamed = concat_deltas(&seen);
+    let last_seen = seen.last().unwrap()["seq"].as_u64().unwrap();
+    assert_eq!(streamed, "One two three four five");
+
+    server.kill();
+    drop(socket);
+
+    let server = Server::start(data.path(), &upstream);
+    let mut socket = Socket::connect(&server.ws_url(&format!(
+        "/api/v1/chat/ws?token={token}&conversationId={conversation}&last_seq={last_seen}"
+    )))
+    .await;
+    let ready = socket.next_event().await;
+    assert_eq!(ready["type"], "ready");
+    assert!(
+        ready["last_seq"].as_u64().unwrap() > last_seen,
+        "numbering went backwards: {ready} after seq {last_seen}"
+    );
+    let repaired = tokio::time::timeout(Duration::from_secs(10), socket.next_event())
+        .await
+        .expect("the repaired reply is replayed");
+    assert_eq!(repaired["type"], "message", "{repaired}");
+    assert_eq!(repaired["message_id"], reply_id.as_str());
+    assert_eq!(repaired["status"], "interrupted");
+    assert_eq!(repaired["content"], streamed.as_str());
+    assert!(repaired["seq"].as_u64().unwrap() > last_seen);
+
+    // The acked user message and the repaired reply are stored, in order.
+    let stored: Value = http
+        .get(server.url(&format!("/api/conversations/{conversation}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let messages = stored["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 2, "{stored}");
+    assert_eq!(messages[0]["id"], ack["message_id"]);
+    assert_eq!(messages[1]["content"], streamed.as_str());
+
+    // The conversation goes on with numbers after the repaired reply.
+    upstream.push(Script::tokens(&["again"]));
+    let next = send_text(&mut socket, "and again", Some("c-2")).await;
+    assert!(next["seq"].as_u64().unwrap() > repaired["seq"].as_u64().unwrap());
+}
