@@ -183,7 +183,7 @@ mod tests {
     #[test]
     fn handles_dropped_at_once_from_many_threads_retire_every_channel() {
         let hub = Hub::new(SIZES);
-        for round in 0..200u128 {
+        for round in 0..2000u128 {
             let first = hub.channel(Uuid::from_u128(round), 0);
             let second = first.clone();
             let third = hub.channel(Uuid::from_u128(round), 0);

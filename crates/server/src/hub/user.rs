@@ -63,7 +63,7 @@ mod tests {
             replay_events: 4,
             linger: Duration::ZERO,
         });
-        for round in 0..200u128 {
+        for round in 0..2000u128 {
             let user = Uuid::from_u128(round);
             let subscriptions = [hub.subscribe_user(user), hub.subscribe_user(user)];
             let barrier = Arc::new(std::sync::Barrier::new(2));
