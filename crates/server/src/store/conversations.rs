@@ -32,6 +32,38 @@ fn conversation_from_row(row: &SqliteRow) -> Result<Conversation, StoreError> {
     })
 }
 
+/// The user's most recently active conversation on plan step `step_id`
+/// (a voice session continues it), if any.
+pub async fn latest_step_conversation(
+    db: impl SqliteExecutor<'_>,
+    user_id: Uuid,
+    step_id: Uuid,
+) -> Result<Option<Conversation>, StoreError> {
+    let row = sqlx::query(
+        "SELECT * FROM conversations WHERE user_id = ? AND step_id = ?
+         ORDER BY updated_at DESC, id DESC LIMIT 1",
+    )
+    .bind(user_id.to_string())
+    .bind(step_id.to_string())
+    .fetch_optional(db)
+    .await?;
+    row.as_ref().map(conversation_from_row).transpose()
+}
+
+/// Tie a conversation to the plan step it talks about.
+pub async fn attach_step(
+    db: impl SqliteExecutor<'_>,
+    id: Uuid,
+    step_id: Uuid,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE conversations SET step_id = ? WHERE id = ?")
+        .bind(step_id.to_string())
+        .bind(id.to_string())
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
 /// Create a conversation with the given id; an id already in use is a conflict.
 pub async fn create_conversation(
     db: impl SqliteExecutor<'_>,
