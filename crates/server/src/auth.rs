@@ -247,6 +247,40 @@ impl FromRequestParts<AppState> for AuthUser {
     }
 }
 
+/// A signed-in user listed in the `admins` setting (by id or email); 403
+/// for anyone else.
+pub struct AdminUser(pub User);
+
+/// Whether `admins` (user ids or emails) names `user`.
+pub fn is_admin(admins: &[String], user: &User) -> bool {
+    let id = user.id.to_string();
+    admins.iter().map(|admin| admin.trim()).any(|admin| {
+        admin.eq_ignore_ascii_case(&id)
+            || user
+                .email
+                .as_deref()
+                .is_some_and(|email| admin.eq_ignore_ascii_case(email))
+    })
+}
+
+impl FromRequestParts<AppState> for AdminUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let AuthUser(user) = AuthUser::from_request_parts(parts, state).await?;
+        if !is_admin(&state.config.admins, &user) {
+            return Err(AppError::Forbidden {
+                code: "admin_required",
+                message: "only administrators may do this".into(),
+            });
+        }
+        Ok(AdminUser(user))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,5 +341,17 @@ mod tests {
             .unwrap());
         assert!(!verify_password("wrong".into(), Some(hash)).await.unwrap());
         assert!(!verify_password("x".into(), None).await.unwrap());
+    }
+
+    #[test]
+    fn admins_are_named_by_id_or_email() {
+        let mut ada = user(false);
+        ada.email = Some("ada@example.com".into());
+        let by_email = vec!["Ada@Example.com".to_owned()];
+        let by_id = vec![ada.id.to_string()];
+        assert!(is_admin(&by_email, &ada));
+        assert!(is_admin(&by_id, &ada));
+        assert!(!is_admin(&by_email, &user(false)));
+        assert!(!is_admin(&[], &ada));
     }
 }

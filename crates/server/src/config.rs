@@ -78,6 +78,8 @@ pub struct Config {
     pub frames_per_second_per_socket: u32,
     /// Rate-limited frames in a row after which a socket is closed (1008).
     pub rate_limit_strikes: u32,
+    /// Users (ids or emails) who may read `/metrics`.
+    pub admins: Vec<String>,
     /// Longest reply, in characters; generation stops there. Must fit a frame.
     pub max_reply_chars: usize,
     /// Per-socket read buffer (small keeps 10,000 idle sockets cheap).
@@ -235,6 +237,7 @@ impl Default for Config {
             messages_per_minute_per_user: 120,
             frames_per_second_per_socket: 50,
             rate_limit_strikes: 20,
+            admins: Vec::new(),
             max_reply_chars: 32_000,
             socket_read_buffer_bytes: 4096,
             socket_max_write_buffer_bytes: 1024 * 1024,
