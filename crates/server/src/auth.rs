@@ -21,6 +21,7 @@ use uuid::Uuid;
 use crate::{
     error::AppError,
     store::{self, User},
+    ws::close_code,
     AppState,
 };
 
@@ -192,19 +193,38 @@ fn form_urlencoded_pairs(query: &str) -> impl Iterator<Item = (String, String)> 
         .into_iter()
 }
 
-/// Why a request or socket is not authenticated, in seed 004's words.
+/// Why a request or socket was not let in: seed 004's words for real
+/// authentication failures, or a storage failure the client should retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthFailure {
     NotAuthenticated,
     UserNotFound,
+    /// The user could not be loaded (the database failed): not the
+    /// client's fault, so never a sign-out.
+    Unavailable,
 }
 
+/// Close code of a socket refused for a failure on the server's side, which
+/// the client should retry (RFC 6455 1011, "internal error").
+pub const CLOSE_UNAVAILABLE: u16 = 1011;
+
 impl AuthFailure {
-    /// The WebSocket close reason (seed 004).
-    pub fn reason(self) -> &'static str {
+    /// The WebSocket close code and reason: 1008 for authentication
+    /// failures (final), 1011 when storage failed (retry).
+    pub fn close(self) -> (u16, &'static str) {
         match self {
-            AuthFailure::NotAuthenticated => "Not authenticated",
-            AuthFailure::UserNotFound => "User not found",
+            AuthFailure::NotAuthenticated => (close_code::POLICY, "Not authenticated"),
+            AuthFailure::UserNotFound => (close_code::POLICY, "User not found"),
+            AuthFailure::Unavailable => (CLOSE_UNAVAILABLE, "Service unavailable"),
+        }
+    }
+}
+
+impl From<AuthFailure> for AppError {
+    fn from(failure: AuthFailure) -> Self {
+        match failure {
+            AuthFailure::NotAuthenticated | AuthFailure::UserNotFound => AppError::Unauthorized,
+            AuthFailure::Unavailable => AppError::unavailable(),
         }
     }
 }
@@ -225,12 +245,13 @@ pub async fn authenticate(
         Ok(None) => Err(AuthFailure::UserNotFound),
         Err(error) => {
             tracing::error!(%error, "loading user failed");
-            Err(AuthFailure::UserNotFound)
+            Err(AuthFailure::Unavailable)
         }
     }
 }
 
-/// The signed-in (or anonymous) user making an HTTP request; 401 otherwise.
+/// The signed-in (or anonymous) user making an HTTP request; 401 otherwise
+/// (503 when storage failed).
 pub struct AuthUser(pub User);
 
 impl FromRequestParts<AppState> for AuthUser {
@@ -240,10 +261,8 @@ impl FromRequestParts<AppState> for AuthUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        authenticate(state, &parts.headers, &parts.uri)
-            .await
-            .map(AuthUser)
-            .map_err(|_| AppError::Unauthorized)
+        let user = authenticate(state, &parts.headers, &parts.uri).await?;
+        Ok(AuthUser(user))
     }
 }
 
@@ -353,5 +372,12 @@ mod tests {
         assert!(is_admin(&by_id, &ada));
         assert!(!is_admin(&by_email, &user(false)));
         assert!(!is_admin(&[], &ada));
+    }
+
+    #[test]
+    fn storage_failures_close_sockets_with_a_retryable_code() {
+        assert_eq!(AuthFailure::NotAuthenticated.close().0, 1008);
+        assert_eq!(AuthFailure::UserNotFound.close().0, 1008);
+        assert_eq!(AuthFailure::Unavailable.close().0, 1011);
     }
 }

@@ -1,15 +1,20 @@
 //! The HTTP error type: a status, a stable machine-readable `code` and a
 //! message safe to show. Internal causes are logged, never returned.
 
+use std::time::Duration;
+
 use axum::{
     extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection},
-    http::StatusCode,
+    http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     Json,
 };
 use serde_json::json;
 
 use crate::store::StoreError;
+
+/// What a 503 asks the client to wait before retrying.
+const UNAVAILABLE_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// An error answered to an HTTP client as `{"error": {"code", "message"}}`.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +56,23 @@ impl AppError {
         }
     }
 
+    /// 503 `unavailable`: storage (or another part of the server) failed;
+    /// the client keeps its session and retries.
+    pub fn unavailable() -> Self {
+        AppError::Unavailable {
+            code: "unavailable",
+            message: "the service is temporarily unavailable; try again shortly".into(),
+        }
+    }
+
+    /// How long the client should wait before retrying, when it should.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            AppError::Unavailable { .. } => Some(UNAVAILABLE_RETRY_AFTER),
+            _ => None,
+        }
+    }
+
     /// The HTTP status and stable code of this error.
     pub fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
@@ -76,7 +98,15 @@ impl IntoResponse for AppError {
             tracing::error!(error = %format!("{cause:#}"), "internal error");
         }
         let body = json!({ "error": { "code": code, "message": self.to_string() } });
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let Some(wait) = self.retry_after() {
+            // Whole seconds, rounded up: a client retrying on time is let in.
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        response
     }
 }
 
@@ -85,6 +115,14 @@ impl From<StoreError> for AppError {
         match error {
             StoreError::NotFound => AppError::NotFound("resource"),
             StoreError::Conflict(what) => AppError::Conflict(what.into()),
+            // The database is unreachable or full of waiters: worth retrying.
+            StoreError::Unavailable
+            | StoreError::Database(
+                sqlx::Error::PoolClosed | sqlx::Error::PoolTimedOut | sqlx::Error::Io(_),
+            ) => {
+                tracing::error!(%error, "storage unavailable");
+                AppError::unavailable()
+            }
             other => AppError::Internal(other.into()),
         }
     }

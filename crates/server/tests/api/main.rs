@@ -15,6 +15,7 @@ mod limits;
 mod local_model;
 mod plans;
 mod resume;
+mod storage_failures;
 #[cfg(feature = "voice-local")]
 mod voice;
 mod voice_gemini;
