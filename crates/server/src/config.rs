@@ -70,6 +70,8 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// Open sockets allowed per user (tabs and devices).
     pub max_sockets_per_user: usize,
+    /// Open sockets allowed in total; beyond it sockets close with 1013.
+    pub max_connections: usize,
     /// `text` messages per minute one socket may send.
     pub messages_per_minute_per_socket: u32,
     /// `text` messages per minute one user may send across all sockets and HTTP.
@@ -233,6 +235,7 @@ impl Default for Config {
             sqlite_synchronous: "full".into(),
             allowed_origins: Vec::new(),
             max_sockets_per_user: 32,
+            max_connections: 20_000,
             messages_per_minute_per_socket: 60,
             messages_per_minute_per_user: 120,
             frames_per_second_per_socket: 50,
@@ -346,6 +349,7 @@ impl Config {
                 self.conversation_buffer_events,
             ),
             ("max_sockets_per_user", self.max_sockets_per_user),
+            ("max_connections", self.max_connections),
             (
                 "messages_per_minute_per_socket",
                 self.messages_per_minute_per_socket as usize,

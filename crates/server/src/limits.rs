@@ -1,6 +1,6 @@
 //! Abuse limits for sockets (OWASP WebSocket cheat sheet): sockets per
-//! user, message and frame rates per socket and per user, and the Origin
-//! allow-list. Rates use `governor`'s GCRA limiters.
+//! user and in total, message and frame rates per socket and per user, and
+//! the Origin allow-list. Rates use `governor`'s GCRA limiters.
 
 use std::{
     collections::HashMap,
@@ -12,7 +12,7 @@ use axum::http::HeaderMap;
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use uuid::Uuid;
 
-use crate::config::Config;
+use crate::{config::Config, ws::close_code};
 
 fn per_minute(count: u32) -> Quota {
     Quota::per_minute(NonZeroU32::new(count).unwrap_or(NonZeroU32::MIN))
@@ -22,10 +22,38 @@ fn per_second(count: u32) -> Quota {
     Quota::per_second(NonZeroU32::new(count).unwrap_or(NonZeroU32::MIN))
 }
 
+/// Open sockets, in total and per user.
+#[derive(Default)]
+struct SocketCounts {
+    total: usize,
+    per_user: HashMap<Uuid, usize>,
+}
+
+/// Why a socket may not open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketRefused {
+    /// The server holds `max_connections` sockets: try again later.
+    ServerFull,
+    /// The user holds `max_sockets_per_user` sockets.
+    UserFull,
+}
+
+impl SocketRefused {
+    /// The close code and reason: 1013 (retry later) when the server is
+    /// full, 1008 when this user has too many.
+    pub fn close(self) -> (u16, &'static str) {
+        match self {
+            SocketRefused::ServerFull => (close_code::TRY_AGAIN_LATER, "try again later"),
+            SocketRefused::UserFull => (close_code::POLICY, "Too many connections"),
+        }
+    }
+}
+
 /// Server-wide limit state.
 pub struct Limits {
     max_sockets_per_user: usize,
-    sockets: Mutex<HashMap<Uuid, usize>>,
+    max_connections: usize,
+    sockets: Mutex<SocketCounts>,
     user_messages: DefaultKeyedRateLimiter<Uuid>,
     socket_messages: Quota,
     socket_frames: Quota,
@@ -47,7 +75,8 @@ impl Limits {
     pub fn new(config: &Config) -> Arc<Self> {
         Arc::new(Self {
             max_sockets_per_user: config.max_sockets_per_user,
-            sockets: Mutex::new(HashMap::new()),
+            max_connections: config.max_connections,
+            sockets: Mutex::new(SocketCounts::default()),
             user_messages: RateLimiter::keyed(per_minute(config.messages_per_minute_per_user)),
             socket_messages: per_minute(config.messages_per_minute_per_socket),
             socket_frames: per_second(config.frames_per_second_per_socket),
@@ -56,15 +85,20 @@ impl Limits {
         })
     }
 
-    /// Count a new socket of `user`; `None` when the user already has the maximum.
-    pub fn open_socket(self: &Arc<Self>, user: Uuid) -> Option<SocketPermit> {
+    /// Count a new socket of `user`, unless the server or the user already
+    /// has the maximum.
+    pub fn open_socket(self: &Arc<Self>, user: Uuid) -> Result<SocketPermit, SocketRefused> {
         let mut sockets = self.sockets.lock().unwrap_or_else(|p| p.into_inner());
-        let count = sockets.entry(user).or_insert(0);
+        if sockets.total >= self.max_connections {
+            return Err(SocketRefused::ServerFull);
+        }
+        let count = sockets.per_user.entry(user).or_insert(0);
         if *count >= self.max_sockets_per_user {
-            return None;
+            return Err(SocketRefused::UserFull);
         }
         *count += 1;
-        Some(SocketPermit {
+        sockets.total += 1;
+        Ok(SocketPermit {
             limits: self.clone(),
             user,
         })
@@ -72,11 +106,7 @@ impl Limits {
 
     /// Open sockets across all users (for metrics and leak tests).
     pub fn open_sockets(&self) -> usize {
-        self.sockets
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .sum()
+        self.sockets.lock().unwrap_or_else(|p| p.into_inner()).total
     }
 
     /// Whether `user` may send another message now (shared by all transports).
@@ -127,10 +157,11 @@ impl Drop for SocketPermit {
             .sockets
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        if let Some(count) = sockets.get_mut(&self.user) {
+        sockets.total = sockets.total.saturating_sub(1);
+        if let Some(count) = sockets.per_user.get_mut(&self.user) {
             *count -= 1;
             if *count == 0 {
-                sockets.remove(&self.user);
+                sockets.per_user.remove(&self.user);
             }
         }
     }
@@ -190,13 +221,29 @@ mod tests {
         let user = Uuid::now_v7();
         let first = limits.open_socket(user).unwrap();
         let _second = limits.open_socket(user).unwrap();
-        assert!(limits.open_socket(user).is_none());
+        assert_eq!(
+            limits.open_socket(user).err(),
+            Some(SocketRefused::UserFull)
+        );
         assert!(
-            limits.open_socket(Uuid::now_v7()).is_some(),
+            limits.open_socket(Uuid::now_v7()).is_ok(),
             "other users unaffected"
         );
         drop(first);
-        assert!(limits.open_socket(user).is_some());
+        assert!(limits.open_socket(user).is_ok());
+    }
+
+    #[test]
+    fn sockets_beyond_the_server_maximum_are_refused_with_try_again_later() {
+        let limits = limits(|c| c.max_connections = 2);
+        let first = limits.open_socket(Uuid::now_v7()).unwrap();
+        let _second = limits.open_socket(Uuid::now_v7()).unwrap();
+        let refused = limits.open_socket(Uuid::now_v7()).err().unwrap();
+        assert_eq!(refused, SocketRefused::ServerFull);
+        assert_eq!(refused.close(), (1013, "try again later"));
+        assert_eq!(limits.open_sockets(), 2);
+        drop(first);
+        assert!(limits.open_socket(Uuid::now_v7()).is_ok());
     }
 
     #[test]

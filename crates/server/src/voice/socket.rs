@@ -3,8 +3,8 @@
 //! the way the seed specifies: the socket is accepted, then closed with 1008
 //! and `Not authenticated`, `User not found`, `Step not found` or `Impact not
 //! found`, or 1011 `Server configuration error for AI client` when no voice
-//! engine (or no model) is configured. Storage failures close with 1011,
-//! which is worth retrying.
+//! engine (or no model) is configured. Storage failures close with 1011 and
+//! a full server with 1013: both are worth retrying.
 
 use std::{sync::Arc, time::Duration};
 
@@ -35,7 +35,7 @@ use crate::{
     config::AudioConfig,
     conversation,
     error::{ApiPath, AppError},
-    limits::SocketPermit,
+    limits::{SocketPermit, SocketRefused},
     store::{self, User},
     ws::{close_code, close_with, is_too_big, prepare_upgrade},
     AppState,
@@ -120,7 +120,7 @@ async fn admit(
     let permit = state
         .limits
         .open_socket(user.id)
-        .ok_or(policy("Too many connections"))?;
+        .map_err(SocketRefused::close)?;
     let context = SessionContext::load(&state.db, user.id, &plan, &step)
         .await
         .map_err(storage)?;

@@ -2,7 +2,8 @@
 //! then hand the socket to [`session::run`]. Failures are reported the way
 //! seed 004 specifies: the socket is accepted, then closed with a code and
 //! a reason, so browsers (which cannot read a refused handshake) see why:
-//! 1008 for what retrying cannot fix, 1011 (storage failed) for what it can.
+//! 1008 for what retrying cannot fix, 1011 (storage failed) or 1013 (server
+//! full) for what it can.
 
 mod session;
 
@@ -27,7 +28,7 @@ use crate::{
     auth::{authenticate, AuthFailure, CLOSE_UNAVAILABLE},
     conversation::{self, IfMissing, OpenError},
     error::{ApiPath, AppError},
-    limits::SocketPermit,
+    limits::{SocketPermit, SocketRefused},
     store::{Conversation, User},
     AppState,
 };
@@ -198,7 +199,7 @@ pub(crate) struct Admitted {
 
 /// Authenticate, take a socket slot and open the conversation; the error is
 /// the close code and reason (seed 004's wording where it has one): 1008
-/// when retrying cannot help, 1011 when it can.
+/// when retrying cannot help, 1011 or 1013 when it can.
 async fn admit(
     state: &AppState,
     headers: &HeaderMap,
@@ -214,7 +215,7 @@ async fn admit(
     let permit = state
         .limits
         .open_socket(user.id)
-        .ok_or(policy("Too many connections"))?;
+        .map_err(SocketRefused::close)?;
     let conversation = conversation::open(state, &user, requested, request.if_missing)
         .await
         .map_err(|error| match error {

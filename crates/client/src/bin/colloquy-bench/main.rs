@@ -166,6 +166,12 @@ async fn run(args: RunArgs) -> anyhow::Result<bool> {
             let per_user = args.sockets_per_user.to_string();
             let mut env = vec![
                 ("COLLOQUY_MAX_SOCKETS_PER_USER".to_owned(), per_user),
+                // Every socket counts against the server's total (twice over
+                // while a chaos drop is resuming).
+                (
+                    "COLLOQUY_MAX_CONNECTIONS".to_owned(),
+                    (args.sockets * 2).max(20_000).to_string(),
+                ),
                 // Every socket of a user sends at once; the per-user budget must allow a full round.
                 (
                     "COLLOQUY_MESSAGES_PER_MINUTE_PER_USER".to_owned(),
