@@ -3,7 +3,11 @@
 //! overriding the one before). Provider keys come only from the environment.
 //! Secrets never appear in `Debug` output or logs.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+    time::Duration,
+};
 
 use anyhow::{bail, Context};
 use figment::{
@@ -11,6 +15,9 @@ use figment::{
     Figment,
 };
 use serde::{Deserialize, Serialize};
+
+mod auth;
+pub use auth::AuthLimitsConfig;
 
 /// The default system instruction given to the model.
 pub const DEFAULT_SYSTEM_PROMPT: &str =
@@ -80,8 +87,13 @@ pub struct Config {
     pub frames_per_second_per_socket: u32,
     /// Rate-limited frames in a row after which a socket is closed (1008).
     pub rate_limit_strikes: u32,
+    /// Reverse proxies whose `X-Forwarded-For` names the client. Empty: the
+    /// socket's peer address is the client, whatever the header says.
+    pub trusted_proxies: Vec<IpAddr>,
     /// Users (ids or emails) who may read `/metrics`.
     pub admins: Vec<String>,
+    /// Sign-up and sign-in throttles, and the password hashing budget.
+    pub auth: AuthLimitsConfig,
     /// Longest reply, in characters; generation stops there. Must fit a frame.
     pub max_reply_chars: usize,
     /// Per-socket read buffer (small keeps 10,000 idle sockets cheap).
@@ -240,7 +252,9 @@ impl Default for Config {
             messages_per_minute_per_user: 120,
             frames_per_second_per_socket: 50,
             rate_limit_strikes: 20,
+            trusted_proxies: Vec::new(),
             admins: Vec::new(),
+            auth: AuthLimitsConfig::default(),
             max_reply_chars: 32_000,
             socket_read_buffer_bytes: 4096,
             socket_max_write_buffer_bytes: 1024 * 1024,
@@ -385,7 +399,7 @@ impl Config {
                 self.audio.max_utterance_ms as usize,
             ),
         ];
-        for (name, value) in positive {
+        for (name, value) in positive.into_iter().chain(self.auth.positive()) {
             if value == 0 {
                 bail!("invalid configuration: {name} must be greater than 0");
             }

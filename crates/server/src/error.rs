@@ -33,6 +33,12 @@ pub enum AppError {
     Conflict(String),
     #[error("too many messages; slow down")]
     RateLimited,
+    /// A throttle said no; `Retry-After` tells when it will say yes.
+    #[error("{message}")]
+    TooManyRequests {
+        message: &'static str,
+        retry_after: Duration,
+    },
     #[error("the request body is larger than this server accepts")]
     PayloadTooLarge,
     #[error("{message}")]
@@ -68,6 +74,7 @@ impl AppError {
     /// How long the client should wait before retrying, when it should.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
+            AppError::TooManyRequests { retry_after, .. } => Some(*retry_after),
             AppError::Unavailable { .. } => Some(UNAVAILABLE_RETRY_AFTER),
             _ => None,
         }
@@ -82,7 +89,9 @@ impl AppError {
             AppError::Forbidden { code, .. } => (StatusCode::FORBIDDEN, code),
             AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            AppError::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            AppError::RateLimited | AppError::TooManyRequests { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+            }
             AppError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             AppError::Unavailable { code, .. } => (StatusCode::SERVICE_UNAVAILABLE, code),
             AppError::Provider { status, code, .. } => (*status, code),

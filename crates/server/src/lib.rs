@@ -4,19 +4,23 @@
 //!
 //! # Layout
 //! - [`config`]: one typed configuration (defaults, file, env, flags).
-//! - [`auth`]: password hashes, access tokens, the [`auth::AuthUser`] extractor.
+//! - [`auth`]: password hashes, access tokens, the [`auth::AuthUser`] and
+//!   [`auth::AdminUser`] extractors.
+//! - [`client_ip`]: the client address of a request (trusted proxies aside).
 //! - [`store`]: SQLite persistence (users, conversations, messages) and migrations.
 //! - [`hub`]: per-conversation event numbering and fan-out to subscribers.
 //! - [`turn`]: one reply from user message to stored assistant message.
 //! - [`conversation`]: opening a conversation with ownership checks.
 //! - [`input`]: client input parsed into valid types.
-//! - [`limits`]: rate limits, sockets per user, Origin allow-list.
+//! - [`limits`]: rate limits, sockets per user and in total, sign-up and
+//!   sign-in throttles, Origin allow-list.
 //! - [`http`]: REST endpoints and the HTTP chat fallbacks.
 //! - [`ws`]: the chat sockets.
 //! - [`voice`]: speech in and out: engines, the voice pipeline, the voice socket, turn timings.
 //! - [`error`]: the JSON error type of the HTTP API.
 
 pub mod auth;
+pub mod client_ip;
 pub mod config;
 pub mod conversation;
 pub mod error;
@@ -176,8 +180,13 @@ impl App {
                 tracing::debug!(%error, "cannot set TCP_NODELAY");
             }
         });
-        let server = axum::serve(listener, router)
-            .with_graceful_shutdown(stop_accepting.clone().cancelled_owned());
+        // Each request learns its peer address (`ConnectInfo`), which the
+        // per-address throttles count by.
+        let server = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stop_accepting.clone().cancelled_owned());
         let server = tokio::spawn(async move { server.await });
         shutdown.await;
         tracing::info!("shutting down: finishing in-flight replies");

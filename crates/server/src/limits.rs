@@ -1,15 +1,24 @@
-//! Abuse limits for sockets (OWASP WebSocket cheat sheet): sockets per
-//! user and in total, message and frame rates per socket and per user, and
-//! the Origin allow-list. Rates use `governor`'s GCRA limiters.
+//! Abuse limits. Sockets (OWASP WebSocket cheat sheet): sockets per user
+//! and in total, message and frame rates per socket and per user, and the
+//! Origin allow-list. Identities and passwords: sign-ups and sign-ins per
+//! client address and per email. Rates use `governor`'s GCRA limiters.
 
 use std::{
     collections::HashMap,
+    hash::Hash,
+    net::IpAddr,
     num::NonZeroU32,
     sync::{Arc, Mutex},
+    time::Duration,
 };
 
 use axum::http::HeaderMap;
-use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::{
+    clock::{Clock, DefaultClock},
+    middleware::NoOpMiddleware,
+    state::keyed::DefaultKeyedStateStore,
+    DefaultDirectRateLimiter, Quota, RateLimiter,
+};
 use uuid::Uuid;
 
 use crate::{config::Config, ws::close_code};
@@ -20,6 +29,50 @@ fn per_minute(count: u32) -> Quota {
 
 fn per_second(count: u32) -> Quota {
     Quota::per_second(NonZeroU32::new(count).unwrap_or(NonZeroU32::MIN))
+}
+
+fn per_hour(count: u32) -> Quota {
+    Quota::per_hour(NonZeroU32::new(count).unwrap_or(NonZeroU32::MIN))
+}
+
+/// A GCRA limiter with one budget per key that says how long a refused
+/// caller must wait, and can forget keys whose budget is full again.
+pub struct KeyedLimiter<K: Hash + Eq + Clone, C: Clock = DefaultClock> {
+    limiter: RateLimiter<K, DefaultKeyedStateStore<K>, C, NoOpMiddleware<C::Instant>>,
+}
+
+impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
+    /// A limiter on the real clock.
+    pub fn new(quota: Quota) -> Self {
+        Self::with_clock(quota, DefaultClock::default())
+    }
+}
+
+impl<K: Hash + Eq + Clone, C: Clock> KeyedLimiter<K, C> {
+    /// A limiter on `clock` (a fake one in tests).
+    pub fn with_clock(quota: Quota, clock: C) -> Self {
+        Self {
+            limiter: RateLimiter::new(quota, DefaultKeyedStateStore::default(), clock),
+        }
+    }
+
+    /// Spend one unit of `key`'s budget; `Err` is how long until one is back.
+    pub fn check(&self, key: &K) -> Result<(), Duration> {
+        self.limiter
+            .check_key(key)
+            .map_err(|refused| refused.wait_time_from(self.limiter.clock().now()))
+    }
+}
+
+/// What a throttle on identities or sign-ins is counting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthAction {
+    /// `POST /api/auth/anonymous`.
+    Anonymous,
+    /// `POST /auth/register`.
+    Register,
+    /// `POST /auth/login`.
+    Login,
 }
 
 /// Open sockets, in total and per user.
@@ -54,11 +107,15 @@ pub struct Limits {
     max_sockets_per_user: usize,
     max_connections: usize,
     sockets: Mutex<SocketCounts>,
-    user_messages: DefaultKeyedRateLimiter<Uuid>,
+    user_messages: KeyedLimiter<Uuid>,
     socket_messages: Quota,
     socket_frames: Quota,
     strikes_allowed: u32,
     allowed_origins: Vec<String>,
+    anonymous_per_ip: KeyedLimiter<IpAddr>,
+    registrations_per_ip: KeyedLimiter<IpAddr>,
+    logins_per_ip: KeyedLimiter<IpAddr>,
+    logins_per_email: KeyedLimiter<String>,
 }
 
 /// Why a socket or message is refused.
@@ -73,15 +130,20 @@ pub enum Verdict {
 
 impl Limits {
     pub fn new(config: &Config) -> Arc<Self> {
+        let auth = &config.auth;
         Arc::new(Self {
             max_sockets_per_user: config.max_sockets_per_user,
             max_connections: config.max_connections,
             sockets: Mutex::new(SocketCounts::default()),
-            user_messages: RateLimiter::keyed(per_minute(config.messages_per_minute_per_user)),
+            user_messages: KeyedLimiter::new(per_minute(config.messages_per_minute_per_user)),
             socket_messages: per_minute(config.messages_per_minute_per_socket),
             socket_frames: per_second(config.frames_per_second_per_socket),
             strikes_allowed: config.rate_limit_strikes,
             allowed_origins: config.allowed_origins.clone(),
+            anonymous_per_ip: KeyedLimiter::new(per_hour(auth.anonymous_per_hour_per_ip)),
+            registrations_per_ip: KeyedLimiter::new(per_hour(auth.registrations_per_hour_per_ip)),
+            logins_per_ip: KeyedLimiter::new(per_minute(auth.logins_per_minute_per_ip)),
+            logins_per_email: KeyedLimiter::new(per_minute(auth.logins_per_minute_per_email)),
         })
     }
 
@@ -111,7 +173,22 @@ impl Limits {
 
     /// Whether `user` may send another message now (shared by all transports).
     pub fn allow_user_message(&self, user: Uuid) -> bool {
-        self.user_messages.check_key(&user).is_ok()
+        self.user_messages.check(&user).is_ok()
+    }
+    /// Spend one of `client`'s budget for `action`; `Err` is how long until
+    /// it may try again. `client` is a [`crate::client_ip::ClientIp::rate_key`].
+    pub fn check_auth(&self, action: AuthAction, client: IpAddr) -> Result<(), Duration> {
+        let limiter = match action {
+            AuthAction::Anonymous => &self.anonymous_per_ip,
+            AuthAction::Register => &self.registrations_per_ip,
+            AuthAction::Login => &self.logins_per_ip,
+        };
+        limiter.check(&client)
+    }
+
+    /// Spend one sign-in attempt on `email` (normalized), from any address.
+    pub fn check_login_email(&self, email: &str) -> Result<(), Duration> {
+        self.logins_per_email.check(&email.to_owned())
     }
 
     /// Fresh per-socket limiters.
@@ -244,6 +321,39 @@ mod tests {
         assert_eq!(limits.open_sockets(), 2);
         drop(first);
         assert!(limits.open_socket(Uuid::now_v7()).is_ok());
+    }
+
+    #[test]
+    fn a_refused_check_says_how_long_to_wait() {
+        let clock = governor::clock::FakeRelativeClock::default();
+        let limiter = KeyedLimiter::with_clock(per_hour(2), clock);
+        limiter.check(&"a").unwrap();
+        limiter.check(&"a").unwrap();
+        let wait = limiter.check(&"a").unwrap_err();
+        assert_eq!(wait, Duration::from_secs(30 * 60));
+        assert!(limiter.check(&"b").is_ok(), "other keys unaffected");
+    }
+
+    #[test]
+    fn sign_in_throttles_count_per_address_and_per_email() {
+        let limits = limits(|c| {
+            c.auth.logins_per_minute_per_ip = 2;
+            c.auth.logins_per_minute_per_email = 3;
+        });
+        let (one, two): (IpAddr, IpAddr) =
+            ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        assert!(limits.check_auth(AuthAction::Login, one).is_ok());
+        assert!(limits.check_auth(AuthAction::Login, one).is_ok());
+        assert!(limits.check_auth(AuthAction::Login, one).is_err());
+        assert!(
+            limits.check_auth(AuthAction::Register, one).is_ok(),
+            "budgets are per action"
+        );
+        assert!(limits.check_auth(AuthAction::Login, two).is_ok());
+        for _ in 0..3 {
+            assert!(limits.check_login_email("ada@example.com").is_ok());
+        }
+        assert!(limits.check_login_email("ada@example.com").is_err());
     }
 
     #[test]

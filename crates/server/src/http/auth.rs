@@ -1,4 +1,7 @@
-//! `/auth/register`, `/auth/login`, anonymous sessions and claiming them (seed 000).
+//! `/auth/register`, `/auth/login`, anonymous sessions and claiming them
+//! (seed 000). Creating identities and checking passwords are throttled per
+//! client address (and sign-ins per email) and answered 429 with
+//! `Retry-After` beyond their budgets.
 
 use axum::{
     extract::State,
@@ -11,7 +14,9 @@ use serde_json::json;
 
 use crate::{
     auth::{hash_password, verify_password, AuthUser},
+    client_ip::ClientIp,
     error::{ApiJson, AppError},
+    limits::AuthAction,
     store::{self, NewUser, User},
     AppState,
 };
@@ -49,6 +54,23 @@ fn token_response(state: &AppState, user: User) -> Result<TokenResponse, AppErro
     })
 }
 
+/// Spend one of `client`'s budget for `action`, or refuse with 429.
+fn throttle(state: &AppState, action: AuthAction, client: ClientIp) -> Result<(), AppError> {
+    state
+        .limits
+        .check_auth(action, client.rate_key())
+        .map_err(|retry_after| AppError::TooManyRequests {
+            message: match action {
+                AuthAction::Anonymous => {
+                    "too many guest sessions from this address; try again later"
+                }
+                AuthAction::Register => "too many sign-ups from this address; try again later",
+                AuthAction::Login => "too many sign-in attempts; try again later",
+            },
+            retry_after,
+        })
+}
+
 /// Lowercased, trimmed, plausible email (the mail server is the real judge).
 fn normalize_email(email: &str) -> Result<String, AppError> {
     let email = email.trim().to_lowercase();
@@ -74,8 +96,10 @@ struct RegisterBody {
 
 async fn register(
     State(state): State<AppState>,
+    client: ClientIp,
     ApiJson(body): ApiJson<RegisterBody>,
 ) -> Result<(StatusCode, Json<TokenResponse>), AppError> {
+    throttle(&state, AuthAction::Register, client)?;
     let email = normalize_email(&body.email)?;
     let password_chars = body.password.chars().count();
     if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&password_chars) {
@@ -122,9 +146,20 @@ struct LoginBody {
 
 async fn login(
     State(state): State<AppState>,
+    client: ClientIp,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> Result<Json<TokenResponse>, AppError> {
+    throttle(&state, AuthAction::Login, client)?;
     let email = body.email.trim().to_lowercase();
+    // Bounded, so made-up emails cost the throttle little memory.
+    let email_key: String = email.chars().take(MAX_EMAIL_CHARS).collect();
+    state
+        .limits
+        .check_login_email(&email_key)
+        .map_err(|retry_after| AppError::TooManyRequests {
+            message: "too many sign-in attempts for this account; try again later",
+            retry_after,
+        })?;
     let credentials = store::find_credentials(&state.db, &email).await?;
     let (user, hash) = match credentials {
         Some(c) => (Some(c.user), c.password_hash),
@@ -141,7 +176,9 @@ async fn login(
 
 async fn anonymous(
     State(state): State<AppState>,
+    client: ClientIp,
 ) -> Result<(StatusCode, Json<TokenResponse>), AppError> {
+    throttle(&state, AuthAction::Anonymous, client)?;
     let user = store::insert_user(
         &state.db,
         NewUser {

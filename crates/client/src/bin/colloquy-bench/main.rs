@@ -164,10 +164,16 @@ async fn run(args: RunArgs) -> anyhow::Result<bool> {
                 .clone()
                 .unwrap_or_else(server::default_binary);
             let per_user = args.sockets_per_user.to_string();
+            let users = args.sockets.div_ceil(args.sockets_per_user.max(1));
             let mut env = vec![
                 ("COLLOQUY_MAX_SOCKETS_PER_USER".to_owned(), per_user),
-                // Every socket counts against the server's total (twice over
-                // while a chaos drop is resuming).
+                // Every user is an anonymous sign-up from this one address,
+                // and every socket counts against the server's total (twice
+                // over while a chaos drop is resuming).
+                (
+                    "COLLOQUY_AUTH__ANONYMOUS_PER_HOUR_PER_IP".to_owned(),
+                    users.max(1).to_string(),
+                ),
                 (
                     "COLLOQUY_MAX_CONNECTIONS".to_owned(),
                     (args.sockets * 2).max(20_000).to_string(),
