@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use crate::{
     error::AppError,
+    limits::PasswordSlot,
     store::{self, User},
     ws::close_code,
     AppState,
@@ -127,9 +128,12 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     options.open(path)?.write_all(contents.as_bytes())
 }
 
-/// Hash a password with argon2id (off the async runtime: it is deliberately slow).
-pub async fn hash_password(password: String) -> anyhow::Result<String> {
+/// Hash a password with argon2id, off the async runtime (it is deliberately
+/// slow). `slot` is held until the hash is done, even if the request that
+/// asked for it is dropped.
+pub async fn hash_password(slot: PasswordSlot, password: String) -> anyhow::Result<String> {
     tokio::task::spawn_blocking(move || {
+        let _slot = slot;
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
             .hash_password(password.as_bytes(), &salt)
@@ -141,8 +145,14 @@ pub async fn hash_password(password: String) -> anyhow::Result<String> {
 
 /// Check a password against a stored hash; a missing hash still costs one
 /// verification so response time does not reveal whether an email exists.
-pub async fn verify_password(password: String, hash: Option<String>) -> anyhow::Result<bool> {
+/// `slot` is held as in [`hash_password`].
+pub async fn verify_password(
+    slot: PasswordSlot,
+    password: String,
+    hash: Option<String>,
+) -> anyhow::Result<bool> {
     tokio::task::spawn_blocking(move || {
+        let _slot = slot;
         let stored = hash.as_deref().unwrap_or_else(|| dummy_hash());
         let Ok(parsed) = PasswordHash::new(stored) else {
             return Ok(false);
@@ -354,12 +364,18 @@ mod tests {
 
     #[tokio::test]
     async fn password_hash_round_trip() {
-        let hash = hash_password("correct horse".into()).await.unwrap();
-        assert!(verify_password("correct horse".into(), Some(hash.clone()))
+        let limits = crate::limits::Limits::new(&crate::config::Config::default());
+        let slot = || async { limits.password_slot().await.unwrap() };
+        let hash = hash_password(slot().await, "correct horse".into())
             .await
-            .unwrap());
-        assert!(!verify_password("wrong".into(), Some(hash)).await.unwrap());
-        assert!(!verify_password("x".into(), None).await.unwrap());
+            .unwrap();
+        let verify = |password: &str, hash: Option<String>| {
+            let password = password.to_owned();
+            async { verify_password(slot().await, password, hash).await.unwrap() }
+        };
+        assert!(verify("correct horse", Some(hash.clone())).await);
+        assert!(!verify("wrong", Some(hash)).await);
+        assert!(!verify("x", None).await);
     }
 
     #[test]

@@ -71,6 +71,14 @@ impl AppError {
         }
     }
 
+    /// 503 `overloaded`: too much work queued; the client retries later.
+    pub fn overloaded() -> Self {
+        AppError::Unavailable {
+            code: "overloaded",
+            message: "the server is busy; try again shortly".into(),
+        }
+    }
+
     /// How long the client should wait before retrying, when it should.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {

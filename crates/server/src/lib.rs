@@ -13,7 +13,7 @@
 //! - [`conversation`]: opening a conversation with ownership checks.
 //! - [`input`]: client input parsed into valid types.
 //! - [`limits`]: rate limits, sockets per user and in total, sign-up and
-//!   sign-in throttles, Origin allow-list.
+//!   sign-in throttles, password hashing slots, Origin allow-list.
 //! - [`http`]: REST endpoints and the HTTP chat fallbacks.
 //! - [`ws`]: the chat sockets.
 //! - [`voice`]: speech in and out: engines, the voice pipeline, the voice socket, turn timings.

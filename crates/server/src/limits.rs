@@ -1,7 +1,8 @@
 //! Abuse limits. Sockets (OWASP WebSocket cheat sheet): sockets per user
 //! and in total, message and frame rates per socket and per user, and the
 //! Origin allow-list. Identities and passwords: sign-ups and sign-ins per
-//! client address and per email. Rates use `governor`'s GCRA limiters.
+//! client address and per email, and a bounded number of password hashes at
+//! once. Rates use `governor`'s GCRA limiters.
 
 use std::{
     collections::HashMap,
@@ -19,6 +20,7 @@ use governor::{
     state::keyed::DefaultKeyedStateStore,
     DefaultDirectRateLimiter, Quota, RateLimiter,
 };
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
 use crate::{config::Config, ws::close_code};
@@ -102,6 +104,14 @@ impl SocketRefused {
     }
 }
 
+/// No password hashing slot freed up within `auth.password_hash_wait_ms`.
+#[derive(Debug, thiserror::Error)]
+#[error("too many password checks at once")]
+pub struct Overloaded;
+
+/// The right to run one password hash; dropping it frees the slot.
+pub struct PasswordSlot(#[allow(dead_code)] OwnedSemaphorePermit);
+
 /// Server-wide limit state.
 pub struct Limits {
     max_sockets_per_user: usize,
@@ -116,6 +126,8 @@ pub struct Limits {
     registrations_per_ip: KeyedLimiter<IpAddr>,
     logins_per_ip: KeyedLimiter<IpAddr>,
     logins_per_email: KeyedLimiter<String>,
+    password_slots: Arc<Semaphore>,
+    password_wait: Duration,
 }
 
 /// Why a socket or message is refused.
@@ -144,6 +156,8 @@ impl Limits {
             registrations_per_ip: KeyedLimiter::new(per_hour(auth.registrations_per_hour_per_ip)),
             logins_per_ip: KeyedLimiter::new(per_minute(auth.logins_per_minute_per_ip)),
             logins_per_email: KeyedLimiter::new(per_minute(auth.logins_per_minute_per_email)),
+            password_slots: Arc::new(Semaphore::new(auth.password_hash_concurrency.max(1))),
+            password_wait: Duration::from_millis(auth.password_hash_wait_ms),
         })
     }
 
@@ -189,6 +203,18 @@ impl Limits {
     /// Spend one sign-in attempt on `email` (normalized), from any address.
     pub fn check_login_email(&self, email: &str) -> Result<(), Duration> {
         self.logins_per_email.check(&email.to_owned())
+    }
+
+    /// A slot to hash a password in, waiting at most
+    /// `auth.password_hash_wait_ms` for one: argon2 takes a core and ~19 MiB
+    /// per hash, so only as many run at once as there are slots.
+    pub async fn password_slot(&self) -> Result<PasswordSlot, Overloaded> {
+        let acquire = self.password_slots.clone().acquire_owned();
+        match tokio::time::timeout(self.password_wait, acquire).await {
+            Ok(Ok(permit)) => Ok(PasswordSlot(permit)),
+            // Timed out, or the semaphore was closed (never done).
+            _ => Err(Overloaded),
+        }
     }
 
     /// Fresh per-socket limiters.
@@ -386,5 +412,17 @@ mod tests {
         assert!(limits.origin_allowed(&headers(Some("https://app.example.com"))));
         assert!(!limits.origin_allowed(&headers(Some("https://evil.example.com"))));
         assert!(!limits.origin_allowed(&headers(Some("https://app.example.com.evil.io"))));
+    }
+
+    #[tokio::test]
+    async fn password_slots_are_bounded_and_a_full_house_answers_overloaded() {
+        let limits = limits(|c| {
+            c.auth.password_hash_concurrency = 1;
+            c.auth.password_hash_wait_ms = 10;
+        });
+        let held = limits.password_slot().await.unwrap();
+        assert!(limits.password_slot().await.is_err());
+        drop(held);
+        assert!(limits.password_slot().await.is_ok());
     }
 }

@@ -17,6 +17,11 @@ pub struct AuthLimitsConfig {
     pub logins_per_minute_per_ip: u32,
     /// Sign-in attempts per minute for one email, from any address.
     pub logins_per_minute_per_email: u32,
+    /// Password hashes computed at once (argon2: one core and ~19 MiB each).
+    pub password_hash_concurrency: usize,
+    /// How long a sign-in waits for a hashing slot before it is answered
+    /// 503 `overloaded`.
+    pub password_hash_wait_ms: u64,
 }
 
 impl Default for AuthLimitsConfig {
@@ -26,13 +31,16 @@ impl Default for AuthLimitsConfig {
             registrations_per_hour_per_ip: 30,
             logins_per_minute_per_ip: 20,
             logins_per_minute_per_email: 10,
+            password_hash_concurrency: std::thread::available_parallelism()
+                .map_or(1, |cores| cores.get()),
+            password_hash_wait_ms: 500,
         }
     }
 }
 
 impl AuthLimitsConfig {
     /// The settings that must be greater than zero, by their full names.
-    pub(super) fn positive(&self) -> [(&'static str, usize); 4] {
+    pub(super) fn positive(&self) -> [(&'static str, usize); 5] {
         [
             (
                 "auth.anonymous_per_hour_per_ip",
@@ -49,6 +57,10 @@ impl AuthLimitsConfig {
             (
                 "auth.logins_per_minute_per_email",
                 self.logins_per_minute_per_email as usize,
+            ),
+            (
+                "auth.password_hash_concurrency",
+                self.password_hash_concurrency,
             ),
         ]
     }

@@ -1,7 +1,8 @@
 //! `/auth/register`, `/auth/login`, anonymous sessions and claiming them
 //! (seed 000). Creating identities and checking passwords are throttled per
 //! client address (and sign-ins per email) and answered 429 with
-//! `Retry-After` beyond their budgets.
+//! `Retry-After` beyond their budgets; password hashing waits briefly for a
+//! slot and is answered 503 `overloaded` when none frees up.
 
 use axum::{
     extract::State,
@@ -16,7 +17,7 @@ use crate::{
     auth::{hash_password, verify_password, AuthUser},
     client_ip::ClientIp,
     error::{ApiJson, AppError},
-    limits::AuthAction,
+    limits::{AuthAction, PasswordSlot},
     store::{self, NewUser, User},
     AppState,
 };
@@ -71,6 +72,14 @@ fn throttle(state: &AppState, action: AuthAction, client: ClientIp) -> Result<()
         })
 }
 
+/// A password hashing slot, or 503 `overloaded` when none frees up soon.
+async fn password_slot(state: &AppState) -> Result<PasswordSlot, AppError> {
+    state.limits.password_slot().await.map_err(|_| {
+        tracing::warn!("password hashing is saturated; refusing a sign-in");
+        AppError::overloaded()
+    })
+}
+
 /// Lowercased, trimmed, plausible email (the mail server is the real judge).
 fn normalize_email(email: &str) -> Result<String, AppError> {
     let email = email.trim().to_lowercase();
@@ -121,7 +130,8 @@ async fn register(
             format!("full_name must be one line of at most {MAX_NAME_CHARS} characters"),
         ));
     }
-    let hash = hash_password(body.password)
+    let slot = password_slot(&state).await?;
+    let hash = hash_password(slot, body.password)
         .await
         .map_err(AppError::Internal)?;
     let user = store::insert_user(
@@ -160,12 +170,13 @@ async fn login(
             message: "too many sign-in attempts for this account; try again later",
             retry_after,
         })?;
+    let slot = password_slot(&state).await?;
     let credentials = store::find_credentials(&state.db, &email).await?;
     let (user, hash) = match credentials {
         Some(c) => (Some(c.user), c.password_hash),
         None => (None, None),
     };
-    let valid = verify_password(body.password, hash)
+    let valid = verify_password(slot, body.password, hash)
         .await
         .map_err(AppError::Internal)?;
     match user {

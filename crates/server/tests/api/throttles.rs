@@ -1,6 +1,7 @@
 //! Creating identities and checking passwords are throttled: per client
 //! address (the socket peer, or `X-Forwarded-For` behind a trusted proxy)
-//! and per email, answered 429 with `Retry-After`.
+//! and per email, answered 429 with `Retry-After`; password hashing runs in
+//! a bounded number of slots and is shed with 503 `overloaded`.
 
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde_json::{json, Value};
@@ -24,7 +25,7 @@ async fn status_and_code(response: Response) -> (StatusCode, String) {
     )
 }
 
-/// Seconds in a response's `Retry-After`, which every 429 carries.
+/// Seconds in a response's `Retry-After`, which every 429 and 503 carries.
 fn retry_after(response: &Response) -> u64 {
     response
         .headers()
@@ -70,6 +71,72 @@ async fn a_flood_of_anonymous_sign_ups_from_one_address_is_refused_after_the_bur
         .await
         .unwrap();
     assert_eq!(users as usize, burst, "refused sign-ups stored nothing");
+}
+
+#[tokio::test]
+async fn a_hundred_concurrent_wrong_logins_are_mostly_refused_before_any_hashing() {
+    let app = spawn_app().await;
+    app.register("victim@example.com").await;
+    let attempts = (0..100).map(|_| login(&app, "victim@example.com", "wrong guess").send());
+    let responses = futures::future::join_all(attempts).await;
+    let mut statuses = Vec::new();
+    for response in responses {
+        statuses.push(status_and_code(response.unwrap()).await);
+    }
+    let count = |status: u16| statuses.iter().filter(|(s, _)| *s == status).count();
+    let (wrong, throttled, shed) = (count(401), count(429), count(503));
+    assert_eq!(
+        wrong + throttled + shed,
+        100,
+        "only 401, 429 or 503: {statuses:?}"
+    );
+    // Only as many as the address's and the account's sign-in budgets allow
+    // ever reach a password check.
+    let auth = &app.state.config.auth;
+    let budget = auth
+        .logins_per_minute_per_ip
+        .min(auth.logins_per_minute_per_email) as usize;
+    assert_eq!(throttled, 100 - budget, "{statuses:?}");
+    assert!(statuses.iter().all(
+        |(_, code)| ["invalid_credentials", "rate_limited", "overloaded"].contains(&code.as_str())
+    ));
+}
+
+#[tokio::test]
+async fn sign_ins_wait_briefly_for_a_hashing_slot_then_are_shed_with_503() {
+    let app = spawn_app_with(|config| {
+        config.auth.password_hash_concurrency = 1;
+        config.auth.password_hash_wait_ms = 50;
+        config.auth.logins_per_minute_per_ip = 1000;
+        config.auth.logins_per_minute_per_email = 1000;
+    })
+    .await;
+    app.register("busy@example.com").await;
+    // Someone else's hash holds the only slot for the whole flood.
+    let held = app.state.limits.password_slot().await.unwrap();
+    let attempts = (0..100).map(|_| login(&app, "busy@example.com", PASSWORD).send());
+    for response in futures::future::join_all(attempts).await {
+        let response = response.unwrap();
+        assert!(retry_after(&response) >= 1);
+        assert_eq!(
+            status_and_code(response).await,
+            (StatusCode::SERVICE_UNAVAILABLE, "overloaded".to_owned())
+        );
+    }
+    let registration = app
+        .http
+        .post(app.url("/auth/register"))
+        .json(&json!({ "email": "late@example.com", "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registration.status(), 503, "registering hashes too");
+    drop(held);
+    let response = login(&app, "busy@example.com", PASSWORD)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "a free slot serves sign-ins again");
 }
 
 #[tokio::test]
