@@ -87,6 +87,9 @@ pub struct Config {
     pub frames_per_second_per_socket: u32,
     /// Rate-limited frames in a row after which a socket is closed (1008).
     pub rate_limit_strikes: u32,
+    /// How often rate limiters keyed by user, address or email forget the
+    /// keys that have been idle long enough to be back to a full budget.
+    pub rate_limit_prune_secs: u64,
     /// Reverse proxies whose `X-Forwarded-For` names the client. Empty: the
     /// socket's peer address is the client, whatever the header says.
     pub trusted_proxies: Vec<IpAddr>,
@@ -252,6 +255,7 @@ impl Default for Config {
             messages_per_minute_per_user: 120,
             frames_per_second_per_socket: 50,
             rate_limit_strikes: 20,
+            rate_limit_prune_secs: 60,
             trusted_proxies: Vec::new(),
             admins: Vec::new(),
             auth: AuthLimitsConfig::default(),
@@ -364,6 +368,7 @@ impl Config {
             ),
             ("max_sockets_per_user", self.max_sockets_per_user),
             ("max_connections", self.max_connections),
+            ("rate_limit_prune_secs", self.rate_limit_prune_secs as usize),
             (
                 "messages_per_minute_per_socket",
                 self.messages_per_minute_per_socket as usize,

@@ -188,9 +188,15 @@ impl App {
         )
         .with_graceful_shutdown(stop_accepting.clone().cancelled_owned());
         let server = tokio::spawn(async move { server.await });
+        let pruning = tokio::spawn(limits::prune_idle_keys(
+            state.limits.clone(),
+            Duration::from_secs(state.config.rate_limit_prune_secs),
+            stop_accepting.clone(),
+        ));
         shutdown.await;
         tracing::info!("shutting down: finishing in-flight replies");
         stop_accepting.cancel();
+        let _ = pruning.await;
         state
             .turns
             .drain(Duration::from_secs(state.config.shutdown_grace_secs))

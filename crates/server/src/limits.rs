@@ -2,7 +2,9 @@
 //! and in total, message and frame rates per socket and per user, and the
 //! Origin allow-list. Identities and passwords: sign-ups and sign-ins per
 //! client address and per email, and a bounded number of password hashes at
-//! once. Rates use `governor`'s GCRA limiters.
+//! once. Rates use `governor`'s GCRA limiters; the keyed ones forget idle
+//! keys on a timer ([`prune_idle_keys`]), so memory follows active clients,
+//! not every client ever seen.
 
 use std::{
     collections::HashMap,
@@ -21,6 +23,7 @@ use governor::{
     DefaultDirectRateLimiter, Quota, RateLimiter,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::{config::Config, ws::close_code};
@@ -63,6 +66,23 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedLimiter<K, C> {
         self.limiter
             .check_key(key)
             .map_err(|refused| refused.wait_time_from(self.limiter.clock().now()))
+    }
+
+    /// Forget the keys whose budget has refilled completely (a fresh key
+    /// would get the same answers) and give the memory back.
+    pub fn prune(&self) {
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
+    }
+
+    /// Keys remembered now.
+    pub fn len(&self) -> usize {
+        self.limiter.len()
+    }
+
+    /// Whether no key is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.limiter.is_empty()
     }
 }
 
@@ -189,6 +209,7 @@ impl Limits {
     pub fn allow_user_message(&self, user: Uuid) -> bool {
         self.user_messages.check(&user).is_ok()
     }
+
     /// Spend one of `client`'s budget for `action`; `Err` is how long until
     /// it may try again. `client` is a [`crate::client_ip::ClientIp::rate_key`].
     pub fn check_auth(&self, action: AuthAction, client: IpAddr) -> Result<(), Duration> {
@@ -215,6 +236,24 @@ impl Limits {
             // Timed out, or the semaphore was closed (never done).
             _ => Err(Overloaded),
         }
+    }
+
+    /// Forget idle keys in every keyed limiter.
+    pub fn prune_idle(&self) {
+        self.user_messages.prune();
+        self.anonymous_per_ip.prune();
+        self.registrations_per_ip.prune();
+        self.logins_per_ip.prune();
+        self.logins_per_email.prune();
+    }
+
+    /// Keys remembered across the keyed limiters (for tests).
+    pub fn tracked_keys(&self) -> usize {
+        self.user_messages.len()
+            + self.anonymous_per_ip.len()
+            + self.registrations_per_ip.len()
+            + self.logins_per_ip.len()
+            + self.logins_per_email.len()
     }
 
     /// Fresh per-socket limiters.
@@ -244,6 +283,19 @@ impl Limits {
         let host = headers.get("host").and_then(|v| v.to_str().ok());
         let origin_host = origin.split_once("://").map(|(_, rest)| rest);
         matches!((host, origin_host), (Some(host), Some(origin_host)) if host.eq_ignore_ascii_case(origin_host))
+    }
+}
+
+/// Run [`Limits::prune_idle`] every `every` until `stop` fires.
+pub async fn prune_idle_keys(limits: Arc<Limits>, every: Duration, stop: CancellationToken) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            _ = ticks.tick() => limits.prune_idle(),
+        }
     }
 }
 
@@ -350,6 +402,27 @@ mod tests {
     }
 
     #[test]
+    fn keyed_limiters_forget_keys_once_their_budget_is_full_again() {
+        let clock = governor::clock::FakeRelativeClock::default();
+        let limiter = KeyedLimiter::with_clock(per_minute(2), clock.clone());
+        for key in 0..100 {
+            limiter.check(&key).unwrap();
+        }
+        limiter.check(&7).unwrap();
+        assert!(limiter.check(&7).is_err(), "key 7 spent its budget");
+        limiter.prune();
+        assert_eq!(limiter.len(), 100, "recently used keys are kept");
+        // A key is forgotten one refill interval (30 s here) after its
+        // budget is full again.
+        clock.advance(Duration::from_secs(61));
+        limiter.prune();
+        assert_eq!(limiter.len(), 1, "only key 7 is still short of budget");
+        clock.advance(Duration::from_secs(30));
+        limiter.prune();
+        assert!(limiter.is_empty());
+    }
+
+    #[test]
     fn a_refused_check_says_how_long_to_wait() {
         let clock = governor::clock::FakeRelativeClock::default();
         let limiter = KeyedLimiter::with_clock(per_hour(2), clock);
@@ -380,6 +453,21 @@ mod tests {
             assert!(limits.check_login_email("ada@example.com").is_ok());
         }
         assert!(limits.check_login_email("ada@example.com").is_err());
+        assert!(limits.tracked_keys() > 0);
+        limits.prune_idle();
+        assert!(limits.tracked_keys() > 0, "recent keys survive a prune");
+    }
+
+    #[tokio::test]
+    async fn password_slots_are_bounded_and_a_full_house_answers_overloaded() {
+        let limits = limits(|c| {
+            c.auth.password_hash_concurrency = 1;
+            c.auth.password_hash_wait_ms = 10;
+        });
+        let held = limits.password_slot().await.unwrap();
+        assert!(limits.password_slot().await.is_err());
+        drop(held);
+        assert!(limits.password_slot().await.is_ok());
     }
 
     #[test]
@@ -412,17 +500,5 @@ mod tests {
         assert!(limits.origin_allowed(&headers(Some("https://app.example.com"))));
         assert!(!limits.origin_allowed(&headers(Some("https://evil.example.com"))));
         assert!(!limits.origin_allowed(&headers(Some("https://app.example.com.evil.io"))));
-    }
-
-    #[tokio::test]
-    async fn password_slots_are_bounded_and_a_full_house_answers_overloaded() {
-        let limits = limits(|c| {
-            c.auth.password_hash_concurrency = 1;
-            c.auth.password_hash_wait_ms = 10;
-        });
-        let held = limits.password_slot().await.unwrap();
-        assert!(limits.password_slot().await.is_err());
-        drop(held);
-        assert!(limits.password_slot().await.is_ok());
     }
 }
