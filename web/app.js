@@ -16,7 +16,7 @@ import { Api, ApiError } from "./api.js";
 import { AuthView } from "./auth.js";
 import { ChatView } from "./chat-view.js";
 import { copy } from "./clipboard.js";
-import { ColloquyClient } from "./colloquy-client.js";
+import { backoffDelay, ColloquyClient } from "./colloquy-client.js";
 import { ConversationState, isBusy } from "./conversation-state.js";
 import { Sidebar, displayTitle } from "./sidebar.js";
 import { fillIcons } from "./icons.js";
@@ -95,18 +95,45 @@ initTheme(/** @type {HTMLButtonElement} */ (byId("theme-toggle")));
 view.reset(state);
 boot();
 
-async function boot() {
+/**
+ * Whether a failed request is the server's (or the network's) trouble, to
+ * be retried with the session kept: no answer, 429, or a 5xx.
+ * @param {unknown} error
+ */
+function isRetryable(error) {
+  return error instanceof ApiError && (error.status === 0 || error.status === 429 || error.status >= 500);
+}
+
+/** Backoff of the HTTP retries, the same as the socket's. @param {number} attempt */
+const retryDelay = (attempt) => backoffDelay(attempt, 500, 10_000);
+
+async function boot(attempt = 0) {
   if (!api.token) {
     auth.show();
     return;
   }
   try {
     user = await api.me();
-    await showChat();
   } catch (error) {
+    if (isRetryable(error)) {
+      // Only a 401 ends the session; the server being down does not.
+      const delayMs = retryDelay(attempt);
+      ui.chat.hidden = false;
+      showConnection({ state: "reconnecting", attempt: attempt + 1, delayMs });
+      showNotice("The server is unavailable right now; retrying…");
+      setTimeout(() => boot(attempt + 1), delayMs);
+      return;
+    }
     if (error instanceof ApiError && error.status === 401) api.token = null;
+    ui.chat.hidden = true;
     auth.show({ message: error instanceof ApiError && error.status !== 401 ? error.message : undefined });
+    return;
   }
+  if (attempt > 0) {
+    hideNotice();
+    showConnection({ state: "idle" });
+  }
+  await showChat();
 }
 
 /** @param {User} signedIn @param {string} [note] */
@@ -208,8 +235,8 @@ function newChat() {
   updateComposer();
 }
 
-/** @param {string} id */
-async function openConversation(id) {
+/** @param {string} id @param {number} [attempt] retries so far after server trouble */
+async function openConversation(id, attempt = 0) {
   closeClient();
   currentId = id;
   sidebar.setActive(id);
@@ -227,6 +254,13 @@ async function openConversation(id) {
     if (error instanceof ApiError && error.status === 404) {
       showNotice("That conversation does not exist (or was deleted).");
       navigate(null);
+    } else if (isRetryable(error)) {
+      const delayMs = retryDelay(attempt);
+      showConnection({ state: "reconnecting", attempt: attempt + 1, delayMs });
+      showNotice("The server is unavailable right now; retrying…");
+      setTimeout(() => {
+        if (currentId === id && !client) openConversation(id, attempt + 1);
+      }, delayMs);
     } else {
       handleApiError(error);
     }

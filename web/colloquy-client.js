@@ -26,7 +26,9 @@
  *   answers in time (browsers cannot see protocol-level pings);
  * - on `resync_required` reloads the conversation over HTTP and resumes from
  *   what was loaded;
- * - never loops on an authentication failure (close code 1008).
+ * - never loops on an authentication failure (close code 1008), and keeps
+ *   reconnecting, token kept, when the server is in trouble: 1011 (it
+ *   failed, e.g. its database), 1012 (restart), 1013 (full: try later).
  *
  * Voice: `sendAudio()` streams microphone audio (base64 PCM16) and
  * `endAudio()` ends an utterance; the server answers with `speech_started`,
@@ -112,8 +114,12 @@ export const CloseCode = Object.freeze({
   GOING_AWAY: 1001,
   /** Authentication or ownership failure: retrying cannot help. */
   POLICY: 1008,
+  /** The server failed (its storage, say): reconnect with backoff. */
+  INTERNAL_ERROR: 1011,
   /** The server restarts: reconnect (and resume). */
   RESTART: 1012,
+  /** The server is full, or this socket fell behind: reconnect with backoff. */
+  TRY_AGAIN_LATER: 1013,
   /** Sent by this client when it gives up on a silent socket. */
   CLIENT_TIMEOUT: 4000,
 });
@@ -359,6 +365,8 @@ export class ColloquyClient {
       this.#socket = null;
       this.#ready = false;
       this.#stopTimers();
+      // Only a policy close is final; any other (1011, 1012, 1013, a
+      // dropped connection) is retried with backoff, token and queue kept.
       if (close.code === CloseCode.POLICY) {
         globalThis.removeEventListener?.("online", this.#onOnline);
         this.#setState({ state: "closed", code: close.code, reason: close.reason });

@@ -20,7 +20,9 @@ use uuid::Uuid;
 
 use crate::{
     error::AppError,
+    limits::PasswordSlot,
     store::{self, User},
+    ws::close_code,
     AppState,
 };
 
@@ -126,9 +128,12 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     options.open(path)?.write_all(contents.as_bytes())
 }
 
-/// Hash a password with argon2id (off the async runtime: it is deliberately slow).
-pub async fn hash_password(password: String) -> anyhow::Result<String> {
+/// Hash a password with argon2id, off the async runtime (it is deliberately
+/// slow). `slot` is held until the hash is done, even if the request that
+/// asked for it is dropped.
+pub async fn hash_password(slot: PasswordSlot, password: String) -> anyhow::Result<String> {
     tokio::task::spawn_blocking(move || {
+        let _slot = slot;
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
             .hash_password(password.as_bytes(), &salt)
@@ -140,8 +145,14 @@ pub async fn hash_password(password: String) -> anyhow::Result<String> {
 
 /// Check a password against a stored hash; a missing hash still costs one
 /// verification so response time does not reveal whether an email exists.
-pub async fn verify_password(password: String, hash: Option<String>) -> anyhow::Result<bool> {
+/// `slot` is held as in [`hash_password`].
+pub async fn verify_password(
+    slot: PasswordSlot,
+    password: String,
+    hash: Option<String>,
+) -> anyhow::Result<bool> {
     tokio::task::spawn_blocking(move || {
+        let _slot = slot;
         let stored = hash.as_deref().unwrap_or_else(|| dummy_hash());
         let Ok(parsed) = PasswordHash::new(stored) else {
             return Ok(false);
@@ -192,19 +203,38 @@ fn form_urlencoded_pairs(query: &str) -> impl Iterator<Item = (String, String)> 
         .into_iter()
 }
 
-/// Why a request or socket is not authenticated, in seed 004's words.
+/// Why a request or socket was not let in: seed 004's words for real
+/// authentication failures, or a storage failure the client should retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthFailure {
     NotAuthenticated,
     UserNotFound,
+    /// The user could not be loaded (the database failed): not the
+    /// client's fault, so never a sign-out.
+    Unavailable,
 }
 
+/// Close code of a socket refused for a failure on the server's side, which
+/// the client should retry (RFC 6455 1011, "internal error").
+pub const CLOSE_UNAVAILABLE: u16 = 1011;
+
 impl AuthFailure {
-    /// The WebSocket close reason (seed 004).
-    pub fn reason(self) -> &'static str {
+    /// The WebSocket close code and reason: 1008 for authentication
+    /// failures (final), 1011 when storage failed (retry).
+    pub fn close(self) -> (u16, &'static str) {
         match self {
-            AuthFailure::NotAuthenticated => "Not authenticated",
-            AuthFailure::UserNotFound => "User not found",
+            AuthFailure::NotAuthenticated => (close_code::POLICY, "Not authenticated"),
+            AuthFailure::UserNotFound => (close_code::POLICY, "User not found"),
+            AuthFailure::Unavailable => (CLOSE_UNAVAILABLE, "Service unavailable"),
+        }
+    }
+}
+
+impl From<AuthFailure> for AppError {
+    fn from(failure: AuthFailure) -> Self {
+        match failure {
+            AuthFailure::NotAuthenticated | AuthFailure::UserNotFound => AppError::Unauthorized,
+            AuthFailure::Unavailable => AppError::unavailable(),
         }
     }
 }
@@ -225,12 +255,13 @@ pub async fn authenticate(
         Ok(None) => Err(AuthFailure::UserNotFound),
         Err(error) => {
             tracing::error!(%error, "loading user failed");
-            Err(AuthFailure::UserNotFound)
+            Err(AuthFailure::Unavailable)
         }
     }
 }
 
-/// The signed-in (or anonymous) user making an HTTP request; 401 otherwise.
+/// The signed-in (or anonymous) user making an HTTP request; 401 otherwise
+/// (503 when storage failed).
 pub struct AuthUser(pub User);
 
 impl FromRequestParts<AppState> for AuthUser {
@@ -240,10 +271,42 @@ impl FromRequestParts<AppState> for AuthUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        authenticate(state, &parts.headers, &parts.uri)
-            .await
-            .map(AuthUser)
-            .map_err(|_| AppError::Unauthorized)
+        let user = authenticate(state, &parts.headers, &parts.uri).await?;
+        Ok(AuthUser(user))
+    }
+}
+
+/// A signed-in user listed in the `admins` setting (by id or email); 403
+/// for anyone else.
+pub struct AdminUser(pub User);
+
+/// Whether `admins` (user ids or emails) names `user`.
+pub fn is_admin(admins: &[String], user: &User) -> bool {
+    let id = user.id.to_string();
+    admins.iter().map(|admin| admin.trim()).any(|admin| {
+        admin.eq_ignore_ascii_case(&id)
+            || user
+                .email
+                .as_deref()
+                .is_some_and(|email| admin.eq_ignore_ascii_case(email))
+    })
+}
+
+impl FromRequestParts<AppState> for AdminUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let AuthUser(user) = AuthUser::from_request_parts(parts, state).await?;
+        if !is_admin(&state.config.admins, &user) {
+            return Err(AppError::Forbidden {
+                code: "admin_required",
+                message: "only administrators may do this".into(),
+            });
+        }
+        Ok(AdminUser(user))
     }
 }
 
@@ -301,11 +364,36 @@ mod tests {
 
     #[tokio::test]
     async fn password_hash_round_trip() {
-        let hash = hash_password("correct horse".into()).await.unwrap();
-        assert!(verify_password("correct horse".into(), Some(hash.clone()))
+        let limits = crate::limits::Limits::new(&crate::config::Config::default());
+        let slot = || async { limits.password_slot().await.unwrap() };
+        let hash = hash_password(slot().await, "correct horse".into())
             .await
-            .unwrap());
-        assert!(!verify_password("wrong".into(), Some(hash)).await.unwrap());
-        assert!(!verify_password("x".into(), None).await.unwrap());
+            .unwrap();
+        let verify = |password: &str, hash: Option<String>| {
+            let password = password.to_owned();
+            async { verify_password(slot().await, password, hash).await.unwrap() }
+        };
+        assert!(verify("correct horse", Some(hash.clone())).await);
+        assert!(!verify("wrong", Some(hash)).await);
+        assert!(!verify("x", None).await);
+    }
+
+    #[test]
+    fn admins_are_named_by_id_or_email() {
+        let mut ada = user(false);
+        ada.email = Some("ada@example.com".into());
+        let by_email = vec!["Ada@Example.com".to_owned()];
+        let by_id = vec![ada.id.to_string()];
+        assert!(is_admin(&by_email, &ada));
+        assert!(is_admin(&by_id, &ada));
+        assert!(!is_admin(&by_email, &user(false)));
+        assert!(!is_admin(&[], &ada));
+    }
+
+    #[test]
+    fn storage_failures_close_sockets_with_a_retryable_code() {
+        assert_eq!(AuthFailure::NotAuthenticated.close().0, 1008);
+        assert_eq!(AuthFailure::UserNotFound.close().0, 1008);
+        assert_eq!(AuthFailure::Unavailable.close().0, 1011);
     }
 }

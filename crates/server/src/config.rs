@@ -3,7 +3,11 @@
 //! overriding the one before). Provider keys come only from the environment.
 //! Secrets never appear in `Debug` output or logs.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+    time::Duration,
+};
 
 use anyhow::{bail, Context};
 use figment::{
@@ -11,6 +15,9 @@ use figment::{
     Figment,
 };
 use serde::{Deserialize, Serialize};
+
+mod auth;
+pub use auth::AuthLimitsConfig;
 
 /// The default system instruction given to the model.
 pub const DEFAULT_SYSTEM_PROMPT: &str =
@@ -84,6 +91,8 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// Open sockets allowed per user (tabs and devices).
     pub max_sockets_per_user: usize,
+    /// Open sockets allowed in total; beyond it sockets close with 1013.
+    pub max_connections: usize,
     /// `text` messages per minute one socket may send.
     pub messages_per_minute_per_socket: u32,
     /// `text` messages per minute one user may send across all sockets and HTTP.
@@ -92,6 +101,16 @@ pub struct Config {
     pub frames_per_second_per_socket: u32,
     /// Rate-limited frames in a row after which a socket is closed (1008).
     pub rate_limit_strikes: u32,
+    /// How often rate limiters keyed by user, address or email forget the
+    /// keys that have been idle long enough to be back to a full budget.
+    pub rate_limit_prune_secs: u64,
+    /// Reverse proxies whose `X-Forwarded-For` names the client. Empty: the
+    /// socket's peer address is the client, whatever the header says.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Users (ids or emails) who may read `/metrics`.
+    pub admins: Vec<String>,
+    /// Sign-up and sign-in throttles, and the password hashing budget.
+    pub auth: AuthLimitsConfig,
     /// Longest reply, in characters; generation stops there. Must fit a frame.
     pub max_reply_chars: usize,
     /// Per-socket read buffer (small keeps 10,000 idle sockets cheap).
@@ -250,10 +269,15 @@ impl Default for Config {
             sqlite_synchronous: "full".into(),
             allowed_origins: Vec::new(),
             max_sockets_per_user: 32,
+            max_connections: 20_000,
             messages_per_minute_per_socket: 60,
             messages_per_minute_per_user: 120,
             frames_per_second_per_socket: 50,
             rate_limit_strikes: 20,
+            rate_limit_prune_secs: 60,
+            trusted_proxies: Vec::new(),
+            admins: Vec::new(),
+            auth: AuthLimitsConfig::default(),
             max_reply_chars: 32_000,
             socket_read_buffer_bytes: 4096,
             socket_max_write_buffer_bytes: 1024 * 1024,
@@ -366,6 +390,8 @@ impl Config {
                 self.conversation_buffer_events,
             ),
             ("max_sockets_per_user", self.max_sockets_per_user),
+            ("max_connections", self.max_connections),
+            ("rate_limit_prune_secs", self.rate_limit_prune_secs as usize),
             (
                 "messages_per_minute_per_socket",
                 self.messages_per_minute_per_socket as usize,
@@ -401,7 +427,7 @@ impl Config {
                 self.audio.max_utterance_ms as usize,
             ),
         ];
-        for (name, value) in positive {
+        for (name, value) in positive.into_iter().chain(self.auth.positive()) {
             if value == 0 {
                 bail!("invalid configuration: {name} must be greater than 0");
             }

@@ -1,15 +1,20 @@
 //! The HTTP error type: a status, a stable machine-readable `code` and a
 //! message safe to show. Internal causes are logged, never returned.
 
+use std::time::Duration;
+
 use axum::{
     extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection},
-    http::StatusCode,
+    http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     Json,
 };
 use serde_json::json;
 
 use crate::store::StoreError;
+
+/// What a 503 asks the client to wait before retrying.
+const UNAVAILABLE_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// An error answered to an HTTP client as `{"error": {"code", "message"}}`.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +33,12 @@ pub enum AppError {
     Conflict(String),
     #[error("too many messages; slow down")]
     RateLimited,
+    /// A throttle said no; `Retry-After` tells when it will say yes.
+    #[error("{message}")]
+    TooManyRequests {
+        message: &'static str,
+        retry_after: Duration,
+    },
     #[error("the request body is larger than this server accepts")]
     PayloadTooLarge,
     #[error("{message}")]
@@ -51,6 +62,32 @@ impl AppError {
         }
     }
 
+    /// 503 `unavailable`: storage (or another part of the server) failed;
+    /// the client keeps its session and retries.
+    pub fn unavailable() -> Self {
+        AppError::Unavailable {
+            code: "unavailable",
+            message: "the service is temporarily unavailable; try again shortly".into(),
+        }
+    }
+
+    /// 503 `overloaded`: too much work queued; the client retries later.
+    pub fn overloaded() -> Self {
+        AppError::Unavailable {
+            code: "overloaded",
+            message: "the server is busy; try again shortly".into(),
+        }
+    }
+
+    /// How long the client should wait before retrying, when it should.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            AppError::TooManyRequests { retry_after, .. } => Some(*retry_after),
+            AppError::Unavailable { .. } => Some(UNAVAILABLE_RETRY_AFTER),
+            _ => None,
+        }
+    }
+
     /// The HTTP status and stable code of this error.
     pub fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
@@ -60,7 +97,9 @@ impl AppError {
             AppError::Forbidden { code, .. } => (StatusCode::FORBIDDEN, code),
             AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            AppError::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            AppError::RateLimited | AppError::TooManyRequests { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+            }
             AppError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             AppError::Unavailable { code, .. } => (StatusCode::SERVICE_UNAVAILABLE, code),
             AppError::Provider { status, code, .. } => (*status, code),
@@ -76,7 +115,15 @@ impl IntoResponse for AppError {
             tracing::error!(error = %format!("{cause:#}"), "internal error");
         }
         let body = json!({ "error": { "code": code, "message": self.to_string() } });
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let Some(wait) = self.retry_after() {
+            // Whole seconds, rounded up: a client retrying on time is let in.
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        response
     }
 }
 
@@ -85,6 +132,14 @@ impl From<StoreError> for AppError {
         match error {
             StoreError::NotFound => AppError::NotFound("resource"),
             StoreError::Conflict(what) => AppError::Conflict(what.into()),
+            // The database is unreachable or full of waiters: worth retrying.
+            StoreError::Unavailable
+            | StoreError::Database(
+                sqlx::Error::PoolClosed | sqlx::Error::PoolTimedOut | sqlx::Error::Io(_),
+            ) => {
+                tracing::error!(%error, "storage unavailable");
+                AppError::unavailable()
+            }
             other => AppError::Internal(other.into()),
         }
     }

@@ -4,7 +4,9 @@
 //!
 //! # Layout
 //! - [`config`]: one typed configuration (defaults, file, env, flags).
-//! - [`auth`]: password hashes, access tokens, the [`auth::AuthUser`] extractor.
+//! - [`auth`]: password hashes, access tokens, the [`auth::AuthUser`] and
+//!   [`auth::AdminUser`] extractors.
+//! - [`client_ip`]: the client address of a request (trusted proxies aside).
 //! - [`store`]: SQLite persistence (users, conversations, messages) and migrations.
 //! - [`hub`]: per-conversation event numbering and fan-out to subscribers
 //!   (`registry` of held channels, `channel` numbering and replay, `user` channels).
@@ -12,13 +14,15 @@
 //!   (`reply` task, `publish`, `events`, `recovery` after a crash).
 //! - [`conversation`]: opening a conversation with ownership checks.
 //! - [`input`]: client input parsed into valid types.
-//! - [`limits`]: rate limits, sockets per user, Origin allow-list.
+//! - [`limits`]: rate limits, sockets per user and in total, sign-up and
+//!   sign-in throttles, password hashing slots, Origin allow-list.
 //! - [`http`]: REST endpoints and the HTTP chat fallbacks.
 //! - [`ws`]: the chat sockets.
 //! - [`voice`]: speech in and out: engines, the voice pipeline, the voice socket, turn timings.
 //! - [`error`]: the JSON error type of the HTTP API.
 
 pub mod auth;
+pub mod client_ip;
 pub mod config;
 pub mod conversation;
 pub mod error;
@@ -181,12 +185,23 @@ impl App {
                 tracing::debug!(%error, "cannot set TCP_NODELAY");
             }
         });
-        let server = axum::serve(listener, router)
-            .with_graceful_shutdown(stop_accepting.clone().cancelled_owned());
+        // Each request learns its peer address (`ConnectInfo`), which the
+        // per-address throttles count by.
+        let server = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stop_accepting.clone().cancelled_owned());
         let server = tokio::spawn(async move { server.await });
+        let pruning = tokio::spawn(limits::prune_idle_keys(
+            state.limits.clone(),
+            Duration::from_secs(state.config.rate_limit_prune_secs),
+            stop_accepting.clone(),
+        ));
         shutdown.await;
         tracing::info!("shutting down: finishing in-flight replies");
         stop_accepting.cancel();
+        let _ = pruning.await;
         state
             .turns
             .drain(Duration::from_secs(state.config.shutdown_grace_secs))

@@ -156,6 +156,30 @@ test("1008 (not authenticated) stops for good; 1012 (restart) reconnects", async
   assert.equal(FakeSocket.all.length, 2, "no reconnect loop");
 });
 
+test("1011 (server failed) and 1013 (try again later) reconnect with backoff, keeping the token", async () => {
+  mock.timers.enable({ apis: ["setTimeout", "setInterval"] });
+  const c = client();
+  /** @type {string[]} */
+  const fatal = [];
+  c.on("fatal", (e) => fatal.push(e.reason));
+  c.connect();
+  await settle();
+  last().drop(1011, "Service unavailable");
+  assert.equal(c.state, "reconnecting");
+  mock.timers.tick(10_000);
+  await settle();
+  assert.equal(FakeSocket.all.length, 2);
+  last().drop(1013, "try again later");
+  assert.equal(c.state, "reconnecting");
+  mock.timers.tick(10_000);
+  await settle();
+  assert.equal(FakeSocket.all.length, 3);
+  assert.ok(last().url.includes("token=t0k"), last().url);
+  last().receive(ready(0));
+  assert.equal(c.state, "open");
+  assert.deepEqual(fatal, []);
+});
+
 test("a silent socket is dropped after a ping goes unanswered, then replaced", async () => {
   mock.timers.enable({ apis: ["setTimeout", "setInterval"] });
   const c = client({ heartbeatIntervalMs: 15_000, heartbeatTimeoutMs: 5_000 });

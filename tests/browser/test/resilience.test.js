@@ -7,6 +7,9 @@
  *
  * These rely on the server's resume support (`?last_seq=`: replay every
  * event after it).
+ *
+ * The server's own trouble (its storage failing: HTTP 503, socket close
+ * 1011) must never sign the user out: the page keeps the token and retries.
  */
 
 import assert from "node:assert/strict";
@@ -166,5 +169,45 @@ test("the server restarting mid-reply: the page reconnects on its own, the reply
   await waitForReply(page, "You said: Are you still there?");
   assert.equal(await page.locator(".msg-assistant").count(), 2);
   assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test("the server's storage failing (503, then close 1011) keeps the session: the page retries on its own", async () => {
+  const token = await stack.token();
+  const { page, context, errors } = await stack.page({ token });
+  let refusedMe = 0;
+  await page.route("**/api/auth/me", async (route) => {
+    if (refusedMe >= 2) return route.continue();
+    refusedMe += 1;
+    await route.fulfill({
+      status: 503,
+      headers: { "retry-after": "1" },
+      contentType: "application/json",
+      body: JSON.stringify({ error: { code: "unavailable", message: "the service is temporarily unavailable; try again shortly" } }),
+    });
+  });
+  /** @type {string[]} */
+  const sockets = [];
+  await page.routeWebSocket(/\/api\/v1\/chat\/ws/, (ws) => {
+    sockets.push(ws.url());
+    // The first socket meets a server whose database failed; later ones reach it.
+    if (sockets.length === 1) ws.close({ code: 1011, reason: "Service unavailable" });
+    else ws.connectToServer();
+  });
+  await page.goto(`${stack.server.url}/`);
+  // The chat opens once /api/auth/me answers; the socket opens with the first message.
+  await page.locator("#account-name", { hasText: "@" }).waitFor({ timeout: 30_000 });
+  assert.equal(refusedMe, 2, "/api/auth/me was retried after two 503s");
+  await sendMessage(page, "Are you back?");
+  await waitForReply(page, "You said: Are you back?");
+  assert.ok(sockets.length >= 2, "the socket closed with 1011 was reopened");
+  assert.equal(await page.locator("#conn-badge").getAttribute("data-state"), "open");
+  assert.equal(await page.evaluate(() => localStorage.getItem("colloquy.token")), token, "the token was kept");
+  assert.equal(await page.locator("#auth-view").isHidden(), true, "never sent to the sign-in screen");
+  // Chromium logs the refused requests themselves; those are the network, not the page.
+  assert.deepEqual(
+    errors.filter((error) => !/status of 503/.test(error)),
+    [],
+  );
   await context.close();
 });

@@ -1,4 +1,8 @@
-//! `/auth/register`, `/auth/login`, anonymous sessions and claiming them (seed 000).
+//! `/auth/register`, `/auth/login`, anonymous sessions and claiming them
+//! (seed 000). Creating identities and checking passwords are throttled per
+//! client address (and sign-ins per email) and answered 429 with
+//! `Retry-After` beyond their budgets; password hashing waits briefly for a
+//! slot and is answered 503 `overloaded` when none frees up.
 
 use axum::{
     extract::State,
@@ -11,7 +15,9 @@ use serde_json::json;
 
 use crate::{
     auth::{hash_password, verify_password, AuthUser},
+    client_ip::ClientIp,
     error::{ApiJson, AppError},
+    limits::{AuthAction, PasswordSlot},
     store::{self, NewUser, User},
     AppState,
 };
@@ -49,6 +55,31 @@ fn token_response(state: &AppState, user: User) -> Result<TokenResponse, AppErro
     })
 }
 
+/// Spend one of `client`'s budget for `action`, or refuse with 429.
+fn throttle(state: &AppState, action: AuthAction, client: ClientIp) -> Result<(), AppError> {
+    state
+        .limits
+        .check_auth(action, client.rate_key())
+        .map_err(|retry_after| AppError::TooManyRequests {
+            message: match action {
+                AuthAction::Anonymous => {
+                    "too many guest sessions from this address; try again later"
+                }
+                AuthAction::Register => "too many sign-ups from this address; try again later",
+                AuthAction::Login => "too many sign-in attempts; try again later",
+            },
+            retry_after,
+        })
+}
+
+/// A password hashing slot, or 503 `overloaded` when none frees up soon.
+async fn password_slot(state: &AppState) -> Result<PasswordSlot, AppError> {
+    state.limits.password_slot().await.map_err(|_| {
+        tracing::warn!("password hashing is saturated; refusing a sign-in");
+        AppError::overloaded()
+    })
+}
+
 /// Lowercased, trimmed, plausible email (the mail server is the real judge).
 fn normalize_email(email: &str) -> Result<String, AppError> {
     let email = email.trim().to_lowercase();
@@ -74,8 +105,10 @@ struct RegisterBody {
 
 async fn register(
     State(state): State<AppState>,
+    client: ClientIp,
     ApiJson(body): ApiJson<RegisterBody>,
 ) -> Result<(StatusCode, Json<TokenResponse>), AppError> {
+    throttle(&state, AuthAction::Register, client)?;
     let email = normalize_email(&body.email)?;
     let password_chars = body.password.chars().count();
     if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&password_chars) {
@@ -97,7 +130,8 @@ async fn register(
             format!("full_name must be one line of at most {MAX_NAME_CHARS} characters"),
         ));
     }
-    let hash = hash_password(body.password)
+    let slot = password_slot(&state).await?;
+    let hash = hash_password(slot, body.password)
         .await
         .map_err(AppError::Internal)?;
     let user = store::insert_user(
@@ -122,15 +156,27 @@ struct LoginBody {
 
 async fn login(
     State(state): State<AppState>,
+    client: ClientIp,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> Result<Json<TokenResponse>, AppError> {
+    throttle(&state, AuthAction::Login, client)?;
     let email = body.email.trim().to_lowercase();
+    // Bounded, so made-up emails cost the throttle little memory.
+    let email_key: String = email.chars().take(MAX_EMAIL_CHARS).collect();
+    state
+        .limits
+        .check_login_email(&email_key)
+        .map_err(|retry_after| AppError::TooManyRequests {
+            message: "too many sign-in attempts for this account; try again later",
+            retry_after,
+        })?;
+    let slot = password_slot(&state).await?;
     let credentials = store::find_credentials(&state.db, &email).await?;
     let (user, hash) = match credentials {
         Some(c) => (Some(c.user), c.password_hash),
         None => (None, None),
     };
-    let valid = verify_password(body.password, hash)
+    let valid = verify_password(slot, body.password, hash)
         .await
         .map_err(AppError::Internal)?;
     match user {
@@ -141,7 +187,9 @@ async fn login(
 
 async fn anonymous(
     State(state): State<AppState>,
+    client: ClientIp,
 ) -> Result<(StatusCode, Json<TokenResponse>), AppError> {
+    throttle(&state, AuthAction::Anonymous, client)?;
     let user = store::insert_user(
         &state.db,
         NewUser {

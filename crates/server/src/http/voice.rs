@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::{
-    auth::AuthUser,
+    auth::{AdminUser, AuthUser},
     error::{ApiPath, AppError},
     store,
     voice::timings,
@@ -32,9 +32,9 @@ async fn conversation_timings(
     Ok(Json(json!({ "timings": timings })))
 }
 
-/// Latency histograms of voice turns. Any signed-in user may read them: they
-/// are aggregate figures, but not for the open internet.
-async fn metrics(State(state): State<AppState>, AuthUser(_): AuthUser) -> impl IntoResponse {
+/// Latency histograms of voice turns, for the users named in `admins`: they
+/// are aggregate figures, but about everyone's use of the server.
+async fn metrics(State(state): State<AppState>, AdminUser(_): AdminUser) -> impl IntoResponse {
     (
         [(
             header::CONTENT_TYPE,

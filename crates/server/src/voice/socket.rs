@@ -3,7 +3,8 @@
 //! the way the seed specifies: the socket is accepted, then closed with 1008
 //! and `Not authenticated`, `User not found`, `Step not found` or `Impact not
 //! found`, or 1011 `Server configuration error for AI client` when no voice
-//! engine (or no model) is configured.
+//! engine (or no model) is configured. Storage failures close with 1011 and
+//! a full server with 1013: both are worth retrying.
 
 use std::{sync::Arc, time::Duration};
 
@@ -30,11 +31,11 @@ use super::{
     VoiceBackend, VoiceEngines,
 };
 use crate::{
-    auth::authenticate,
+    auth::{authenticate, AuthFailure},
     config::AudioConfig,
     conversation,
     error::{ApiPath, AppError},
-    limits::SocketPermit,
+    limits::{SocketPermit, SocketRefused},
     store::{self, User},
     ws::{close_code, close_with, is_too_big, prepare_upgrade},
     AppState,
@@ -95,7 +96,7 @@ async fn admit(
     let policy = |reason| (close_code::POLICY, reason);
     let user = authenticate(state, headers, uri)
         .await
-        .map_err(|failure| policy(failure.reason()))?;
+        .map_err(AuthFailure::close)?;
     let storage = |error: store::StoreError| {
         tracing::error!(%error, "loading the voice session failed");
         (INTERNAL_ERROR, "Session unavailable")
@@ -119,7 +120,7 @@ async fn admit(
     let permit = state
         .limits
         .open_socket(user.id)
-        .ok_or(policy("Too many connections"))?;
+        .map_err(SocketRefused::close)?;
     let context = SessionContext::load(&state.db, user.id, &plan, &step)
         .await
         .map_err(storage)?;

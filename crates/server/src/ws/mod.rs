@@ -1,7 +1,9 @@
 //! WebSocket upgrade handlers: authenticate, open the conversation, upgrade,
 //! then hand the socket to [`session::run`]. Failures are reported the way
-//! seed 004 specifies: the socket is accepted, then closed with 1008 and a
-//! reason, so browsers (which cannot read a refused handshake) see why.
+//! seed 004 specifies: the socket is accepted, then closed with a code and
+//! a reason, so browsers (which cannot read a refused handshake) see why:
+//! 1008 for what retrying cannot fix, 1011 (storage failed) or 1013 (server
+//! full) for what it can.
 
 mod session;
 
@@ -23,10 +25,10 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use crate::{
-    auth::authenticate,
+    auth::{authenticate, AuthFailure, CLOSE_UNAVAILABLE},
     conversation::{self, IfMissing, OpenError},
     error::{ApiPath, AppError},
-    limits::SocketPermit,
+    limits::{SocketPermit, SocketRefused},
     store::{Conversation, User},
     AppState,
 };
@@ -145,7 +147,7 @@ async fn accept(
         sockets.track_future(async move {
             match admitted {
                 Ok(admitted) => session::run(socket, state, admitted).await,
-                Err(reason) => close_with(socket, close_code::POLICY, reason).await,
+                Err((code, reason)) => close_with(socket, code, reason).await,
             }
         })
     })
@@ -196,29 +198,31 @@ pub(crate) struct Admitted {
 }
 
 /// Authenticate, take a socket slot and open the conversation; the error is
-/// the close reason (seed 004's wording where it has one).
+/// the close code and reason (seed 004's wording where it has one): 1008
+/// when retrying cannot help, 1011 or 1013 when it can.
 async fn admit(
     state: &AppState,
     headers: &HeaderMap,
     uri: &Uri,
     request: Request,
-) -> Result<Admitted, &'static str> {
+) -> Result<Admitted, (u16, &'static str)> {
+    let policy = |reason| (close_code::POLICY, reason);
     let user = authenticate(state, headers, uri)
         .await
-        .map_err(|failure| failure.reason())?;
-    let requested = request.conversation?;
-    let resume_after = request.resume_after?;
+        .map_err(AuthFailure::close)?;
+    let requested = request.conversation.map_err(policy)?;
+    let resume_after = request.resume_after.map_err(policy)?;
     let permit = state
         .limits
         .open_socket(user.id)
-        .ok_or("Too many connections")?;
+        .map_err(SocketRefused::close)?;
     let conversation = conversation::open(state, &user, requested, request.if_missing)
         .await
         .map_err(|error| match error {
-            OpenError::NotFound => "Conversation not found",
+            OpenError::NotFound => policy("Conversation not found"),
             OpenError::Store(error) => {
                 tracing::error!(%error, "opening conversation failed");
-                "Conversation unavailable"
+                (CLOSE_UNAVAILABLE, "Conversation unavailable")
             }
         })?;
     Ok(Admitted {

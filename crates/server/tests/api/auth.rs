@@ -1,6 +1,6 @@
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, Socket};
+use crate::helpers::{spawn_app, spawn_app_with, Socket};
 
 #[tokio::test]
 async fn register_then_login_returns_bearer_tokens() {
@@ -198,4 +198,20 @@ async fn anonymous_conversations_can_be_claimed_by_a_signed_in_user() {
 
 fn uuid_like() -> &'static str {
     "01a1ffda-13a2-72d7-ae5e-a469f74af714"
+}
+
+#[tokio::test]
+async fn metrics_are_for_admins_only() {
+    let app = spawn_app_with(|config| config.admins = vec!["boss@example.com".into()]).await;
+    let boss = app.register("boss@example.com").await;
+    let worker = app.register("worker@example.com").await;
+    let anonymous = app.http.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let refused = app.get("/metrics", &worker).await;
+    assert_eq!(refused.status(), 403);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "admin_required");
+    let allowed = app.get("/metrics", &boss).await;
+    assert_eq!(allowed.status(), 200);
+    assert!(allowed.text().await.unwrap().contains("colloquy_voice"));
 }

@@ -145,3 +145,28 @@ async fn a_reply_stops_at_the_maximum_reply_size() {
     assert_eq!(last["content"], "abcdefghijkl");
     assert_eq!(last["status"], "complete");
 }
+
+#[tokio::test]
+async fn sockets_beyond_the_servers_maximum_close_with_1013_and_can_retry() {
+    let app = spawn_app_with(|config| config.max_connections = 2).await;
+    let first_user = app.register("full-1@example.com").await;
+    let second_user = app.register("full-2@example.com").await;
+    let (first, _) = app.chat(&first_user, None).await;
+    let (_second, _) = app.chat(&second_user, None).await;
+    let url = app.ws_url(&format!("/api/v1/chat/ws?token={second_user}"));
+    let closed = Socket::connect(&url).await.closed().await;
+    assert_eq!(
+        (closed.code, closed.reason.as_str()),
+        (Some(1013), "try again later")
+    );
+    drop(first);
+    let mut reopened = None;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        if app.state.limits.open_sockets() < 2 {
+            reopened = Some(app.chat(&second_user, None).await);
+            break;
+        }
+    }
+    assert!(reopened.is_some(), "a place was freed");
+}

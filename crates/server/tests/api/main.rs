@@ -18,6 +18,8 @@ mod limits;
 mod local_model;
 mod plans;
 mod resume;
+mod storage_failures;
+mod throttles;
 #[cfg(feature = "voice-local")]
 mod voice;
 mod voice_gemini;

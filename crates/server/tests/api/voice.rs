@@ -44,6 +44,8 @@ async fn voice_app() -> TestApp {
     spawn_app_with(move |config| {
         config.voice = Some("local".into());
         config.audio.models_dir = Some(dir);
+        // Reads /metrics.
+        config.admins = vec!["runner@example.com".into()];
     })
     .await
 }

@@ -164,8 +164,20 @@ async fn run(args: RunArgs) -> anyhow::Result<bool> {
                 .clone()
                 .unwrap_or_else(server::default_binary);
             let per_user = args.sockets_per_user.to_string();
+            let users = args.sockets.div_ceil(args.sockets_per_user.max(1));
             let mut env = vec![
                 ("COLLOQUY_MAX_SOCKETS_PER_USER".to_owned(), per_user),
+                // Every user is an anonymous sign-up from this one address,
+                // and every socket counts against the server's total (twice
+                // over while a chaos drop is resuming).
+                (
+                    "COLLOQUY_AUTH__ANONYMOUS_PER_HOUR_PER_IP".to_owned(),
+                    users.max(1).to_string(),
+                ),
+                (
+                    "COLLOQUY_MAX_CONNECTIONS".to_owned(),
+                    (args.sockets * 2).max(20_000).to_string(),
+                ),
                 // Every socket of a user sends at once; the per-user budget must allow a full round.
                 (
                     "COLLOQUY_MESSAGES_PER_MINUTE_PER_USER".to_owned(),
