@@ -5,6 +5,9 @@
 # Chromium (scripts/test-browser.sh installs what they need).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/system-deps.sh
+source scripts/system-deps.sh
+ensure_system_deps || exit 1
 scripts/setup-models.sh
 cargo test --workspace --all-features "$@"
 scripts/test-browser.sh
