@@ -98,7 +98,8 @@ async fn create(
 struct ConversationWithMessages {
     #[serde(flatten)]
     conversation: Conversation,
-    /// The newest messages before the requested seq, oldest first.
+    /// The newest messages before the requested position, oldest first,
+    /// each reply right after its question.
     messages: Vec<Message>,
     /// Older messages exist: ask again with `before=next_before`.
     has_more: bool,
@@ -111,7 +112,7 @@ const MAX_MESSAGES_PAGE: u32 = 1000;
 
 #[derive(Deserialize)]
 struct MessagesPage {
-    /// Only messages with a seq below this one.
+    /// Only messages before this turn position (a page's `next_before`).
     before: Option<u64>,
     limit: Option<u32>,
 }
@@ -132,12 +133,18 @@ async fn show(
     let conversation = store::find_conversation(&state.db, id, user.id)
         .await?
         .ok_or(AppError::NotFound("conversation"))?;
-    let mut messages = store::messages_before(&state.db, id, page.before, limit + 1).await?;
-    let has_more = messages.len() > limit as usize;
-    if has_more {
-        messages.remove(0);
-    }
-    let next_before = has_more.then(|| messages.first().map(|m| m.seq)).flatten();
+    let page = store::messages_before(&state.db, id, page.before, limit).await?;
+    let has_more = match page.first_position {
+        Some(first) if page.messages.len() == limit as usize => {
+            !store::messages_before(&state.db, id, Some(first), 1)
+                .await?
+                .messages
+                .is_empty()
+        }
+        _ => false,
+    };
+    let next_before = page.first_position.filter(|_| has_more);
+    let messages = page.messages;
     Ok(Json(ConversationWithMessages {
         conversation,
         messages,

@@ -230,27 +230,61 @@ pub async fn orphaned_user_messages(
     rows.iter().map(message_from_row).collect()
 }
 
-/// The newest `limit` messages with a seq below `before` (all when `None`),
-/// oldest first: one page of a conversation, read backwards.
+/// One page of a conversation in turn order.
+#[derive(Debug)]
+pub struct MessagePage {
+    /// Oldest first.
+    pub messages: Vec<Message>,
+    /// The turn position of the first message: pass it as `before` for the
+    /// page before this one.
+    pub first_position: Option<u64>,
+}
+
+/// The newest `limit` messages before turn position `before` (all when
+/// `None`), oldest first. Messages are in turn order: each reply right
+/// after the question it answers, even when another question was sent while
+/// it streamed (by seq that question would come first). A user message's
+/// position is 2 × its seq; its reply's is one more; a reply to no stored
+/// question sits at 2 × its own seq + 1.
 pub async fn messages_before(
     db: impl SqliteExecutor<'_>,
     conversation_id: Uuid,
     before: Option<u64>,
     limit: u32,
-) -> Result<Vec<Message>, StoreError> {
-    let before = before.map_or(i64::MAX, |seq| i64::try_from(seq).unwrap_or(i64::MAX));
+) -> Result<MessagePage, StoreError> {
+    let before = before.map_or(i64::MAX, |position| {
+        i64::try_from(position).unwrap_or(i64::MAX)
+    });
     let rows = sqlx::query(
         "SELECT * FROM (
-            SELECT * FROM messages WHERE conversation_id = ? AND seq < ?
-            ORDER BY seq DESC LIMIT ?
-         ) ORDER BY seq",
+            SELECT m.*,
+                   CASE WHEN q.seq IS NOT NULL THEN 2 * q.seq + 1
+                        WHEN m.sender = 'user' THEN 2 * m.seq
+                        ELSE 2 * m.seq + 1 END AS position
+            FROM messages m
+            LEFT JOIN messages q
+              ON q.conversation_id = m.conversation_id AND q.reply_id = m.id AND q.sender = 'user'
+            WHERE m.conversation_id = ?
+         )
+         WHERE position < ?
+         ORDER BY position DESC LIMIT ?",
     )
     .bind(conversation_id.to_string())
     .bind(before)
     .bind(limit)
     .fetch_all(db)
     .await?;
-    rows.iter().map(message_from_row).collect()
+    let mut messages = Vec::with_capacity(rows.len());
+    let mut first_position = None;
+    for row in rows.iter().rev() {
+        let position: i64 = row.try_get("position")?;
+        first_position.get_or_insert(u64::try_from(position).unwrap_or_default());
+        messages.push(message_from_row(row)?);
+    }
+    Ok(MessagePage {
+        messages,
+        first_position,
+    })
 }
 
 /// All messages of a conversation, in order.

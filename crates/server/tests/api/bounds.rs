@@ -78,8 +78,7 @@ async fn a_conversation_is_read_a_page_at_a_time_newest_first() {
         "oldest first within the page"
     );
     assert_eq!(newest["has_more"], true);
-    let before = newest["next_before"].as_u64().unwrap();
-    assert_eq!(Some(before), page[0]["seq"].as_u64());
+    let before = newest["next_before"].as_u64().expect("a cursor to the older page");
 
     let older: Value = app
         .get(
@@ -99,4 +98,56 @@ async fn a_conversation_is_read_a_page_at_a_time_newest_first() {
         .get(&format!("/api/conversations/{id}?limit=0"), &token)
         .await;
     assert_eq!(refused.status(), 400);
+}
+
+#[tokio::test]
+async fn a_reply_is_read_back_after_its_own_question_even_when_another_came_first() {
+    let app = spawn_app().await;
+    app.upstream.push(Script::slow(
+        &["first", " answer", " takes", " a", " while"],
+        Duration::from_millis(150),
+    ));
+    app.upstream.push(Script::tokens(&["second answer"]));
+    let token = app.register("order@example.com").await;
+    let (mut socket, ready) = app.chat(&token, None).await;
+    let id = ready["conversation_id"].as_str().unwrap().to_owned();
+    let first = send_text(&mut socket, "first question", Some("o-1")).await;
+    // The second question is stored while the first reply streams.
+    let second = send_text(&mut socket, "second question", Some("o-2")).await;
+    let second_reply = second["reply_id"].as_str().unwrap().to_owned();
+    socket.reply_events(&second_reply).await;
+    assert!(second["seq"].as_u64() < socket_final_seq(&app, &id, &token, &first).await);
+
+    let stored = app.conversation(&id, &token).await;
+    let order: Vec<&str> = stored["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "first question",
+            "first answer takes a while",
+            "second question",
+            "second answer"
+        ]
+    );
+}
+
+/// The seq the reply to `ack` was stored under.
+async fn socket_final_seq(
+    app: &crate::helpers::TestApp,
+    id: &str,
+    token: &str,
+    ack: &Value,
+) -> Option<u64> {
+    let stored = app.conversation(id, token).await;
+    stored["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == ack["reply_id"])
+        .and_then(|m| m["seq"].as_u64())
 }
