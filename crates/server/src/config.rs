@@ -74,6 +74,9 @@ pub struct Config {
     /// A streaming reply's text is saved at most this long after it grew, so
     /// a crash loses at most that much of what listeners saw (0: every delta).
     pub reply_checkpoint_ms: u64,
+    /// Replies generated at once across the server, whatever the provider
+    /// (cloud calls cost money); a reply beyond it fails with `overloaded`.
+    pub max_concurrent_generations: usize,
     /// Replies one conversation may have waiting or running at once; more
     /// messages are refused with `busy` until they finish.
     pub max_pending_replies: usize,
@@ -159,6 +162,7 @@ impl Default for Config {
             request_timeout_secs: 120,
             sse_idle_timeout_secs: 120,
             reply_checkpoint_ms: 500,
+            max_concurrent_generations: 256,
             max_pending_replies: 8,
             prefills_per_minute: 60,
             // Preallocated per live conversation; a socket that falls further
@@ -272,6 +276,10 @@ impl Config {
             ("request_timeout_secs", self.request_timeout_secs as usize),
             ("sse_idle_timeout_secs", self.sse_idle_timeout_secs as usize),
             ("max_pending_replies", self.max_pending_replies),
+            (
+                "max_concurrent_generations",
+                self.max_concurrent_generations,
+            ),
             ("prefills_per_minute", self.prefills_per_minute as usize),
             (
                 "heartbeat_interval_secs",

@@ -133,6 +133,7 @@ impl App {
                 checkpoint_interval: Duration::from_millis(config.reply_checkpoint_ms),
                 prefills_per_minute: config.prefills_per_minute,
                 max_pending_replies: config.max_pending_replies,
+                max_concurrent_generations: config.max_concurrent_generations,
             },
         );
         let listener = TcpListener::bind(config.addr)

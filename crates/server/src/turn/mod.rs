@@ -27,6 +27,7 @@ use std::{
 use colloquy_ai::{ChatMessage, Provider, ProviderError, Role};
 use colloquy_protocol::{MessageStatus, ServerEvent};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::sync::Semaphore;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 use uuid::Uuid;
@@ -59,6 +60,8 @@ pub struct TurnSettings {
     pub prefills_per_minute: u32,
     /// Replies one conversation may have pending or running at once.
     pub max_pending_replies: usize,
+    /// Replies generated at once across the server.
+    pub max_concurrent_generations: usize,
 }
 
 /// Why a message was not accepted.
@@ -115,6 +118,8 @@ pub struct TurnService {
     stop_replies: CancellationToken,
     stopping: AtomicBool,
     prefills: DefaultDirectRateLimiter,
+    /// One permit per reply being generated.
+    generations: Arc<Semaphore>,
 }
 
 /// The user-facing text of an error code carried by a failed reply.
@@ -130,6 +135,7 @@ pub fn error_text(code: &str) -> &'static str {
 impl TurnService {
     /// A service generating with `provider` (`None`: replies fail with `no_model`).
     pub fn new(db: Pool, provider: Option<Arc<dyn Provider>>, settings: TurnSettings) -> Self {
+        let generations = Arc::new(Semaphore::new(settings.max_concurrent_generations));
         let prefills = RateLimiter::direct(Quota::per_minute(
             NonZeroU32::new(settings.prefills_per_minute).unwrap_or(NonZeroU32::MIN),
         ));
@@ -142,6 +148,7 @@ impl TurnService {
             stop_replies: CancellationToken::new(),
             stopping: AtomicBool::new(false),
             prefills,
+            generations,
         }
     }
 
@@ -241,6 +248,7 @@ impl TurnService {
             provider: self.provider.clone(),
             settings,
             channel: channel.clone(),
+            generations: self.generations.clone(),
             reply_id,
             after_seq,
             cancel,

@@ -10,6 +10,7 @@ use colloquy_ai::{
 };
 use colloquy_protocol::{MessageStatus, Sender, ServerEvent};
 use futures::StreamExt;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -58,6 +59,8 @@ pub(super) struct ReplyJob {
     pub(super) provider: Option<Arc<dyn Provider>>,
     pub(super) settings: TurnSettings,
     pub(super) channel: ChannelHandle,
+    /// Server-wide permits for generating; none free fails the reply with `overloaded`.
+    pub(super) generations: Arc<Semaphore>,
     pub(super) reply_id: Uuid,
     /// The seq of the user message being answered.
     pub(super) after_seq: u64,
@@ -105,6 +108,10 @@ impl ReplyJob {
         let mut content = String::new();
         let Some(provider) = &self.provider else {
             return (content, Err(Failure::NoModel));
+        };
+        let Ok(_generating) = self.generations.clone().try_acquire_owned() else {
+            tracing::warn!("max_concurrent_generations reached: reply refused");
+            return (content, Err(Failure::Provider(ProviderError::Overloaded)));
         };
         let request = match self.request().await {
             Ok(request) => request,

@@ -78,7 +78,9 @@ async fn a_conversation_is_read_a_page_at_a_time_newest_first() {
         "oldest first within the page"
     );
     assert_eq!(newest["has_more"], true);
-    let before = newest["next_before"].as_u64().expect("a cursor to the older page");
+    let before = newest["next_before"]
+        .as_u64()
+        .expect("a cursor to the older page");
 
     let older: Value = app
         .get(
@@ -150,4 +152,39 @@ async fn socket_final_seq(
         .iter()
         .find(|m| m["id"] == ack["reply_id"])
         .and_then(|m| m["seq"].as_u64())
+}
+
+#[tokio::test]
+async fn replies_beyond_the_servers_generation_cap_fail_with_overloaded() {
+    let app = spawn_app_with(|config| config.max_concurrent_generations = 1).await;
+    app.upstream.push(Script::slow(
+        &["slow", " but", " sure"],
+        Duration::from_millis(400),
+    ));
+    let token = app.register("cap@example.com").await;
+    let (mut first, _) = app.chat(&token, None).await;
+    let (mut second, _) = app.chat(&token, None).await;
+    let running = send_text(&mut first, "take the only slot", Some("g-1")).await;
+    // The first reply is generating once its first delta arrives.
+    loop {
+        let event = first.next_event().await;
+        if event["type"] == "delta" {
+            break;
+        }
+    }
+    let refused = send_text(&mut second, "and me", Some("g-2")).await;
+    let events = second
+        .reply_events(refused["reply_id"].as_str().unwrap())
+        .await;
+    let error = events
+        .iter()
+        .find(|e| e["type"] == "error")
+        .expect("an error");
+    assert_eq!(error["code"], "overloaded");
+    assert_eq!(events.last().unwrap()["status"], "error");
+    // The running reply is unaffected.
+    let done = first
+        .reply_events(running["reply_id"].as_str().unwrap())
+        .await;
+    assert_eq!(done.last().unwrap()["status"], "complete");
 }

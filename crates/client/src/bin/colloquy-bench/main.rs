@@ -178,6 +178,11 @@ async fn run(args: RunArgs) -> anyhow::Result<bool> {
                     "COLLOQUY_MAX_CONNECTIONS".to_owned(),
                     (args.sockets * 2).max(20_000).to_string(),
                 ),
+                // Every socket may have a reply streaming at once.
+                (
+                    "COLLOQUY_MAX_CONCURRENT_GENERATIONS".to_owned(),
+                    args.sockets.max(256).to_string(),
+                ),
                 // Every socket of a user sends at once; the per-user budget must allow a full round.
                 (
                     "COLLOQUY_MESSAGES_PER_MINUTE_PER_USER".to_owned(),
