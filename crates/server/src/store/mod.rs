@@ -1,7 +1,7 @@
-//! Persistence: users, conversations, messages and coaching plans in SQLite
-//! (WAL mode), through sqlx. Every query lives here, in functions that take a
-//! pool or an executor; migrations in `migrations/` run at start and are
-//! append-only.
+//! Persistence: users, conversations, messages, and coaching profiles,
+//! plans and steps in SQLite (WAL mode), through sqlx. Every query lives
+//! here, in functions that take a pool or an executor; migrations in
+//! `migrations/` run at start and are append-only.
 //!
 //! Ids are stored as hyphenated UUID text and times as Unix milliseconds, so
 //! rows read well in the `sqlite3` shell and order exactly.
@@ -9,6 +9,10 @@
 mod conversations;
 mod messages;
 mod plans;
+mod profile;
+mod steps;
+#[cfg(test)]
+mod testing;
 mod users;
 mod writer;
 
@@ -22,6 +26,8 @@ use sqlx::sqlite::{
 pub use conversations::*;
 pub use messages::*;
 pub use plans::*;
+pub use profile::*;
+pub use steps::*;
 pub use users::*;
 pub use writer::MessageWriter;
 
@@ -94,4 +100,13 @@ fn is_unique_violation(error: &sqlx::Error) -> bool {
 
 fn is_foreign_key_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.is_foreign_key_violation())
+}
+
+/// A foreign-key failure on insert means the owner (or plan) is gone.
+fn not_found_if_orphan(error: sqlx::Error) -> StoreError {
+    if is_foreign_key_violation(&error) {
+        StoreError::NotFound
+    } else {
+        error.into()
+    }
 }
