@@ -1,7 +1,7 @@
-//! Persistence: users, conversations, messages, and coaching profiles,
-//! plans and steps in SQLite (WAL mode), through sqlx. Every query lives
-//! here, in functions that take a pool or an executor; migrations in
-//! `migrations/` run at start and are append-only.
+//! Persistence: users, conversations, messages, coaching profiles, plans
+//! and steps, and voice turn timings in SQLite (WAL mode), through sqlx.
+//! Every query lives here, in functions that take a pool or an executor;
+//! migrations in `migrations/` run at start and are append-only.
 //!
 //! Ids are stored as hyphenated UUID text and times as Unix milliseconds, so
 //! rows read well in the `sqlite3` shell and order exactly.
@@ -13,6 +13,7 @@ mod profile;
 mod steps;
 #[cfg(test)]
 mod testing;
+mod timings;
 mod users;
 mod writer;
 
@@ -28,6 +29,7 @@ pub use messages::*;
 pub use plans::*;
 pub use profile::*;
 pub use steps::*;
+pub use timings::*;
 pub use users::*;
 pub use writer::MessageWriter;
 

@@ -24,7 +24,7 @@ use tokio::{
 use super::{
     playback::Playback,
     socket::{AudioBudget, INTERNAL_ERROR},
-    timings::{self, Clock, StreamClock, TurnTimer},
+    timings::{Clock, StreamClock, TurnRecorder, TurnTimer},
 };
 use crate::{
     hub::ChannelHandle,
@@ -90,7 +90,13 @@ pub async fn bridge(
     let mut speech_end: Option<Instant> = None;
     let mut outgoing: VecDeque<u8> = VecDeque::new();
     let mut exchange = Exchange::default();
-    let clock = Clock::now();
+    let recorder = TurnRecorder {
+        db: state.db.clone(),
+        metrics: state.voice.metrics.clone(),
+        clock: Clock::now(),
+        conversation_id: channel.id,
+        transport: "voice",
+    };
     let closing = state.lifecycle.close_sockets.clone();
     let mut session = Some(session);
     let close: Option<(u16, String)> = loop {
@@ -155,7 +161,7 @@ pub async fn bridge(
                         }
                         LiveEvent::TurnComplete => {
                             let done = std::mem::take(&mut exchange);
-                            store(&state, &channel, &clock, done, now).await;
+                            store(&state, &channel, &recorder, done, now).await;
                         }
                         LiveEvent::Usage(usage) => tracing::debug!(
                             prompt = usage.prompt_token_count,
@@ -220,7 +226,7 @@ pub async fn bridge(
     if !exchange.user.is_empty() || !exchange.assistant.is_empty() {
         exchange.interrupted |=
             !outgoing.is_empty() || exchange.playback.is_playing(Instant::now());
-        store(&state, &channel, &clock, exchange, Instant::now()).await;
+        store(&state, &channel, &recorder, exchange, Instant::now()).await;
     }
     drop(audio_tx);
     if let Some(task) = session {
@@ -241,7 +247,7 @@ pub async fn bridge(
 async fn store(
     state: &AppState,
     channel: &ChannelHandle,
-    clock: &Clock,
+    recorder: &TurnRecorder,
     exchange: Exchange,
     end: Instant,
 ) {
@@ -277,16 +283,7 @@ async fn store(
         Ok(reply_id) => {
             if let Some(mut timer) = exchange.timer {
                 timer.reply_id = reply_id;
-                timings::record(
-                    &state.db,
-                    &state.voice.metrics,
-                    clock,
-                    channel.id,
-                    "voice",
-                    &timer,
-                    end,
-                )
-                .await;
+                recorder.record(&timer, end).await;
             }
         }
         Err(error) => tracing::error!(%error, "storing a Gemini Live exchange failed"),

@@ -33,7 +33,7 @@ use uuid::Uuid;
 
 use super::{
     playback::Playback,
-    timings::{self, Clock, StreamClock, TurnTimer, VoiceMetrics},
+    timings::{Clock, StreamClock, TurnRecorder, TurnTimer, VoiceMetrics},
     VoiceEngines,
 };
 use crate::{
@@ -129,9 +129,16 @@ pub async fn start(
     let (_, events) = channel.subscribe().await;
     // The user has yet to speak: time to read the instruction into the model.
     deps.turns.prepare(settings.system_prompt.as_deref());
+    let recorder = TurnRecorder {
+        db: deps.db.clone(),
+        metrics: deps.metrics.clone(),
+        clock: Clock::now(),
+        conversation_id: channel.id,
+        transport: settings.transport,
+    };
     let pipeline = Pipeline {
         vad: VoiceActivityDetector::new(settings.vad),
-        clock: Clock::now(),
+        recorder,
         stream_clock: StreamClock::default(),
         last_audio: None,
         deps,
@@ -231,7 +238,7 @@ struct Pipeline {
     events: tokio::sync::broadcast::Receiver<Arc<Published>>,
     output: mpsc::Sender<VoiceOutput>,
     vad: VoiceActivityDetector,
-    clock: Clock,
+    recorder: TurnRecorder,
     stream_clock: StreamClock,
     last_audio: Option<Instant>,
     utterances: VecDeque<Utterance>,
@@ -622,7 +629,7 @@ impl Pipeline {
             // Not spoken (TTS off): the turn ends with its text.
             None => {
                 if let Some(timer) = self.timers.remove(&reply_id) {
-                    self.record(timer, Instant::now()).await;
+                    self.recorder.record(&timer, Instant::now()).await;
                 }
             }
         }
@@ -710,7 +717,7 @@ impl Pipeline {
         };
         let end = speech.playback.playhead_end().unwrap_or_else(Instant::now);
         if let Some(timer) = self.timers.remove(&speech.reply_id) {
-            self.record(timer, end).await;
+            self.recorder.record(&timer, end).await;
         }
     }
 
@@ -749,21 +756,8 @@ impl Pipeline {
         }
         if let Some(mut timer) = self.timers.remove(&reply_id) {
             timer.interrupted = true;
-            self.record(timer, now).await;
+            self.recorder.record(&timer, now).await;
         }
-    }
-
-    async fn record(&self, timer: TurnTimer, end: Instant) {
-        timings::record(
-            &self.deps.db,
-            &self.deps.metrics,
-            &self.clock,
-            self.channel.id,
-            self.settings.transport,
-            &timer,
-            end,
-        )
-        .await;
     }
 }
 
