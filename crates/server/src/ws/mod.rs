@@ -1,8 +1,10 @@
-//! WebSocket upgrade handlers: authenticate, open the conversation, upgrade,
-//! then hand the socket to [`session::run`]. Failures are reported the way
-//! seed 004 specifies: the socket is accepted, then closed with 1008 and a
-//! reason, so browsers (which cannot read a refused handshake) see why.
+//! The JSON chat sockets. Upgrade handlers authenticate, open the
+//! conversation, upgrade, then hand the socket to [`session::run`]; the
+//! session decodes `audio` events with [`audio`]. Failures are reported the
+//! way seed 004 specifies: the socket is accepted, then closed with 1008 and
+//! a reason, so browsers (which cannot read a refused handshake) see why.
 
+mod audio;
 mod session;
 
 use axum::{

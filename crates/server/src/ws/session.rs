@@ -10,9 +10,7 @@ use std::{sync::Arc, time::Duration};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use base64::{engine::general_purpose::STANDARD as BASE64, Engine as _};
 use colloquy_protocol::{ClientEvent, Seq, ServerEvent};
-use colloquy_voice::{
-    pcm::decode_pcm16, resample::StreamResampler, INPUT_SAMPLE_RATE, OUTPUT_SAMPLE_RATE,
-};
+use colloquy_voice::OUTPUT_SAMPLE_RATE;
 use futures::SinkExt;
 use tokio::{
     sync::broadcast::{
@@ -22,7 +20,10 @@ use tokio::{
     time::{interval_at, Instant, MissedTickBehavior},
 };
 
-use super::Admitted;
+use super::{
+    audio::{AudioDecoder, InvalidAudio},
+    Admitted,
+};
 use crate::{
     hub::{ChannelHandle, Published, Replay},
     input::{ClientId, UserText},
@@ -79,8 +80,8 @@ struct Session {
     tts: bool,
     /// The voice pipeline, started by the first `audio` event (or at once with TTS on).
     voice: Option<VoiceLink>,
-    /// Converts client audio at other rates to 16 kHz.
-    resampler: Option<StreamResampler>,
+    /// Turns `audio` events into 16 kHz samples.
+    decoder: AudioDecoder,
 }
 
 /// The next output of the voice pipeline, if one runs.
@@ -115,7 +116,7 @@ pub(crate) async fn run(socket: WebSocket, state: AppState, admitted: Admitted) 
         write_timeout: heartbeat_timeout,
         tts,
         voice: None,
-        resampler: None,
+        decoder: AudioDecoder::default(),
     };
     let mut user_events = session.state.hub.subscribe_user(session.user.id);
     tracing::debug!("socket open");
@@ -374,7 +375,7 @@ impl Session {
                 true
             }
             ClientEvent::Text { content, client_id } => self.submit(content, client_id).await,
-            ClientEvent::Audio { data, sample_rate } => self.audio(&data, sample_rate).await,
+            ClientEvent::Audio { data, sample_rate } => self.audio(data, sample_rate).await,
             ClientEvent::AudioEnd => match &self.voice {
                 Some(link) => {
                     let _ = link.input.send(VoiceInput::End).await;
@@ -428,36 +429,11 @@ impl Session {
     }
 
     /// One `audio` event: base64 PCM16 at `sample_rate` (16 kHz by default).
-    async fn audio(&mut self, data: &str, sample_rate: Option<u32>) -> bool {
-        let samples = match BASE64.decode(data) {
-            Ok(bytes) => match decode_pcm16(&bytes) {
-                Ok(samples) => samples,
-                Err(error) => return self.send_error("invalid_audio", &error.to_string()).await,
-            },
-            Err(_) => {
-                return self
-                    .send_error("invalid_audio", "audio data must be base64-encoded PCM16")
-                    .await;
-            }
-        };
-        let rate = sample_rate.unwrap_or(INPUT_SAMPLE_RATE);
-        let samples = if rate == INPUT_SAMPLE_RATE {
-            samples
-        } else {
-            if self.resampler.as_ref().map(StreamResampler::input_rate) != Some(rate) {
-                match StreamResampler::new(rate, INPUT_SAMPLE_RATE) {
-                    Ok(resampler) => self.resampler = Some(resampler),
-                    Err(error) => {
-                        return self.send_error("invalid_audio", &error.to_string()).await;
-                    }
-                }
-            }
-            match self.resampler.as_mut().map(|r| r.push(&samples)) {
-                Some(Ok(samples)) => samples,
-                Some(Err(error)) => {
-                    return self.send_error("invalid_audio", &error.to_string()).await
-                }
-                None => return true,
+    async fn audio(&mut self, data: String, sample_rate: Option<u32>) -> bool {
+        let samples = match self.decoder.decode(data, sample_rate).await {
+            Ok(samples) => samples,
+            Err(InvalidAudio(message)) => {
+                return self.send_error("invalid_audio", &message).await;
             }
         };
         if !self.start_voice().await {
