@@ -5,15 +5,19 @@
 //! # Layout
 //! - [`config`]: one typed configuration (defaults, file, env, flags).
 //! - [`auth`]: password hashes, access tokens, the [`auth::AuthUser`] extractor.
-//! - [`store`]: SQLite persistence (users, conversations, messages) and migrations.
+//! - [`store`]: SQLite persistence (users, conversations, messages, coaching
+//!   profiles, plans and steps, turn timings) and migrations.
 //! - [`hub`]: per-conversation event numbering and fan-out to subscribers.
 //! - [`turn`]: one reply from user message to stored assistant message.
 //! - [`conversation`]: opening a conversation with ownership checks.
 //! - [`input`]: client input parsed into valid types.
 //! - [`limits`]: rate limits, sockets per user, Origin allow-list.
 //! - [`http`]: REST endpoints and the HTTP chat fallbacks.
-//! - [`ws`]: the chat sockets.
-//! - [`voice`]: speech in and out: engines, the voice pipeline, the voice socket, turn timings.
+//! - [`socket`]: what every socket shares: upgrade checks, close codes, and
+//!   the heartbeat and shutdown skeleton of every socket loop.
+//! - [`ws`]: the JSON chat sockets: the session loop, audio decoding.
+//! - [`voice`]: speech in and out: engines, the voice pipeline (listen, speak,
+//!   barge-in), the binary voice socket and its Gemini Live bridge, turn timings.
 //! - [`error`]: the JSON error type of the HTTP API.
 
 pub mod auth;
@@ -24,6 +28,7 @@ pub mod http;
 pub mod hub;
 pub mod input;
 pub mod limits;
+pub mod socket;
 pub mod store;
 pub mod turn;
 pub mod voice;

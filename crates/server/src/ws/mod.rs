@@ -2,16 +2,14 @@
 //! conversation, upgrade, then hand the socket to [`session::run`]; the
 //! session decodes `audio` events with [`audio`]. Failures are reported the
 //! way seed 004 specifies: the socket is accepted, then closed with 1008 and
-//! a reason, so browsers (which cannot read a refused handshake) see why.
+//! a reason (see [`crate::socket`]).
 
 mod audio;
 mod session;
 
 use axum::{
     extract::{
-        ws::{
-            rejection::WebSocketUpgradeRejection, CloseFrame, Message, WebSocket, WebSocketUpgrade,
-        },
+        ws::{rejection::WebSocketUpgradeRejection, WebSocketUpgrade},
         State,
     },
     http::{HeaderMap, Uri},
@@ -21,7 +19,6 @@ use axum::{
 };
 use colloquy_protocol::Seq;
 use serde::Deserialize;
-use std::time::Duration;
 use uuid::Uuid;
 
 use crate::{
@@ -29,12 +26,10 @@ use crate::{
     conversation::{self, IfMissing, OpenError},
     error::{ApiPath, AppError},
     limits::SocketPermit,
+    socket::{self, close_code, prepare_upgrade},
     store::{Conversation, User},
     AppState,
 };
-
-pub use session::close_code;
-pub(crate) use session::is_too_big;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -141,49 +136,10 @@ async fn accept(
         Ok(upgrade) => upgrade,
         Err(refused) => return refused.into_response(),
     };
-    let admitted = admit(&state, &headers, &uri, request).await;
-    let sockets = state.lifecycle.sockets.clone();
-    upgrade.on_upgrade(move |socket| {
-        sockets.track_future(async move {
-            match admitted {
-                Ok(admitted) => session::run(socket, state, admitted).await,
-                Err(reason) => close_with(socket, close_code::POLICY, reason).await,
-            }
-        })
-    })
-}
-
-/// Checks shared by every socket before the upgrade (a WebSocket request,
-/// an allowed Origin) and the frame and buffer limits; `Err` is the HTTP
-/// error that refuses it.
-pub(crate) fn prepare_upgrade(
-    state: &AppState,
-    headers: &HeaderMap,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-) -> Result<WebSocketUpgrade, AppError> {
-    let upgrade = match upgrade {
-        Ok(upgrade) => upgrade,
-        Err(rejection) => {
-            return Err(AppError::bad_request(
-                "websocket_required",
-                rejection.body_text(),
-            ));
-        }
-    };
-    if !state.limits.origin_allowed(headers) {
-        return Err(AppError::Forbidden {
-            code: "origin_not_allowed",
-            message: "this Origin may not open sockets here".into(),
-        });
-    }
-    let config = &state.config;
-    let upgrade = upgrade
-        .max_message_size(config.max_frame_bytes)
-        .max_frame_size(config.max_frame_bytes)
-        .read_buffer_size(config.socket_read_buffer_bytes)
-        .write_buffer_size(0)
-        .max_write_buffer_size(config.socket_max_write_buffer_bytes);
-    Ok(upgrade)
+    let admitted = admit(&state, &headers, &uri, request)
+        .await
+        .map_err(|reason| (close_code::POLICY, reason));
+    socket::serve(state, upgrade, admitted, session::run)
 }
 
 /// Everything checked before a socket may start its session.
@@ -230,17 +186,4 @@ async fn admit(
         tts: request.tts.unwrap_or(state.config.audio.tts),
         permit,
     })
-}
-
-/// Send a close frame and give the peer a moment to answer it.
-pub(crate) async fn close_with(mut socket: WebSocket, code: u16, reason: &str) {
-    let frame = CloseFrame {
-        code,
-        reason: reason.into(),
-    };
-    if socket.send(Message::Close(Some(frame))).await.is_err() {
-        return;
-    }
-    let drain = async { while let Some(Ok(_)) = socket.recv().await {} };
-    let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
 }
