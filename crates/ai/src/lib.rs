@@ -15,14 +15,13 @@
 //! - [`history`]: trimming a conversation to a context budget.
 //! - [`gemini_live`]: the Gemini Live API client (real-time voice in and
 //!   out over one WebSocket, with transparent session resumption).
-//! - `local` (feature `local-llm`): the embedded llama.cpp model, a worker
-//!   pool of OS threads behind a bounded queue.
+//! - [`local`]: the embedded llama.cpp model (feature `local-llm`), a worker
+//!   pool of OS threads behind a bounded queue; its settings in every build.
 //! - [`openai`]: OpenAI-compatible chat completions with streaming (OpenAI, Ollama, vLLM, llama.cpp server).
 //! - [`selector`]: `COLLOQUY_MODEL` parsing and provider construction.
 
 pub mod gemini_live;
 pub mod history;
-#[cfg(feature = "local-llm")]
 pub mod local;
 pub mod openai;
 pub mod provider;
@@ -31,10 +30,11 @@ pub mod selector;
 pub use gemini_live::{
     run_session as run_live_session, LiveConfig, LiveError, LiveEvent, LiveUsage,
 };
+pub use local::LocalConfig;
 #[cfg(feature = "local-llm")]
 pub use local::{LocalError, LocalProvider};
 pub use provider::{
     ChatMessage, ChatRequest, Completion, FinishReason, ModelInfo, Provider, ProviderError,
     ReplyStream, Role, StreamEvent, Usage,
 };
-pub use selector::{select_provider, AiConfig, LocalConfig, ModelSpec, SelectError};
+pub use selector::{select_provider, AiConfig, ModelSpec, SelectError};

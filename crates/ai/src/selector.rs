@@ -1,9 +1,10 @@
 //! The model selector: turns `COLLOQUY_MODEL` and the provider settings into a
 //! working [`Provider`] at start, or a startup error naming what to set.
 
-use std::{path::PathBuf, str::FromStr, sync::Arc, time::Duration};
+use std::{str::FromStr, sync::Arc, time::Duration};
 
 use crate::{
+    local::LocalConfig,
     openai::{OpenAiConfig, OpenAiProvider, DEFAULT_BASE_URL},
     provider::Provider,
 };
@@ -59,46 +60,6 @@ pub struct AiConfig {
     pub idle_timeout: Duration,
     /// Settings of the embedded model, used when the spec is [`ModelSpec::Local`].
     pub local: LocalConfig,
-}
-
-/// Settings of the embedded local model (feature `local-llm`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct LocalConfig {
-    /// The GGUF file to load.
-    pub model_path: PathBuf,
-    /// Generations that run at once, each on its own OS thread and context.
-    pub workers: usize,
-    /// CPU threads each generation uses.
-    pub threads_per_worker: usize,
-    /// Requests allowed to wait for a worker; beyond it callers get `Overloaded`.
-    pub queue_capacity: usize,
-    /// Context window in tokens (prompt + reply).
-    pub context_tokens: u32,
-    /// Default cap on generated tokens when the request sets none.
-    pub max_tokens: u32,
-    pub temperature: f32,
-    pub top_p: f32,
-    pub repeat_penalty: f32,
-    /// Load a Q8_0 copy of a Q4_1 model (derived once, next to it): about
-    /// twice as fast at processing the prompt, so the first token comes sooner.
-    pub fast_prefill: bool,
-}
-
-impl Default for LocalConfig {
-    fn default() -> Self {
-        Self {
-            model_path: PathBuf::from("data/models/SmolLM2-135M-Instruct.Q4_1.gguf"),
-            workers: 2,
-            threads_per_worker: 1,
-            queue_capacity: 32,
-            context_tokens: 2048,
-            max_tokens: 256,
-            temperature: 0.3,
-            top_p: 0.9,
-            repeat_penalty: 1.2,
-            fast_prefill: true,
-        }
-    }
 }
 
 impl std::fmt::Debug for AiConfig {
@@ -248,7 +209,7 @@ mod tests {
         let config = AiConfig {
             model: Some("local".into()),
             local: LocalConfig {
-                model_path: PathBuf::from("no/such/dir/model.gguf"),
+                model_path: "no/such/dir/model.gguf".into(),
                 ..LocalConfig::default()
             },
             ..AiConfig::default()

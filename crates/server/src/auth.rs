@@ -21,8 +21,8 @@ use uuid::Uuid;
 use crate::{
     error::AppError,
     limits::PasswordSlot,
+    socket::close_code,
     store::{self, User},
-    ws::close_code,
     AppState,
 };
 
@@ -214,10 +214,6 @@ pub enum AuthFailure {
     Unavailable,
 }
 
-/// Close code of a socket refused for a failure on the server's side, which
-/// the client should retry (RFC 6455 1011, "internal error").
-pub const CLOSE_UNAVAILABLE: u16 = 1011;
-
 impl AuthFailure {
     /// The WebSocket close code and reason: 1008 for authentication
     /// failures (final), 1011 when storage failed (retry).
@@ -225,7 +221,7 @@ impl AuthFailure {
         match self {
             AuthFailure::NotAuthenticated => (close_code::POLICY, "Not authenticated"),
             AuthFailure::UserNotFound => (close_code::POLICY, "User not found"),
-            AuthFailure::Unavailable => (CLOSE_UNAVAILABLE, "Service unavailable"),
+            AuthFailure::Unavailable => (close_code::INTERNAL_ERROR, "Service unavailable"),
         }
     }
 }

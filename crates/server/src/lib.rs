@@ -7,18 +7,22 @@
 //! - [`auth`]: password hashes, access tokens, the [`auth::AuthUser`] and
 //!   [`auth::AdminUser`] extractors.
 //! - [`client_ip`]: the client address of a request (trusted proxies aside).
-//! - [`store`]: SQLite persistence (users, conversations, messages) and migrations.
+//! - [`store`]: SQLite persistence (users, conversations, messages, coaching
+//!   profiles, plans and steps, turn timings, reply checkpoints) and migrations.
 //! - [`hub`]: per-conversation event numbering and fan-out to subscribers
 //!   (`registry` of held channels, `channel` numbering and replay, `user` channels).
 //! - [`turn`]: one reply from user message to stored assistant message
-//!   (`reply` task, `publish`, `events`, `recovery` after a crash).
+//!   (`reply` task, `publish`, `events`, `checkpoint`, `recovery` after a crash).
 //! - [`conversation`]: opening a conversation with ownership checks.
 //! - [`input`]: client input parsed into valid types.
 //! - [`limits`]: rate limits, sockets per user and in total, sign-up and
 //!   sign-in throttles, password hashing slots, Origin allow-list.
 //! - [`http`]: REST endpoints and the HTTP chat fallbacks.
-//! - [`ws`]: the chat sockets.
-//! - [`voice`]: speech in and out: engines, the voice pipeline, the voice socket, turn timings.
+//! - [`socket`]: what every socket shares: upgrade checks, close codes, and
+//!   the heartbeat and shutdown skeleton of every socket loop.
+//! - [`ws`]: the JSON chat sockets: the session loop, audio decoding.
+//! - [`voice`]: speech in and out: engines, the voice pipeline (listen, speak,
+//!   barge-in), the binary voice socket and its Gemini Live bridge, turn timings.
 //! - [`error`]: the JSON error type of the HTTP API.
 
 pub mod auth;
@@ -30,6 +34,7 @@ pub mod http;
 pub mod hub;
 pub mod input;
 pub mod limits;
+pub mod socket;
 pub mod store;
 pub mod turn;
 pub mod voice;

@@ -8,9 +8,7 @@ use uuid::Uuid;
 use crate::{
     auth::{AdminUser, AuthUser},
     error::{ApiPath, AppError},
-    store,
-    voice::timings,
-    AppState,
+    store, AppState,
 };
 
 pub fn router() -> Router<AppState> {
@@ -28,7 +26,7 @@ async fn conversation_timings(
     if owned.is_none() {
         return Err(AppError::NotFound("conversation"));
     }
-    let timings = timings::list(&state.db, id).await?;
+    let timings = store::list_turn_timings(&state.db, id).await?;
     Ok(Json(json!({ "timings": timings })))
 }
 

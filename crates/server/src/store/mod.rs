@@ -1,7 +1,7 @@
-//! Persistence: users, conversations, messages and coaching plans in SQLite
-//! (WAL mode), through sqlx. Every query lives here, in functions that take a
-//! pool or an executor; migrations in `migrations/` run at start and are
-//! append-only.
+//! Persistence: users, conversations, messages, coaching profiles, plans
+//! and steps, and voice turn timings in SQLite (WAL mode), through sqlx.
+//! Every query lives here, in functions that take a pool or an executor;
+//! migrations in `migrations/` run at start and are append-only.
 //!
 //! Ids are stored as hyphenated UUID text and times as Unix milliseconds, so
 //! rows read well in the `sqlite3` shell and order exactly.
@@ -10,6 +10,11 @@ mod checkpoints;
 mod conversations;
 mod messages;
 mod plans;
+mod profile;
+mod steps;
+#[cfg(test)]
+mod testing;
+mod timings;
 mod users;
 mod writer;
 
@@ -26,6 +31,9 @@ pub use checkpoints::{
 pub use conversations::*;
 pub use messages::*;
 pub use plans::*;
+pub use profile::*;
+pub use steps::*;
+pub use timings::*;
 pub use users::*;
 pub use writer::MessageWriter;
 
@@ -98,4 +106,13 @@ fn is_unique_violation(error: &sqlx::Error) -> bool {
 
 fn is_foreign_key_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.is_foreign_key_violation())
+}
+
+/// A foreign-key failure on insert means the owner (or plan) is gone.
+fn not_found_if_orphan(error: sqlx::Error) -> StoreError {
+    if is_foreign_key_violation(&error) {
+        StoreError::NotFound
+    } else {
+        error.into()
+    }
 }

@@ -158,7 +158,7 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
-    use crate::store::{self, ConnectOptions};
+    use crate::store::{self, testing};
 
     fn user_message(conversation_id: Uuid, seq: u64, client_id: &str) -> NewMessage {
         NewMessage {
@@ -176,27 +176,9 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_inserts_commit_together_and_a_bad_row_fails_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let pool = store::connect(ConnectOptions {
-            url: &url,
-            synchronous: "full",
-        })
-        .await
-        .unwrap();
-        let user = store::insert_user(
-            &pool,
-            store::NewUser {
-                email: None,
-                password_hash: None,
-                full_name: None,
-                is_anonymous: true,
-            },
-        )
-        .await
-        .unwrap();
+        let (_dir, pool, user) = testing::database().await;
         let conversation = Uuid::now_v7();
-        store::create_conversation(&pool, conversation, user.id, "")
+        store::create_conversation(&pool, conversation, user, "")
             .await
             .unwrap();
         let writer = MessageWriter::spawn(pool.clone());
@@ -231,7 +213,7 @@ mod tests {
                 .len(),
             49
         );
-        let stored = store::find_conversation(&pool, conversation, user.id)
+        let stored = store::find_conversation(&pool, conversation, user)
             .await
             .unwrap()
             .unwrap();

@@ -7,29 +7,29 @@
 
 use std::{collections::VecDeque, sync::Arc, time::Duration};
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::extract::ws::{Message, WebSocket};
 use colloquy_ai::{LiveConfig, LiveError, LiveEvent};
 use colloquy_protocol::MessageStatus;
 use colloquy_voice::{
-    pcm::{duration_ms, samples_for_ms, Pcm16Decoder},
+    pcm::{duration_ms, samples_for_ms},
     vad::{VadEvent, VoiceActivityDetector},
     OUTPUT_SAMPLE_RATE,
 };
 use futures::{SinkExt, StreamExt};
 use tokio::{
     sync::mpsc,
-    time::{interval_at, sleep_until, Instant, MissedTickBehavior},
+    time::{sleep_until, Instant},
 };
 
 use super::{
     playback::Playback,
-    socket::{AudioBudget, INTERNAL_ERROR},
-    timings::{self, Clock, StreamClock, TurnTimer},
+    reader::AudioReader,
+    timings::{Clock, StreamClock, TurnRecorder, TurnTimer},
 };
 use crate::{
     hub::ChannelHandle,
     input::UserText,
-    ws::{close_code, is_too_big},
+    socket::{close_code, Exit, Liveness},
     AppState,
 };
 
@@ -77,23 +77,23 @@ pub async fn bridge(
     let mut audio_tx = Some(audio_tx);
     let config = &state.config;
     let lead = Duration::from_millis(config.audio.playback_lead_ms);
-    let heartbeat_interval = Duration::from_secs(config.heartbeat_interval_secs);
-    let heartbeat_timeout = Duration::from_secs(config.heartbeat_timeout_secs);
-    let mut heartbeat = interval_at(Instant::now() + heartbeat_interval, heartbeat_interval);
-    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut last_heard = Instant::now();
+    let mut liveness = Liveness::new(&state);
     let (mut sink, mut stream) = socket.split();
-    let mut budget = AudioBudget::new(&config.audio);
-    let mut decoder = Pcm16Decoder::default();
+    let mut reader = AudioReader::new(&config.audio);
     let mut vad = VoiceActivityDetector::new(config.audio.vad());
     let mut stream_clock = StreamClock::default();
     let mut speech_end: Option<Instant> = None;
     let mut outgoing: VecDeque<u8> = VecDeque::new();
     let mut exchange = Exchange::default();
-    let clock = Clock::now();
-    let closing = state.lifecycle.close_sockets.clone();
+    let recorder = TurnRecorder {
+        db: state.db.clone(),
+        metrics: state.voice.metrics.clone(),
+        clock: Clock::now(),
+        conversation_id: channel.id,
+        transport: "voice",
+    };
     let mut session = Some(session);
-    let close: Option<(u16, String)> = loop {
+    let exit = loop {
         let pump_at = (!outgoing.is_empty()).then(|| {
             exchange
                 .playback
@@ -101,33 +101,24 @@ pub async fn bridge(
                 .unwrap_or_else(Instant::now)
         });
         tokio::select! {
-            () = closing.cancelled() => break Some((close_code::RESTART, "service restart".into())),
-            frame = stream.next() => {
-                last_heard = Instant::now();
-                match frame {
-                    Some(Ok(Message::Binary(bytes))) => {
-                        if !budget.take(bytes.len()) {
-                            break Some((close_code::POLICY, "audio rate limit exceeded".into()));
-                        }
-                        let now = Instant::now();
-                        stream_clock.received(vad.position_ms(), now);
-                        for event in vad.push(&decoder.push(&bytes)) {
-                            if let VadEvent::SpeechStopped { end_ms, .. } = event {
-                                speech_end = Some(stream_clock.instant_of(end_ms, now));
-                            }
-                        }
-                        if let Some(tx) = &audio_tx {
-                            if tx.send(bytes.to_vec()).await.is_err() {
-                                audio_tx = None;
-                            }
+            wake = liveness.next(&mut stream) => match reader.on_wake(wake, &mut sink).await {
+                Err(exit) => break exit,
+                Ok(None) => {}
+                Ok(Some(audio)) => {
+                    let now = Instant::now();
+                    stream_clock.received(vad.position_ms(), now);
+                    for event in vad.push(&audio.samples) {
+                        if let VadEvent::SpeechStopped { end_ms, .. } = event {
+                            speech_end = Some(stream_clock.instant_of(end_ms, now));
                         }
                     }
-                    Some(Ok(Message::Text(_))) => tracing::debug!("text frame ignored on the voice socket"),
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                    Some(Err(ref error)) if is_too_big(error) => break Some((close_code::TOO_BIG, "message too big".into())),
-                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break None,
+                    if let Some(tx) = &audio_tx {
+                        if tx.send(audio.bytes.to_vec()).await.is_err() {
+                            audio_tx = None;
+                        }
+                    }
                 }
-            }
+            },
             event = events.recv() => match event {
                 Some(event) => {
                     let now = Instant::now();
@@ -155,7 +146,7 @@ pub async fn bridge(
                         }
                         LiveEvent::TurnComplete => {
                             let done = std::mem::take(&mut exchange);
-                            store(&state, &channel, &clock, done, now).await;
+                            store(&state, &channel, &recorder, done, now).await;
                         }
                         LiveEvent::Usage(usage) => tracing::debug!(
                             prompt = usage.prompt_token_count,
@@ -173,10 +164,10 @@ pub async fn bridge(
                         None => Ok(()),
                     };
                     break match result {
-                        Ok(()) => Some((close_code::NORMAL, "session ended".into())),
+                        Ok(()) => Exit::close(close_code::NORMAL, "session ended"),
                         Err(error) => {
                             tracing::warn!(%error, "gemini live session failed");
-                            Some((INTERNAL_ERROR, error.user_message().into()))
+                            Exit::close(close_code::INTERNAL_ERROR, error.user_message())
                         }
                     };
                 }
@@ -196,22 +187,14 @@ pub async fn bridge(
                     if let Some(timer) = exchange.timer.as_mut() {
                         timer.first_audio.get_or_insert(now);
                     }
-                    let sent = tokio::time::timeout(heartbeat_timeout, sink.send(Message::Binary(chunk.into()))).await;
+                    let sent = tokio::time::timeout(liveness.timeout(), sink.send(Message::Binary(chunk.into()))).await;
                     if !matches!(sent, Ok(Ok(()))) {
                         failed = true;
                         break;
                     }
                 }
                 if failed {
-                    break None;
-                }
-            }
-            _ = heartbeat.tick() => {
-                if last_heard.elapsed() > heartbeat_timeout {
-                    break Some((close_code::GOING_AWAY, "heartbeat timeout".into()));
-                }
-                if sink.send(Message::Ping(Default::default())).await.is_err() {
-                    break None;
+                    break Exit::PeerGone;
                 }
             }
         }
@@ -220,18 +203,14 @@ pub async fn bridge(
     if !exchange.user.is_empty() || !exchange.assistant.is_empty() {
         exchange.interrupted |=
             !outgoing.is_empty() || exchange.playback.is_playing(Instant::now());
-        store(&state, &channel, &clock, exchange, Instant::now()).await;
+        store(&state, &channel, &recorder, exchange, Instant::now()).await;
     }
     drop(audio_tx);
     if let Some(task) = session {
         task.abort();
     }
-    if let Some((code, reason)) = close {
-        let frame = CloseFrame {
-            code,
-            reason: reason.into(),
-        };
-        let _ = sink.send(Message::Close(Some(frame))).await;
+    if let Some(close) = exit.into_message() {
+        let _ = sink.send(close).await;
     }
     tracing::debug!("gemini live voice session closed");
 }
@@ -241,7 +220,7 @@ pub async fn bridge(
 async fn store(
     state: &AppState,
     channel: &ChannelHandle,
-    clock: &Clock,
+    recorder: &TurnRecorder,
     exchange: Exchange,
     end: Instant,
 ) {
@@ -277,16 +256,7 @@ async fn store(
         Ok(reply_id) => {
             if let Some(mut timer) = exchange.timer {
                 timer.reply_id = reply_id;
-                timings::record(
-                    &state.db,
-                    &state.voice.metrics,
-                    clock,
-                    channel.id,
-                    "voice",
-                    &timer,
-                    end,
-                )
-                .await;
+                recorder.record(&timer, end).await;
             }
         }
         Err(error) => tracing::error!(%error, "storing a Gemini Live exchange failed"),

@@ -1,12 +1,14 @@
 //! Voice: the engines (speech-to-text, text-to-speech) chosen at start, the
 //! per-connection [`pipeline`] that turns speech into turns and replies into
-//! speech, the binary voice socket of seed 004 ([`socket`]), the coaching
+//! speech, the binary voice socket of seed 004 ([`socket`]) with its audio
+//! input (`reader`) and its Gemini Live bridge ([`gemini`]), the coaching
 //! session [`context`], and turn [`timings`].
 
 pub mod context;
 pub mod gemini;
 pub mod pipeline;
 pub mod playback;
+mod reader;
 pub mod socket;
 pub mod timings;
 

@@ -10,9 +10,7 @@ use std::{sync::Arc, time::Duration};
 
 use axum::{
     extract::{
-        ws::{
-            rejection::WebSocketUpgradeRejection, CloseFrame, Message, WebSocket, WebSocketUpgrade,
-        },
+        ws::{rejection::WebSocketUpgradeRejection, Message, WebSocket, WebSocketUpgrade},
         State,
     },
     http::{HeaderMap, Uri},
@@ -20,32 +18,28 @@ use axum::{
     routing::any,
     Router,
 };
-use colloquy_voice::pcm::Pcm16Decoder;
 use futures::{SinkExt, StreamExt};
-use tokio::time::{interval_at, Instant, MissedTickBehavior};
 use uuid::Uuid;
 
 use super::{
     context::SessionContext,
     pipeline::{self, PipelineDeps, PipelineSettings, VoiceInput, VoiceOutput},
+    reader::AudioReader,
     VoiceBackend, VoiceEngines,
 };
 use crate::{
     auth::{authenticate, AuthFailure},
-    config::AudioConfig,
     conversation,
     error::{ApiPath, AppError},
     limits::{SocketPermit, SocketRefused},
+    socket::{
+        self, close_code, close_code::INTERNAL_ERROR, close_with, prepare_upgrade, Exit, Liveness,
+    },
     store::{self, User},
-    ws::{close_code, close_with, is_too_big, prepare_upgrade},
     AppState,
 };
 
-/// Close code for "the server cannot serve this" (RFC 6455).
-pub(super) const INTERNAL_ERROR: u16 = 1011;
 const CONFIG_ERROR: &str = "Server configuration error for AI client";
-/// 16 kHz mono PCM16.
-const INPUT_BYTES_PER_SEC: f64 = 32_000.0;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/voice/stream/{step_id}", any(voice_stream))
@@ -66,15 +60,7 @@ async fn voice_stream(
         .ok()
         .and_then(|ApiPath(text)| Uuid::parse_str(&text).ok());
     let admitted = admit(&state, &headers, &uri, step_id).await;
-    let sockets = state.lifecycle.sockets.clone();
-    upgrade.on_upgrade(move |socket| {
-        sockets.track_future(async move {
-            match admitted {
-                Ok(admitted) => run(socket, state, admitted).await,
-                Err((code, reason)) => close_with(socket, code, reason).await,
-            }
-        })
-    })
+    socket::serve(state, upgrade, admitted, run)
 }
 
 /// A voice session allowed to start.
@@ -139,39 +125,6 @@ enum Engine {
     GeminiLive(Arc<colloquy_ai::LiveConfig>),
 }
 
-/// Token bucket over input bytes: audio faster than real time is allowed in
-/// bursts (a client catching up) but not as a flood.
-/// Both limits are settings: `audio.input_burst_secs` (audio a client may
-/// send ahead of real time, e.g. after a stall) and `audio.max_input_speed`
-/// (the long-run rate, as a multiple of real time).
-pub(super) struct AudioBudget {
-    tokens: f64,
-    capacity: f64,
-    refill_per_sec: f64,
-    last: Instant,
-}
-
-impl AudioBudget {
-    pub(super) fn new(audio: &AudioConfig) -> Self {
-        let capacity = audio.input_burst_secs * INPUT_BYTES_PER_SEC;
-        Self {
-            tokens: capacity,
-            capacity,
-            refill_per_sec: audio.max_input_speed * INPUT_BYTES_PER_SEC,
-            last: Instant::now(),
-        }
-    }
-
-    pub(super) fn take(&mut self, bytes: usize) -> bool {
-        let now = Instant::now();
-        let refill = (now - self.last).as_secs_f64() * self.refill_per_sec;
-        self.tokens = (self.tokens + refill).min(self.capacity);
-        self.last = now;
-        self.tokens -= bytes as f64;
-        self.tokens >= 0.0
-    }
-}
-
 #[tracing::instrument(skip_all, fields(user_id = %admitted.user.id))]
 async fn run(socket: WebSocket, state: AppState, admitted: Admitted) {
     let title = format!("Voice: {}", admitted.step_title);
@@ -210,42 +163,25 @@ async fn run(socket: WebSocket, state: AppState, admitted: Admitted) {
     };
     let mut link = pipeline::start(deps, channel, settings).await;
     let (mut sink, mut stream) = socket.split();
-    let heartbeat_interval = Duration::from_secs(config.heartbeat_interval_secs);
-    let heartbeat_timeout = Duration::from_secs(config.heartbeat_timeout_secs);
-    let mut heartbeat = interval_at(Instant::now() + heartbeat_interval, heartbeat_interval);
-    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut last_heard = Instant::now();
-    let mut decoder = Pcm16Decoder::default();
-    let mut budget = AudioBudget::new(&config.audio);
-    let closing = state.lifecycle.close_sockets.clone();
+    let mut reader = AudioReader::new(&config.audio);
+    let mut liveness = Liveness::new(&state);
     tracing::debug!(conversation_id = %conversation.id, "voice session open");
-    let close: Option<(u16, &str)> = loop {
+    let exit = loop {
         tokio::select! {
-            () = closing.cancelled() => break Some((close_code::RESTART, "service restart")),
-            frame = stream.next() => {
-                last_heard = Instant::now();
-                match frame {
-                    Some(Ok(Message::Binary(bytes))) => {
-                        if !budget.take(bytes.len()) {
-                            break Some((close_code::POLICY, "audio rate limit exceeded"));
-                        }
-                        let samples = decoder.push(&bytes);
-                        if link.input.send(VoiceInput::Audio(samples)).await.is_err() {
-                            break Some((INTERNAL_ERROR, "voice pipeline stopped"));
-                        }
+            wake = liveness.next(&mut stream) => match reader.on_wake(wake, &mut sink).await {
+                Err(exit) => break exit,
+                Ok(None) => {}
+                Ok(Some(audio)) => {
+                    if link.input.send(VoiceInput::Audio(audio.samples)).await.is_err() {
+                        break Exit::close(INTERNAL_ERROR, "voice pipeline stopped");
                     }
-                    // The seed's protocol has no JSON frames; text is ignored, not fatal.
-                    Some(Ok(Message::Text(_))) => tracing::debug!("text frame ignored on the voice socket"),
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                    Some(Err(ref error)) if is_too_big(error) => break Some((close_code::TOO_BIG, "message too big")),
-                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break None,
                 }
-            }
+            },
             output = link.output.recv() => match output {
                 Some(VoiceOutput::Audio { pcm, .. }) => {
-                    let sent = tokio::time::timeout(heartbeat_timeout, sink.send(Message::Binary(pcm.into()))).await;
+                    let sent = tokio::time::timeout(liveness.timeout(), sink.send(Message::Binary(pcm.into()))).await;
                     if !matches!(sent, Ok(Ok(()))) {
-                        break None;
+                        break Exit::PeerGone;
                     }
                 }
                 Some(VoiceOutput::Error { code, message }) => {
@@ -254,24 +190,12 @@ async fn run(socket: WebSocket, state: AppState, admitted: Admitted) {
                 // Transcripts and interruptions are for JSON sockets; the
                 // binary protocol carries audio only.
                 Some(_) => {}
-                None => break Some((INTERNAL_ERROR, "voice pipeline stopped")),
+                None => break Exit::close(INTERNAL_ERROR, "voice pipeline stopped"),
             },
-            _ = heartbeat.tick() => {
-                if last_heard.elapsed() > heartbeat_timeout {
-                    break Some((close_code::GOING_AWAY, "heartbeat timeout"));
-                }
-                if sink.send(Message::Ping(Default::default())).await.is_err() {
-                    break None;
-                }
-            }
         }
     };
-    if let Some((code, reason)) = close {
-        let frame = CloseFrame {
-            code,
-            reason: reason.into(),
-        };
-        let _ = sink.send(Message::Close(Some(frame))).await;
+    if let Some(close) = exit.into_message() {
+        let _ = sink.send(close).await;
     }
     // Ending the input lets the pipeline store what was heard and stop.
     let VoiceLinkParts { input, task } = VoiceLinkParts::from(link);

@@ -1,7 +1,8 @@
 //! Turn timings (seed 000): when the user stopped speaking, when the
 //! transcript was ready, the first reply token, the first reply audio and
-//! the end of the turn. Each voice turn stores one row, readable over HTTP,
-//! and feeds the latency histograms of the `/metrics` endpoint.
+//! the end of the turn. Each voice turn stores one row (see
+//! [`store::insert_turn_timing`]), readable over HTTP, and feeds the latency
+//! histograms of the `/metrics` endpoint.
 
 use std::sync::Arc;
 
@@ -10,12 +11,10 @@ use prometheus_client::{
     metrics::{counter::Counter, histogram::Histogram},
     registry::Registry,
 };
-use serde::Serialize;
-use sqlx::{sqlite::SqliteRow, Row};
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::store::{now_millis, parse_id, Pool, StoreError};
+use crate::store::{self, now_millis, Pool, TurnTiming};
 
 /// The moments of one turn, as they happen.
 #[derive(Debug, Clone)]
@@ -40,19 +39,6 @@ impl TurnTimer {
             interrupted: false,
         }
     }
-}
-
-/// A stored turn timing, instants in epoch milliseconds.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct TurnTiming {
-    pub reply_id: Uuid,
-    pub transport: String,
-    pub speech_end_at: Option<i64>,
-    pub transcript_at: Option<i64>,
-    pub first_token_at: Option<i64>,
-    pub first_audio_at: Option<i64>,
-    pub turn_end_at: i64,
-    pub interrupted: bool,
 }
 
 /// Converts monotonic instants to wall-clock milliseconds.
@@ -240,62 +226,38 @@ impl VoiceMetrics {
     }
 }
 
-/// Store a finished turn's timing and count it in the metrics.
-pub async fn record(
-    db: &Pool,
-    metrics: &VoiceMetrics,
-    clock: &Clock,
-    conversation_id: Uuid,
-    transport: &str,
-    timer: &TurnTimer,
-    turn_end: Instant,
-) {
-    metrics.observe(timer, turn_end);
-    let at = |instant: Option<Instant>| instant.map(|i| clock.millis(i));
-    let inserted = sqlx::query(
-        "INSERT OR REPLACE INTO turn_timings
-           (reply_id, conversation_id, transport, speech_end_at, transcript_at, first_token_at,
-            first_audio_at, turn_end_at, interrupted, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(timer.reply_id.to_string())
-    .bind(conversation_id.to_string())
-    .bind(transport)
-    .bind(at(timer.speech_end))
-    .bind(at(timer.transcript))
-    .bind(at(timer.first_token))
-    .bind(at(timer.first_audio))
-    .bind(clock.millis(turn_end))
-    .bind(timer.interrupted)
-    .bind(now_millis())
-    .execute(db)
-    .await;
-    if let Err(error) = inserted {
-        // A deleted conversation takes its timings with it; nothing to keep.
-        tracing::debug!(%error, "turn timing not stored");
+/// Records the timings of one session's turns: each is stored with the
+/// session's conversation and counted in the metrics.
+#[derive(Clone)]
+pub struct TurnRecorder {
+    pub db: Pool,
+    pub metrics: Arc<VoiceMetrics>,
+    /// Anchors stored times to the wall clock; made when the session starts.
+    pub clock: Clock,
+    pub conversation_id: Uuid,
+    /// Stored with each timing (`voice`, `chat`).
+    pub transport: &'static str,
+}
+
+impl TurnRecorder {
+    /// Store a finished turn's timing and count it in the metrics.
+    pub async fn record(&self, timer: &TurnTimer, turn_end: Instant) {
+        self.metrics.observe(timer, turn_end);
+        let at = |instant: Option<Instant>| instant.map(|i| self.clock.millis(i));
+        let timing = TurnTiming {
+            reply_id: timer.reply_id,
+            transport: self.transport.to_owned(),
+            speech_end_at: at(timer.speech_end),
+            transcript_at: at(timer.transcript),
+            first_token_at: at(timer.first_token),
+            first_audio_at: at(timer.first_audio),
+            turn_end_at: self.clock.millis(turn_end),
+            interrupted: timer.interrupted,
+        };
+        let inserted = store::insert_turn_timing(&self.db, self.conversation_id, &timing).await;
+        if let Err(error) = inserted {
+            // A deleted conversation takes its timings with it; nothing to keep.
+            tracing::debug!(%error, "turn timing not stored");
+        }
     }
-}
-
-fn timing_from_row(row: &SqliteRow) -> Result<TurnTiming, StoreError> {
-    Ok(TurnTiming {
-        reply_id: parse_id(row.try_get("reply_id")?)?,
-        transport: row.try_get("transport")?,
-        speech_end_at: row.try_get("speech_end_at")?,
-        transcript_at: row.try_get("transcript_at")?,
-        first_token_at: row.try_get("first_token_at")?,
-        first_audio_at: row.try_get("first_audio_at")?,
-        turn_end_at: row.try_get("turn_end_at")?,
-        interrupted: row.try_get("interrupted")?,
-    })
-}
-
-/// The timings of a conversation's turns, oldest first.
-pub async fn list(db: &Pool, conversation_id: Uuid) -> Result<Vec<TurnTiming>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT * FROM turn_timings WHERE conversation_id = ? ORDER BY created_at, reply_id",
-    )
-    .bind(conversation_id.to_string())
-    .fetch_all(db)
-    .await?;
-    rows.iter().map(timing_from_row).collect()
 }

@@ -1,17 +1,16 @@
-//! WebSocket upgrade handlers: authenticate, open the conversation, upgrade,
-//! then hand the socket to [`session::run`]. Failures are reported the way
-//! seed 004 specifies: the socket is accepted, then closed with a code and
-//! a reason, so browsers (which cannot read a refused handshake) see why:
-//! 1008 for what retrying cannot fix, 1011 (storage failed) or 1013 (server
-//! full) for what it can.
+//! The JSON chat sockets. Upgrade handlers authenticate, open the
+//! conversation, upgrade, then hand the socket to [`session::run`]; the
+//! session decodes `audio` events with [`audio`]. Failures are reported the
+//! way seed 004 specifies: the socket is accepted, then closed with a code
+//! and a reason (see [`crate::socket`]): 1008 for what retrying cannot fix,
+//! 1011 (storage failed) or 1013 (server full) for what it can.
 
+mod audio;
 mod session;
 
 use axum::{
     extract::{
-        ws::{
-            rejection::WebSocketUpgradeRejection, CloseFrame, Message, WebSocket, WebSocketUpgrade,
-        },
+        ws::{rejection::WebSocketUpgradeRejection, WebSocketUpgrade},
         State,
     },
     http::{HeaderMap, Uri},
@@ -21,20 +20,17 @@ use axum::{
 };
 use colloquy_protocol::Seq;
 use serde::Deserialize;
-use std::time::Duration;
 use uuid::Uuid;
 
 use crate::{
-    auth::{authenticate, AuthFailure, CLOSE_UNAVAILABLE},
+    auth::{authenticate, AuthFailure},
     conversation::{self, IfMissing, OpenError},
     error::{ApiPath, AppError},
     limits::{SocketPermit, SocketRefused},
+    socket::{self, close_code, prepare_upgrade},
     store::{Conversation, User},
     AppState,
 };
-
-pub use session::close_code;
-pub(crate) use session::is_too_big;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -142,48 +138,7 @@ async fn accept(
         Err(refused) => return refused.into_response(),
     };
     let admitted = admit(&state, &headers, &uri, request).await;
-    let sockets = state.lifecycle.sockets.clone();
-    upgrade.on_upgrade(move |socket| {
-        sockets.track_future(async move {
-            match admitted {
-                Ok(admitted) => session::run(socket, state, admitted).await,
-                Err((code, reason)) => close_with(socket, code, reason).await,
-            }
-        })
-    })
-}
-
-/// Checks shared by every socket before the upgrade (a WebSocket request,
-/// an allowed Origin) and the frame and buffer limits; `Err` is the HTTP
-/// error that refuses it.
-pub(crate) fn prepare_upgrade(
-    state: &AppState,
-    headers: &HeaderMap,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-) -> Result<WebSocketUpgrade, AppError> {
-    let upgrade = match upgrade {
-        Ok(upgrade) => upgrade,
-        Err(rejection) => {
-            return Err(AppError::bad_request(
-                "websocket_required",
-                rejection.body_text(),
-            ));
-        }
-    };
-    if !state.limits.origin_allowed(headers) {
-        return Err(AppError::Forbidden {
-            code: "origin_not_allowed",
-            message: "this Origin may not open sockets here".into(),
-        });
-    }
-    let config = &state.config;
-    let upgrade = upgrade
-        .max_message_size(config.max_frame_bytes)
-        .max_frame_size(config.max_frame_bytes)
-        .read_buffer_size(config.socket_read_buffer_bytes)
-        .write_buffer_size(0)
-        .max_write_buffer_size(config.socket_max_write_buffer_bytes);
-    Ok(upgrade)
+    socket::serve(state, upgrade, admitted, session::run)
 }
 
 /// Everything checked before a socket may start its session.
@@ -222,7 +177,7 @@ async fn admit(
             OpenError::NotFound => policy("Conversation not found"),
             OpenError::Store(error) => {
                 tracing::error!(%error, "opening conversation failed");
-                (CLOSE_UNAVAILABLE, "Conversation unavailable")
+                (close_code::INTERNAL_ERROR, "Conversation unavailable")
             }
         })?;
     Ok(Admitted {
@@ -232,17 +187,4 @@ async fn admit(
         tts: request.tts.unwrap_or(state.config.audio.tts),
         permit,
     })
-}
-
-/// Send a close frame and give the peer a moment to answer it.
-pub(crate) async fn close_with(mut socket: WebSocket, code: u16, reason: &str) {
-    let frame = CloseFrame {
-        code,
-        reason: reason.into(),
-    };
-    if socket.send(Message::Close(Some(frame))).await.is_err() {
-        return;
-    }
-    let drain = async { while let Some(Ok(_)) = socket.recv().await {} };
-    let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
 }

@@ -2,31 +2,31 @@
 //! events out, heartbeats both ways.
 //!
 //! A single loop owns the socket and `select!`s over inbound frames, the
-//! conversation's broadcast, the heartbeat tick and shutdown, so there is one
-//! place that writes and one way out.
+//! conversation's broadcast, the heartbeat tick and shutdown (the first and
+//! last two through [`Liveness`]), so there is one place that writes and one
+//! way out.
 
 use std::{sync::Arc, time::Duration};
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::extract::ws::{Message, WebSocket};
 use base64::{engine::general_purpose::STANDARD as BASE64, Engine as _};
 use colloquy_protocol::{ClientEvent, Seq, ServerEvent};
-use colloquy_voice::{
-    pcm::decode_pcm16, resample::StreamResampler, INPUT_SAMPLE_RATE, OUTPUT_SAMPLE_RATE,
-};
+use colloquy_voice::OUTPUT_SAMPLE_RATE;
 use futures::SinkExt;
-use tokio::{
-    sync::broadcast::{
-        self,
-        error::{RecvError, TryRecvError},
-    },
-    time::{interval_at, Instant, MissedTickBehavior},
+use tokio::sync::broadcast::{
+    self,
+    error::{RecvError, TryRecvError},
 };
 
-use super::Admitted;
+use super::{
+    audio::{AudioDecoder, InvalidAudio},
+    Admitted,
+};
 use crate::{
     hub::{ChannelHandle, Published, Replay},
     input::{ClientId, UserText},
     limits::{SocketLimits, Verdict},
+    socket::{self, close_code, close_message, Exit, Inbound, Liveness, Wake},
     store::User,
     turn::stored_events,
     voice::pipeline::{self, PipelineDeps, PipelineSettings, VoiceInput, VoiceLink, VoiceOutput},
@@ -34,22 +34,6 @@ use crate::{
 };
 
 type Events = broadcast::Receiver<Arc<Published>>;
-
-/// The close codes this server uses (RFC 6455 section 7.4.1).
-pub mod close_code {
-    /// Normal closure.
-    pub const NORMAL: u16 = 1000;
-    /// The endpoint is going away (used for heartbeat time-outs).
-    pub const GOING_AWAY: u16 = 1001;
-    /// Policy violation: authentication or ownership failures, abuse.
-    pub const POLICY: u16 = 1008;
-    /// A message larger than `max_frame_bytes`.
-    pub const TOO_BIG: u16 = 1009;
-    /// Try again later: the client fell too far behind its conversation.
-    pub const TRY_AGAIN_LATER: u16 = 1013;
-    /// Service restart: reconnect (to another node) and resume.
-    pub const RESTART: u16 = 1012;
-}
 
 /// Most events written before one flush.
 const WRITE_BATCH: usize = 64;
@@ -60,12 +44,6 @@ enum Forwarded {
     Gone,
     /// The socket fell this many events behind its conversation.
     Lagged(u64),
-}
-
-/// Why the loop ended, and what to tell the client.
-enum Exit {
-    ClientClosed,
-    Close(u16, &'static str),
 }
 
 struct Session {
@@ -79,8 +57,8 @@ struct Session {
     tts: bool,
     /// The voice pipeline, started by the first `audio` event (or at once with TTS on).
     voice: Option<VoiceLink>,
-    /// Converts client audio at other rates to 16 kHz.
-    resampler: Option<StreamResampler>,
+    /// Turns `audio` events into 16 kHz samples.
+    decoder: AudioDecoder,
 }
 
 /// The next output of the voice pipeline, if one runs.
@@ -103,9 +81,7 @@ pub(crate) async fn run(socket: WebSocket, state: AppState, admitted: Admitted) 
         permit: _permit,
     } = admitted;
     let channel = state.hub.channel(conversation.id, conversation.last_seq);
-    let heartbeat_interval = Duration::from_secs(state.config.heartbeat_interval_secs);
     let heartbeat_timeout = Duration::from_secs(state.config.heartbeat_timeout_secs);
-    let closing = state.lifecycle.close_sockets.clone();
     let mut session = Session {
         limits: state.limits.for_socket(),
         state,
@@ -115,7 +91,7 @@ pub(crate) async fn run(socket: WebSocket, state: AppState, admitted: Admitted) 
         write_timeout: heartbeat_timeout,
         tts,
         voice: None,
-        resampler: None,
+        decoder: AudioDecoder::default(),
     };
     let mut user_events = session.state.hub.subscribe_user(session.user.id);
     tracing::debug!("socket open");
@@ -125,53 +101,53 @@ pub(crate) async fn run(socket: WebSocket, state: AppState, admitted: Admitted) 
     if tts && !session.start_voice().await {
         return;
     }
-    let mut heartbeat = interval_at(Instant::now() + heartbeat_interval, heartbeat_interval);
-    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut last_heard = Instant::now();
+    let mut liveness = Liveness::new(&session.state);
 
     let exit = loop {
         tokio::select! {
-            () = closing.cancelled() => break Exit::Close(close_code::RESTART, "service restart"),
-            frame = session.socket.recv() => {
-                last_heard = Instant::now();
-                if !matches!(frame, Some(Ok(Message::Pong(_)))) {
-                    match session.limits.frame() {
-                        Verdict::Allowed => {}
-                        Verdict::Limited => continue,
-                        Verdict::Abusive => break Exit::Close(close_code::POLICY, "rate limit exceeded"),
+            wake = liveness.next(&mut session.socket) => match wake {
+                Wake::Exit(exit) => break exit,
+                Wake::Ping => {
+                    if !session.send(Message::Ping(Default::default())).await {
+                        break Exit::PeerGone;
                     }
                 }
-                match frame {
-                    Some(Err(ref error)) if is_too_big(error) => {
-                        break Exit::Close(close_code::TOO_BIG, "message too big");
-                    }
-                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break Exit::ClientClosed,
-                    Some(Ok(Message::Text(text))) => {
-                        if !session.handle_text(text.as_str(), &mut events).await {
-                            break Exit::ClientClosed;
+                Wake::Frame(frame) => {
+                    if !matches!(frame, Some(Ok(Message::Pong(_)))) {
+                        match session.limits.frame() {
+                            Verdict::Allowed => {}
+                            Verdict::Limited => continue,
+                            Verdict::Abusive => break Exit::close(close_code::POLICY, "rate limit exceeded"),
                         }
                     }
-                    Some(Ok(Message::Binary(_))) => {
-                        let ok = session.send_error("unsupported_frame", "binary frames are not accepted on the chat socket").await;
-                        if !ok { break Exit::ClientClosed; }
+                    match socket::inbound(frame) {
+                        Err(exit) => break exit,
+                        Ok(Inbound::Text(text)) => {
+                            if !session.handle_text(text.as_str(), &mut events).await {
+                                break Exit::PeerGone;
+                            }
+                        }
+                        Ok(Inbound::Binary(_)) => {
+                            let ok = session.send_error("unsupported_frame", "binary frames are not accepted on the chat socket").await;
+                            if !ok { break Exit::PeerGone; }
+                        }
+                        Ok(Inbound::Control) => {}
                     }
-                    // The WebSocket library answers pings itself; both count as life.
-                    Some(Ok(Message::Ping(_))) | Some(Ok(Message::Pong(_))) => {}
                 }
-            }
+            },
             received = events.recv() => match received {
                 Ok(published) => match session.forward_ready(&published, &mut events).await {
                     Forwarded::Written => {}
-                    Forwarded::Gone => break Exit::ClientClosed,
+                    Forwarded::Gone => break Exit::PeerGone,
                     Forwarded::Lagged(missed) => break session.fell_behind(missed).await,
                 },
                 Err(RecvError::Lagged(missed)) => break session.fell_behind(missed).await,
-                Err(RecvError::Closed) => break Exit::Close(close_code::GOING_AWAY, "conversation closed"),
+                Err(RecvError::Closed) => break Exit::close(close_code::GOING_AWAY, "conversation closed"),
             },
             output = voice_output(&mut session.voice) => match output {
                 Some(output) => {
                     if !session.send_voice(output).await {
-                        break Exit::ClientClosed;
+                        break Exit::PeerGone;
                     }
                 }
                 None => session.voice = None,
@@ -179,39 +155,19 @@ pub(crate) async fn run(socket: WebSocket, state: AppState, admitted: Admitted) 
             received = user_events.events.recv() => match received {
                 Ok(published) => {
                     if !session.forward(&published).await {
-                        break Exit::ClientClosed;
+                        break Exit::PeerGone;
                     }
                 }
                 // Conversation-list hints only: a client that missed some reloads its list anyway.
                 Err(RecvError::Lagged(_)) => {}
-                Err(RecvError::Closed) => break Exit::Close(close_code::GOING_AWAY, "user channel closed"),
+                Err(RecvError::Closed) => break Exit::close(close_code::GOING_AWAY, "user channel closed"),
             },
-            _ = heartbeat.tick() => {
-                if last_heard.elapsed() > heartbeat_timeout {
-                    tracing::info!("heartbeat timeout: dropping socket");
-                    break Exit::Close(close_code::GOING_AWAY, "heartbeat timeout");
-                }
-                if !session.send(Message::Ping(Default::default())).await {
-                    break Exit::ClientClosed;
-                }
-            }
         }
     };
-    if let Exit::Close(code, reason) = exit {
-        let frame = CloseFrame {
-            code,
-            reason: reason.into(),
-        };
-        let _ = session.send(Message::Close(Some(frame))).await;
+    if let Some(close) = exit.into_message() {
+        let _ = session.send(close).await;
     }
     tracing::debug!("socket closed");
-}
-
-/// Whether a receive error is tungstenite refusing an oversized message.
-pub(crate) fn is_too_big(error: &axum::Error) -> bool {
-    std::error::Error::source(error)
-        .and_then(|inner| inner.downcast_ref::<tungstenite::Error>())
-        .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
 }
 
 impl Session {
@@ -303,7 +259,7 @@ impl Session {
         tracing::warn!(missed, "socket fell behind its conversation");
         let message = "this connection fell behind; reconnect and resume";
         self.send_error("resync_required", message).await;
-        Exit::Close(close_code::TRY_AGAIN_LATER, "client too slow")
+        Exit::close(close_code::TRY_AGAIN_LATER, "client too slow")
     }
 
     /// Write `first` and the events already waiting behind it (up to
@@ -374,7 +330,7 @@ impl Session {
                 true
             }
             ClientEvent::Text { content, client_id } => self.submit(content, client_id).await,
-            ClientEvent::Audio { data, sample_rate } => self.audio(&data, sample_rate).await,
+            ClientEvent::Audio { data, sample_rate } => self.audio(data, sample_rate).await,
             ClientEvent::AudioEnd => match &self.voice {
                 Some(link) => {
                     let _ = link.input.send(VoiceInput::End).await;
@@ -428,36 +384,11 @@ impl Session {
     }
 
     /// One `audio` event: base64 PCM16 at `sample_rate` (16 kHz by default).
-    async fn audio(&mut self, data: &str, sample_rate: Option<u32>) -> bool {
-        let samples = match BASE64.decode(data) {
-            Ok(bytes) => match decode_pcm16(&bytes) {
-                Ok(samples) => samples,
-                Err(error) => return self.send_error("invalid_audio", &error.to_string()).await,
-            },
-            Err(_) => {
-                return self
-                    .send_error("invalid_audio", "audio data must be base64-encoded PCM16")
-                    .await;
-            }
-        };
-        let rate = sample_rate.unwrap_or(INPUT_SAMPLE_RATE);
-        let samples = if rate == INPUT_SAMPLE_RATE {
-            samples
-        } else {
-            if self.resampler.as_ref().map(StreamResampler::input_rate) != Some(rate) {
-                match StreamResampler::new(rate, INPUT_SAMPLE_RATE) {
-                    Ok(resampler) => self.resampler = Some(resampler),
-                    Err(error) => {
-                        return self.send_error("invalid_audio", &error.to_string()).await;
-                    }
-                }
-            }
-            match self.resampler.as_mut().map(|r| r.push(&samples)) {
-                Some(Ok(samples)) => samples,
-                Some(Err(error)) => {
-                    return self.send_error("invalid_audio", &error.to_string()).await
-                }
-                None => return true,
+    async fn audio(&mut self, data: String, sample_rate: Option<u32>) -> bool {
+        let samples = match self.decoder.decode(data, sample_rate).await {
+            Ok(samples) => samples,
+            Err(InvalidAudio(message)) => {
+                return self.send_error("invalid_audio", &message).await;
             }
         };
         if !self.start_voice().await {
@@ -516,11 +447,8 @@ impl Session {
             Verdict::Abusive => {
                 self.refuse("rate_limited", "too many messages; closing", id)
                     .await;
-                let frame = CloseFrame {
-                    code: close_code::POLICY,
-                    reason: "rate limit exceeded".into(),
-                };
-                let _ = self.send(Message::Close(Some(frame))).await;
+                let close = close_message(close_code::POLICY, "rate limit exceeded");
+                let _ = self.send(close).await;
                 return false;
             }
         }

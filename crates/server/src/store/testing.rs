@@ -1,0 +1,67 @@
+//! Helpers for the store's unit tests: a fresh database with one user, and
+//! plans made of titled steps.
+
+use tempfile::TempDir;
+use uuid::Uuid;
+
+use super::{self as store, ConnectOptions, NewPlan, NewStep, Plan, Pool};
+
+/// A fresh database in its own directory, with one user named Ada; keep the
+/// directory alive as long as the pool.
+pub(super) async fn database() -> (TempDir, Pool, Uuid) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let pool = store::connect(ConnectOptions {
+        url: &url,
+        synchronous: "normal",
+    })
+    .await
+    .unwrap();
+    let user = store::insert_user(
+        &pool,
+        store::NewUser {
+            email: None,
+            password_hash: None,
+            full_name: Some("Ada"),
+            is_anonymous: true,
+        },
+    )
+    .await
+    .unwrap();
+    (dir, pool, user.id)
+}
+
+/// A step with this title and nothing else.
+pub(super) fn step(title: &str) -> NewStep<'_> {
+    NewStep {
+        title,
+        description: "",
+        icon: "",
+    }
+}
+
+/// A plan of `user_id` whose steps have these titles, in order.
+pub(super) async fn plan(pool: &Pool, user_id: Uuid, titles: &[&str]) -> Plan {
+    let steps: Vec<NewStep> = titles.iter().map(|t| step(t)).collect();
+    store::create_plan(
+        pool,
+        NewPlan {
+            user_id,
+            title: "plan",
+            description: "",
+            steps: &steps,
+        },
+    )
+    .await
+    .unwrap()
+    .plan
+}
+
+/// The step ids in order, after checking the orders are exactly 1..n.
+pub(super) async fn ids_in_order(pool: &Pool, plan_id: Uuid) -> Vec<Uuid> {
+    let steps = store::plan_steps(pool, plan_id).await.unwrap();
+    let orders: Vec<i64> = steps.iter().map(|s| s.order).collect();
+    let dense: Vec<i64> = (1..=steps.len() as i64).collect();
+    assert_eq!(orders, dense, "orders are dense");
+    steps.iter().map(|s| s.id).collect()
+}
