@@ -68,6 +68,7 @@ struct Admitted {
     user: User,
     engine: Engine,
     context: SessionContext,
+    step_id: Uuid,
     step_title: String,
     _permit: SocketPermit,
 }
@@ -114,9 +115,29 @@ async fn admit(
         user,
         engine,
         context,
+        step_id: step.id,
         step_title: step.title,
         _permit: permit,
     })
+}
+
+/// The step's latest voice conversation, so the coach remembers earlier
+/// calls (the history budget keeps the prompt bounded); a new one, tied to
+/// the step, on the first call.
+async fn step_conversation(
+    state: &AppState,
+    admitted: &Admitted,
+) -> Result<store::Conversation, store::StoreError> {
+    let user_id = admitted.user.id;
+    if let Some(existing) =
+        store::latest_step_conversation(&state.db, user_id, admitted.step_id).await?
+    {
+        return Ok(existing);
+    }
+    let title = format!("Voice: {}", admitted.step_title);
+    let created = conversation::create(state, user_id, Uuid::now_v7(), &title).await?;
+    store::attach_step(&state.db, created.id, admitted.step_id).await?;
+    Ok(created)
 }
 
 /// The engine serving an admitted session.
@@ -127,15 +148,13 @@ enum Engine {
 
 #[tracing::instrument(skip_all, fields(user_id = %admitted.user.id))]
 async fn run(socket: WebSocket, state: AppState, admitted: Admitted) {
-    let title = format!("Voice: {}", admitted.step_title);
-    let conversation =
-        match conversation::create(&state, admitted.user.id, Uuid::now_v7(), &title).await {
-            Ok(conversation) => conversation,
-            Err(error) => {
-                tracing::error!(%error, "creating the voice conversation failed");
-                return close_with(socket, INTERNAL_ERROR, "Session unavailable").await;
-            }
-        };
+    let conversation = match step_conversation(&state, &admitted).await {
+        Ok(conversation) => conversation,
+        Err(error) => {
+            tracing::error!(%error, "opening the voice conversation failed");
+            return close_with(socket, INTERNAL_ERROR, "Session unavailable").await;
+        }
+    };
     let channel = state.hub.channel(conversation.id, conversation.last_seq);
     let config = &state.config;
     let instruction = admitted

@@ -272,3 +272,54 @@ fn gemini_live_without_a_key_stops_the_start_naming_the_variable() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("GEMINI_API_KEY"), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_second_call_on_the_same_step_continues_its_conversation() {
+    let call = |heard: &str, said: &str| {
+        Script::new(vec![
+            Step::AwaitAudioBytes(16_000),
+            Step::Send(msg::input_transcription(heard)),
+            Step::Send(msg::output_transcription(said)),
+            Step::Send(msg::generation_complete()),
+            Step::Send(msg::turn_complete()),
+        ])
+    };
+    let (app, _fake) = gemini_app(vec![
+        call("I bought the shoes", "Well done."),
+        call("What next?", "Your first run."),
+    ])
+    .await;
+    let (token, step) = coached_user(&app).await;
+    for _ in 0..2 {
+        let url = app.ws_url(&format!("/voice/stream/{step}?token={token}"));
+        let (mut client, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        speak(&mut client, 600).await;
+        receive_audio(&mut client, Duration::from_secs(1)).await;
+        client.close(None).await.unwrap();
+    }
+    let list: Value = app
+        .get("/api/conversations", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        list["conversations"].as_array().unwrap().len(),
+        1,
+        "one conversation per step: {list}"
+    );
+    let contents: Vec<Value> = stored_messages(&app, &token)
+        .await
+        .iter()
+        .map(|m| m["content"].clone())
+        .collect();
+    assert_eq!(
+        contents,
+        [
+            "I bought the shoes",
+            "Well done.",
+            "What next?",
+            "Your first run."
+        ]
+    );
+}
