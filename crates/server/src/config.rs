@@ -74,6 +74,11 @@ pub struct Config {
     /// A streaming reply's text is saved at most this long after it grew, so
     /// a crash loses at most that much of what listeners saw (0: every delta).
     pub reply_checkpoint_ms: u64,
+    /// `resume` requests per minute one socket may send (each may read history back).
+    pub resumes_per_minute_per_socket: u32,
+    /// Most events one resume replays; a longer gap gets `resync_required`
+    /// (the client reloads the conversation over HTTP, a page at a time).
+    pub max_replay_events: usize,
     /// Replies generated at once across the server, whatever the provider
     /// (cloud calls cost money); a reply beyond it fails with `overloaded`.
     pub max_concurrent_generations: usize,
@@ -163,6 +168,8 @@ impl Default for Config {
             sse_idle_timeout_secs: 120,
             reply_checkpoint_ms: 500,
             max_concurrent_generations: 256,
+            resumes_per_minute_per_socket: 30,
+            max_replay_events: 2048,
             max_pending_replies: 8,
             prefills_per_minute: 60,
             // Preallocated per live conversation; a socket that falls further
@@ -276,6 +283,11 @@ impl Config {
             ("request_timeout_secs", self.request_timeout_secs as usize),
             ("sse_idle_timeout_secs", self.sse_idle_timeout_secs as usize),
             ("max_pending_replies", self.max_pending_replies),
+            ("max_replay_events", self.max_replay_events),
+            (
+                "resumes_per_minute_per_socket",
+                self.resumes_per_minute_per_socket as usize,
+            ),
             (
                 "max_concurrent_generations",
                 self.max_concurrent_generations,

@@ -150,6 +150,7 @@ impl App {
                 subscriber_buffer: config.conversation_buffer_events,
                 replay_events: config.replay_buffer_events,
                 linger: Duration::from_secs(config.replay_linger_secs),
+                max_replay: config.max_replay_events,
             }),
             config: Arc::new(config),
             db,

@@ -140,6 +140,7 @@ pub struct Limits {
     user_messages: KeyedLimiter<Uuid>,
     socket_messages: Quota,
     socket_frames: Quota,
+    socket_resumes: Quota,
     strikes_allowed: u32,
     allowed_origins: Vec<String>,
     anonymous_per_ip: KeyedLimiter<IpAddr>,
@@ -170,6 +171,7 @@ impl Limits {
             user_messages: KeyedLimiter::new(per_minute(config.messages_per_minute_per_user)),
             socket_messages: per_minute(config.messages_per_minute_per_socket),
             socket_frames: per_second(config.frames_per_second_per_socket),
+            socket_resumes: per_minute(config.resumes_per_minute_per_socket),
             strikes_allowed: config.rate_limit_strikes,
             allowed_origins: config.allowed_origins.clone(),
             anonymous_per_ip: KeyedLimiter::new(per_hour(auth.anonymous_per_hour_per_ip)),
@@ -261,6 +263,7 @@ impl Limits {
         SocketLimits {
             messages: RateLimiter::direct(self.socket_messages),
             frames: RateLimiter::direct(self.socket_frames),
+            resumes: RateLimiter::direct(self.socket_resumes),
             frame_strikes: 0,
             message_strikes: 0,
             strikes_allowed: self.strikes_allowed,
@@ -326,6 +329,8 @@ impl Drop for SocketPermit {
 pub struct SocketLimits {
     messages: DefaultDirectRateLimiter,
     frames: DefaultDirectRateLimiter,
+    /// Each `resume` may read a conversation's history back from storage.
+    resumes: DefaultDirectRateLimiter,
     /// Refusals in a row, counted apart for frames and messages so that an
     /// allowed frame carrying a refused message does not reset the count.
     frame_strikes: u32,
@@ -351,6 +356,12 @@ impl SocketLimits {
     pub fn frame(&mut self) -> Verdict {
         let allowed = self.frames.check().is_ok();
         Self::judge(&mut self.frame_strikes, self.strikes_allowed, allowed)
+    }
+
+    /// A `resume` request; refusals count as message strikes.
+    pub fn resume(&mut self) -> Verdict {
+        let allowed = self.resumes.check().is_ok();
+        Self::judge(&mut self.message_strikes, self.strikes_allowed, allowed)
     }
 
     /// A `text` message, against this socket's and its user's budgets.

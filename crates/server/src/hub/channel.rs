@@ -27,6 +27,8 @@ pub struct ConversationChannel {
     /// Text to store instead of the generated one for replies cut by a
     /// barge-in: what the listener heard.
     cuts: Mutex<Vec<(Uuid, String)>>,
+    /// Most events one resume replays.
+    max_replay: usize,
     /// Seqs up to this one are durably reserved: publishing beyond it
     /// without storing first needs a reservation (see `turn::reply`).
     reserved_through: AtomicU64,
@@ -97,6 +99,7 @@ impl ConversationChannel {
             replies: Mutex::new(Vec::new()),
             cuts: Mutex::new(Vec::new()),
             reserved_through: AtomicU64::new(last_seq),
+            max_replay: sizes.max_replay,
         }
     }
 
@@ -122,22 +125,28 @@ impl ConversationChannel {
     /// events that `load_stored` returns (finished messages, which supersede
     /// their deltas) merged with the ring's deltas of replies still streaming.
     /// Nothing is published meanwhile, so replay and live events neither
-    /// overlap nor leave a gap.
+    /// overlap nor leave a gap. `load_stored` is given the most messages
+    /// worth loading: a gap longer than [`ChannelSizes::max_replay`] events
+    /// is not replayed (`ResyncRequired`: the client reloads over HTTP).
     pub async fn subscribe_after<F, Fut, E>(
         &self,
         after: Seq,
         load_stored: F,
     ) -> Result<Subscription, E>
     where
-        F: FnOnce(Seq) -> Fut,
+        F: FnOnce(Seq, usize) -> Fut,
         Fut: Future<Output = Result<Vec<ServerEvent>, E>>,
     {
         let log = self.log.lock().await;
         let events = self.sender.subscribe();
         let last_seq = log.last_seq;
+        let max_replay = self.max_replay;
         let subscription = |replay| Subscription {
             last_seq,
-            replay,
+            replay: match replay {
+                Replay::Events(events) if events.len() > max_replay => Replay::ResyncRequired,
+                replay => replay,
+            },
             events,
         };
         if after > last_seq {
@@ -168,7 +177,7 @@ impl ConversationChannel {
         if !deltas_kept {
             return Ok(subscription(Replay::ResyncRequired));
         }
-        let mut replay: Vec<Arc<Published>> = load_stored(after)
+        let mut replay: Vec<Arc<Published>> = load_stored(after, max_replay + 1)
             .await?
             .into_iter()
             .filter(|event| {
@@ -283,6 +292,7 @@ mod tests {
         subscriber_buffer: 16,
         replay_events: 4,
         linger: Duration::ZERO,
+        max_replay: 64,
     };
 
     fn delta(seq: Seq) -> Result<ServerEvent, std::convert::Infallible> {
@@ -347,7 +357,7 @@ mod tests {
         }
     }
 
-    async fn no_store(_: Seq) -> Result<Vec<ServerEvent>, std::convert::Infallible> {
+    async fn no_store(_: Seq, _: usize) -> Result<Vec<ServerEvent>, std::convert::Infallible> {
         Ok(Vec::new())
     }
 
@@ -398,7 +408,7 @@ mod tests {
                 .unwrap();
         }
         // The ring (4 events) now holds 4..=7; a client at 1 needs storage.
-        let stored = |after: Seq| async move {
+        let stored = |after: Seq, _| async move {
             assert_eq!(after, 1);
             Ok::<_, std::convert::Infallible>(vec![final_of(1, 4)])
         };
@@ -446,5 +456,24 @@ mod tests {
             channel.take_cut(Uuid::from_u128(2)).as_deref(),
             Some("heard")
         );
+    }
+
+    #[tokio::test]
+    async fn a_gap_longer_than_max_replay_requires_a_resync() {
+        let hub = Hub::new(ChannelSizes {
+            max_replay: 2,
+            ..SIZES
+        });
+        let channel = hub.channel(Uuid::nil(), 0);
+        for _ in 0..3 {
+            channel
+                .publish(|seq| async move { delta_of(1, seq) })
+                .await
+                .unwrap();
+        }
+        let near = channel.subscribe_after(1, no_store).await.unwrap();
+        assert_eq!(seqs(&near.replay), [2, 3]);
+        let far = channel.subscribe_after(0, no_store).await.unwrap();
+        assert!(matches!(far.replay, Replay::ResyncRequired));
     }
 }

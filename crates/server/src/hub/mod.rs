@@ -65,6 +65,8 @@ pub struct ChannelSizes {
     pub replay_events: usize,
     /// How long a channel no one holds is kept (with its ring) before it is dropped.
     pub linger: Duration,
+    /// Most events one resume replays; beyond it the client must resync.
+    pub max_replay: usize,
 }
 
 impl Hub {

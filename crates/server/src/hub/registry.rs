@@ -129,6 +129,7 @@ mod tests {
         subscriber_buffer: 16,
         replay_events: 4,
         linger: Duration::ZERO,
+        max_replay: 64,
     };
 
     fn delta(seq: Seq) -> Result<ServerEvent, std::convert::Infallible> {
@@ -163,6 +164,7 @@ mod tests {
     async fn an_unheld_channel_lingers_with_its_ring_then_goes() {
         let hub = Hub::new(ChannelSizes {
             linger: Duration::from_millis(50),
+            max_replay: 64,
             ..SIZES
         });
         let channel = hub.channel(Uuid::nil(), 0);

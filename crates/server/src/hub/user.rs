@@ -62,6 +62,7 @@ mod tests {
             subscriber_buffer: 4,
             replay_events: 4,
             linger: Duration::ZERO,
+            max_replay: 64,
         });
         for round in 0..2000u128 {
             let user = Uuid::from_u128(round);

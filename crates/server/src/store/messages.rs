@@ -199,18 +199,22 @@ pub async fn find_message(
     row.as_ref().map(message_from_row).transpose()
 }
 
-/// The messages of a conversation stored with a seq after `after`, in order.
+/// The first `limit` messages of a conversation stored with a seq after
+/// `after`, in order.
 pub async fn messages_after(
     db: impl SqliteExecutor<'_>,
     conversation_id: Uuid,
     after: u64,
+    limit: usize,
 ) -> Result<Vec<Message>, StoreError> {
-    let rows =
-        sqlx::query("SELECT * FROM messages WHERE conversation_id = ? AND seq > ? ORDER BY seq")
-            .bind(conversation_id.to_string())
-            .bind(after as i64)
-            .fetch_all(db)
-            .await?;
+    let rows = sqlx::query(
+        "SELECT * FROM messages WHERE conversation_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+    )
+    .bind(conversation_id.to_string())
+    .bind(after as i64)
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .fetch_all(db)
+    .await?;
     rows.iter().map(message_from_row).collect()
 }
 

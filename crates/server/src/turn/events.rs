@@ -25,8 +25,9 @@ pub async fn stored_events(
     db: &Pool,
     conversation_id: Uuid,
     after: u64,
+    limit: usize,
 ) -> Result<Vec<ServerEvent>, StoreError> {
-    let messages = store::messages_after(db, conversation_id, after).await?;
+    let messages = store::messages_after(db, conversation_id, after, limit).await?;
     let mut events = Vec::with_capacity(messages.len());
     for message in &messages {
         match (message.sender, &message.error_code) {

@@ -185,8 +185,8 @@ impl Session {
                 let db = self.state.db.clone();
                 let loaded = self
                     .channel
-                    .subscribe_after(after, |after| async move {
-                        stored_events(&db, conversation_id, after).await
+                    .subscribe_after(after, |after, limit| async move {
+                        stored_events(&db, conversation_id, after, limit).await
                     })
                     .await;
                 match loaded {
@@ -338,13 +338,33 @@ impl Session {
                 }
                 None => true,
             },
-            ClientEvent::Resume { last_seq } => match self.subscribe(Some(last_seq), false).await {
-                Some(resubscribed) => {
-                    *events = resubscribed;
-                    true
+            ClientEvent::Resume { last_seq } => {
+                match self.limits.resume() {
+                    Verdict::Allowed => {}
+                    Verdict::Limited => {
+                        return self
+                            .send_error("rate_limited", "too many resume requests; slow down")
+                            .await;
+                    }
+                    Verdict::Abusive => {
+                        let close = close_message(close_code::POLICY, "rate limit exceeded");
+                        let _ = self.send(close).await;
+                        return false;
+                    }
                 }
-                None => false,
-            },
+                self.resume(last_seq, events).await
+            }
+        }
+    }
+
+    /// Resubscribe from `last_seq` (a `resume` request); `false` when the socket is gone.
+    async fn resume(&mut self, last_seq: Seq, events: &mut Events) -> bool {
+        match self.subscribe(Some(last_seq), false).await {
+            Some(resubscribed) => {
+                *events = resubscribed;
+                true
+            }
+            None => false,
         }
     }
 

@@ -188,3 +188,77 @@ async fn replies_beyond_the_servers_generation_cap_fail_with_overloaded() {
         .await;
     assert_eq!(done.last().unwrap()["status"], "complete");
 }
+
+#[tokio::test]
+async fn resume_requests_are_rate_limited_per_socket() {
+    let app = spawn_app_with(|config| config.resumes_per_minute_per_socket = 2).await;
+    let token = app.register("resumes@example.com").await;
+    let (mut socket, ready) = app.chat(&token, None).await;
+    let last_seq = ready["last_seq"].clone();
+    for _ in 0..3 {
+        socket
+            .send_json(json!({ "type": "resume", "last_seq": last_seq }))
+            .await;
+    }
+    socket.send_json(json!({ "type": "ping" })).await;
+    let mut refusals = 0;
+    loop {
+        let event = socket.next_event().await;
+        if event["type"] == "pong" {
+            break;
+        }
+        if event["type"] == "error" {
+            assert_eq!(event["code"], "rate_limited", "{event}");
+            refusals += 1;
+        }
+    }
+    assert_eq!(refusals, 1, "the third resume in a minute is refused");
+}
+
+#[tokio::test]
+async fn a_resume_from_further_back_than_max_replay_events_must_resync() {
+    let app = spawn_app_with(|config| {
+        config.max_replay_events = 3;
+        config.replay_linger_secs = 0;
+    })
+    .await;
+    let token = app.register("far-back@example.com").await;
+    let mut conversation = Value::Null;
+    for turn in 0..3 {
+        app.upstream.push(Script::tokens(&["ok"]));
+        let body: Value = app
+            .post_json(
+                "/api/messages",
+                &token,
+                json!({ "conversation_id": conversation, "content": format!("turn {turn}") }),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        conversation = body["conversation_id"].clone();
+    }
+    let id = conversation.as_str().unwrap();
+    // Six stored messages after seq 0: more than three events to replay.
+    let url = app.ws_url(&format!(
+        "/api/v1/chat/ws?token={token}&conversationId={id}&last_seq=0"
+    ));
+    let mut socket = crate::helpers::Socket::connect(&url).await;
+    assert_eq!(socket.next_event().await["type"], "ready");
+    let event = socket.next_event().await;
+    assert_eq!(event["code"], "resync_required", "{event}");
+    // A recent gap still replays exactly.
+    let stored = app.conversation(id, &token).await;
+    let last = stored["messages"].as_array().unwrap().last().unwrap()["seq"]
+        .as_u64()
+        .unwrap();
+    let url = app.ws_url(&format!(
+        "/api/v1/chat/ws?token={token}&conversationId={id}&last_seq={}",
+        last - 2
+    ));
+    let mut socket = crate::helpers::Socket::connect(&url).await;
+    assert_eq!(socket.next_event().await["type"], "ready");
+    let replayed = socket.next_event().await;
+    assert_eq!(replayed["type"], "message", "{replayed}");
+    assert_eq!(replayed["seq"].as_u64(), Some(last));
+}
