@@ -127,6 +127,7 @@ impl App {
             .await
             .context("voice loading task")??;
         tracing::info!(engine = voice.name(), "voice ready");
+        let limits = limits::Limits::new(&config);
         let turns = TurnService::new(
             db.clone(),
             provider,
@@ -140,11 +141,11 @@ impl App {
                 max_pending_replies: config.max_pending_replies,
                 max_concurrent_generations: config.max_concurrent_generations,
             },
+            limits.clone(),
         );
         let listener = TcpListener::bind(config.addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.addr))?;
-        let limits = limits::Limits::new(&config);
         let state = AppState {
             hub: Hub::new(ChannelSizes {
                 subscriber_buffer: config.conversation_buffer_events,

@@ -364,9 +364,10 @@ impl SocketLimits {
         Self::judge(&mut self.message_strikes, self.strikes_allowed, allowed)
     }
 
-    /// A `text` message, against this socket's and its user's budgets.
-    pub fn message(&mut self, limits: &Limits, user: Uuid) -> Verdict {
-        let allowed = self.messages.check().is_ok() && limits.allow_user_message(user);
+    /// A `text` message, against this socket's budget (the user's budget is
+    /// paid by the turn itself, whatever the transport).
+    pub fn message(&mut self) -> Verdict {
+        let allowed = self.messages.check().is_ok();
         Self::judge(&mut self.message_strikes, self.strikes_allowed, allowed)
     }
 }
@@ -487,12 +488,11 @@ mod tests {
             c.messages_per_minute_per_socket = 2;
             c.rate_limit_strikes = 2;
         });
-        let user = Uuid::now_v7();
         let mut socket = limits.for_socket();
-        assert_eq!(socket.message(&limits, user), Verdict::Allowed);
-        assert_eq!(socket.message(&limits, user), Verdict::Allowed);
-        assert_eq!(socket.message(&limits, user), Verdict::Limited);
-        assert_eq!(socket.message(&limits, user), Verdict::Abusive);
+        assert_eq!(socket.message(), Verdict::Allowed);
+        assert_eq!(socket.message(), Verdict::Allowed);
+        assert_eq!(socket.message(), Verdict::Limited);
+        assert_eq!(socket.message(), Verdict::Abusive);
     }
 
     #[test]

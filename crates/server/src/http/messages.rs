@@ -63,9 +63,6 @@ async fn start_turn(
     body: MessageBody,
     if_missing: IfMissing,
 ) -> Result<HttpTurn, AppError> {
-    if !state.limits.allow_user_message(user.id) {
-        return Err(AppError::RateLimited);
-    }
     let text = UserText::parse(body.content, state.config.max_message_chars)
         .map_err(|e| AppError::bad_request(e.code, e.message))?;
     let client_id = body
@@ -79,7 +76,9 @@ async fn start_turn(
             OpenError::NotFound => AppError::NotFound("conversation"),
             OpenError::Store(e) => e.into(),
         })?;
-    let channel = state.hub.channel(conversation.id, conversation.last_seq);
+    let channel = state
+        .hub
+        .channel(conversation.id, conversation.user_id, conversation.last_seq);
     let (_, events) = channel.subscribe().await;
     let submitted = state
         .turns
@@ -91,6 +90,7 @@ async fn start_turn(
                 message: "the server is restarting; please retry".into(),
             },
             SubmitError::ConversationGone => AppError::NotFound("conversation"),
+            SubmitError::RateLimited => AppError::RateLimited,
             SubmitError::Busy => AppError::Unavailable {
                 code: "busy",
                 message: SubmitError::Busy.to_string(),

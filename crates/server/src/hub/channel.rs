@@ -20,6 +20,8 @@ use super::{lock, ChannelSizes, Published};
 /// One conversation's event numbering, fan-out, replay ring and in-flight replies.
 pub struct ConversationChannel {
     pub id: Uuid,
+    /// The user the conversation belongs to (whose budgets its turns use).
+    pub owner: Uuid,
     log: tokio::sync::Mutex<Log>,
     sender: broadcast::Sender<Arc<Published>>,
     turn: tokio::sync::Mutex<()>,
@@ -84,10 +86,11 @@ pub struct Subscription {
 }
 
 impl ConversationChannel {
-    pub(super) fn new(id: Uuid, last_seq: Seq, sizes: ChannelSizes) -> Self {
+    pub(super) fn new(id: Uuid, owner: Uuid, last_seq: Seq, sizes: ChannelSizes) -> Self {
         let (sender, _) = broadcast::channel(sizes.subscriber_buffer);
         Self {
             id,
+            owner,
             log: tokio::sync::Mutex::new(Log {
                 last_seq,
                 ring: VecDeque::with_capacity(sizes.replay_events.min(64)),
@@ -306,7 +309,7 @@ mod tests {
     #[tokio::test]
     async fn events_are_numbered_from_the_stored_seq_and_fanned_out() {
         let hub = Hub::new(SIZES);
-        let channel = hub.channel(Uuid::nil(), 41);
+        let channel = hub.channel(Uuid::nil(), Uuid::nil(), 41);
         let (last, mut first) = channel.subscribe().await;
         let (_, mut second) = channel.subscribe().await;
         assert_eq!(last, 41);
@@ -321,7 +324,7 @@ mod tests {
     #[tokio::test]
     async fn failed_publish_consumes_no_seq() {
         let hub = Hub::new(SIZES);
-        let channel = hub.channel(Uuid::nil(), 0);
+        let channel = hub.channel(Uuid::nil(), Uuid::nil(), 0);
         let failed: Result<_, &str> = channel.publish(|_| async { Err("disk full") }).await;
         assert!(failed.is_err());
         let published = channel
@@ -364,7 +367,7 @@ mod tests {
     #[tokio::test]
     async fn resume_within_the_ring_replays_exactly_what_was_missed() {
         let hub = Hub::new(SIZES);
-        let channel = hub.channel(Uuid::nil(), 0);
+        let channel = hub.channel(Uuid::nil(), Uuid::nil(), 0);
         for _ in 0..3 {
             channel
                 .publish(|seq| async move { delta_of(1, seq) })
@@ -381,7 +384,7 @@ mod tests {
     #[tokio::test]
     async fn resume_from_the_future_requires_a_resync() {
         let hub = Hub::new(SIZES);
-        let channel = hub.channel(Uuid::nil(), 5);
+        let channel = hub.channel(Uuid::nil(), Uuid::nil(), 5);
         let subscription = channel.subscribe_after(9, no_store).await.unwrap();
         assert!(matches!(subscription.replay, Replay::ResyncRequired));
     }
@@ -389,7 +392,7 @@ mod tests {
     #[tokio::test]
     async fn older_gaps_merge_stored_messages_with_streaming_deltas() {
         let hub = Hub::new(SIZES);
-        let channel = hub.channel(Uuid::nil(), 0);
+        let channel = hub.channel(Uuid::nil(), Uuid::nil(), 0);
         // Reply 1 streams seq 1..=3 and ends at 4; reply 2 streams from 5.
         for _ in 0..3 {
             channel
@@ -419,7 +422,7 @@ mod tests {
     #[tokio::test]
     async fn a_streaming_reply_whose_deltas_left_the_ring_requires_a_resync() {
         let hub = Hub::new(SIZES);
-        let channel = hub.channel(Uuid::nil(), 0);
+        let channel = hub.channel(Uuid::nil(), Uuid::nil(), 0);
         for _ in 0..6 {
             channel
                 .publish(|seq| async move { delta_of(1, seq) })
@@ -433,7 +436,7 @@ mod tests {
     #[test]
     fn cancel_replies_cancels_registered_tokens() {
         let hub = Hub::new(SIZES);
-        let channel = hub.channel(Uuid::nil(), 0);
+        let channel = hub.channel(Uuid::nil(), Uuid::nil(), 0);
         let token = CancellationToken::new();
         channel.register_reply(Uuid::nil(), token.clone());
         assert_eq!(channel.cancel_replies(), 1);
@@ -445,7 +448,7 @@ mod tests {
     #[test]
     fn cutting_a_reply_that_already_ended_keeps_nothing() {
         let hub = Hub::new(SIZES);
-        let channel = hub.channel(Uuid::nil(), 0);
+        let channel = hub.channel(Uuid::nil(), Uuid::nil(), 0);
         assert!(!channel.cut_reply(Uuid::from_u128(1), "heard".into()));
         assert_eq!(channel.take_cut(Uuid::from_u128(1)), None);
         let token = CancellationToken::new();
@@ -464,7 +467,7 @@ mod tests {
             max_replay: 2,
             ..SIZES
         });
-        let channel = hub.channel(Uuid::nil(), 0);
+        let channel = hub.channel(Uuid::nil(), Uuid::nil(), 0);
         for _ in 0..3 {
             channel
                 .publish(|seq| async move { delta_of(1, seq) })

@@ -106,15 +106,21 @@ impl Hub {
         lock(&self.users).len()
     }
 
-    /// The channel of conversation `id`, created if needed with numbering
-    /// continuing after `stored_last_seq` (ignored when it already exists).
-    pub fn channel(self: &Arc<Self>, id: Uuid, stored_last_seq: Seq) -> ChannelHandle {
+    /// The channel of conversation `id` (owned by `owner`), created if
+    /// needed with numbering continuing after `stored_last_seq` (ignored
+    /// when it already exists).
+    pub fn channel(self: &Arc<Self>, id: Uuid, owner: Uuid, stored_last_seq: Seq) -> ChannelHandle {
         let mut channels = lock(&self.channels);
         channels.sweep(self.sizes.linger);
         if let Some(handle) = channels.handle(self, id) {
             return handle;
         }
-        let channel = Arc::new(ConversationChannel::new(id, stored_last_seq, self.sizes));
+        let channel = Arc::new(ConversationChannel::new(
+            id,
+            owner,
+            stored_last_seq,
+            self.sizes,
+        ));
         channels.entries.insert(id, Entry::held(channel.clone()));
         ChannelHandle {
             hub: self.clone(),

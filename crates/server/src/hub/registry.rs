@@ -143,8 +143,8 @@ mod tests {
     #[tokio::test]
     async fn channel_is_retired_when_its_last_handle_drops() {
         let hub = Hub::new(SIZES);
-        let first = hub.channel(Uuid::nil(), 0);
-        let second = hub.channel(Uuid::nil(), 99);
+        let first = hub.channel(Uuid::nil(), Uuid::nil(), 0);
+        let second = hub.channel(Uuid::nil(), Uuid::nil(), 99);
         first
             .publish(|seq| async move { delta(seq) })
             .await
@@ -167,18 +167,18 @@ mod tests {
             max_replay: 64,
             ..SIZES
         });
-        let channel = hub.channel(Uuid::nil(), 0);
+        let channel = hub.channel(Uuid::nil(), Uuid::nil(), 0);
         channel
             .publish(|seq| async move { delta(seq) })
             .await
             .unwrap();
         drop(channel);
         assert_eq!((hub.live_channels(), hub.retained_channels()), (0, 1));
-        let again = hub.channel(Uuid::nil(), 0);
+        let again = hub.channel(Uuid::nil(), Uuid::nil(), 0);
         assert_eq!(again.subscribe().await.0, 1, "numbering and ring survived");
         drop(again);
         std::thread::sleep(Duration::from_millis(1100));
-        drop(hub.channel(Uuid::from_u128(7), 0)); // any access sweeps
+        drop(hub.channel(Uuid::from_u128(7), Uuid::nil(), 0)); // any access sweeps
         assert_eq!(hub.retained_channels(), 1, "only the new one is left");
     }
 
@@ -186,9 +186,9 @@ mod tests {
     fn handles_dropped_at_once_from_many_threads_retire_every_channel() {
         let hub = Hub::new(SIZES);
         for round in 0..2000u128 {
-            let first = hub.channel(Uuid::from_u128(round), 0);
+            let first = hub.channel(Uuid::from_u128(round), Uuid::nil(), 0);
             let second = first.clone();
-            let third = hub.channel(Uuid::from_u128(round), 0);
+            let third = hub.channel(Uuid::from_u128(round), Uuid::nil(), 0);
             let barrier = Arc::new(std::sync::Barrier::new(3));
             let threads: Vec<_> = [first, second, third]
                 .into_iter()

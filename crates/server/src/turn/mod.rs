@@ -43,6 +43,7 @@ use self::{
 use crate::{
     hub::ChannelHandle,
     input::{ClientId, UserText},
+    limits::Limits,
     store::{self, MessageWriter, Pool, StoreError},
 };
 
@@ -73,6 +74,8 @@ pub enum SubmitError {
     ConversationGone,
     #[error("too many replies are waiting in this conversation; wait for them to finish")]
     Busy,
+    #[error("too many messages; slow down")]
+    RateLimited,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -84,6 +87,7 @@ impl SubmitError {
             SubmitError::ShuttingDown => "shutting_down",
             SubmitError::ConversationGone => "not_found",
             SubmitError::Busy => "busy",
+            SubmitError::RateLimited => "rate_limited",
             SubmitError::Store(_) => "storage_error",
         }
     }
@@ -120,6 +124,8 @@ pub struct TurnService {
     prefills: DefaultDirectRateLimiter,
     /// One permit per reply being generated.
     generations: Arc<Semaphore>,
+    /// Per-user message budgets, paid by every transport's turns.
+    limits: Arc<Limits>,
 }
 
 /// The user-facing text of an error code carried by a failed reply.
@@ -134,7 +140,12 @@ pub fn error_text(code: &str) -> &'static str {
 
 impl TurnService {
     /// A service generating with `provider` (`None`: replies fail with `no_model`).
-    pub fn new(db: Pool, provider: Option<Arc<dyn Provider>>, settings: TurnSettings) -> Self {
+    pub fn new(
+        db: Pool,
+        provider: Option<Arc<dyn Provider>>,
+        settings: TurnSettings,
+        limits: Arc<Limits>,
+    ) -> Self {
         let generations = Arc::new(Semaphore::new(settings.max_concurrent_generations));
         let prefills = RateLimiter::direct(Quota::per_minute(
             NonZeroU32::new(settings.prefills_per_minute).unwrap_or(NonZeroU32::MIN),
@@ -149,6 +160,7 @@ impl TurnService {
             stopping: AtomicBool::new(false),
             prefills,
             generations,
+            limits,
         }
     }
 
@@ -202,6 +214,11 @@ impl TurnService {
             {
                 return Ok(duplicate(existing));
             }
+        }
+        // Every transport pays the owner's message budget here; a resend
+        // (above) costs nothing.
+        if !self.limits.allow_user_message(channel.owner) {
+            return Err(SubmitError::RateLimited);
         }
         if channel.pending_replies() >= self.settings.max_pending_replies {
             return Err(SubmitError::Busy);
@@ -303,6 +320,11 @@ impl TurnService {
     ) -> Result<Uuid, SubmitError> {
         if self.stopping.load(Ordering::Acquire) {
             return Err(SubmitError::ShuttingDown);
+        }
+        // The exchange already happened: it is stored whatever the budget
+        // says, but it counts against the owner's messages.
+        if user_text.is_some() && !self.limits.allow_user_message(channel.owner) {
+            tracing::info!("a voice exchange went past its owner's message budget");
         }
         let reply_id = Uuid::now_v7();
         let gone = |error| match error {

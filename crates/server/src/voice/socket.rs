@@ -155,7 +155,9 @@ async fn run(socket: WebSocket, state: AppState, admitted: Admitted) {
             return close_with(socket, INTERNAL_ERROR, "Session unavailable").await;
         }
     };
-    let channel = state.hub.channel(conversation.id, conversation.last_seq);
+    let channel = state
+        .hub
+        .channel(conversation.id, conversation.user_id, conversation.last_seq);
     let config = &state.config;
     let instruction = admitted
         .context

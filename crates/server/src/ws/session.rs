@@ -80,7 +80,9 @@ pub(crate) async fn run(socket: WebSocket, state: AppState, admitted: Admitted) 
         tts,
         permit: _permit,
     } = admitted;
-    let channel = state.hub.channel(conversation.id, conversation.last_seq);
+    let channel = state
+        .hub
+        .channel(conversation.id, conversation.user_id, conversation.last_seq);
     let heartbeat_timeout = Duration::from_secs(state.config.heartbeat_timeout_secs);
     let mut session = Session {
         limits: state.limits.for_socket(),
@@ -457,7 +459,7 @@ impl Session {
     async fn submit(&mut self, content: String, client_id: Option<String>) -> bool {
         let id = client_id.clone();
         let id = id.as_deref();
-        match self.limits.message(&self.state.limits, self.user.id) {
+        match self.limits.message() {
             Verdict::Allowed => {}
             Verdict::Limited => {
                 return self

@@ -545,3 +545,34 @@ async fn short_blips_do_not_interrupt_and_binary_barge_in_truncates() {
         "{content:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spoken_turns_pay_the_users_message_budget_like_typed_ones() {
+    let dir = models_dir();
+    let app = spawn_app_with(move |config| {
+        config.voice = Some("local".into());
+        config.audio.models_dir = Some(dir);
+        config.messages_per_minute_per_user = 1;
+    })
+    .await;
+    let token = app.register("budget@example.com").await;
+    let url = app.ws_url(&format!("/api/v1/chat/ws?token={token}"));
+    let (socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let (mut sink, stream) = socket.split();
+    let mut received = Received::spawn(stream);
+    assert_eq!(received.event().await["type"], "ready");
+    // The one message of this minute is typed...
+    sink.send(Message::Text(
+        json!({"type": "text", "content": "hi"}).to_string().into(),
+    ))
+    .await
+    .unwrap();
+    received.events_until("message").await;
+    // ...so the spoken one is refused once transcribed.
+    let mut input = speech(&app, SECOND_QUESTION);
+    input.extend(silence(1000));
+    stream_json(&mut sink, &input, 16_000).await;
+    received.events_until("transcript").await;
+    let refused = received.events_until("error").await.pop().unwrap();
+    assert_eq!(refused["code"], "rate_limited", "{refused}");
+}
