@@ -31,6 +31,9 @@ pub struct AudioConfig {
     /// Long-run input rate a voice socket may keep, as a multiple of real
     /// time; faster closes it with 1008.
     pub max_input_speed: f64,
+    /// Binary frames per second a voice socket may send (a browser sends
+    /// 50); faster closes it with 1008.
+    pub max_frames_per_second: u32,
     /// Added to the system prompt of voice turns: replies are listened to, not read.
     pub voice_instructions: String,
 }
@@ -54,6 +57,7 @@ impl Default for AudioConfig {
             tts: false,
             input_burst_secs: 10.0,
             max_input_speed: 4.0,
+            max_frames_per_second: 200,
             voice_instructions: DEFAULT_VOICE_INSTRUCTIONS.into(),
         }
     }

@@ -9,6 +9,8 @@ pub mod gemini;
 pub mod pipeline;
 pub mod playback;
 mod reader;
+
+pub(crate) use reader::AudioBudget;
 pub mod socket;
 pub mod timings;
 

@@ -3,9 +3,12 @@
 //! client catching up, but not as a flood) and decoded to samples. The
 //! seed's protocol has no JSON frames: text is ignored, not fatal.
 
+use std::num::NonZeroU32;
+
 use axum::{body::Bytes, extract::ws::Message};
 use colloquy_voice::pcm::Pcm16Decoder;
 use futures::{Sink, SinkExt};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::time::Instant;
 
 use crate::{
@@ -27,14 +30,19 @@ pub(super) struct Audio {
 /// Reads one voice socket's audio.
 pub(super) struct AudioReader {
     budget: AudioBudget,
+    frames: DefaultDirectRateLimiter,
     decoder: Pcm16Decoder,
 }
 
 impl AudioReader {
     /// A full budget, sized by the `audio` settings.
     pub(super) fn new(audio: &AudioConfig) -> Self {
+        let frames = Quota::per_second(
+            NonZeroU32::new(audio.max_frames_per_second).unwrap_or(NonZeroU32::MIN),
+        );
         Self {
             budget: AudioBudget::new(audio),
+            frames: RateLimiter::direct(frames),
             decoder: Pcm16Decoder::default(),
         }
     }
@@ -60,6 +68,10 @@ impl AudioReader {
             }
             Wake::Frame(frame) => frame,
         };
+        // Tiny frames can flood the loop without breaking the byte budget.
+        if self.frames.check().is_err() {
+            return Err(Exit::close(close_code::POLICY, "frame rate limit exceeded"));
+        }
         match socket::inbound(frame)? {
             Inbound::Binary(bytes) => {
                 if !self.budget.take(bytes.len()) {
@@ -77,11 +89,12 @@ impl AudioReader {
     }
 }
 
-/// Token bucket over input bytes.
+/// Token bucket over input bytes, counted as 16 kHz PCM16 whatever the
+/// transport (binary frames, or JSON `audio` events once decoded).
 /// Both limits are settings: `audio.input_burst_secs` (audio a client may
 /// send ahead of real time, e.g. after a stall) and `audio.max_input_speed`
 /// (the long-run rate, as a multiple of real time).
-struct AudioBudget {
+pub(crate) struct AudioBudget {
     tokens: f64,
     capacity: f64,
     refill_per_sec: f64,
@@ -90,7 +103,7 @@ struct AudioBudget {
 
 impl AudioBudget {
     /// A full bucket, sized by the `audio` settings.
-    fn new(audio: &AudioConfig) -> Self {
+    pub(crate) fn new(audio: &AudioConfig) -> Self {
         let capacity = audio.input_burst_secs * INPUT_BYTES_PER_SEC;
         Self {
             tokens: capacity,
@@ -101,7 +114,7 @@ impl AudioBudget {
     }
 
     /// Spend `bytes`; `false` once the socket has sent more than it may.
-    fn take(&mut self, bytes: usize) -> bool {
+    pub(crate) fn take(&mut self, bytes: usize) -> bool {
         let now = Instant::now();
         let refill = (now - self.last).as_secs_f64() * self.refill_per_sec;
         self.tokens = (self.tokens + refill).min(self.capacity);

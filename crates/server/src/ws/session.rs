@@ -29,7 +29,10 @@ use crate::{
     socket::{self, close_code, close_message, Exit, Inbound, Liveness, Wake},
     store::User,
     turn::stored_events,
-    voice::pipeline::{self, PipelineDeps, PipelineSettings, VoiceInput, VoiceLink, VoiceOutput},
+    voice::{
+        pipeline::{self, PipelineDeps, PipelineSettings, VoiceInput, VoiceLink, VoiceOutput},
+        AudioBudget,
+    },
     AppState,
 };
 
@@ -59,6 +62,8 @@ struct Session {
     voice: Option<VoiceLink>,
     /// Turns `audio` events into 16 kHz samples.
     decoder: AudioDecoder,
+    /// The same audio budget as the voice socket's.
+    audio_budget: AudioBudget,
 }
 
 /// The next output of the voice pipeline, if one runs.
@@ -84,6 +89,7 @@ pub(crate) async fn run(socket: WebSocket, state: AppState, admitted: Admitted) 
         .hub
         .channel(conversation.id, conversation.user_id, conversation.last_seq);
     let heartbeat_timeout = Duration::from_secs(state.config.heartbeat_timeout_secs);
+    let audio_budget = AudioBudget::new(&state.config.audio);
     let mut session = Session {
         limits: state.limits.for_socket(),
         state,
@@ -94,6 +100,7 @@ pub(crate) async fn run(socket: WebSocket, state: AppState, admitted: Admitted) 
         tts,
         voice: None,
         decoder: AudioDecoder::default(),
+        audio_budget,
     };
     let mut user_events = session.state.hub.subscribe_user(session.user.id);
     tracing::debug!("socket open");
@@ -413,6 +420,13 @@ impl Session {
                 return self.send_error("invalid_audio", &message).await;
             }
         };
+        if !self.audio_budget.take(samples.len() * 2) {
+            self.send_error("rate_limited", "audio faster than real time allows")
+                .await;
+            let close = close_message(close_code::POLICY, "audio rate limit exceeded");
+            let _ = self.send(close).await;
+            return false;
+        }
         if !self.start_voice().await {
             return false;
         }

@@ -262,3 +262,35 @@ async fn a_resume_from_further_back_than_max_replay_events_must_resync() {
     assert_eq!(replayed["type"], "message", "{replayed}");
     assert_eq!(replayed["seq"].as_u64(), Some(last));
 }
+
+#[tokio::test]
+async fn json_audio_faster_than_real_time_beyond_the_burst_closes_the_socket() {
+    let app = spawn_app_with(|config| {
+        config.audio.input_burst_secs = 0.5;
+        config.audio.max_input_speed = 1.0;
+    })
+    .await;
+    let token = app.register("json-flood@example.com").await;
+    let (mut socket, _) = app.chat(&token, None).await;
+    // One second of silence per event, sent at once: twice the burst.
+    let second = base64_pcm(16_000);
+    for _ in 0..3 {
+        socket
+            .send_json(json!({ "type": "audio", "data": second }))
+            .await;
+    }
+    let closed = loop {
+        match socket.next_event_or_close().await {
+            Ok(event) => assert_ne!(event["type"], "transcript", "{event}"),
+            Err(closed) => break closed,
+        }
+    };
+    assert_eq!(closed.code, Some(1008));
+    assert_eq!(closed.reason, "audio rate limit exceeded");
+}
+
+/// `samples` of silence as base64 PCM16.
+fn base64_pcm(samples: usize) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(vec![0u8; samples * 2])
+}

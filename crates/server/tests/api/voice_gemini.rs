@@ -323,3 +323,23 @@ async fn a_second_call_on_the_same_step_continues_its_conversation() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_flood_of_tiny_frames_closes_the_voice_socket() {
+    let (app, _fake) = gemini_app(vec![Script::new(vec![Step::AwaitAudioBytes(1_000_000)])]).await;
+    let (token, step) = coached_user(&app).await;
+    let url = app.ws_url(&format!("/voice/stream/{step}?token={token}"));
+    let (mut client, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    // Two bytes a frame keeps far inside the audio budget; the frame count does not.
+    for _ in 0..1000 {
+        if client
+            .send(Message::Binary(vec![0u8, 0].into()))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let (_, close) = receive_audio(&mut client, Duration::from_secs(5)).await;
+    assert_eq!(close, Some((1008, "frame rate limit exceeded".to_owned())));
+}
