@@ -36,6 +36,7 @@ pub mod input;
 pub mod limits;
 pub mod socket;
 pub mod store;
+mod time;
 pub mod turn;
 pub mod voice;
 pub mod ws;

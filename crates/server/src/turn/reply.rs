@@ -24,15 +24,8 @@ use super::{
 use crate::{
     hub::ChannelHandle,
     store::{self, MessageWriter, Pool, StoreError},
+    time::sleep_until_some,
 };
-
-/// Sleep until `at`, or forever when there is nothing to wait for.
-async fn sleep_until_some(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
 
 /// Most messages read back as history for one reply (before token trimming).
 const HISTORY_MESSAGES: u32 = 200;

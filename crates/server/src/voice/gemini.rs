@@ -16,10 +16,7 @@ use colloquy_voice::{
     OUTPUT_SAMPLE_RATE,
 };
 use futures::{SinkExt, StreamExt};
-use tokio::{
-    sync::mpsc,
-    time::{sleep_until, Instant},
-};
+use tokio::{sync::mpsc, time::Instant};
 
 use super::{
     playback::Playback,
@@ -30,6 +27,7 @@ use crate::{
     hub::ChannelHandle,
     input::UserText,
     socket::{close_code, Exit, Liveness},
+    time::sleep_until_some,
     AppState,
 };
 
@@ -48,13 +46,6 @@ struct Exchange {
     /// Speech received for this reply, in milliseconds, and what was heard.
     audio_ms: u64,
     playback: Playback,
-}
-
-async fn sleep_until_some(at: Option<Instant>) {
-    match at {
-        Some(at) => sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }
 
 /// Bridge `socket` to a Gemini Live session until either side ends it.

@@ -129,4 +129,24 @@ mod tests {
         let InvalidAudio(message) = decoder.decode(odd, None).await.unwrap_err();
         assert!(message.contains("even"), "{message}");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_audio_event_decodes_or_is_refused_without_panicking(
+            data in "[A-Za-z0-9+/=]{0,400}|.{0,64}",
+            rate in proptest::prop_oneof![
+                proptest::prelude::Just(16_000u32),
+                proptest::prelude::Just(48_000),
+                0u32..400_000,
+            ],
+        ) {
+            let mut resampler = None;
+            if let Ok(samples) = decode(&data, rate, &mut resampler) {
+                // At most 2x the input (8 kHz, the lowest accepted rate, to
+                // 16 kHz) plus the resampler's held-back chunk.
+                let input_samples = data.len() * 3 / 8 + 1;
+                proptest::prop_assert!(samples.len() <= input_samples * 2 + 4096);
+            }
+        }
+    }
 }

@@ -27,7 +27,7 @@ use colloquy_voice::vad::VadConfig;
 use tokio::{
     sync::{broadcast::error::RecvError, mpsc},
     task::JoinHandle,
-    time::{sleep_until, Instant},
+    time::Instant,
 };
 use uuid::Uuid;
 
@@ -42,6 +42,7 @@ use super::{
 use crate::{
     hub::{ChannelHandle, Published},
     store::Pool,
+    time::sleep_until_some,
     turn::TurnService,
 };
 
@@ -168,13 +169,6 @@ struct Pipeline {
     truncations: HashMap<Uuid, String>,
     /// Turns being timed, by reply id.
     timers: HashMap<Uuid, TurnTimer>,
-}
-
-async fn sleep_until_some(at: Option<Instant>) {
-    match at {
-        Some(at) => sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }
 
 impl Pipeline {
