@@ -79,6 +79,9 @@ pub struct Config {
     /// Most events one resume replays; a longer gap gets `resync_required`
     /// (the client reloads the conversation over HTTP, a page at a time).
     pub max_replay_events: usize,
+    /// Voice sessions (voice sockets, chat sockets sending audio) served at
+    /// once; more are refused (1013 or an `overloaded` error).
+    pub max_voice_sessions: usize,
     /// Replies generated at once across the server, whatever the provider
     /// (cloud calls cost money); a reply beyond it fails with `overloaded`.
     pub max_concurrent_generations: usize,
@@ -168,6 +171,7 @@ impl Default for Config {
             sse_idle_timeout_secs: 120,
             reply_checkpoint_ms: 500,
             max_concurrent_generations: 256,
+            max_voice_sessions: 16,
             resumes_per_minute_per_socket: 30,
             max_replay_events: 2048,
             max_pending_replies: 8,
@@ -284,6 +288,7 @@ impl Config {
             ("sse_idle_timeout_secs", self.sse_idle_timeout_secs as usize),
             ("max_pending_replies", self.max_pending_replies),
             ("max_replay_events", self.max_replay_events),
+            ("max_voice_sessions", self.max_voice_sessions),
             (
                 "resumes_per_minute_per_socket",
                 self.resumes_per_minute_per_socket as usize,

@@ -16,6 +16,8 @@ pub mod timings;
 
 use std::sync::Arc;
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
 use colloquy_voice::{SpeechToText, TextToSpeech};
 
 use crate::config::Config;
@@ -42,15 +44,26 @@ pub enum VoiceBackend {
 pub struct VoiceService {
     backend: VoiceBackend,
     pub metrics: Arc<VoiceMetrics>,
+    /// One permit per voice session. Each session runs at most one
+    /// transcription and one synthesis at a time, so this also bounds the
+    /// blocking threads queued behind the engines.
+    sessions: Arc<Semaphore>,
 }
 
 impl VoiceService {
-    /// A service with `backend`.
-    pub fn new(backend: VoiceBackend) -> Self {
+    /// A service with `backend`, serving at most `max_sessions` at once.
+    pub fn new(backend: VoiceBackend, max_sessions: usize) -> Self {
         Self {
             backend,
             metrics: VoiceMetrics::new(),
+            sessions: Arc::new(Semaphore::new(max_sessions)),
         }
+    }
+
+    /// A place for one more voice session; `None` when `max_voice_sessions`
+    /// are running. The session holds it until it ends.
+    pub fn open_session(&self) -> Option<OwnedSemaphorePermit> {
+        self.sessions.clone().try_acquire_owned().ok()
     }
 
     /// Loads the configured engines (blocking: reads model files). A
@@ -84,7 +97,7 @@ impl VoiceService {
             }
             other => anyhow::bail!("voice engine `{other}` is not available in this build"),
         };
-        Ok(Self::new(backend))
+        Ok(Self::new(backend, config.max_voice_sessions))
     }
 
     /// The local engines, when they are the configured backend.

@@ -27,6 +27,8 @@ use super::{
     reader::AudioReader,
     VoiceBackend, VoiceEngines,
 };
+use tokio::sync::OwnedSemaphorePermit;
+
 use crate::{
     auth::{authenticate, AuthFailure},
     conversation,
@@ -71,6 +73,8 @@ struct Admitted {
     step_id: Uuid,
     step_title: String,
     _permit: SocketPermit,
+    /// Holds this session's place under `max_voice_sessions`.
+    _voice_session: OwnedSemaphorePermit,
 }
 
 /// Seed 004's checks, in its order; the error is the close code and reason.
@@ -108,6 +112,10 @@ async fn admit(
         .limits
         .open_socket(user.id)
         .map_err(SocketRefused::close)?;
+    let voice_session = state.voice.open_session().ok_or((
+        close_code::TRY_AGAIN_LATER,
+        "Voice is busy; try again later",
+    ))?;
     let context = SessionContext::load(&state.db, user.id, &plan, &step)
         .await
         .map_err(storage)?;
@@ -118,6 +126,7 @@ async fn admit(
         step_id: step.id,
         step_title: step.title,
         _permit: permit,
+        _voice_session: voice_session,
     })
 }
 

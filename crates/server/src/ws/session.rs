@@ -17,6 +17,7 @@ use tokio::sync::broadcast::{
     self,
     error::{RecvError, TryRecvError},
 };
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::{
     audio::{AudioDecoder, InvalidAudio},
@@ -64,6 +65,8 @@ struct Session {
     decoder: AudioDecoder,
     /// The same audio budget as the voice socket's.
     audio_budget: AudioBudget,
+    /// This socket's place under `max_voice_sessions`, once voice started.
+    voice_session: Option<OwnedSemaphorePermit>,
 }
 
 /// The next output of the voice pipeline, if one runs.
@@ -101,6 +104,7 @@ pub(crate) async fn run(socket: WebSocket, state: AppState, admitted: Admitted) 
         voice: None,
         decoder: AudioDecoder::default(),
         audio_budget,
+        voice_session: None,
     };
     let mut user_events = session.state.hub.subscribe_user(session.user.id);
     tracing::debug!("socket open");
@@ -388,6 +392,15 @@ impl Session {
                 .send_error("voice_unavailable", "voice is not enabled on this server")
                 .await;
         };
+        let Some(voice_session) = self.state.voice.open_session() else {
+            return self
+                .send_error(
+                    "overloaded",
+                    "voice is busy on this server; try again later",
+                )
+                .await;
+        };
+        self.voice_session = Some(voice_session);
         let config = &self.state.config;
         let settings = PipelineSettings {
             vad: config.audio.vad(),

@@ -35,6 +35,13 @@ fn reply_audio(ms: usize) -> Vec<u8> {
 }
 
 async fn gemini_app(scripts: Vec<Script>) -> (TestApp, FakeLive) {
+    gemini_app_with(scripts, |_| {}).await
+}
+
+async fn gemini_app_with(
+    scripts: Vec<Script>,
+    tweak: impl FnOnce(&mut colloquy::config::Config) + Send + 'static,
+) -> (TestApp, FakeLive) {
     set_key();
     let fake = FakeLive::start(FakeConfig {
         api_key: KEY.into(),
@@ -47,6 +54,7 @@ async fn gemini_app(scripts: Vec<Script>) -> (TestApp, FakeLive) {
         config.voice = Some("gemini-live".into());
         config.gemini_live_model = Some(MODEL.into());
         config.gemini_live_endpoint = Some(endpoint);
+        tweak(config);
     })
     .await;
     (app, fake)
@@ -342,4 +350,29 @@ async fn a_flood_of_tiny_frames_closes_the_voice_socket() {
     }
     let (_, close) = receive_audio(&mut client, Duration::from_secs(5)).await;
     assert_eq!(close, Some((1008, "frame rate limit exceeded".to_owned())));
+}
+
+#[tokio::test]
+async fn voice_sessions_beyond_the_servers_maximum_close_with_1013() {
+    let held = || Script::new(vec![Step::AwaitAudioBytes(1_000_000)]);
+    let (app, _fake) = gemini_app_with(vec![held(), held()], |config| {
+        config.max_voice_sessions = 1;
+    })
+    .await;
+    let (token, step) = coached_user(&app).await;
+    let url = app.ws_url(&format!("/voice/stream/{step}?token={token}"));
+    let (mut first, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    speak(&mut first, 100).await;
+    let (mut second, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let (_, close) = receive_audio(&mut second, Duration::from_secs(5)).await;
+    assert_eq!(
+        close,
+        Some((1013, "Voice is busy; try again later".to_owned()))
+    );
+    // The first one's place frees when it leaves.
+    first.close(None).await.unwrap();
+    receive_audio(&mut first, Duration::from_secs(2)).await;
+    let (mut third, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let (_, close) = receive_audio(&mut third, Duration::from_millis(500)).await;
+    assert_eq!(close, None, "a place was free again");
 }
