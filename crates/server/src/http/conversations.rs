@@ -202,9 +202,7 @@ async fn remove(
             other => other.into(),
         })?;
     // Replies still running for it have nowhere to be stored: stop them.
-    if let Some(channel) = state.hub.live(id) {
-        channel.cancel_replies();
-    }
+    state.turns.cancel_replies(id);
     state.hub.forget(id);
     conversation::announce(&state, user.id, ConversationAction::Deleted, id, None);
     Ok(StatusCode::NO_CONTENT)

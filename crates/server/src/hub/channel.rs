@@ -6,16 +6,15 @@ use std::{
     future::Future,
     sync::{
         atomic::{AtomicU64, Ordering},
-        Arc, Mutex,
+        Arc,
     },
 };
 
 use colloquy_protocol::{Seq, ServerEvent};
 use tokio::sync::{broadcast, MutexGuard};
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{lock, ChannelSizes, Published};
+use super::{ChannelSizes, Published};
 
 /// One conversation's event numbering, fan-out, replay ring and in-flight replies.
 pub struct ConversationChannel {
@@ -25,10 +24,6 @@ pub struct ConversationChannel {
     log: tokio::sync::Mutex<Log>,
     sender: broadcast::Sender<Arc<Published>>,
     turn: tokio::sync::Mutex<()>,
-    replies: Mutex<Vec<(Uuid, CancellationToken)>>,
-    /// Text to store instead of the generated one for replies cut by a
-    /// barge-in: what the listener heard.
-    cuts: Mutex<Vec<(Uuid, String)>>,
     /// Most events one resume replays.
     max_replay: usize,
     /// Seqs up to this one are durably reserved: publishing beyond it
@@ -99,8 +94,6 @@ impl ConversationChannel {
             }),
             sender,
             turn: tokio::sync::Mutex::new(()),
-            replies: Mutex::new(Vec::new()),
-            cuts: Mutex::new(Vec::new()),
             reserved_through: AtomicU64::new(last_seq),
             max_replay: sizes.max_replay,
         }
@@ -226,61 +219,6 @@ impl ConversationChannel {
     /// Wait for this conversation's previous reply to finish; replies run one at a time.
     pub async fn turn_lock(&self) -> MutexGuard<'_, ()> {
         self.turn.lock().await
-    }
-
-    /// Track a pending or running reply so `stop` can cancel it.
-    pub fn register_reply(&self, reply_id: Uuid, cancel: CancellationToken) {
-        lock(&self.replies).push((reply_id, cancel));
-    }
-
-    /// Forget a reply that has ended.
-    pub fn finish_reply(&self, reply_id: Uuid) {
-        lock(&self.replies).retain(|(id, _)| *id != reply_id);
-    }
-
-    /// Stop a reply the listener interrupted and have it stored as `heard`
-    /// (the reply task takes it with [`ConversationChannel::take_cut`]).
-    /// False when the reply already ended: nothing is kept, and the caller
-    /// cuts the stored one.
-    pub fn cut_reply(&self, reply_id: Uuid, heard: String) -> bool {
-        let replies = lock(&self.replies);
-        let Some((_, cancel)) = replies.iter().find(|(id, _)| *id == reply_id) else {
-            return false;
-        };
-        lock(&self.cuts).push((reply_id, heard));
-        cancel.cancel();
-        true
-    }
-
-    /// The text a barge-in left for `reply_id`, if any (once).
-    pub fn take_cut(&self, reply_id: Uuid) -> Option<String> {
-        let mut cuts = lock(&self.cuts);
-        let index = cuts.iter().position(|(id, _)| *id == reply_id)?;
-        Some(cuts.swap_remove(index).1)
-    }
-
-    /// Cancel one pending or running reply; false when it already ended.
-    pub fn cancel_reply(&self, reply_id: Uuid) -> bool {
-        let replies = lock(&self.replies);
-        let found = replies.iter().find(|(id, _)| *id == reply_id);
-        if let Some((_, cancel)) = found {
-            cancel.cancel();
-        }
-        found.is_some()
-    }
-
-    /// Replies registered and not yet finished.
-    pub fn pending_replies(&self) -> usize {
-        lock(&self.replies).len()
-    }
-
-    /// Cancel every pending and running reply; returns how many there were.
-    pub fn cancel_replies(&self) -> usize {
-        let replies = lock(&self.replies);
-        for (_, cancel) in replies.iter() {
-            cancel.cancel();
-        }
-        replies.len()
     }
 }
 
@@ -431,34 +369,6 @@ mod tests {
         }
         let subscription = channel.subscribe_after(1, no_store).await.unwrap();
         assert!(matches!(subscription.replay, Replay::ResyncRequired));
-    }
-
-    #[test]
-    fn cancel_replies_cancels_registered_tokens() {
-        let hub = Hub::new(SIZES);
-        let channel = hub.channel(Uuid::nil(), Uuid::nil(), 0);
-        let token = CancellationToken::new();
-        channel.register_reply(Uuid::nil(), token.clone());
-        assert_eq!(channel.cancel_replies(), 1);
-        assert!(token.is_cancelled());
-        channel.finish_reply(Uuid::nil());
-        assert_eq!(channel.cancel_replies(), 0);
-    }
-
-    #[test]
-    fn cutting_a_reply_that_already_ended_keeps_nothing() {
-        let hub = Hub::new(SIZES);
-        let channel = hub.channel(Uuid::nil(), Uuid::nil(), 0);
-        assert!(!channel.cut_reply(Uuid::from_u128(1), "heard".into()));
-        assert_eq!(channel.take_cut(Uuid::from_u128(1)), None);
-        let token = CancellationToken::new();
-        channel.register_reply(Uuid::from_u128(2), token.clone());
-        assert!(channel.cut_reply(Uuid::from_u128(2), "heard".into()));
-        assert!(token.is_cancelled());
-        assert_eq!(
-            channel.take_cut(Uuid::from_u128(2)).as_deref(),
-            Some("heard")
-        );
     }
 
     #[tokio::test]

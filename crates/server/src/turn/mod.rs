@@ -12,6 +12,7 @@ mod checkpoint;
 mod events;
 mod publish;
 mod recovery;
+mod replies;
 mod reply;
 mod text;
 
@@ -38,6 +39,7 @@ pub use recovery::close_orphaned_replies;
 use self::{
     events::ack_event,
     publish::{publish_reply, publish_user_message, FinishedReply, UserMessage},
+    replies::Replies,
     reply::ReplyJob,
 };
 use crate::{
@@ -126,6 +128,8 @@ pub struct TurnService {
     generations: Arc<Semaphore>,
     /// Per-user message budgets, paid by every transport's turns.
     limits: Arc<Limits>,
+    /// Replies pending or running, by conversation.
+    replies: Arc<Replies>,
 }
 
 /// The user-facing text of an error code carried by a failed reply.
@@ -161,6 +165,7 @@ impl TurnService {
             prefills,
             generations,
             limits,
+            replies: Arc::default(),
         }
     }
 
@@ -220,7 +225,7 @@ impl TurnService {
         if !self.limits.allow_user_message(channel.owner) {
             return Err(SubmitError::RateLimited);
         }
-        if channel.pending_replies() >= self.settings.max_pending_replies {
+        if self.replies.pending(channel.id) >= self.settings.max_pending_replies {
             return Err(SubmitError::Busy);
         }
         let message_id = Uuid::now_v7();
@@ -254,7 +259,7 @@ impl TurnService {
             )));
         };
         let cancel = self.stop_replies.child_token();
-        channel.register_reply(reply_id, cancel.clone());
+        self.replies.register(channel.id, reply_id, cancel.clone());
         let mut settings = self.settings.clone();
         if let Some(system_prompt) = options.system_prompt {
             settings.system_prompt = system_prompt;
@@ -265,6 +270,7 @@ impl TurnService {
             provider: self.provider.clone(),
             settings,
             channel: channel.clone(),
+            replies: self.replies.clone(),
             generations: self.generations.clone(),
             reply_id,
             after_seq,
@@ -352,6 +358,19 @@ impl TurnService {
             .await
             .map_err(gone)?;
         Ok(reply_id)
+    }
+
+    /// Cancel every pending and running reply of a conversation (the
+    /// client's `stop`, or the conversation deleted); returns how many.
+    pub fn cancel_replies(&self, conversation_id: Uuid) -> usize {
+        self.replies.cancel_all(conversation_id)
+    }
+
+    /// Stop a reply the listener spoke over and have it stored as `heard`.
+    /// False when the reply already ended: the caller cuts the stored one
+    /// ([`TurnService::truncate_spoken_reply`]).
+    pub fn cut_reply(&self, conversation_id: Uuid, reply_id: Uuid, heard: String) -> bool {
+        self.replies.cut(conversation_id, reply_id, heard)
     }
 
     /// Refuse new messages from now on (shutdown has begun).

@@ -18,6 +18,7 @@ use super::{
     checkpoint::{self, Checkpoints, SEQ_RESERVATION},
     error_text,
     publish::{publish_reply, publish_unstored_end, FinishedReply},
+    replies::Replies,
     text::{clip_chars, split_chars, MAX_DELTA_CHARS},
     TurnSettings,
 };
@@ -52,6 +53,8 @@ pub(super) struct ReplyJob {
     pub(super) provider: Option<Arc<dyn Provider>>,
     pub(super) settings: TurnSettings,
     pub(super) channel: ChannelHandle,
+    /// Where this reply is registered (for `stop` and barge-in cuts).
+    pub(super) replies: Arc<Replies>,
     /// Server-wide permits for generating; none free fails the reply with `overloaded`.
     pub(super) generations: Arc<Semaphore>,
     pub(super) reply_id: Uuid,
@@ -77,7 +80,8 @@ impl ReplyJob {
         let (content, status, error_code) = match result {
             Ok(status) => {
                 // A reply the listener spoke over keeps only what they heard.
-                let content = match (status, self.channel.take_cut(self.reply_id)) {
+                let heard = self.replies.take_heard(self.channel.id, self.reply_id);
+                let content = match (status, heard) {
                     (MessageStatus::Interrupted, Some(heard)) => heard,
                     _ => content,
                 };
@@ -93,7 +97,7 @@ impl ReplyJob {
             }
         };
         self.store_final(&content, status, error_code).await;
-        self.channel.finish_reply(self.reply_id);
+        self.replies.finish(self.channel.id, self.reply_id);
     }
 
     /// Stream the reply; returns the text produced and how it ended.

@@ -338,7 +338,7 @@ impl Session {
                 if let Some(link) = &self.voice {
                     let _ = link.input.send(VoiceInput::StopSpeaking).await;
                 }
-                let stopped = self.channel.cancel_replies();
+                let stopped = self.state.turns.cancel_replies(self.channel.id);
                 tracing::debug!(stopped, "stop requested");
                 true
             }

@@ -32,7 +32,9 @@ impl Pipeline {
             self.store_heard(reply_id, &heard).await;
         } else {
             self.truncations.insert(reply_id, heard.clone());
-            self.channel.cut_reply(reply_id, heard.clone());
+            self.deps
+                .turns
+                .cut_reply(self.channel.id, reply_id, heard.clone());
         }
         if tell_client {
             self.send(VoiceOutput::Interrupted {
@@ -61,8 +63,7 @@ impl Pipeline {
             return self.on_final(reply_id, content, status).await;
         };
         // The reply task stored the cut itself, unless it finished first.
-        let unused_cut = self.channel.take_cut(reply_id);
-        if status == MessageStatus::Interrupted && unused_cut.is_none() && content == heard {
+        if status == MessageStatus::Interrupted && content == heard {
             return;
         }
         self.store_heard(reply_id, &heard).await;
