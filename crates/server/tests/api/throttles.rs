@@ -214,3 +214,46 @@ async fn behind_a_trusted_proxy_addresses_and_emails_have_their_own_budgets() {
         "other accounts and addresses are unaffected"
     );
 }
+
+#[tokio::test]
+async fn a_signed_in_user_keeps_chatting_through_a_sign_up_and_login_flood() {
+    let app = spawn_app().await;
+    let token = app.register("steady@example.com").await;
+    let (mut socket, _) = app.chat(&token, None).await;
+    let flood = {
+        let http = app.http.clone();
+        let anonymous = app.url("/api/auth/anonymous");
+        let login = app.url("/auth/login");
+        tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            for attempt in 0..300 {
+                let response = if attempt % 2 == 0 {
+                    http.post(&anonymous).send().await
+                } else {
+                    http.post(&login)
+                        .json(&json!({ "email": "steady@example.com", "password": "wrong guess" }))
+                        .send()
+                        .await
+                };
+                statuses.push(response.map(|r| r.status().as_u16()).unwrap_or(0));
+            }
+            statuses
+        })
+    };
+    for turn in 0..3 {
+        app.upstream
+            .push(crate::fake_openai::Script::tokens(&["still", " here"]));
+        let ack = crate::helpers::send_text(&mut socket, &format!("turn {turn}"), None).await;
+        let events = socket.reply_events(ack["reply_id"].as_str().unwrap()).await;
+        assert_eq!(events.last().unwrap()["status"], "complete");
+        assert_eq!(crate::helpers::concat_deltas(&events), "still here");
+    }
+    let statuses = flood.await.unwrap();
+    assert!(
+        statuses.iter().any(|status| *status == 429),
+        "the flood was throttled: {statuses:?}"
+    );
+    assert!(statuses
+        .iter()
+        .all(|status| [201, 401, 429, 503].contains(status)));
+}
