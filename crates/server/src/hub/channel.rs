@@ -224,25 +224,11 @@ impl ConversationChannel {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
-    use crate::hub::Hub;
-
-    const SIZES: ChannelSizes = ChannelSizes {
-        subscriber_buffer: 16,
-        replay_events: 4,
-        linger: Duration::ZERO,
-        max_replay: 64,
+    use crate::hub::{
+        testing::{delta, SIZES},
+        Hub,
     };
-
-    fn delta(seq: Seq) -> Result<ServerEvent, std::convert::Infallible> {
-        Ok(ServerEvent::Delta {
-            message_id: Uuid::nil(),
-            seq,
-            content: "x".into(),
-        })
-    }
 
     #[tokio::test]
     async fn events_are_numbered_from_the_stored_seq_and_fanned_out() {

@@ -161,3 +161,31 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+/// What the hub's unit tests share.
+#[cfg(test)]
+mod testing {
+    use std::time::Duration;
+
+    use colloquy_protocol::{Seq, ServerEvent};
+    use uuid::Uuid;
+
+    use super::ChannelSizes;
+
+    /// Small buffers, no linger.
+    pub(super) const SIZES: ChannelSizes = ChannelSizes {
+        subscriber_buffer: 16,
+        replay_events: 4,
+        linger: Duration::ZERO,
+        max_replay: 64,
+    };
+
+    /// A one-character delta of reply nil at `seq`.
+    pub(super) fn delta(seq: Seq) -> Result<ServerEvent, std::convert::Infallible> {
+        Ok(ServerEvent::Delta {
+            message_id: Uuid::nil(),
+            seq,
+            content: "x".into(),
+        })
+    }
+}

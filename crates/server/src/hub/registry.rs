@@ -120,25 +120,11 @@ impl Drop for ChannelHandle {
 
 #[cfg(test)]
 mod tests {
-    use colloquy_protocol::{Seq, ServerEvent};
-
     use super::*;
-    use crate::hub::ChannelSizes;
-
-    const SIZES: ChannelSizes = ChannelSizes {
-        subscriber_buffer: 16,
-        replay_events: 4,
-        linger: Duration::ZERO,
-        max_replay: 64,
+    use crate::hub::{
+        testing::{delta, SIZES},
+        ChannelSizes,
     };
-
-    fn delta(seq: Seq) -> Result<ServerEvent, std::convert::Infallible> {
-        Ok(ServerEvent::Delta {
-            message_id: Uuid::nil(),
-            seq,
-            content: "x".into(),
-        })
-    }
 
     #[tokio::test]
     async fn channel_is_retired_when_its_last_handle_drops() {

@@ -1,12 +1,11 @@
 //! Every reply ends, whatever fails: a database that refuses to store
 //! replies still lets every transport see its reply end.
 
-use futures::StreamExt;
 use serde_json::{json, Value};
 
 use crate::{
     fake_openai::Script,
-    helpers::{send_text, spawn_app, spawn_app_with, TestApp},
+    helpers::{send_text, spawn_app, spawn_app_with, sse_events, TestApp},
 };
 
 /// Make the real database refuse every assistant message from now on
@@ -115,16 +114,7 @@ async fn a_reply_that_cannot_be_stored_ends_v2_chat_json_and_sse() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let mut body = String::new();
-    let mut stream = response.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        body.push_str(std::str::from_utf8(&chunk.unwrap()).unwrap());
-    }
-    let events: Vec<Value> = body
-        .lines()
-        .filter_map(|line| line.strip_prefix("data: "))
-        .map(|data| serde_json::from_str(data).unwrap())
-        .collect();
+    let (events, _) = sse_events(response).await;
     let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
     assert_eq!(kinds.first(), Some(&"ready"));
     assert!(kinds.contains(&"error"), "{kinds:?}");

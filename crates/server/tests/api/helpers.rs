@@ -338,3 +338,18 @@ impl Socket {
         }
     }
 }
+
+/// The JSON events of a whole Server-Sent Events response, and its raw body.
+pub async fn sse_events(response: reqwest::Response) -> (Vec<Value>, String) {
+    let mut body = String::new();
+    let mut stream = response.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        body.push_str(std::str::from_utf8(&chunk.unwrap()).unwrap());
+    }
+    let events = body
+        .lines()
+        .filter_map(|line| line.strip_prefix("data: "))
+        .map(|data| serde_json::from_str(data).unwrap())
+        .collect();
+    (events, body)
+}

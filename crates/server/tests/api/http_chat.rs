@@ -1,9 +1,8 @@
-use futures::StreamExt;
 use serde_json::{json, Value};
 
 use crate::{
     fake_openai::Script,
-    helpers::{spawn_app, spawn_app_with},
+    helpers::{spawn_app, spawn_app_with, sse_events},
 };
 
 #[tokio::test]
@@ -66,16 +65,7 @@ async fn v2_chat_streams_server_sent_events_when_asked() {
         .to_str()
         .unwrap()
         .starts_with("text/event-stream"));
-    let mut body = String::new();
-    let mut stream = response.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        body.push_str(std::str::from_utf8(&chunk.unwrap()).unwrap());
-    }
-    let events: Vec<Value> = body
-        .lines()
-        .filter_map(|line| line.strip_prefix("data: "))
-        .map(|data| serde_json::from_str(data).unwrap())
-        .collect();
+    let (events, body) = sse_events(response).await;
     let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
     assert_eq!(
         kinds,
