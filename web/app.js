@@ -17,7 +17,10 @@ import { AuthView } from "./auth.js";
 import { ChatView } from "./chat-view.js";
 import { copy } from "./clipboard.js";
 import { backoffDelay, ColloquyClient } from "./colloquy-client.js";
+import { Composer } from "./composer.js";
 import { ConversationState, isBusy } from "./conversation-state.js";
+import { Drawer } from "./drawer.js";
+import { Notice } from "./notice.js";
 import { Sidebar, displayTitle } from "./sidebar.js";
 import { fillIcons } from "./icons.js";
 import { initTheme } from "./theme.js";
@@ -34,24 +37,38 @@ const ui = {
   chat: byId("chat-view"),
   title: byId("chat-title"),
   messages: byId("messages"),
-  input: /** @type {HTMLTextAreaElement} */ (byId("input")),
-  composer: /** @type {HTMLFormElement} */ (byId("composer")),
-  send: /** @type {HTMLButtonElement} */ (byId("send-button")),
-  stop: byId("stop-button"),
   badge: byId("conn-badge"),
   reconnect: byId("reconnect-button"),
-  notice: byId("notice"),
-  noticeText: byId("notice-text"),
-  menu: byId("menu-button"),
-  scrim: byId("scrim"),
   claim: byId("claim-button"),
   confirm: /** @type {HTMLDialogElement} */ (byId("confirm-dialog")),
 };
 
+const notice = new Notice(byId("notice"), byId("notice-text"), byId("notice-close"), () => composer.focus());
+const drawer = new Drawer({
+  chat: ui.chat,
+  sidebar: byId("sidebar"),
+  main: /** @type {HTMLElement} */ (document.querySelector("main.main")),
+  scrim: byId("scrim"),
+  menu: byId("menu-button"),
+  close: byId("close-sidebar"),
+});
+const composer = new Composer(
+  {
+    form: /** @type {HTMLFormElement} */ (byId("composer")),
+    input: /** @type {HTMLTextAreaElement} */ (byId("input")),
+    send: /** @type {HTMLButtonElement} */ (byId("send-button")),
+    stop: byId("stop-button"),
+  },
+  {
+    send: (text) => send(text),
+    stop: () => stopReply(),
+    stoppable: () => state.busy || voice.speaking,
+  },
+);
 const view = new ChatView(ui.messages, byId("message-list"), byId("empty-state"));
 const sidebar = new Sidebar(byId("conversation-list"), {
   open: (id) => {
-    closeDrawer();
+    drawer.close();
     navigate(id);
   },
   rename: renameConversation,
@@ -71,13 +88,13 @@ const voice = new VoiceController(
     ensureClient: () => client ?? connect(currentId, currentId ? state.lastSeq : undefined),
     isBusy: () => state.busy,
     busyReplyIds: () => state.messages.filter(isBusy).map((m) => m.id),
-    onChange: () => updateComposer(),
+    onChange: () => composer.update(),
   },
 );
 const auth = new AuthView(api, onSignedIn, () => {
   auth.hide();
   ui.chat.hidden = false;
-  ui.input.focus();
+  composer.focus();
 });
 
 /** @type {User | null} */
@@ -155,7 +172,7 @@ async function showChat() {
   loadConfig();
   await refreshList();
   await route();
-  ui.input.focus();
+  composer.focus();
 }
 
 // ---- conversations -------------------------------------------------------
@@ -232,7 +249,7 @@ function newChat() {
   sidebar.setActive(null);
   setTitle("New chat");
   hideNotice();
-  updateComposer();
+  composer.update();
 }
 
 /** @param {string} id @param {number} [attempt] retries so far after server trouble */
@@ -265,7 +282,7 @@ async function openConversation(id, attempt = 0) {
       handleApiError(error);
     }
   }
-  updateComposer();
+  composer.update();
 }
 
 /** @param {string} id @param {string} title */
@@ -294,7 +311,7 @@ function confirmDelete(id, title) {
       }
       if (id === currentId) navigate(null);
       await refreshList();
-      ui.input.focus();
+      composer.focus();
     },
     { once: true },
   );
@@ -331,7 +348,7 @@ function connect(id, lastSeq) {
     const { changed, structural } = state.apply(event);
     if (changed.length) view.update(changed, structural || event.type === "message");
     if (event.type === "ack" || event.type === "message") refreshListSoon();
-    updateComposer();
+    composer.update();
   });
   // Another tab or device changed the list: keep ours current.
   socket.on("conversation", (event) => {
@@ -353,7 +370,7 @@ function connect(id, lastSeq) {
     if (!live()) return;
     state.load(conversation.messages);
     view.reset(state);
-    updateComposer();
+    composer.update();
   });
   socket.on("fatal", ({ reason }) => {
     if (!live()) return;
@@ -392,73 +409,33 @@ function showConnection(change) {
 
 // ---- sending ---------------------------------------------------------------
 
-/** @param {string} text */
+/** @param {string} text @returns {boolean} whether it was sent */
 function send(text) {
-  if (!text.trim()) return;
-  hideNotice();
+  if (!text.trim()) return false;
+  notice.hide();
   const socket = client ?? connect(currentId, currentId ? state.lastSeq : undefined);
   const clientId = socket.send(text);
   view.update([state.addLocal(clientId, text)], true);
-  updateComposer();
-}
-
-function updateComposer() {
-  ui.send.disabled = !ui.input.value.trim();
-  // Stop also silences a reply that is still being spoken.
-  ui.stop.hidden = !state.busy && !voice.speaking;
+  composer.update();
+  return true;
 }
 
 /** Stop the reply: its generation and its speech. */
 function stopReply() {
   voice.stopSpeaking();
   if (state.busy) client?.stop();
-  updateComposer();
 }
 
-function autosize() {
-  ui.input.style.height = "auto";
-  ui.input.style.height = `${Math.min(ui.input.scrollHeight, 240)}px`;
-}
-
-ui.composer.addEventListener("submit", (event) => {
-  event.preventDefault();
-  const text = ui.input.value;
-  if (!text.trim()) return;
-  ui.input.value = "";
-  autosize();
-  send(text);
-  ui.input.focus();
-});
-
-ui.input.addEventListener("keydown", (event) => {
-  // Enter sends, Shift+Enter adds a line; never mid-composition (IME).
-  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
-    event.preventDefault();
-    ui.composer.requestSubmit();
-  } else if (event.key === "Escape" && (state.busy || voice.speaking)) {
-    stopReply();
-  }
-});
-ui.input.addEventListener("input", () => {
-  autosize();
-  updateComposer();
-});
-ui.stop.addEventListener("click", () => {
-  stopReply();
-  ui.input.focus();
-});
 ui.reconnect.addEventListener("click", () => client?.reconnect());
 byId("new-chat").addEventListener("click", () => {
-  closeDrawer();
+  drawer.close();
   navigate(null);
-  ui.input.focus();
+  composer.focus();
 });
 for (const button of document.querySelectorAll(".suggestion")) {
   button.addEventListener("click", () => {
-    ui.input.value = button.textContent ?? "";
-    autosize();
-    updateComposer();
-    ui.input.focus();
+    composer.value = button.textContent ?? "";
+    composer.focus();
   });
 }
 
@@ -502,7 +479,7 @@ ui.messages.addEventListener("submit", (event) => {
   view.editingId = null;
   if (message) view.update([message]);
   send(text);
-  ui.input.focus();
+  composer.focus();
 });
 
 ui.messages.addEventListener("keydown", (event) => {
@@ -549,44 +526,17 @@ function handleApiError(error) {
   }
 }
 
-/** @param {string} text */
-function showNotice(text) {
-  ui.noticeText.textContent = text;
-  ui.notice.hidden = false;
+/** @param {string} text @param {import("./notice.js").NoticeKind} [kind] */
+function showNotice(text, kind) {
+  notice.show(text, kind);
 }
 
 function hideNotice() {
-  ui.notice.hidden = true;
-}
-byId("notice-close").addEventListener("click", () => {
-  hideNotice();
-  ui.input.focus();
-});
-
-function openDrawer() {
-  ui.chat.classList.add("drawer-open");
-  ui.scrim.hidden = false;
-  ui.menu.setAttribute("aria-expanded", "true");
-  /** @type {HTMLElement | null} */ (document.querySelector("#sidebar .conv-link, #new-chat"))?.focus();
-}
-
-function closeDrawer() {
-  if (!ui.chat.classList.contains("drawer-open")) return;
-  ui.chat.classList.remove("drawer-open");
-  ui.scrim.hidden = true;
-  ui.menu.setAttribute("aria-expanded", "false");
-  ui.menu.focus();
+  notice.hide();
 }
 
 // The skip link must not touch the URL: the hash names the conversation.
 document.querySelector(".skip-link")?.addEventListener("click", (event) => {
   event.preventDefault();
-  ui.input.focus();
-});
-
-ui.menu.addEventListener("click", openDrawer);
-ui.scrim.addEventListener("click", closeDrawer);
-byId("close-sidebar").addEventListener("click", closeDrawer);
-document.addEventListener("keydown", (event) => {
-  if (event.key === "Escape") closeDrawer();
+  composer.focus();
 });
