@@ -104,6 +104,11 @@ let client = null;
 let state = new ConversationState();
 /** The open conversation; null for a new chat not yet created. */
 let currentId = /** @type {string | null} */ (null);
+/**
+ * Bumped whenever the signed-in person changes: an answer to a request
+ * made for an earlier session (a list, a retry) is dropped, never shown.
+ */
+let epoch = 0;
 
 // ---- boot --------------------------------------------------------------
 
@@ -125,27 +130,32 @@ function isRetryable(error) {
 const retryDelay = (attempt) => backoffDelay(attempt, 500, 10_000);
 
 async function boot(attempt = 0) {
+  const session = epoch;
   if (!api.token) {
     auth.show();
     return;
   }
+  let me;
   try {
-    user = await api.me();
+    me = await api.me();
   } catch (error) {
+    if (session !== epoch) return;
     if (isRetryable(error)) {
       // Only a 401 ends the session; the server being down does not.
       const delayMs = retryDelay(attempt);
       ui.chat.hidden = false;
       showConnection({ state: "reconnecting", attempt: attempt + 1, delayMs });
       showNotice("The server is unavailable right now; retrying…");
-      setTimeout(() => boot(attempt + 1), delayMs);
+      setTimeout(() => session === epoch && boot(attempt + 1), delayMs);
       return;
     }
-    if (error instanceof ApiError && error.status === 401) api.token = null;
+    if (error instanceof ApiError && error.status === 401) api.clearSession();
     ui.chat.hidden = true;
     auth.show({ message: error instanceof ApiError && error.status !== 401 ? error.message : undefined });
     return;
   }
+  if (session !== epoch) return;
+  user = me;
   if (attempt > 0) {
     hideNotice();
     showConnection({ state: "idle" });
@@ -155,9 +165,11 @@ async function boot(attempt = 0) {
 
 /** @param {User} signedIn @param {string} [note] */
 async function onSignedIn(signedIn, note) {
+  // Someone new (or a guest who just made an account): start clean. The
+  // URL is kept, so a claimed conversation stays open.
+  forgetSession();
   user = signedIn;
   auth.hide();
-  closeClient();
   await showChat();
   if (note) showNotice(note);
 }
@@ -218,13 +230,15 @@ async function loadConfig() {
 }
 
 async function refreshList() {
+  const session = epoch;
   try {
     const { conversations } = await api.listConversations();
+    if (session !== epoch) return;
     sidebar.set(conversations);
     const current = conversations.find((c) => c.id === currentId);
     if (current) setTitle(displayTitle(current));
   } catch (error) {
-    handleApiError(error);
+    if (session === epoch) handleApiError(error);
   }
 }
 
@@ -254,6 +268,7 @@ function newChat() {
 
 /** @param {string} id @param {number} [attempt] retries so far after server trouble */
 async function openConversation(id, attempt = 0) {
+  const session = epoch;
   closeClient();
   currentId = id;
   sidebar.setActive(id);
@@ -262,12 +277,13 @@ async function openConversation(id, attempt = 0) {
   view.reset(state);
   try {
     const conversation = await api.getConversation(id);
-    if (currentId !== id) return;
+    if (currentId !== id || session !== epoch) return;
     setTitle(displayTitle(conversation));
     state.load(conversation.messages);
     view.reset(state);
     connect(id, state.lastSeq);
   } catch (error) {
+    if (currentId !== id || session !== epoch) return;
     if (error instanceof ApiError && error.status === 404) {
       showNotice("That conversation does not exist (or was deleted).");
       navigate(null);
@@ -276,7 +292,7 @@ async function openConversation(id, attempt = 0) {
       showConnection({ state: "reconnecting", attempt: attempt + 1, delayMs });
       showNotice("The server is unavailable right now; retrying…");
       setTimeout(() => {
-        if (currentId === id && !client) openConversation(id, attempt + 1);
+        if (currentId === id && !client && session === epoch) openConversation(id, attempt + 1);
       }, delayMs);
     } else {
       handleApiError(error);
@@ -506,15 +522,42 @@ ui.claim.addEventListener("click", () => {
 });
 byId("signout-button").addEventListener("click", () => signOut());
 
-/** @param {string} [message] */
+/**
+ * Sign out: nothing of this session may outlive it on this browser, for
+ * the next person to sign in here.
+ * @param {string} [message] why (e.g. the session expired)
+ */
 function signOut(message) {
-  closeClient();
-  api.token = null;
-  user = null;
-  currentId = null;
+  forgetSession();
+  api.clearSession();
   ui.chat.hidden = true;
   history.replaceState(null, "", location.pathname);
+  auth.reset();
   auth.show({ message });
+}
+
+/**
+ * Drop every piece of client state of the session: its socket (and the
+ * texts queued on it), voice, the open conversation and its view, the
+ * list, the draft, notices, the drawer, and answers still on their way.
+ */
+function forgetSession() {
+  epoch += 1;
+  clearTimeout(refreshTimer);
+  closeClient();
+  voice.reset();
+  user = null;
+  currentId = null;
+  state = new ConversationState();
+  view.reset(state);
+  sidebar.clear();
+  setTitle("New chat");
+  notice.hide();
+  composer.value = "";
+  drawer.close({ focus: false });
+  if (ui.confirm.open) ui.confirm.close();
+  byId("account-name").textContent = "";
+  byId("account-avatar").textContent = "";
 }
 
 /** @param {unknown} error */

@@ -77,6 +77,13 @@ export class AuthView {
     this.root.hidden = true;
   }
 
+  /** Empty the form, so the next person finds nothing of the last one. */
+  reset() {
+    this.form.reset();
+    this.#showError("");
+    this.setMode("login");
+  }
+
   /** @param {"login" | "register"} mode */
   setMode(mode) {
     this.#mode = mode;

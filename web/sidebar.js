@@ -57,6 +57,14 @@ export class Sidebar {
     this.render();
   }
 
+  /** Forget every conversation (signed out). */
+  clear() {
+    this.conversations = [];
+    this.activeId = null;
+    this.#renaming = null;
+    this.render();
+  }
+
   /** @param {string | null} id */
   setActive(id) {
     this.activeId = id;
