@@ -145,7 +145,7 @@ async function boot(attempt = 0) {
       const delayMs = retryDelay(attempt);
       ui.chat.hidden = false;
       showConnection({ state: "reconnecting", attempt: attempt + 1, delayMs });
-      showNotice("The server is unavailable right now; retrying…");
+      showNotice("The server is unavailable right now; retrying…", "connection");
       setTimeout(() => session === epoch && boot(attempt + 1), delayMs);
       return;
     }
@@ -290,7 +290,7 @@ async function openConversation(id, attempt = 0) {
     } else if (isRetryable(error)) {
       const delayMs = retryDelay(attempt);
       showConnection({ state: "reconnecting", attempt: attempt + 1, delayMs });
-      showNotice("The server is unavailable right now; retrying…");
+      showNotice("The server is unavailable right now; retrying…", "connection");
       setTimeout(() => {
         if (currentId === id && !client && session === epoch) openConversation(id, attempt + 1);
       }, delayMs);
@@ -351,7 +351,15 @@ function connect(id, lastSeq) {
   client = socket;
   voice.attach(socket);
   const live = () => client === socket;
-  socket.on("state", (change) => live() && showConnection(change));
+  socket.on("state", (change) => {
+    if (!live()) return;
+    showConnection(change);
+    if (change.state === "open" && notice.kind === "connection") {
+      // Back online: what failed meanwhile is moot; catch the list up.
+      notice.hide("connection");
+      refreshListSoon();
+    }
+  });
   socket.on("ready", (event) => {
     if (!live() || currentId) return;
     // The server created the conversation for our first message.
@@ -564,6 +572,9 @@ function forgetSession() {
 function handleApiError(error) {
   if (error instanceof ApiError && error.status === 401) {
     signOut("Your session has expired. Please sign in again.");
+  } else if (error instanceof ApiError && error.status === 0) {
+    // Gone with the network: cleared once the socket is back.
+    showNotice(error.message, "connection");
   } else {
     showNotice(error instanceof Error ? error.message : String(error));
   }
