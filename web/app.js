@@ -15,7 +15,6 @@
 import { Api, ApiError } from "./api.js";
 import { AuthView } from "./auth.js";
 import { ChatView } from "./chat-view.js";
-import { copy } from "./clipboard.js";
 import { backoffDelay, ColloquyClient } from "./colloquy-client.js";
 import { Composer } from "./composer.js";
 import { ConversationState, isBusy } from "./conversation-state.js";
@@ -23,6 +22,7 @@ import { Drawer } from "./drawer.js";
 import { Notice } from "./notice.js";
 import { Sidebar, displayTitle } from "./sidebar.js";
 import { fillIcons } from "./icons.js";
+import { wireMessageActions } from "./message-actions.js";
 import { initTheme } from "./theme.js";
 import { VOICE_ERROR_CODES, VoiceController } from "./voice-ui.js";
 
@@ -463,64 +463,13 @@ for (const button of document.querySelectorAll(".suggestion")) {
   });
 }
 
-// ---- message actions (delegated: the view redraws its buttons) -----------
-
-ui.messages.addEventListener("click", async (event) => {
-  const button = /** @type {HTMLElement | null} */ (/** @type {HTMLElement} */ (event.target).closest("[data-action]"));
-  if (!button) return;
-  const action = button.dataset.action;
-  const id = button.dataset.id ?? "";
-  const message = state.get(id);
-  if (action === "copy-code") {
-    const code = button.closest(".code-block")?.querySelector("code")?.textContent ?? "";
-    await copy(code, button);
-  } else if (action === "copy" && message) {
-    await copy(message.content, button);
-  } else if (action === "edit" && message) {
-    view.editingId = id;
-    view.update([message]);
-    requestAnimationFrame(() => view.editorInput()?.focus());
-  } else if (action === "cancel-edit") {
-    view.editingId = null;
-    if (message) view.update([message]);
-    requestAnimationFrame(() => focusAction(id, "edit"));
-  } else if (action === "retry" && message) {
-    send(message.content);
-  } else if (action === "regenerate") {
-    // Ask again: resend the user message this reply answered.
-    const index = state.messages.findIndex((m) => m.id === id);
-    const prompt = state.messages.slice(0, index).findLast((m) => m.role === "user");
-    if (prompt) send(prompt.content);
-  }
+wireMessageActions(ui.messages, {
+  state: () => state,
+  view,
+  send,
+  retry: (message) => send(message.content),
+  done: () => composer.focus(),
 });
-
-ui.messages.addEventListener("submit", (event) => {
-  const form = /** @type {HTMLFormElement} */ (event.target);
-  if (!form.classList.contains("msg-edit")) return;
-  event.preventDefault();
-  const text = /** @type {HTMLTextAreaElement} */ (form.querySelector("textarea")).value;
-  const message = state.get(form.dataset.id ?? "");
-  view.editingId = null;
-  if (message) view.update([message]);
-  send(text);
-  composer.focus();
-});
-
-ui.messages.addEventListener("keydown", (event) => {
-  const target = /** @type {HTMLElement} */ (event.target);
-  if (!target.classList.contains("msg-edit-input")) return;
-  if (event.key === "Escape") {
-    target.closest("form")?.querySelector("[data-action=cancel-edit]")?.dispatchEvent(new MouseEvent("click", { bubbles: true }));
-  } else if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
-    event.preventDefault();
-    target.closest("form")?.requestSubmit();
-  }
-});
-
-/** @param {string} id @param {string} action */
-function focusAction(id, action) {
-  /** @type {HTMLElement | null} */ (ui.messages.querySelector(`[data-action="${action}"][data-id="${CSS.escape(id)}"]`))?.focus();
-}
 
 // ---- account, drawer, notices ----------------------------------------------
 
