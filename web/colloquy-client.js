@@ -23,13 +23,10 @@
  *   after a reconnect is idempotent (the server answers a repeat with the
  *   original `ack` and starts no second reply);
  * - notices a dead connection within seconds, even one that went silent
- *   without closing (a network gone, a laptop lid, a NAT forgetting it):
- *   after a spell of silence it sends an application `ping` (browsers
- *   cannot see protocol-level pings), and when no frame at all arrives
- *   before the deadline the socket is closed and replaced, with backoff.
- *   The spell is short while something is expected (a text awaits its
- *   `ack`, a reply is being written), long when idle; the browser saying
- *   it went offline sends a ping at once;
+ *   without closing: pings after a spell of silence, and a socket that
+ *   answers nothing before the deadline is closed and replaced, with
+ *   backoff (see heartbeat.js); the browser saying it went offline sends
+ *   a ping at once;
  * - on `resync_required` reloads the conversation over HTTP and resumes from
  *   what was loaded;
  * - never loops on an authentication failure (close code 1008), and keeps
@@ -63,6 +60,8 @@
 /** @typedef {import("./protocol.js").ClientEvent} ClientEvent */
 /** @typedef {import("./protocol.js").StoredConversation} StoredConversation */
 /** @typedef {import("./protocol.js").StoredMessage} StoredMessage */
+
+import { Heartbeat } from "./heartbeat.js";
 
 /** @typedef {"idle" | "connecting" | "open" | "reconnecting" | "closed"} ConnectionState */
 
@@ -162,11 +161,6 @@ export class ColloquyClient {
   #attempt = 0;
   /** @type {ReturnType<typeof setTimeout> | undefined} */
   #retryTimer;
-  /** Sends a `ping` once the socket has been silent for a while. */
-  /** @type {ReturnType<typeof setTimeout> | undefined} */
-  #heartbeatTimer;
-  /** @type {ReturnType<typeof setTimeout> | undefined} */
-  #deadlineTimer;
   /** Texts not yet acknowledged, in send order: client_id -> content. */
   #pending = /** @type {Map<string, string>} */ (new Map());
   /** client_ids written on the current socket and not acknowledged yet. */
@@ -183,11 +177,7 @@ export class ColloquyClient {
     if (this.#state === "reconnecting") this.reconnect();
   };
   /** The browser lost its network: ask the socket whether it is still alive. */
-  #onOffline = () => {
-    if (!this.#ready) return;
-    this.#write({ type: "ping" });
-    this.#armDeadline();
-  };
+  #onOffline = () => this.#heartbeat.probe();
 
   /** @param {ClientOptions} options */
   constructor(options) {
@@ -200,7 +190,16 @@ export class ColloquyClient {
     const impl = options.WebSocket ?? globalThis.WebSocket;
     if (!impl) throw new Error("no WebSocket implementation: pass options.WebSocket");
     this.#WebSocket = impl;
+    this.#heartbeat = new Heartbeat(options, {
+      ping: () => this.#write({ type: "ping" }),
+      dead: () => this.#dropDead(),
+      // An ack, or more of a reply.
+      expecting: () => this.#pending.size > 0 || this.#openReplies.size > 0,
+    });
   }
+
+  /** @type {Heartbeat} */
+  #heartbeat;
 
   /** @type {{ new (url: string): WebSocket }} */
   #WebSocket;
@@ -269,8 +268,7 @@ export class ColloquyClient {
     this.#pending.set(clientId, content);
     if (this.#ready) {
       this.#writeText(clientId, content);
-      // Its ack is expected now: listen closely.
-      this.#scheduleHeartbeat();
+      this.#heartbeat.update();
     }
     return clientId;
   }
@@ -386,13 +384,13 @@ export class ColloquyClient {
     this.#ready = false;
     this.#inFlight = [];
     // A handshake that never completes counts as a dead socket too.
-    this.#armDeadline(this.options.connectTimeoutMs ?? 10_000);
+    this.#heartbeat.connecting();
     socket.onmessage = (message) => this.#onFrame(message.data);
     socket.onclose = (close) => {
       if (this.#socket !== socket) return;
       this.#socket = null;
       this.#ready = false;
-      this.#stopTimers();
+      this.#heartbeat.stop();
       // Only a policy close is final; any other (1011, 1012, 1013, a
       // dropped connection) is retried with backoff, token and queue kept.
       if (close.code === CloseCode.POLICY) {
@@ -419,7 +417,7 @@ export class ColloquyClient {
 
   /** Detach and close the current socket without triggering a reconnect. */
   #teardown(/** @type {number} */ code, /** @type {string} */ reason) {
-    this.#stopTimers();
+    this.#heartbeat.stop();
     const socket = this.#socket;
     this.#socket = null;
     this.#ready = false;
@@ -438,40 +436,6 @@ export class ColloquyClient {
     this.#scheduleReconnect("no answer from the server");
   }
 
-  #stopTimers() {
-    clearTimeout(this.#heartbeatTimer);
-    clearTimeout(this.#deadlineTimer);
-    this.#heartbeatTimer = this.#deadlineTimer = undefined;
-  }
-
-  /** Drop the socket unless a frame arrives within `ms` (kept if already armed). */
-  #armDeadline(ms = this.options.heartbeatTimeoutMs ?? 4_000) {
-    if (this.#deadlineTimer !== undefined) return;
-    this.#deadlineTimer = setTimeout(() => this.#dropDead(), ms);
-  }
-
-  /** Whether a frame is expected soon: an ack, or more of a reply. */
-  get #expecting() {
-    return this.#pending.size > 0 || this.#openReplies.size > 0;
-  }
-
-  /** (Re)start the silence timer: a ping goes out when it runs out. */
-  #scheduleHeartbeat() {
-    if (!this.#ready) return;
-    const { heartbeatIntervalMs = 15_000, activeHeartbeatIntervalMs = 2_000 } = this.options;
-    clearTimeout(this.#heartbeatTimer);
-    this.#heartbeatTimer = setTimeout(
-      () => {
-        this.#heartbeatTimer = undefined;
-        this.#write({ type: "ping" });
-        this.#armDeadline();
-        // Silence goes on: ping again after another spell.
-        this.#scheduleHeartbeat();
-      },
-      this.#expecting ? activeHeartbeatIntervalMs : heartbeatIntervalMs,
-    );
-  }
-
   /** @param {ClientEvent} event */
   #write(event) {
     const socket = this.#socket;
@@ -488,9 +452,8 @@ export class ColloquyClient {
   /** @param {unknown} data */
   #onFrame(data) {
     // Any frame proves the socket is alive.
-    clearTimeout(this.#deadlineTimer);
-    this.#deadlineTimer = undefined;
-    if (typeof data !== "string") return this.#scheduleHeartbeat();
+    this.#heartbeat.heard();
+    if (typeof data !== "string") return;
     /** @type {ServerEvent} */
     let event;
     try {
@@ -514,7 +477,7 @@ export class ColloquyClient {
       }
     }
     if (event.type === "message") this.#openReplies.delete(event.message_id);
-    this.#scheduleHeartbeat();
+    if (event.type === "ack" || event.type === "message") this.#heartbeat.update();
     if (event.type === "error" && seq === undefined) {
       if (event.code === "resync_required") return this.#startResync();
       this.#maybeReject(event);
@@ -563,7 +526,7 @@ export class ColloquyClient {
     }
     // Resend everything unacknowledged; the server dedupes by client_id.
     for (const [clientId, content] of this.#pending) this.#writeText(clientId, content);
-    this.#scheduleHeartbeat();
+    this.#heartbeat.ready();
   }
 
   /**
