@@ -25,6 +25,7 @@
  * What `GET /api/config` says about this server (the parts the UI uses).
  * @typedef {object} ClientConfig
  * @property {import("./protocol.js").VoiceConfig} [voice]
+ * @property {{ max_message_chars?: number }} [limits]
  */
 /**
  * @typedef {object} ConversationSummary

@@ -16,8 +16,8 @@ import { Api, ApiError } from "./api.js";
 import { AuthView } from "./auth.js";
 import { ChatView } from "./chat-view.js";
 import { backoffDelay, ColloquyClient } from "./colloquy-client.js";
-import { Composer } from "./composer.js";
-import { ConversationState, isBusy } from "./conversation-state.js";
+import { Composer, charCount, tooLongText } from "./composer.js";
+import { ConversationState, isBusy, REFUSED_FOR_GOOD } from "./conversation-state.js";
 import { Drawer } from "./drawer.js";
 import { Notice } from "./notice.js";
 import { Sidebar, displayTitle } from "./sidebar.js";
@@ -58,6 +58,8 @@ const composer = new Composer(
     input: /** @type {HTMLTextAreaElement} */ (byId("input")),
     send: /** @type {HTMLButtonElement} */ (byId("send-button")),
     stop: byId("stop-button"),
+    count: byId("char-count"),
+    error: byId("composer-error"),
   },
   {
     send: (text) => send(text),
@@ -224,6 +226,7 @@ async function loadConfig() {
   try {
     const config = await api.config();
     voice.configure(config.voice);
+    composer.setLimit(config.limits?.max_message_chars);
   } catch {
     voice.configure(null);
   }
@@ -384,12 +387,12 @@ function connect(id, lastSeq) {
     refreshListSoon();
   });
   socket.on("error", (event) => {
-    // Voice errors are shown by the voice controls, next to the mic.
-    if (live() && !event.message_id && !VOICE_ERROR_CODES.includes(event.code)) showNotice(event.message);
+    // Voice errors are shown by the voice controls, next to the mic; a
+    // refused text (client_id) with the text ("rejected" below).
+    if (!live() || event.message_id || event.client_id || VOICE_ERROR_CODES.includes(event.code)) return;
+    showNotice(event.message);
   });
-  socket.on("rejected", ({ client_id, error }) => {
-    if (live()) view.update(state.reject(client_id, error));
-  });
+  socket.on("rejected", ({ client_id, content, error }) => refused(client_id, content, error));
   socket.on("resync", (conversation) => {
     if (!live()) return;
     state.load(conversation.messages);
@@ -436,12 +439,48 @@ function showConnection(change) {
 /** @param {string} text @returns {boolean} whether it was sent */
 function send(text) {
   if (!text.trim()) return false;
+  // Too long for the server: say so here instead of sending it to be refused.
+  const refusal = composer.refusal(text);
+  if (refusal) {
+    composer.showError(refusal);
+    return false;
+  }
   notice.hide();
   const socket = client ?? connect(currentId, currentId ? state.lastSeq : undefined);
   const clientId = socket.send(text);
   view.update([state.addLocal(clientId, text)], true);
   composer.update();
   return true;
+}
+
+/**
+ * The server refused a text. One refused for what it is (too long) goes
+ * back into the box with the reason, as if never sent (when the box is
+ * free); any other stays in place, marked, with Retry.
+ * @param {string} clientId @param {string} content @param {{ code: string, message: string }} error
+ */
+function refused(clientId, content, error) {
+  const localId = `local:${clientId}`;
+  if (REFUSED_FOR_GOOD.includes(error.code) && !composer.value.trim() && state.remove(localId)) {
+    view.remove(localId);
+    composer.value = content;
+    const limit = /limit is (\d+)/.exec(error.message);
+    composer.showError(
+      error.code === "message_too_long" && limit
+        ? tooLongText(charCount(content), Number(limit[1]))
+        : `Not sent: ${error.message}.`,
+    );
+    composer.focus();
+  } else {
+    view.update(state.reject(clientId, error));
+  }
+  composer.update();
+}
+
+/** Send a failed text again, in its place. @param {import("./conversation-state.js").UiMessage} message */
+function retry(message) {
+  if (state.remove(message.id)) view.remove(message.id);
+  send(message.content);
 }
 
 /** Stop the reply: its generation and its speech. */
@@ -467,7 +506,7 @@ wireMessageActions(ui.messages, {
   state: () => state,
   view,
   send,
-  retry: (message) => send(message.content),
+  retry,
   done: () => composer.focus(),
 });
 

@@ -7,7 +7,7 @@
  */
 
 import { renderMarkdown } from "./markdown.js";
-import { isBusy } from "./conversation-state.js";
+import { isBusy, REFUSED_FOR_GOOD } from "./conversation-state.js";
 import { icon } from "./icons.js";
 
 /** @typedef {import("./conversation-state.js").UiMessage} UiMessage */
@@ -90,6 +90,13 @@ export class ChatView {
     for (const message of changed) this.#dirty.add(message.id);
     this.#structural ||= structural;
     if (!this.#frame) this.#frame = requestAnimationFrame(() => this.#flush(false));
+  }
+
+  /** Take message `id` off the list (it was removed from the state). @param {string} id */
+  remove(id) {
+    this.#nodes.delete(id);
+    this.#dirty.delete(id);
+    this.update([], true);
   }
 
   /** Redraw everything now (e.g. the "last reply" changed). */
@@ -216,7 +223,8 @@ export class ChatView {
       const actions = h("div", "msg-actions");
       if (message.content) actions.appendChild(actionButton("copy", "Copy message", message.id, "copy"));
       if (mine) actions.appendChild(actionButton("edit", "Edit and resend", message.id, "pencil"));
-      if (mine && message.status === "failed") actions.appendChild(actionButton("retry", "Retry sending", message.id, "refresh"));
+      const retryable = message.status === "failed" && !REFUSED_FOR_GOOD.includes(message.error?.code ?? "");
+      if (mine && retryable) actions.appendChild(actionButton("retry", "Retry sending", message.id, "refresh"));
       if (!mine && isLastReply) actions.appendChild(actionButton("regenerate", "Regenerate reply", message.id, "refresh"));
       main.appendChild(actions);
     }
