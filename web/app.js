@@ -237,13 +237,22 @@ async function refreshList() {
   try {
     const { conversations } = await api.listConversations();
     if (session !== epoch) return;
-    sidebar.set(conversations);
+    sidebar.set(conversations.filter(worthListing));
     const current = conversations.find((c) => c.id === currentId);
     if (current) setTitle(displayTitle(current));
   } catch (error) {
     if (session === epoch) handleApiError(error);
   }
 }
+
+/**
+ * Whether a conversation belongs in the list: something was said in it (or
+ * someone named it). The server opens a conversation with the socket, so
+ * a mic pressed in silence or a text refused leaves an empty one behind;
+ * it is not shown until its first message is accepted.
+ * @param {import("./api.js").ConversationSummary} conversation
+ */
+const worthListing = (conversation) => conversation.last_seq > 0 || conversation.title.trim() !== "";
 
 /** Refresh the list soon (titles change when a first message is stored). */
 let refreshTimer = 0;

@@ -9,6 +9,7 @@
 
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
+import { launchBrowser } from "../lib/browser.js";
 import { api } from "../lib/server.js";
 import { sendMessage, startStack, waitForReply } from "./helpers.js";
 
@@ -117,4 +118,50 @@ test("a text the server refuses goes back into the box, is explained once, and i
   assert.equal((await listed(token)).length, 1);
   assert.deepEqual(errors, []);
   await context.close();
+});
+
+test("the mic and a refused text leave no empty New chat behind in the list", async () => {
+  const token = await stack.token();
+  // A microphone for the mic button; the server has no voice (its audio is refused).
+  const browser = await launchBrowser({ args: ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"] });
+  try {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    await context.addInitScript((t) => {
+      if (!localStorage.getItem("colloquy.token")) localStorage.setItem("colloquy.token", t);
+      localStorage.setItem("colloquy.speakReplies", "0");
+    }, token);
+    const page = await context.newPage();
+    // The page believes voice is offered and does not know the text limit.
+    await page.route("**/api/config", async (route) => {
+      const response = await route.fetch();
+      const config = await response.json();
+      delete config.limits;
+      config.voice = { ...config.voice, available: true, tts_default: false };
+      await route.fulfill({ response, json: config });
+    });
+    await page.goto(`${stack.server.url}/`);
+    await page.locator("#mic-button:not([disabled])").click();
+    await page.locator("#voice-error", { hasText: "Voice is not available" }).waitFor();
+    await page.getByRole("button", { name: "New chat" }).click();
+
+    await sendMessage(page, "v".repeat(20_000));
+    await page.locator("#composer-error").waitFor();
+    await page.getByRole("button", { name: "New chat" }).click();
+
+    const empty = (await listed(token)).filter((c) => c.last_seq === 0);
+    assert.equal(empty.length, 2, "the server opened a conversation for each socket (see the report)");
+    const list = page.waitForResponse((r) => r.url().includes("/api/conversations?"));
+    await page.reload();
+    await list;
+    await page.locator(".conv-empty").waitFor();
+    assert.equal(await page.locator(".conv-link").count(), 0, "no empty New chat entries");
+
+    await sendMessage(page, "A real question");
+    await waitForReply(page, "You said: A real question");
+    await page.locator(".conv-link", { hasText: "A real question" }).waitFor();
+    assert.deepEqual(await page.locator(".conv-link").allTextContents(), ["A real question"]);
+    await context.close();
+  } finally {
+    await browser.close();
+  }
 });
