@@ -13,11 +13,14 @@
  */
 
 import { Api, ApiError } from "./api.js";
+import { Account } from "./account.js";
 import { AuthView } from "./auth.js";
 import { ChatView } from "./chat-view.js";
+import { ConnectionBadge } from "./connection-badge.js";
 import { backoffDelay, ColloquyClient } from "./colloquy-client.js";
 import { Composer, charCount, tooLongText } from "./composer.js";
 import { ConversationState, isBusy, REFUSED_FOR_GOOD } from "./conversation-state.js";
+import { ask } from "./dialog.js";
 import { Drawer } from "./drawer.js";
 import { Notice } from "./notice.js";
 import { Sidebar, displayTitle } from "./sidebar.js";
@@ -27,7 +30,6 @@ import { initTheme } from "./theme.js";
 import { VOICE_ERROR_CODES, VoiceController } from "./voice-ui.js";
 
 /** @typedef {import("./api.js").User} User */
-/** @typedef {import("./colloquy-client.js").StateChange} StateChange */
 
 /** @param {string} id */
 const byId = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
@@ -37,9 +39,6 @@ const ui = {
   chat: byId("chat-view"),
   title: byId("chat-title"),
   messages: byId("messages"),
-  badge: byId("conn-badge"),
-  reconnect: byId("reconnect-button"),
-  claim: byId("claim-button"),
   confirm: /** @type {HTMLDialogElement} */ (byId("confirm-dialog")),
 };
 
@@ -67,6 +66,7 @@ const composer = new Composer(
     stoppable: () => state.busy || voice.speaking,
   },
 );
+const badge = new ConnectionBadge(byId("conn-badge"), byId("reconnect-button"), () => client?.reconnect());
 const view = new ChatView(ui.messages, byId("message-list"), byId("empty-state"));
 const sidebar = new Sidebar(byId("conversation-list"), {
   open: (id) => {
@@ -91,6 +91,24 @@ const voice = new VoiceController(
     isBusy: () => state.busy,
     busyReplyIds: () => state.messages.filter(isBusy).map((m) => m.id),
     onChange: () => composer.update(),
+  },
+);
+const account = new Account(
+  {
+    name: byId("account-name"),
+    avatar: byId("account-avatar"),
+    claim: byId("claim-button"),
+    signOut: byId("signout-button"),
+    dialog: ui.confirm,
+  },
+  {
+    signOut: () => signOut(),
+    claim: () => {
+      drawer.close({ focus: false });
+      ui.chat.hidden = true;
+      auth.show({ mode: "register", claiming: true });
+    },
+    conversations: () => sidebar.conversations.length,
   },
 );
 const auth = new AuthView(api, onSignedIn, () => {
@@ -146,7 +164,7 @@ async function boot(attempt = 0) {
       // Only a 401 ends the session; the server being down does not.
       const delayMs = retryDelay(attempt);
       ui.chat.hidden = false;
-      showConnection({ state: "reconnecting", attempt: attempt + 1, delayMs });
+      badge.show({ state: "reconnecting", attempt: attempt + 1, delayMs });
       showNotice("The server is unavailable right now; retrying…", "connection");
       setTimeout(() => session === epoch && boot(attempt + 1), delayMs);
       return;
@@ -160,7 +178,7 @@ async function boot(attempt = 0) {
   user = me;
   if (attempt > 0) {
     hideNotice();
-    showConnection({ state: "idle" });
+    badge.show({ state: "idle" });
   }
   await showChat();
 }
@@ -173,16 +191,12 @@ async function onSignedIn(signedIn, note) {
   user = signedIn;
   auth.hide();
   await showChat();
-  if (note) showNotice(note);
+  if (note) showNotice(note, "success");
 }
 
 async function showChat() {
   ui.chat.hidden = false;
-  const anonymous = !user || user.is_anonymous;
-  const name = anonymous ? "Guest session" : user?.full_name || user?.email || "Signed in";
-  byId("account-name").textContent = name;
-  byId("account-avatar").textContent = anonymous ? "G" : name.trim().charAt(0).toUpperCase();
-  ui.claim.hidden = !anonymous;
+  account.show(user);
   loadConfig();
   await refreshList();
   await route();
@@ -237,22 +251,13 @@ async function refreshList() {
   try {
     const { conversations } = await api.listConversations();
     if (session !== epoch) return;
-    sidebar.set(conversations.filter(worthListing));
+    sidebar.set(conversations);
     const current = conversations.find((c) => c.id === currentId);
     if (current) setTitle(displayTitle(current));
   } catch (error) {
     if (session === epoch) handleApiError(error);
   }
 }
-
-/**
- * Whether a conversation belongs in the list: something was said in it (or
- * someone named it). The server opens a conversation with the socket, so
- * a mic pressed in silence or a text refused leaves an empty one behind;
- * it is not shown until its first message is accepted.
- * @param {import("./api.js").ConversationSummary} conversation
- */
-const worthListing = (conversation) => conversation.last_seq > 0 || conversation.title.trim() !== "";
 
 /** Refresh the list soon (titles change when a first message is stored). */
 let refreshTimer = 0;
@@ -301,7 +306,7 @@ async function openConversation(id, attempt = 0) {
       navigate(null);
     } else if (isRetryable(error)) {
       const delayMs = retryDelay(attempt);
-      showConnection({ state: "reconnecting", attempt: attempt + 1, delayMs });
+      badge.show({ state: "reconnecting", attempt: attempt + 1, delayMs });
       showNotice("The server is unavailable right now; retrying…", "connection");
       setTimeout(() => {
         if (currentId === id && !client && session === epoch) openConversation(id, attempt + 1);
@@ -324,25 +329,26 @@ async function renameConversation(id, title) {
 }
 
 /** @param {string} id @param {string} title */
-function confirmDelete(id, title) {
-  byId("confirm-text").textContent = `“${title}” and all its messages will be deleted.`;
-  ui.confirm.returnValue = "";
-  ui.confirm.showModal();
-  ui.confirm.addEventListener(
-    "close",
-    async () => {
-      if (ui.confirm.returnValue !== "ok") return;
-      try {
-        await api.deleteConversation(id);
-      } catch (error) {
-        handleApiError(error);
-      }
-      if (id === currentId) navigate(null);
-      await refreshList();
-      composer.focus();
-    },
-    { once: true },
-  );
+async function confirmDelete(id, title) {
+  const answer = await ask(ui.confirm, {
+    title: "Delete conversation?",
+    text: `“${title}” and all its messages will be deleted.`,
+    answers: [
+      { value: "cancel", label: "Cancel" },
+      { value: "ok", label: "Delete", kind: "danger" },
+    ],
+  });
+  if (answer !== "ok") return;
+  const session = epoch;
+  try {
+    await api.deleteConversation(id);
+  } catch (error) {
+    handleApiError(error);
+  }
+  if (session !== epoch) return;
+  if (id === currentId) navigate(null);
+  await refreshList();
+  composer.focus();
 }
 
 // ---- the socket ----------------------------------------------------------
@@ -365,7 +371,7 @@ function connect(id, lastSeq) {
   const live = () => client === socket;
   socket.on("state", (change) => {
     if (!live()) return;
-    showConnection(change);
+    badge.show(change);
     if (change.state === "open" && notice.kind === "connection") {
       // Back online: what failed meanwhile is moot; catch the list up.
       notice.hide("connection");
@@ -421,27 +427,9 @@ function closeClient() {
   voice.detach();
   client?.disconnect();
   client = null;
-  showConnection({ state: "idle" });
+  badge.show({ state: "idle" });
 }
 
-/** @param {StateChange} change */
-function showConnection(change) {
-  const labels = {
-    idle: "Not connected",
-    connecting: "Connecting…",
-    open: "Connected",
-    reconnecting: "Reconnecting…",
-    closed: "Disconnected",
-  };
-  let text = labels[change.state];
-  if (change.state === "reconnecting" && change.delayMs && change.delayMs >= 1000) {
-    text = `Reconnecting in ${Math.round(change.delayMs / 1000)} s…`;
-  }
-  ui.badge.textContent = text;
-  ui.badge.dataset.state = change.state;
-  ui.badge.hidden = change.state === "idle";
-  ui.reconnect.hidden = change.state !== "reconnecting" && change.state !== "closed";
-}
 
 // ---- sending ---------------------------------------------------------------
 
@@ -498,7 +486,6 @@ function stopReply() {
   if (state.busy) client?.stop();
 }
 
-ui.reconnect.addEventListener("click", () => client?.reconnect());
 byId("new-chat").addEventListener("click", () => {
   drawer.close();
   navigate(null);
@@ -521,11 +508,6 @@ wireMessageActions(ui.messages, {
 
 // ---- account, drawer, notices ----------------------------------------------
 
-ui.claim.addEventListener("click", () => {
-  ui.chat.hidden = true;
-  auth.show({ mode: "register", claiming: true });
-});
-byId("signout-button").addEventListener("click", () => signOut());
 
 /**
  * Sign out: nothing of this session may outlive it on this browser, for
@@ -561,8 +543,7 @@ function forgetSession() {
   composer.value = "";
   drawer.close({ focus: false });
   if (ui.confirm.open) ui.confirm.close();
-  byId("account-name").textContent = "";
-  byId("account-avatar").textContent = "";
+  account.clear();
 }
 
 /** @param {unknown} error */

@@ -125,3 +125,70 @@ test("after A signs out, B signing in on the same page sees nothing of A, and B'
   assert.deepEqual(errors, []);
   await context.close();
 });
+
+/** Continue as a guest and have one exchange. @param {Page} page */
+async function guestChats(page) {
+  await page.goto(`${stack.server.url}/`);
+  await page.getByRole("button", { name: "Continue without an account" }).click();
+  await page.locator("#account-name", { hasText: "Guest session" }).waitFor();
+  await sendMessage(page, "A guest's question");
+  await waitForReply(page, "You said: A guest's question");
+  await page.locator(".conv-link").waitFor();
+}
+
+const PHONE = { width: 390, height: 844 };
+
+test("a guest signing out is offered an account first; Create account keeps the chats, says so as good news, and the drawer is closed", async () => {
+  const { page, context, errors } = await stack.page({ viewport: PHONE });
+  await guestChats(page);
+  await page.getByRole("button", { name: "Show conversations" }).click();
+  await page.getByRole("button", { name: "Sign out" }).click();
+  const dialog = page.getByRole("dialog", { name: /guest/i });
+  await dialog.waitFor();
+  assert.match((await dialog.textContent()) ?? "", /Your conversation is kept only in this guest session/);
+  assert.ok(await page.evaluate(() => localStorage.getItem("colloquy.token")), "still signed in while asked");
+
+  await dialog.getByRole("button", { name: "Create account" }).click();
+  await page.locator("#auth-view").waitFor();
+  assert.equal(await page.getByRole("tab", { name: "Create account" }).getAttribute("aria-selected"), "true");
+  await page.getByLabel("Email").fill(`kept${Date.now()}@example.com`);
+  await page.getByLabel("Password").fill(PASSWORD);
+  await page.locator("#auth-submit").click();
+  const notice = page.locator("#notice", { hasText: "1 conversation moved to your account." });
+  await notice.waitFor();
+  const style = await page.evaluate(() => {
+    const box = /** @type {HTMLElement} */ (document.getElementById("notice"));
+    const probe = document.createElement("span");
+    probe.style.color = "var(--danger)";
+    document.body.append(probe);
+    const danger = getComputedStyle(probe).color;
+    probe.remove();
+    return { kind: box.dataset.kind, role: box.getAttribute("role"), red: getComputedStyle(box).color === danger };
+  });
+  assert.deepEqual(style, { kind: "success", role: "status", red: false }, "good news is not shown as an error");
+  await page.locator(".conv-link", { hasText: "A guest's question" }).waitFor();
+  assert.equal(await page.locator("#chat-view").evaluate((el) => el.classList.contains("drawer-open")), false, "the drawer is closed");
+  assert.equal(await page.locator("#scrim").isVisible(), false);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test("a guest who signs out anyway leaves nothing behind, and the drawer is closed for whoever comes next", async () => {
+  const { page, context, errors } = await stack.page({ viewport: PHONE });
+  await guestChats(page);
+  await page.getByRole("button", { name: "Show conversations" }).click();
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.getByRole("dialog", { name: /guest/i }).getByRole("button", { name: "Sign out anyway" }).click();
+  await page.locator("#auth-view").waitFor();
+  const stored = await page.evaluate(() => Object.keys(localStorage).filter((key) => /token/i.test(key)));
+  assert.deepEqual(stored, [], "no token, and no guest session left to be claimed by the next account");
+
+  await page.getByRole("button", { name: "Continue without an account" }).click();
+  await page.locator("#account-name", { hasText: "Guest session" }).waitFor();
+  await page.locator(".conv-empty").waitFor();
+  assert.equal(await page.locator(".msg").count(), 0);
+  assert.equal(await page.locator("#chat-view").evaluate((el) => el.classList.contains("drawer-open")), false);
+  assert.equal(await page.locator("#scrim").isVisible(), false);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
