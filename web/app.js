@@ -46,7 +46,7 @@ const notice = new Notice(byId("notice"), byId("notice-text"), byId("notice-clos
 const drawer = new Drawer({
   chat: ui.chat,
   sidebar: byId("sidebar"),
-  main: /** @type {HTMLElement} */ (document.querySelector("main.main")),
+  rest: [/** @type {HTMLElement} */ (document.querySelector("main.main")), /** @type {HTMLElement} */ (document.querySelector(".skip-link"))],
   scrim: byId("scrim"),
   menu: byId("menu-button"),
   close: byId("close-sidebar"),

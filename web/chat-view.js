@@ -54,6 +54,9 @@ export class ChatView {
   #nodes = new Map();
   /** @type {string | null} */
   editingId = null;
+  /** The message tapped last: on a phone, its actions show. */
+  /** @type {string | null} */
+  selectedId = null;
 
   /**
    * @param {HTMLElement} container the scrolling `role="log"` element
@@ -66,6 +69,18 @@ export class ChatView {
     this.empty = empty;
     /** @type {ConversationState | null} */
     this.state = null;
+    list.addEventListener("click", (event) => {
+      const target = /** @type {HTMLElement} */ (event.target);
+      if (target.closest("button, a, input, textarea, form")) return;
+      const article = /** @type {HTMLElement | null} */ (target.closest(".msg"));
+      if (article) this.select(article.dataset.id === this.selectedId ? null : (article.dataset.id ?? null));
+    });
+  }
+
+  /** Mark message `id` as the one tapped (null: none). @param {string | null} id */
+  select(id) {
+    this.selectedId = id;
+    for (const [key, node] of this.#nodes) node.classList.toggle("selected", key === id);
   }
 
   /** Draw `state` from scratch (a conversation was opened or reloaded). */
@@ -74,6 +89,7 @@ export class ChatView {
     this.#frame = 0;
     this.state = state;
     this.editingId = null;
+    this.selectedId = null;
     this.#nodes.clear();
     this.list.replaceChildren();
     this.#dirty = new Set(state.messages.map((m) => m.id));
@@ -154,6 +170,7 @@ export class ChatView {
     const mine = message.role === "user";
     const article = h("article", `msg ${mine ? "msg-user" : "msg-assistant"} status-${message.status}`);
     article.dataset.id = message.id;
+    if (message.id === this.selectedId) article.classList.add("selected");
     article.setAttribute("aria-label", mine ? "You said" : "Assistant said");
     const busy = isBusy(message);
     // Screen readers announce a reply once it is whole, not every token.

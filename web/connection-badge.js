@@ -28,7 +28,10 @@ export class ConnectionBadge {
     if (change.state === "reconnecting" && change.delayMs && change.delayMs >= 1000) {
       text = `Reconnecting in ${Math.round(change.delayMs / 1000)} s…`;
     }
-    this.badge.textContent = text;
+    // On a phone only the dot shows; the words stay for screen readers.
+    const words = this.badge.querySelector(".badge-text") ?? this.badge;
+    if (words.textContent !== text) words.textContent = text;
+    this.badge.title = text;
     this.badge.dataset.state = change.state;
     this.badge.hidden = change.state === "idle";
     this.reconnect.hidden = change.state !== "reconnecting" && change.state !== "closed";
