@@ -67,7 +67,7 @@ const composer = new Composer(
   },
 );
 const badge = new ConnectionBadge(byId("conn-badge"), byId("reconnect-button"), () => client?.reconnect());
-const view = new ChatView(ui.messages, byId("message-list"), byId("empty-state"));
+const view = new ChatView(ui.messages, byId("message-list"), byId("empty-state"), byId("announcer"));
 const sidebar = new Sidebar(byId("conversation-list"), {
   open: (id) => {
     drawer.close();

@@ -1,9 +1,14 @@
 // @ts-check
 /**
  * @file The message list. Socket events mark messages dirty; the list is
- * redrawn at most once per animation frame, and only the dirty messages,
- * so a fast stream of deltas costs one layout per frame instead of one per
- * token. Buttons carry `data-action`; the app handles clicks by delegation.
+ * redrawn at most once per animation frame, and only the dirty messages
+ * (in place: a message keeps its element), so a fast stream of deltas
+ * costs one layout per frame instead of one per token. Buttons carry
+ * `data-action`; the app handles clicks by delegation.
+ *
+ * The list is not a live region: a screen reader would read a streaming
+ * reply over and over. Instead each message is announced once, through a
+ * separate status element, when it is whole (or has failed).
  */
 
 import { renderMarkdown } from "./markdown.js";
@@ -45,6 +50,17 @@ function actionButton(action, label, id, glyph) {
   return button;
 }
 
+/**
+ * Make `old` what `fresh` is (attributes and children), keeping the element.
+ * @param {HTMLElement} old @param {HTMLElement} fresh
+ */
+function patch(old, fresh) {
+  for (const { name } of [...old.attributes]) if (!fresh.hasAttribute(name)) old.removeAttribute(name);
+  for (const { name, value } of fresh.attributes) if (old.getAttribute(name) !== value) old.setAttribute(name, value);
+  old.replaceChildren(...fresh.childNodes);
+  return old;
+}
+
 export class ChatView {
   /** @type {Set<string>} */
   #dirty = new Set();
@@ -52,6 +68,8 @@ export class ChatView {
   #frame = 0;
   /** @type {Map<string, HTMLElement>} */
   #nodes = new Map();
+  /** Messages already announced (or there before: history is not read out). */
+  #announced = /** @type {Set<string>} */ (new Set());
   /** @type {string | null} */
   editingId = null;
   /** The message tapped last: on a phone, its actions show. */
@@ -62,11 +80,13 @@ export class ChatView {
    * @param {HTMLElement} container the scrolling `role="log"` element
    * @param {HTMLElement} list where message articles go
    * @param {HTMLElement} empty shown when there are no messages
+   * @param {HTMLElement} [announcer] a polite live region: finished messages are read from it, once
    */
-  constructor(container, list, empty) {
+  constructor(container, list, empty, announcer) {
     this.container = container;
     this.list = list;
     this.empty = empty;
+    this.announcer = announcer;
     /** @type {ConversationState | null} */
     this.state = null;
     list.addEventListener("click", (event) => {
@@ -91,6 +111,8 @@ export class ChatView {
     this.editingId = null;
     this.selectedId = null;
     this.#nodes.clear();
+    this.#announced = new Set(state.messages.filter((m) => !isBusy(m)).map((m) => m.id));
+    if (this.announcer) this.announcer.textContent = "";
     this.list.replaceChildren();
     this.#dirty = new Set(state.messages.map((m) => m.id));
     this.#structural = true;
@@ -132,12 +154,13 @@ export class ChatView {
     for (const id of this.#dirty) {
       const message = state.get(id) ?? state.messages.find((m) => m.id === id);
       if (!message) continue;
-      const node = this.#render(message, message === lastAssistant && !state.busy);
+      const fresh = this.#render(message, message === lastAssistant && !state.busy);
       const old = this.#nodes.get(message.id);
-      if (old) old.replaceWith(node);
       // A new node (or a re-keyed one) has no place in the list yet.
-      else this.#structural = true;
+      if (!old) this.#structural = true;
+      const node = old ? patch(old, fresh) : fresh;
       this.#nodes.set(message.id, node);
+      this.#announce(message, node);
     }
     if (this.#structural) {
       // Messages were added or renamed (local id -> server id): re-key and
@@ -153,6 +176,30 @@ export class ChatView {
     this.#structural = false;
     this.empty.hidden = state.messages.length > 0;
     if (follow) box.scrollTop = box.scrollHeight;
+  }
+
+  /**
+   * Read out a message once it is whole, or failed: a reply's text, why it
+   * stopped, or why a text was not sent.
+   * @param {UiMessage} message @param {HTMLElement} node
+   */
+  #announce(message, node) {
+    if (!this.announcer || this.#announced.has(message.id)) return;
+    const mine = message.role === "user";
+    const text = () => node.querySelector(".msg-bubble")?.textContent?.trim() ?? "";
+    let words = "";
+    if (mine) {
+      if (message.status === "failed" && message.error) words = `Not sent: ${message.error.message}`;
+    } else if (message.error) {
+      words = `Error: ${message.error.message}`;
+    } else if (message.status === "complete") {
+      words = `Reply: ${text()}`;
+    } else if (message.status === "interrupted") {
+      words = `Reply, ${message.spokenOver ? "interrupted" : "stopped"}: ${text()}`;
+    }
+    if (!words) return;
+    this.#announced.add(message.id);
+    this.announcer.textContent = words;
   }
 
   /** @param {UiMessage} message */
@@ -220,7 +267,6 @@ export class ChatView {
 
     if (message.error) {
       const error = h("p", "msg-error");
-      error.setAttribute("role", "alert");
       error.append(h("strong", "", mine ? "Not sent. " : "Error. "), document.createTextNode(message.error.message));
       main.appendChild(error);
     } else if (message.status === "interrupted") {

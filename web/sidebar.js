@@ -80,6 +80,10 @@ export class Sidebar {
     this.render();
   }
 
+  /**
+   * One list item per day group ("Today", ...), each a heading and a list
+   * of its conversations: lists hold only list items.
+   */
   render() {
     const now = new Date();
     this.root.replaceChildren();
@@ -90,18 +94,26 @@ export class Sidebar {
       this.root.appendChild(empty);
       return;
     }
-    let group = "";
+    /** @type {HTMLElement | null} */
+    let group = null;
+    let label = "";
     for (const conversation of this.conversations) {
-      const label = groupOf(new Date(conversation.updated_at), now);
-      if (label !== group) {
-        group = label;
-        const heading = document.createElement("li");
+      const next = groupOf(new Date(conversation.updated_at), now);
+      if (!group || next !== label) {
+        label = next;
+        const section = document.createElement("li");
+        section.className = "conv-section";
+        const heading = document.createElement("h2");
         heading.className = "conv-group";
-        heading.setAttribute("role", "presentation");
+        heading.id = `conv-group-${this.root.childElementCount}`;
         heading.textContent = label;
-        this.root.appendChild(heading);
+        group = document.createElement("ul");
+        group.className = "conv-list";
+        group.setAttribute("aria-labelledby", heading.id);
+        section.append(heading, group);
+        this.root.appendChild(section);
       }
-      this.root.appendChild(this.#item(conversation));
+      group.appendChild(this.#item(conversation));
     }
   }
 
