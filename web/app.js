@@ -169,9 +169,10 @@ async function boot(attempt = 0) {
       setTimeout(() => session === epoch && boot(attempt + 1), delayMs);
       return;
     }
-    if (error instanceof ApiError && error.status === 401) api.clearSession();
+    // A session the server no longer knows is over: as signing out.
+    if (error instanceof ApiError && error.status === 401) return signOut();
     ui.chat.hidden = true;
-    auth.show({ message: error instanceof ApiError && error.status !== 401 ? error.message : undefined });
+    auth.show({ message: error instanceof ApiError ? error.message : undefined });
     return;
   }
   if (session !== epoch) return;

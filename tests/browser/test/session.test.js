@@ -192,3 +192,20 @@ test("a guest who signs out anyway leaves nothing behind, and the drawer is clos
   assert.deepEqual(errors, []);
   await context.close();
 });
+
+test("a session the server no longer knows, found at load, is signed out: no token kept, no conversation in the URL", async () => {
+  const { page, context, errors } = await stack.page();
+  await page.addInitScript(() => {
+    if (!sessionStorage.getItem("seeded")) {
+      sessionStorage.setItem("seeded", "1");
+      localStorage.setItem("colloquy.token", "expired-or-revoked");
+    }
+  });
+  await page.goto(`${stack.server.url}/#/c/01234567-89ab-7def-8123-456789abcdef`);
+  await page.locator("#auth-view").waitFor();
+  assert.equal(await page.evaluate(() => location.hash), "");
+  assert.equal(await page.evaluate(() => localStorage.getItem("colloquy.token")), null);
+  assert.equal(await page.locator("#auth-error").isVisible(), false, "nothing to apologize for");
+  assert.deepEqual(errors.filter((error) => !/status of 401/.test(error)), []);
+  await context.close();
+});
