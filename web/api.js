@@ -25,6 +25,7 @@
  * What `GET /api/config` says about this server (the parts the UI uses).
  * @typedef {object} ClientConfig
  * @property {import("./protocol.js").VoiceConfig} [voice]
+ * @property {{ max_message_chars?: number }} [limits]
  */
 /**
  * @typedef {object} ConversationSummary
@@ -49,6 +50,12 @@ export class ApiError extends Error {
   }
 }
 
+/**
+ * Settings of this device rather than of whoever is signed in: they stay
+ * when someone signs out. Every other `colloquy.` key goes.
+ */
+const DEVICE_KEYS = new Set(["colloquy.theme", "colloquy.speakReplies"]);
+
 /** Storage that survives a browser refusing localStorage (private modes). */
 const storage = {
   /** @param {string} key */
@@ -66,6 +73,21 @@ const storage = {
       else globalThis.localStorage?.setItem(key, value);
     } catch {
       // Signed in for this page only.
+    }
+  },
+  /** Remove every key of the signed-in person, in local and session storage. */
+  clearSession() {
+    for (const area of ["localStorage", "sessionStorage"]) {
+      try {
+        const store = /** @type {Storage | undefined} */ (/** @type {any} */ (globalThis)[area]);
+        if (!store) continue;
+        const keys = Array.from({ length: store.length }, (_, i) => store.key(i) ?? "");
+        for (const key of keys) {
+          if (key.startsWith("colloquy.") && !DEVICE_KEYS.has(key)) store.removeItem(key);
+        }
+      } catch {
+        // Storage refused: nothing was kept there either.
+      }
     }
   },
 };
@@ -90,6 +112,11 @@ export class Api {
 
   set anonymousToken(value) {
     storage.set(ANONYMOUS_TOKEN_KEY, value);
+  }
+
+  /** Forget the session on this browser: tokens and anything else stored for it. */
+  clearSession() {
+    storage.clearSession();
   }
 
   /**

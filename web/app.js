@@ -13,18 +13,23 @@
  */
 
 import { Api, ApiError } from "./api.js";
+import { Account } from "./account.js";
 import { AuthView } from "./auth.js";
 import { ChatView } from "./chat-view.js";
-import { copy } from "./clipboard.js";
+import { ConnectionBadge } from "./connection-badge.js";
 import { backoffDelay, ColloquyClient } from "./colloquy-client.js";
-import { ConversationState, isBusy } from "./conversation-state.js";
+import { Composer, charCount, tooLongText } from "./composer.js";
+import { ConversationState, isBusy, REFUSED_FOR_GOOD } from "./conversation-state.js";
+import { ask } from "./dialog.js";
+import { Drawer } from "./drawer.js";
+import { Notice } from "./notice.js";
 import { Sidebar, displayTitle } from "./sidebar.js";
 import { fillIcons } from "./icons.js";
+import { wireMessageActions } from "./message-actions.js";
 import { initTheme } from "./theme.js";
 import { VOICE_ERROR_CODES, VoiceController } from "./voice-ui.js";
 
 /** @typedef {import("./api.js").User} User */
-/** @typedef {import("./colloquy-client.js").StateChange} StateChange */
 
 /** @param {string} id */
 const byId = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
@@ -34,24 +39,38 @@ const ui = {
   chat: byId("chat-view"),
   title: byId("chat-title"),
   messages: byId("messages"),
-  input: /** @type {HTMLTextAreaElement} */ (byId("input")),
-  composer: /** @type {HTMLFormElement} */ (byId("composer")),
-  send: /** @type {HTMLButtonElement} */ (byId("send-button")),
-  stop: byId("stop-button"),
-  badge: byId("conn-badge"),
-  reconnect: byId("reconnect-button"),
-  notice: byId("notice"),
-  noticeText: byId("notice-text"),
-  menu: byId("menu-button"),
-  scrim: byId("scrim"),
-  claim: byId("claim-button"),
   confirm: /** @type {HTMLDialogElement} */ (byId("confirm-dialog")),
 };
 
-const view = new ChatView(ui.messages, byId("message-list"), byId("empty-state"));
+const notice = new Notice(byId("notice"), byId("notice-text"), byId("notice-close"), () => composer.focus());
+const drawer = new Drawer({
+  chat: ui.chat,
+  sidebar: byId("sidebar"),
+  rest: [/** @type {HTMLElement} */ (document.querySelector("main.main")), /** @type {HTMLElement} */ (document.querySelector(".skip-link"))],
+  scrim: byId("scrim"),
+  menu: byId("menu-button"),
+  close: byId("close-sidebar"),
+});
+const composer = new Composer(
+  {
+    form: /** @type {HTMLFormElement} */ (byId("composer")),
+    input: /** @type {HTMLTextAreaElement} */ (byId("input")),
+    send: /** @type {HTMLButtonElement} */ (byId("send-button")),
+    stop: byId("stop-button"),
+    count: byId("char-count"),
+    error: byId("composer-error"),
+  },
+  {
+    send: (text) => send(text),
+    stop: () => stopReply(),
+    stoppable: () => state.busy || voice.speaking,
+  },
+);
+const badge = new ConnectionBadge(byId("conn-badge"), byId("reconnect-button"), () => client?.reconnect());
+const view = new ChatView(ui.messages, byId("message-list"), byId("empty-state"), byId("announcer"));
 const sidebar = new Sidebar(byId("conversation-list"), {
   open: (id) => {
-    closeDrawer();
+    drawer.close();
     navigate(id);
   },
   rename: renameConversation,
@@ -71,13 +90,31 @@ const voice = new VoiceController(
     ensureClient: () => client ?? connect(currentId, currentId ? state.lastSeq : undefined),
     isBusy: () => state.busy,
     busyReplyIds: () => state.messages.filter(isBusy).map((m) => m.id),
-    onChange: () => updateComposer(),
+    onChange: () => composer.update(),
+  },
+);
+const account = new Account(
+  {
+    name: byId("account-name"),
+    avatar: byId("account-avatar"),
+    claim: byId("claim-button"),
+    signOut: byId("signout-button"),
+    dialog: ui.confirm,
+  },
+  {
+    signOut: () => signOut(),
+    claim: () => {
+      drawer.close({ focus: false });
+      ui.chat.hidden = true;
+      auth.show({ mode: "register", claiming: true });
+    },
+    conversations: () => sidebar.conversations.length,
   },
 );
 const auth = new AuthView(api, onSignedIn, () => {
   auth.hide();
   ui.chat.hidden = false;
-  ui.input.focus();
+  composer.focus();
 });
 
 /** @type {User | null} */
@@ -87,6 +124,11 @@ let client = null;
 let state = new ConversationState();
 /** The open conversation; null for a new chat not yet created. */
 let currentId = /** @type {string | null} */ (null);
+/**
+ * Bumped whenever the signed-in person changes: an answer to a request
+ * made for an earlier session (a list, a retry) is dropped, never shown.
+ */
+let epoch = 0;
 
 // ---- boot --------------------------------------------------------------
 
@@ -108,54 +150,58 @@ function isRetryable(error) {
 const retryDelay = (attempt) => backoffDelay(attempt, 500, 10_000);
 
 async function boot(attempt = 0) {
+  const session = epoch;
   if (!api.token) {
     auth.show();
     return;
   }
+  let me;
   try {
-    user = await api.me();
+    me = await api.me();
   } catch (error) {
+    if (session !== epoch) return;
     if (isRetryable(error)) {
       // Only a 401 ends the session; the server being down does not.
       const delayMs = retryDelay(attempt);
       ui.chat.hidden = false;
-      showConnection({ state: "reconnecting", attempt: attempt + 1, delayMs });
-      showNotice("The server is unavailable right now; retrying…");
-      setTimeout(() => boot(attempt + 1), delayMs);
+      badge.show({ state: "reconnecting", attempt: attempt + 1, delayMs });
+      showNotice("The server is unavailable right now; retrying…", "connection");
+      setTimeout(() => session === epoch && boot(attempt + 1), delayMs);
       return;
     }
-    if (error instanceof ApiError && error.status === 401) api.token = null;
+    // A session the server no longer knows is over: as signing out.
+    if (error instanceof ApiError && error.status === 401) return signOut();
     ui.chat.hidden = true;
-    auth.show({ message: error instanceof ApiError && error.status !== 401 ? error.message : undefined });
+    auth.show({ message: error instanceof ApiError ? error.message : undefined });
     return;
   }
+  if (session !== epoch) return;
+  user = me;
   if (attempt > 0) {
     hideNotice();
-    showConnection({ state: "idle" });
+    badge.show({ state: "idle" });
   }
   await showChat();
 }
 
 /** @param {User} signedIn @param {string} [note] */
 async function onSignedIn(signedIn, note) {
+  // Someone new (or a guest who just made an account): start clean. The
+  // URL is kept, so a claimed conversation stays open.
+  forgetSession();
   user = signedIn;
   auth.hide();
-  closeClient();
   await showChat();
-  if (note) showNotice(note);
+  if (note) showNotice(note, "success");
 }
 
 async function showChat() {
   ui.chat.hidden = false;
-  const anonymous = !user || user.is_anonymous;
-  const name = anonymous ? "Guest session" : user?.full_name || user?.email || "Signed in";
-  byId("account-name").textContent = name;
-  byId("account-avatar").textContent = anonymous ? "G" : name.trim().charAt(0).toUpperCase();
-  ui.claim.hidden = !anonymous;
+  account.show(user);
   loadConfig();
   await refreshList();
   await route();
-  ui.input.focus();
+  composer.focus();
 }
 
 // ---- conversations -------------------------------------------------------
@@ -195,19 +241,22 @@ async function loadConfig() {
   try {
     const config = await api.config();
     voice.configure(config.voice);
+    composer.setLimit(config.limits?.max_message_chars);
   } catch {
     voice.configure(null);
   }
 }
 
 async function refreshList() {
+  const session = epoch;
   try {
     const { conversations } = await api.listConversations();
+    if (session !== epoch) return;
     sidebar.set(conversations);
     const current = conversations.find((c) => c.id === currentId);
     if (current) setTitle(displayTitle(current));
   } catch (error) {
-    handleApiError(error);
+    if (session === epoch) handleApiError(error);
   }
 }
 
@@ -232,11 +281,12 @@ function newChat() {
   sidebar.setActive(null);
   setTitle("New chat");
   hideNotice();
-  updateComposer();
+  composer.update();
 }
 
 /** @param {string} id @param {number} [attempt] retries so far after server trouble */
 async function openConversation(id, attempt = 0) {
+  const session = epoch;
   closeClient();
   currentId = id;
   sidebar.setActive(id);
@@ -245,27 +295,28 @@ async function openConversation(id, attempt = 0) {
   view.reset(state);
   try {
     const conversation = await api.getConversation(id);
-    if (currentId !== id) return;
+    if (currentId !== id || session !== epoch) return;
     setTitle(displayTitle(conversation));
     state.load(conversation.messages);
     view.reset(state);
     connect(id, state.lastSeq);
   } catch (error) {
+    if (currentId !== id || session !== epoch) return;
     if (error instanceof ApiError && error.status === 404) {
       showNotice("That conversation does not exist (or was deleted).");
       navigate(null);
     } else if (isRetryable(error)) {
       const delayMs = retryDelay(attempt);
-      showConnection({ state: "reconnecting", attempt: attempt + 1, delayMs });
-      showNotice("The server is unavailable right now; retrying…");
+      badge.show({ state: "reconnecting", attempt: attempt + 1, delayMs });
+      showNotice("The server is unavailable right now; retrying…", "connection");
       setTimeout(() => {
-        if (currentId === id && !client) openConversation(id, attempt + 1);
+        if (currentId === id && !client && session === epoch) openConversation(id, attempt + 1);
       }, delayMs);
     } else {
       handleApiError(error);
     }
   }
-  updateComposer();
+  composer.update();
 }
 
 /** @param {string} id @param {string} title */
@@ -279,25 +330,26 @@ async function renameConversation(id, title) {
 }
 
 /** @param {string} id @param {string} title */
-function confirmDelete(id, title) {
-  byId("confirm-text").textContent = `“${title}” and all its messages will be deleted.`;
-  ui.confirm.returnValue = "";
-  ui.confirm.showModal();
-  ui.confirm.addEventListener(
-    "close",
-    async () => {
-      if (ui.confirm.returnValue !== "ok") return;
-      try {
-        await api.deleteConversation(id);
-      } catch (error) {
-        handleApiError(error);
-      }
-      if (id === currentId) navigate(null);
-      await refreshList();
-      ui.input.focus();
-    },
-    { once: true },
-  );
+async function confirmDelete(id, title) {
+  const answer = await ask(ui.confirm, {
+    title: "Delete conversation?",
+    text: `“${title}” and all its messages will be deleted.`,
+    answers: [
+      { value: "cancel", label: "Cancel" },
+      { value: "ok", label: "Delete", kind: "danger" },
+    ],
+  });
+  if (answer !== "ok") return;
+  const session = epoch;
+  try {
+    await api.deleteConversation(id);
+  } catch (error) {
+    handleApiError(error);
+  }
+  if (session !== epoch) return;
+  if (id === currentId) navigate(null);
+  await refreshList();
+  composer.focus();
 }
 
 // ---- the socket ----------------------------------------------------------
@@ -318,7 +370,15 @@ function connect(id, lastSeq) {
   client = socket;
   voice.attach(socket);
   const live = () => client === socket;
-  socket.on("state", (change) => live() && showConnection(change));
+  socket.on("state", (change) => {
+    if (!live()) return;
+    badge.show(change);
+    if (change.state === "open" && notice.kind === "connection") {
+      // Back online: what failed meanwhile is moot; catch the list up.
+      notice.hide("connection");
+      refreshListSoon();
+    }
+  });
   socket.on("ready", (event) => {
     if (!live() || currentId) return;
     // The server created the conversation for our first message.
@@ -331,7 +391,7 @@ function connect(id, lastSeq) {
     const { changed, structural } = state.apply(event);
     if (changed.length) view.update(changed, structural || event.type === "message");
     if (event.type === "ack" || event.type === "message") refreshListSoon();
-    updateComposer();
+    composer.update();
   });
   // Another tab or device changed the list: keep ours current.
   socket.on("conversation", (event) => {
@@ -343,17 +403,17 @@ function connect(id, lastSeq) {
     refreshListSoon();
   });
   socket.on("error", (event) => {
-    // Voice errors are shown by the voice controls, next to the mic.
-    if (live() && !event.message_id && !VOICE_ERROR_CODES.includes(event.code)) showNotice(event.message);
+    // Voice errors are shown by the voice controls, next to the mic; a
+    // refused text (client_id) with the text ("rejected" below).
+    if (!live() || event.message_id || event.client_id || VOICE_ERROR_CODES.includes(event.code)) return;
+    showNotice(event.message);
   });
-  socket.on("rejected", ({ client_id, error }) => {
-    if (live()) view.update(state.reject(client_id, error));
-  });
+  socket.on("rejected", ({ client_id, content, error }) => refused(client_id, content, error));
   socket.on("resync", (conversation) => {
     if (!live()) return;
     state.load(conversation.messages);
     view.reset(state);
-    updateComposer();
+    composer.update();
   });
   socket.on("fatal", ({ reason }) => {
     if (!live()) return;
@@ -368,225 +428,148 @@ function closeClient() {
   voice.detach();
   client?.disconnect();
   client = null;
-  showConnection({ state: "idle" });
+  badge.show({ state: "idle" });
 }
 
-/** @param {StateChange} change */
-function showConnection(change) {
-  const labels = {
-    idle: "Not connected",
-    connecting: "Connecting…",
-    open: "Connected",
-    reconnecting: "Reconnecting…",
-    closed: "Disconnected",
-  };
-  let text = labels[change.state];
-  if (change.state === "reconnecting" && change.delayMs && change.delayMs >= 1000) {
-    text = `Reconnecting in ${Math.round(change.delayMs / 1000)} s…`;
-  }
-  ui.badge.textContent = text;
-  ui.badge.dataset.state = change.state;
-  ui.badge.hidden = change.state === "idle";
-  ui.reconnect.hidden = change.state !== "reconnecting" && change.state !== "closed";
-}
 
 // ---- sending ---------------------------------------------------------------
 
-/** @param {string} text */
+/** @param {string} text @returns {boolean} whether it was sent */
 function send(text) {
-  if (!text.trim()) return;
-  hideNotice();
+  if (!text.trim()) return false;
+  // Too long for the server: say so here instead of sending it to be refused.
+  const refusal = composer.refusal(text);
+  if (refusal) {
+    composer.showError(refusal);
+    return false;
+  }
+  notice.hide();
   const socket = client ?? connect(currentId, currentId ? state.lastSeq : undefined);
   const clientId = socket.send(text);
   view.update([state.addLocal(clientId, text)], true);
-  updateComposer();
+  composer.update();
+  return true;
 }
 
-function updateComposer() {
-  ui.send.disabled = !ui.input.value.trim();
-  // Stop also silences a reply that is still being spoken.
-  ui.stop.hidden = !state.busy && !voice.speaking;
+/**
+ * The server refused a text. One refused for what it is (too long) goes
+ * back into the box with the reason, as if never sent (when the box is
+ * free); any other stays in place, marked, with Retry.
+ * @param {string} clientId @param {string} content @param {{ code: string, message: string }} error
+ */
+function refused(clientId, content, error) {
+  const localId = `local:${clientId}`;
+  if (REFUSED_FOR_GOOD.includes(error.code) && !composer.value.trim() && state.remove(localId)) {
+    view.remove(localId);
+    composer.value = content;
+    const limit = /limit is (\d+)/.exec(error.message);
+    composer.showError(
+      error.code === "message_too_long" && limit
+        ? tooLongText(charCount(content), Number(limit[1]))
+        : `Not sent: ${error.message}.`,
+    );
+    composer.focus();
+  } else {
+    view.update(state.reject(clientId, error));
+  }
+  composer.update();
+}
+
+/** Send a failed text again, in its place. @param {import("./conversation-state.js").UiMessage} message */
+function retry(message) {
+  if (state.remove(message.id)) view.remove(message.id);
+  send(message.content);
 }
 
 /** Stop the reply: its generation and its speech. */
 function stopReply() {
   voice.stopSpeaking();
   if (state.busy) client?.stop();
-  updateComposer();
 }
 
-function autosize() {
-  ui.input.style.height = "auto";
-  ui.input.style.height = `${Math.min(ui.input.scrollHeight, 240)}px`;
-}
-
-ui.composer.addEventListener("submit", (event) => {
-  event.preventDefault();
-  const text = ui.input.value;
-  if (!text.trim()) return;
-  ui.input.value = "";
-  autosize();
-  send(text);
-  ui.input.focus();
-});
-
-ui.input.addEventListener("keydown", (event) => {
-  // Enter sends, Shift+Enter adds a line; never mid-composition (IME).
-  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
-    event.preventDefault();
-    ui.composer.requestSubmit();
-  } else if (event.key === "Escape" && (state.busy || voice.speaking)) {
-    stopReply();
-  }
-});
-ui.input.addEventListener("input", () => {
-  autosize();
-  updateComposer();
-});
-ui.stop.addEventListener("click", () => {
-  stopReply();
-  ui.input.focus();
-});
-ui.reconnect.addEventListener("click", () => client?.reconnect());
 byId("new-chat").addEventListener("click", () => {
-  closeDrawer();
+  drawer.close();
   navigate(null);
-  ui.input.focus();
+  composer.focus();
 });
 for (const button of document.querySelectorAll(".suggestion")) {
   button.addEventListener("click", () => {
-    ui.input.value = button.textContent ?? "";
-    autosize();
-    updateComposer();
-    ui.input.focus();
+    composer.value = button.textContent ?? "";
+    composer.focus();
   });
 }
 
-// ---- message actions (delegated: the view redraws its buttons) -----------
-
-ui.messages.addEventListener("click", async (event) => {
-  const button = /** @type {HTMLElement | null} */ (/** @type {HTMLElement} */ (event.target).closest("[data-action]"));
-  if (!button) return;
-  const action = button.dataset.action;
-  const id = button.dataset.id ?? "";
-  const message = state.get(id);
-  if (action === "copy-code") {
-    const code = button.closest(".code-block")?.querySelector("code")?.textContent ?? "";
-    await copy(code, button);
-  } else if (action === "copy" && message) {
-    await copy(message.content, button);
-  } else if (action === "edit" && message) {
-    view.editingId = id;
-    view.update([message]);
-    requestAnimationFrame(() => view.editorInput()?.focus());
-  } else if (action === "cancel-edit") {
-    view.editingId = null;
-    if (message) view.update([message]);
-    requestAnimationFrame(() => focusAction(id, "edit"));
-  } else if (action === "retry" && message) {
-    send(message.content);
-  } else if (action === "regenerate") {
-    // Ask again: resend the user message this reply answered.
-    const index = state.messages.findIndex((m) => m.id === id);
-    const prompt = state.messages.slice(0, index).findLast((m) => m.role === "user");
-    if (prompt) send(prompt.content);
-  }
+wireMessageActions(ui.messages, {
+  state: () => state,
+  view,
+  send,
+  retry,
+  done: () => composer.focus(),
 });
-
-ui.messages.addEventListener("submit", (event) => {
-  const form = /** @type {HTMLFormElement} */ (event.target);
-  if (!form.classList.contains("msg-edit")) return;
-  event.preventDefault();
-  const text = /** @type {HTMLTextAreaElement} */ (form.querySelector("textarea")).value;
-  const message = state.get(form.dataset.id ?? "");
-  view.editingId = null;
-  if (message) view.update([message]);
-  send(text);
-  ui.input.focus();
-});
-
-ui.messages.addEventListener("keydown", (event) => {
-  const target = /** @type {HTMLElement} */ (event.target);
-  if (!target.classList.contains("msg-edit-input")) return;
-  if (event.key === "Escape") {
-    target.closest("form")?.querySelector("[data-action=cancel-edit]")?.dispatchEvent(new MouseEvent("click", { bubbles: true }));
-  } else if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
-    event.preventDefault();
-    target.closest("form")?.requestSubmit();
-  }
-});
-
-/** @param {string} id @param {string} action */
-function focusAction(id, action) {
-  /** @type {HTMLElement | null} */ (ui.messages.querySelector(`[data-action="${action}"][data-id="${CSS.escape(id)}"]`))?.focus();
-}
 
 // ---- account, drawer, notices ----------------------------------------------
 
-ui.claim.addEventListener("click", () => {
-  ui.chat.hidden = true;
-  auth.show({ mode: "register", claiming: true });
-});
-byId("signout-button").addEventListener("click", () => signOut());
 
-/** @param {string} [message] */
+/**
+ * Sign out: nothing of this session may outlive it on this browser, for
+ * the next person to sign in here.
+ * @param {string} [message] why (e.g. the session expired)
+ */
 function signOut(message) {
-  closeClient();
-  api.token = null;
-  user = null;
-  currentId = null;
+  forgetSession();
+  api.clearSession();
   ui.chat.hidden = true;
   history.replaceState(null, "", location.pathname);
+  auth.reset();
   auth.show({ message });
+}
+
+/**
+ * Drop every piece of client state of the session: its socket (and the
+ * texts queued on it), voice, the open conversation and its view, the
+ * list, the draft, notices, the drawer, and answers still on their way.
+ */
+function forgetSession() {
+  epoch += 1;
+  clearTimeout(refreshTimer);
+  closeClient();
+  voice.reset();
+  user = null;
+  currentId = null;
+  state = new ConversationState();
+  view.reset(state);
+  sidebar.clear();
+  setTitle("New chat");
+  notice.hide();
+  composer.value = "";
+  drawer.close({ focus: false });
+  if (ui.confirm.open) ui.confirm.close();
+  account.clear();
 }
 
 /** @param {unknown} error */
 function handleApiError(error) {
   if (error instanceof ApiError && error.status === 401) {
     signOut("Your session has expired. Please sign in again.");
+  } else if (error instanceof ApiError && error.status === 0) {
+    // Gone with the network: cleared once the socket is back.
+    showNotice(error.message, "connection");
   } else {
     showNotice(error instanceof Error ? error.message : String(error));
   }
 }
 
-/** @param {string} text */
-function showNotice(text) {
-  ui.noticeText.textContent = text;
-  ui.notice.hidden = false;
+/** @param {string} text @param {import("./notice.js").NoticeKind} [kind] */
+function showNotice(text, kind) {
+  notice.show(text, kind);
 }
 
 function hideNotice() {
-  ui.notice.hidden = true;
-}
-byId("notice-close").addEventListener("click", () => {
-  hideNotice();
-  ui.input.focus();
-});
-
-function openDrawer() {
-  ui.chat.classList.add("drawer-open");
-  ui.scrim.hidden = false;
-  ui.menu.setAttribute("aria-expanded", "true");
-  /** @type {HTMLElement | null} */ (document.querySelector("#sidebar .conv-link, #new-chat"))?.focus();
-}
-
-function closeDrawer() {
-  if (!ui.chat.classList.contains("drawer-open")) return;
-  ui.chat.classList.remove("drawer-open");
-  ui.scrim.hidden = true;
-  ui.menu.setAttribute("aria-expanded", "false");
-  ui.menu.focus();
+  notice.hide();
 }
 
 // The skip link must not touch the URL: the hash names the conversation.
 document.querySelector(".skip-link")?.addEventListener("click", (event) => {
   event.preventDefault();
-  ui.input.focus();
-});
-
-ui.menu.addEventListener("click", openDrawer);
-ui.scrim.addEventListener("click", closeDrawer);
-byId("close-sidebar").addEventListener("click", closeDrawer);
-document.addEventListener("keydown", (event) => {
-  if (event.key === "Escape") closeDrawer();
+  composer.focus();
 });

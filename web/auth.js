@@ -13,6 +13,17 @@ import { ApiError } from "./api.js";
 /** @param {string} id */
 const byId = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
 
+/** @typedef {"email" | "password" | "name"} Field */
+
+/** The fields a refusal from the server is about, by its code. */
+const FIELDS_OF = /** @type {Record<string, Field[]>} */ ({
+  invalid_credentials: ["email", "password"],
+  conflict: ["email"],
+  invalid_email: ["email"],
+  invalid_password: ["password"],
+  invalid_full_name: ["name"],
+});
+
 export class AuthView {
   /** @type {"login" | "register"} */
   #mode = "login";
@@ -77,6 +88,13 @@ export class AuthView {
     this.root.hidden = true;
   }
 
+  /** Empty the form, so the next person finds nothing of the last one. */
+  reset() {
+    this.form.reset();
+    this.#showError("");
+    this.setMode("login");
+  }
+
   /** @param {"login" | "register"} mode */
   setMode(mode) {
     this.#mode = mode;
@@ -93,10 +111,25 @@ export class AuthView {
     this.#showError("");
   }
 
-  /** @param {string} text */
-  #showError(text) {
+  /**
+   * Show (or with "", clear) the form's error, tied to the fields it is
+   * about: they are marked invalid and described by it.
+   * @param {string} text
+   * @param {Field[]} [fields]
+   */
+  #showError(text, fields = []) {
     this.error.textContent = text;
     this.error.hidden = !text;
+    const inputs = { email: this.email, password: this.password, name: this.name };
+    for (const [field, input] of Object.entries(inputs)) {
+      const tied = Boolean(text) && fields.includes(/** @type {Field} */ (field));
+      const described = (input.getAttribute("aria-describedby") ?? "").split(/\s+/).filter((id) => id && id !== this.error.id);
+      if (tied) described.push(this.error.id);
+      if (described.length) input.setAttribute("aria-describedby", described.join(" "));
+      else input.removeAttribute("aria-describedby");
+      if (tied) input.setAttribute("aria-invalid", "true");
+      else input.removeAttribute("aria-invalid");
+    }
   }
 
   async #submit() {
@@ -104,12 +137,16 @@ export class AuthView {
     const email = this.email.value.trim();
     const password = this.password.value;
     if (!email || !password) {
-      this.#showError("Enter your email and password.");
+      /** @type {Field[]} */
+      const missing = [];
+      if (!email) missing.push("email");
+      if (!password) missing.push("password");
+      this.#showError(email ? "Enter your password." : password ? "Enter your email." : "Enter your email and password.", missing);
       (email ? this.password : this.email).focus();
       return;
     }
     if (this.#mode === "register" && password.length < 8) {
-      this.#showError("Choose a password of at least 8 characters.");
+      this.#showError("Choose a password of at least 8 characters.", ["password"]);
       this.password.focus();
       return;
     }
@@ -163,7 +200,7 @@ export class AuthView {
             ? "An account with this email already exists. Sign in instead?"
             : error.message
           : "Something went wrong. Please try again.";
-      this.#showError(text);
+      this.#showError(text, error instanceof ApiError ? (FIELDS_OF[error.code] ?? []) : []);
     } finally {
       this.#busy = false;
       this.root.removeAttribute("aria-busy");

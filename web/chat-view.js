@@ -1,13 +1,18 @@
 // @ts-check
 /**
  * @file The message list. Socket events mark messages dirty; the list is
- * redrawn at most once per animation frame, and only the dirty messages,
- * so a fast stream of deltas costs one layout per frame instead of one per
- * token. Buttons carry `data-action`; the app handles clicks by delegation.
+ * redrawn at most once per animation frame, and only the dirty messages
+ * (in place: a message keeps its element), so a fast stream of deltas
+ * costs one layout per frame instead of one per token. Buttons carry
+ * `data-action`; the app handles clicks by delegation.
+ *
+ * The list is not a live region: a screen reader would read a streaming
+ * reply over and over. Instead each message is announced once, through a
+ * separate status element, when it is whole (or has failed).
  */
 
 import { renderMarkdown } from "./markdown.js";
-import { isBusy } from "./conversation-state.js";
+import { isBusy, REFUSED_FOR_GOOD } from "./conversation-state.js";
 import { icon } from "./icons.js";
 
 /** @typedef {import("./conversation-state.js").UiMessage} UiMessage */
@@ -45,6 +50,17 @@ function actionButton(action, label, id, glyph) {
   return button;
 }
 
+/**
+ * Make `old` what `fresh` is (attributes and children), keeping the element.
+ * @param {HTMLElement} old @param {HTMLElement} fresh
+ */
+function patch(old, fresh) {
+  for (const { name } of [...old.attributes]) if (!fresh.hasAttribute(name)) old.removeAttribute(name);
+  for (const { name, value } of fresh.attributes) if (old.getAttribute(name) !== value) old.setAttribute(name, value);
+  old.replaceChildren(...fresh.childNodes);
+  return old;
+}
+
 export class ChatView {
   /** @type {Set<string>} */
   #dirty = new Set();
@@ -52,20 +68,39 @@ export class ChatView {
   #frame = 0;
   /** @type {Map<string, HTMLElement>} */
   #nodes = new Map();
+  /** Messages already announced (or there before: history is not read out). */
+  #announced = /** @type {Set<string>} */ (new Set());
   /** @type {string | null} */
   editingId = null;
+  /** The message tapped last: on a phone, its actions show. */
+  /** @type {string | null} */
+  selectedId = null;
 
   /**
    * @param {HTMLElement} container the scrolling `role="log"` element
    * @param {HTMLElement} list where message articles go
    * @param {HTMLElement} empty shown when there are no messages
+   * @param {HTMLElement} [announcer] a polite live region: finished messages are read from it, once
    */
-  constructor(container, list, empty) {
+  constructor(container, list, empty, announcer) {
     this.container = container;
     this.list = list;
     this.empty = empty;
+    this.announcer = announcer;
     /** @type {ConversationState | null} */
     this.state = null;
+    list.addEventListener("click", (event) => {
+      const target = /** @type {HTMLElement} */ (event.target);
+      if (target.closest("button, a, input, textarea, form")) return;
+      const article = /** @type {HTMLElement | null} */ (target.closest(".msg"));
+      if (article) this.select(article.dataset.id === this.selectedId ? null : (article.dataset.id ?? null));
+    });
+  }
+
+  /** Mark message `id` as the one tapped (null: none). @param {string | null} id */
+  select(id) {
+    this.selectedId = id;
+    for (const [key, node] of this.#nodes) node.classList.toggle("selected", key === id);
   }
 
   /** Draw `state` from scratch (a conversation was opened or reloaded). */
@@ -74,7 +109,10 @@ export class ChatView {
     this.#frame = 0;
     this.state = state;
     this.editingId = null;
+    this.selectedId = null;
     this.#nodes.clear();
+    this.#announced = new Set(state.messages.filter((m) => !isBusy(m)).map((m) => m.id));
+    if (this.announcer) this.announcer.textContent = "";
     this.list.replaceChildren();
     this.#dirty = new Set(state.messages.map((m) => m.id));
     this.#structural = true;
@@ -90,6 +128,13 @@ export class ChatView {
     for (const message of changed) this.#dirty.add(message.id);
     this.#structural ||= structural;
     if (!this.#frame) this.#frame = requestAnimationFrame(() => this.#flush(false));
+  }
+
+  /** Take message `id` off the list (it was removed from the state). @param {string} id */
+  remove(id) {
+    this.#nodes.delete(id);
+    this.#dirty.delete(id);
+    this.update([], true);
   }
 
   /** Redraw everything now (e.g. the "last reply" changed). */
@@ -109,12 +154,13 @@ export class ChatView {
     for (const id of this.#dirty) {
       const message = state.get(id) ?? state.messages.find((m) => m.id === id);
       if (!message) continue;
-      const node = this.#render(message, message === lastAssistant && !state.busy);
+      const fresh = this.#render(message, message === lastAssistant && !state.busy);
       const old = this.#nodes.get(message.id);
-      if (old) old.replaceWith(node);
       // A new node (or a re-keyed one) has no place in the list yet.
-      else this.#structural = true;
+      if (!old) this.#structural = true;
+      const node = old ? patch(old, fresh) : fresh;
       this.#nodes.set(message.id, node);
+      this.#announce(message, node);
     }
     if (this.#structural) {
       // Messages were added or renamed (local id -> server id): re-key and
@@ -132,6 +178,30 @@ export class ChatView {
     if (follow) box.scrollTop = box.scrollHeight;
   }
 
+  /**
+   * Read out a message once it is whole, or failed: a reply's text, why it
+   * stopped, or why a text was not sent.
+   * @param {UiMessage} message @param {HTMLElement} node
+   */
+  #announce(message, node) {
+    if (!this.announcer || this.#announced.has(message.id)) return;
+    const mine = message.role === "user";
+    const text = () => node.querySelector(".msg-bubble")?.textContent?.trim() ?? "";
+    let words = "";
+    if (mine) {
+      if (message.status === "failed" && message.error) words = `Not sent: ${message.error.message}`;
+    } else if (message.error) {
+      words = `Error: ${message.error.message}`;
+    } else if (message.status === "complete") {
+      words = `Reply: ${text()}`;
+    } else if (message.status === "interrupted") {
+      words = `Reply, ${message.spokenOver ? "interrupted" : "stopped"}: ${text()}`;
+    }
+    if (!words) return;
+    this.#announced.add(message.id);
+    this.announcer.textContent = words;
+  }
+
   /** @param {UiMessage} message */
   #remember(message) {
     const node = this.#render(message, false);
@@ -147,6 +217,7 @@ export class ChatView {
     const mine = message.role === "user";
     const article = h("article", `msg ${mine ? "msg-user" : "msg-assistant"} status-${message.status}`);
     article.dataset.id = message.id;
+    if (message.id === this.selectedId) article.classList.add("selected");
     article.setAttribute("aria-label", mine ? "You said" : "Assistant said");
     const busy = isBusy(message);
     // Screen readers announce a reply once it is whole, not every token.
@@ -196,7 +267,6 @@ export class ChatView {
 
     if (message.error) {
       const error = h("p", "msg-error");
-      error.setAttribute("role", "alert");
       error.append(h("strong", "", mine ? "Not sent. " : "Error. "), document.createTextNode(message.error.message));
       main.appendChild(error);
     } else if (message.status === "interrupted") {
@@ -216,7 +286,8 @@ export class ChatView {
       const actions = h("div", "msg-actions");
       if (message.content) actions.appendChild(actionButton("copy", "Copy message", message.id, "copy"));
       if (mine) actions.appendChild(actionButton("edit", "Edit and resend", message.id, "pencil"));
-      if (mine && message.status === "failed") actions.appendChild(actionButton("retry", "Retry sending", message.id, "refresh"));
+      const retryable = message.status === "failed" && !REFUSED_FOR_GOOD.includes(message.error?.code ?? "");
+      if (mine && retryable) actions.appendChild(actionButton("retry", "Retry sending", message.id, "refresh"));
       if (!mine && isLastReply) actions.appendChild(actionButton("regenerate", "Regenerate reply", message.id, "refresh"));
       main.appendChild(actions);
     }

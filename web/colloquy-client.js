@@ -22,8 +22,11 @@
  * - queues texts while disconnected; each has a `client_id`, so resending
  *   after a reconnect is idempotent (the server answers a repeat with the
  *   original `ack` and starts no second reply);
- * - sends an application `ping` every ~15 s and reconnects when no frame
- *   answers in time (browsers cannot see protocol-level pings);
+ * - notices a dead connection within seconds, even one that went silent
+ *   without closing: pings after a spell of silence, and a socket that
+ *   answers nothing before the deadline is closed and replaced, with
+ *   backoff (see heartbeat.js); the browser saying it went offline sends
+ *   a ping at once;
  * - on `resync_required` reloads the conversation over HTTP and resumes from
  *   what was loaded;
  * - never loops on an authentication failure (close code 1008), and keeps
@@ -57,6 +60,8 @@
 /** @typedef {import("./protocol.js").ClientEvent} ClientEvent */
 /** @typedef {import("./protocol.js").StoredConversation} StoredConversation */
 /** @typedef {import("./protocol.js").StoredMessage} StoredMessage */
+
+import { Heartbeat } from "./heartbeat.js";
 
 /** @typedef {"idle" | "connecting" | "open" | "reconnecting" | "closed"} ConnectionState */
 
@@ -102,8 +107,10 @@
  * @property {typeof fetch} [fetch] fetch implementation, for the resync reload
  * @property {number} [initialDelayMs] first backoff step (default 500)
  * @property {number} [maxDelayMs] backoff cap (default 10000)
- * @property {number} [heartbeatIntervalMs] app-level ping period (default 15000)
- * @property {number} [heartbeatTimeoutMs] silence after a ping (or a connect) that counts as a dead socket (default 10000)
+ * @property {number} [heartbeatIntervalMs] silence after which an idle socket sends a `ping` (default 15000)
+ * @property {number} [activeHeartbeatIntervalMs] the same while a text awaits its `ack` or a reply is being written (default 2000)
+ * @property {number} [heartbeatTimeoutMs] the deadline: silence after a `ping` that counts as a dead socket (default 4000)
+ * @property {number} [connectTimeoutMs] the same for a socket that has not said `ready` yet (default 10000)
  * @property {() => number} [random] source of jitter in [0, 1) (default Math.random)
  * @property {boolean} [tts] ask the server to speak replies (`?tts=1`) or not (`?tts=0`); unset: the server's default
  */
@@ -154,14 +161,12 @@ export class ColloquyClient {
   #attempt = 0;
   /** @type {ReturnType<typeof setTimeout> | undefined} */
   #retryTimer;
-  /** @type {ReturnType<typeof setInterval> | undefined} */
-  #heartbeatTimer;
-  /** @type {ReturnType<typeof setTimeout> | undefined} */
-  #deadlineTimer;
   /** Texts not yet acknowledged, in send order: client_id -> content. */
   #pending = /** @type {Map<string, string>} */ (new Map());
   /** client_ids written on the current socket and not acknowledged yet. */
   #inFlight = /** @type {string[]} */ ([]);
+  /** Replies acknowledged (their `reply_id`) and not final yet. */
+  #openReplies = /** @type {Set<string>} */ (new Set());
   #stopWanted = false;
   #needsResync = false;
   /** The `tts` setting the current (or last) socket was opened with. */
@@ -171,6 +176,8 @@ export class ColloquyClient {
   #onOnline = () => {
     if (this.#state === "reconnecting") this.reconnect();
   };
+  /** The browser lost its network: ask the socket whether it is still alive. */
+  #onOffline = () => this.#heartbeat.probe();
 
   /** @param {ClientOptions} options */
   constructor(options) {
@@ -183,7 +190,16 @@ export class ColloquyClient {
     const impl = options.WebSocket ?? globalThis.WebSocket;
     if (!impl) throw new Error("no WebSocket implementation: pass options.WebSocket");
     this.#WebSocket = impl;
+    this.#heartbeat = new Heartbeat(options, {
+      ping: () => this.#write({ type: "ping" }),
+      dead: () => this.#dropDead(),
+      // An ack, or more of a reply.
+      expecting: () => this.#pending.size > 0 || this.#openReplies.size > 0,
+    });
   }
+
+  /** @type {Heartbeat} */
+  #heartbeat;
 
   /** @type {{ new (url: string): WebSocket }} */
   #WebSocket;
@@ -219,7 +235,7 @@ export class ColloquyClient {
   /** Open the socket (no-op when already open or connecting). */
   connect() {
     if (this.#state === "open" || this.#state === "connecting") return;
-    globalThis.addEventListener?.("online", this.#onOnline);
+    this.#listenToNetwork(true);
     this.#attempt = 0;
     this.#open("connecting");
   }
@@ -228,7 +244,7 @@ export class ColloquyClient {
   reconnect() {
     this.#teardown(CloseCode.NORMAL, "reconnecting");
     clearTimeout(this.#retryTimer);
-    globalThis.addEventListener?.("online", this.#onOnline);
+    this.#listenToNetwork(true);
     this.#attempt = 0;
     this.#open("reconnecting");
   }
@@ -236,7 +252,7 @@ export class ColloquyClient {
   /** Close for good (until `connect()`); queued texts are kept. */
   disconnect() {
     clearTimeout(this.#retryTimer);
-    globalThis.removeEventListener?.("online", this.#onOnline);
+    this.#listenToNetwork(false);
     this.#teardown(CloseCode.NORMAL, "client disconnect");
     this.#setState({ state: "closed", reason: "disconnected" });
   }
@@ -250,7 +266,10 @@ export class ColloquyClient {
   send(content, options = {}) {
     const clientId = options.clientId ?? newClientId();
     this.#pending.set(clientId, content);
-    if (this.#ready) this.#writeText(clientId, content);
+    if (this.#ready) {
+      this.#writeText(clientId, content);
+      this.#heartbeat.update();
+    }
     return clientId;
   }
 
@@ -316,6 +335,13 @@ export class ColloquyClient {
     }
   }
 
+  /** @param {boolean} on */
+  #listenToNetwork(on) {
+    const method = on ? "addEventListener" : "removeEventListener";
+    globalThis[method]?.("online", this.#onOnline);
+    globalThis[method]?.("offline", this.#onOffline);
+  }
+
   /** @param {StateChange} change */
   #setState(change) {
     this.#state = change.state;
@@ -358,17 +384,17 @@ export class ColloquyClient {
     this.#ready = false;
     this.#inFlight = [];
     // A handshake that never completes counts as a dead socket too.
-    this.#armDeadline();
+    this.#heartbeat.connecting();
     socket.onmessage = (message) => this.#onFrame(message.data);
     socket.onclose = (close) => {
       if (this.#socket !== socket) return;
       this.#socket = null;
       this.#ready = false;
-      this.#stopTimers();
+      this.#heartbeat.stop();
       // Only a policy close is final; any other (1011, 1012, 1013, a
       // dropped connection) is retried with backoff, token and queue kept.
       if (close.code === CloseCode.POLICY) {
-        globalThis.removeEventListener?.("online", this.#onOnline);
+        this.#listenToNetwork(false);
         this.#setState({ state: "closed", code: close.code, reason: close.reason });
         this.#emit("fatal", { code: close.code, reason: close.reason });
         return;
@@ -391,7 +417,7 @@ export class ColloquyClient {
 
   /** Detach and close the current socket without triggering a reconnect. */
   #teardown(/** @type {number} */ code, /** @type {string} */ reason) {
-    this.#stopTimers();
+    this.#heartbeat.stop();
     const socket = this.#socket;
     this.#socket = null;
     this.#ready = false;
@@ -410,27 +436,6 @@ export class ColloquyClient {
     this.#scheduleReconnect("no answer from the server");
   }
 
-  #stopTimers() {
-    clearInterval(this.#heartbeatTimer);
-    clearTimeout(this.#deadlineTimer);
-    this.#heartbeatTimer = this.#deadlineTimer = undefined;
-  }
-
-  #armDeadline() {
-    if (this.#deadlineTimer !== undefined) return;
-    const { heartbeatTimeoutMs = 10_000 } = this.options;
-    this.#deadlineTimer = setTimeout(() => this.#dropDead(), heartbeatTimeoutMs);
-  }
-
-  #startHeartbeat() {
-    const { heartbeatIntervalMs = 15_000 } = this.options;
-    clearInterval(this.#heartbeatTimer);
-    this.#heartbeatTimer = setInterval(() => {
-      this.#write({ type: "ping" });
-      this.#armDeadline();
-    }, heartbeatIntervalMs);
-  }
-
   /** @param {ClientEvent} event */
   #write(event) {
     const socket = this.#socket;
@@ -447,8 +452,7 @@ export class ColloquyClient {
   /** @param {unknown} data */
   #onFrame(data) {
     // Any frame proves the socket is alive.
-    clearTimeout(this.#deadlineTimer);
-    this.#deadlineTimer = undefined;
+    this.#heartbeat.heard();
     if (typeof data !== "string") return;
     /** @type {ServerEvent} */
     let event;
@@ -465,10 +469,15 @@ export class ColloquyClient {
       if (this.lastSeq !== null && seq <= this.lastSeq) return;
       this.lastSeq = seq;
     }
-    if (event.type === "ack" && event.client_id) {
-      this.#pending.delete(event.client_id);
-      this.#inFlight = this.#inFlight.filter((id) => id !== event.client_id);
+    if (event.type === "ack") {
+      if (event.reply_id) this.#openReplies.add(event.reply_id);
+      if (event.client_id) {
+        this.#pending.delete(event.client_id);
+        this.#inFlight = this.#inFlight.filter((id) => id !== event.client_id);
+      }
     }
+    if (event.type === "message") this.#openReplies.delete(event.message_id);
+    if (event.type === "ack" || event.type === "message") this.#heartbeat.update();
     if (event.type === "error" && seq === undefined) {
       if (event.code === "resync_required") return this.#startResync();
       this.#maybeReject(event);
@@ -508,7 +517,6 @@ export class ColloquyClient {
     if (this.lastSeq === null) this.lastSeq = event.last_seq;
     this.#ready = true;
     this.#attempt = 0;
-    this.#startHeartbeat();
     this.#setState({ state: "open" });
     this.#emit("event", event);
     this.#emit("ready", event);
@@ -518,6 +526,7 @@ export class ColloquyClient {
     }
     // Resend everything unacknowledged; the server dedupes by client_id.
     for (const [clientId, content] of this.#pending) this.#writeText(clientId, content);
+    this.#heartbeat.ready();
   }
 
   /**
@@ -563,6 +572,9 @@ export class ColloquyClient {
     // Resume after what the reload holds: the server replays the rest.
     this.lastSeq = conversation.messages.reduce((max, m) => Math.max(max, m.seq), 0);
     this.#needsResync = false;
+    // Replies whose question is stored but not themselves are still open.
+    const stored = new Set(conversation.messages.map((m) => m.id));
+    this.#openReplies = new Set(conversation.messages.flatMap((m) => (m.reply_id && !stored.has(m.reply_id) ? [m.reply_id] : [])));
     this.#emit("resync", conversation);
   }
 }

@@ -57,6 +57,12 @@ export function errorText(code) {
   return ERROR_TEXT[code] ?? "The AI provider returned an error. Please try again.";
 }
 
+/**
+ * Codes of a text refused for what it is (too long, say): sending it again
+ * would be refused again, so it is never retried, only edited.
+ */
+export const REFUSED_FOR_GOOD = Object.freeze(["message_too_long", "empty_message", "invalid_characters", "invalid_client_id"]);
+
 /** A reply still being produced. */
 export const isBusy = (/** @type {UiMessage} */ m) =>
   m.role === "assistant" && (m.status === "waiting" || m.status === "streaming");
@@ -129,6 +135,19 @@ export class ConversationState {
       clientId,
       tools: [],
     });
+  }
+
+  /**
+   * Take a message out (a text that was refused, before it is retried or
+   * handed back to the box); returns whether it was there.
+   * @param {string} id
+   */
+  remove(id) {
+    const message = this.#byId.get(id);
+    if (!message) return false;
+    this.#byId.delete(id);
+    this.messages = this.messages.filter((m) => m !== message);
+    return true;
   }
 
   /**

@@ -28,6 +28,15 @@ function groupOf(date, now) {
   return "Older";
 }
 
+/**
+ * Whether a conversation belongs in the list: something was said in it (or
+ * someone named it). The server opens a conversation with the socket, so
+ * a mic pressed in silence or a text refused leaves an empty one behind;
+ * it is not listed until its first message is accepted.
+ * @param {ConversationSummary} conversation
+ */
+export const worthListing = (conversation) => conversation.last_seq > 0 || conversation.title.trim() !== "";
+
 /** A conversation's name as shown (untitled ones get a placeholder). */
 export const displayTitle = (/** @type {{ title: string }} */ c) => c.title.trim() || "New chat";
 
@@ -53,7 +62,15 @@ export class Sidebar {
   /** @param {ConversationSummary[]} conversations */
   set(conversations) {
     // Newest activity first, whatever order the server used.
-    this.conversations = [...conversations].sort((a, b) => b.updated_at.localeCompare(a.updated_at));
+    this.conversations = conversations.filter(worthListing).sort((a, b) => b.updated_at.localeCompare(a.updated_at));
+    this.render();
+  }
+
+  /** Forget every conversation (signed out). */
+  clear() {
+    this.conversations = [];
+    this.activeId = null;
+    this.#renaming = null;
     this.render();
   }
 
@@ -63,6 +80,10 @@ export class Sidebar {
     this.render();
   }
 
+  /**
+   * One list item per day group ("Today", ...), each a heading and a list
+   * of its conversations: lists hold only list items.
+   */
   render() {
     const now = new Date();
     this.root.replaceChildren();
@@ -73,18 +94,26 @@ export class Sidebar {
       this.root.appendChild(empty);
       return;
     }
-    let group = "";
+    /** @type {HTMLElement | null} */
+    let group = null;
+    let label = "";
     for (const conversation of this.conversations) {
-      const label = groupOf(new Date(conversation.updated_at), now);
-      if (label !== group) {
-        group = label;
-        const heading = document.createElement("li");
+      const next = groupOf(new Date(conversation.updated_at), now);
+      if (!group || next !== label) {
+        label = next;
+        const section = document.createElement("li");
+        section.className = "conv-section";
+        const heading = document.createElement("h2");
         heading.className = "conv-group";
-        heading.setAttribute("role", "presentation");
+        heading.id = `conv-group-${this.root.childElementCount}`;
         heading.textContent = label;
-        this.root.appendChild(heading);
+        group = document.createElement("ul");
+        group.className = "conv-list";
+        group.setAttribute("aria-labelledby", heading.id);
+        section.append(heading, group);
+        this.root.appendChild(section);
       }
-      this.root.appendChild(this.#item(conversation));
+      group.appendChild(this.#item(conversation));
     }
   }
 

@@ -205,6 +205,15 @@ export class VoiceController {
     this.#render();
   }
 
+  /** Signed out: stop everything and clear what the voice controls show. */
+  reset() {
+    this.detach();
+    this.#hideError();
+    clearTimeout(this.#noticeTimer);
+    this.#notice = "";
+    this.#render();
+  }
+
   /** The page is going away: release the microphone and audio now. */
   shutdown() {
     this.detach();

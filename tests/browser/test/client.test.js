@@ -202,6 +202,57 @@ test("a silent socket is dropped after a ping goes unanswered, then replaced", a
   c.disconnect();
 });
 
+test("while a reply is being written, silence is noticed within the short interval plus the deadline", async () => {
+  mock.timers.enable({ apis: ["setTimeout", "setInterval"] });
+  const c = client({ heartbeatIntervalMs: 15_000, activeHeartbeatIntervalMs: 2_000, heartbeatTimeoutMs: 3_000 });
+  c.connect();
+  await settle();
+  last().receive(ready(0));
+  c.send("hello", { clientId: "k1" });
+  last().receive({ type: "ack", client_id: "k1", message_id: "u1", seq: 1, content: "hello", reply_id: "a1" });
+  last().receive({ type: "delta", message_id: "a1", seq: 2, content: "Hi" });
+  // Deltas keep it quiet: no pings while frames flow.
+  mock.timers.tick(1_999);
+  last().receive({ type: "delta", message_id: "a1", seq: 3, content: " there" });
+  assert.deepEqual(last().sentOf("ping"), []);
+  // Then the network goes silent mid-reply.
+  mock.timers.tick(2_000);
+  assert.equal(last().sentOf("ping").length, 1, "a ping after 2 s of silence");
+  mock.timers.tick(2_999);
+  assert.equal(c.state, "open");
+  mock.timers.tick(1);
+  assert.equal(last().closedWith?.code, 4000, "dead 5 s after the last frame");
+  assert.equal(c.state, "reconnecting");
+  c.disconnect();
+});
+
+test("once the reply is final the socket goes back to idle pings; going offline pings at once", async (t) => {
+  mock.timers.enable({ apis: ["setTimeout", "setInterval"] });
+  // Node's global is no EventTarget: lend it one for the browser's network events.
+  const network = new EventTarget();
+  const global = /** @type {any} */ (globalThis);
+  global.addEventListener = network.addEventListener.bind(network);
+  global.removeEventListener = network.removeEventListener.bind(network);
+  t.after(() => {
+    delete global.addEventListener;
+    delete global.removeEventListener;
+  });
+  const c = client({ heartbeatIntervalMs: 15_000, activeHeartbeatIntervalMs: 2_000, heartbeatTimeoutMs: 3_000 });
+  c.connect();
+  await settle();
+  last().receive(ready(0));
+  c.send("hello", { clientId: "k1" });
+  last().receive({ type: "ack", client_id: "k1", message_id: "u1", seq: 1, content: "hello", reply_id: "a1" });
+  last().receive({ type: "message", message_id: "a1", seq: 2, content: "Hi", sender: "assistant", status: "complete", is_final: true });
+  mock.timers.tick(14_999);
+  assert.deepEqual(last().sentOf("ping"), [], "idle: no ping before 15 s");
+  network.dispatchEvent(new Event("offline"));
+  assert.equal(last().sentOf("ping").length, 1, "offline: a ping at once");
+  mock.timers.tick(3_000);
+  assert.equal(c.state, "reconnecting", "no answer before the deadline: dropped");
+  c.disconnect();
+});
+
 test("resync_required reloads the conversation over HTTP and resumes after it", async () => {
   mock.timers.enable({ apis: ["setTimeout", "setInterval"] });
   /** @type {string[]} */

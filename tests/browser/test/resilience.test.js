@@ -10,6 +10,9 @@
  *
  * The server's own trouble (its storage failing: HTTP 503, socket close
  * 1011) must never sign the user out: the page keeps the token and retries.
+ *
+ * A network that goes away without closing anything (`setOffline`) must be
+ * noticed within seconds, by the client's heartbeat deadline.
  */
 
 import assert from "node:assert/strict";
@@ -207,6 +210,55 @@ test("the server's storage failing (503, then close 1011) keeps the session: the
   // Chromium logs the refused requests themselves; those are the network, not the page.
   assert.deepEqual(
     errors.filter((error) => !/status of 503/.test(error)),
+    [],
+  );
+  await context.close();
+});
+
+/**
+ * How soon a silent drop mid-reply must show: the client pings after 2 s
+ * of silence while a reply is being written and gives up 4 s after that
+ * (colloquy-client.js defaults), plus room for a slow machine.
+ */
+const SILENT_DROP_WINDOW_MS = 9_000;
+
+test("a silent network drop mid-reply shows within seconds; back online the reply completes and the offline banner clears", async () => {
+  const token = await stack.token();
+  const { page, context, errors } = await stack.page({ token });
+  await page.goto(`${stack.server.url}/`);
+  const gate = deferred();
+  stack.upstream.reply(STORY, { before: (index) => (index === 3 ? gate.promise : undefined) });
+  const tokens = tokenize(STORY);
+  try {
+    await sendMessage(page, "Tell me a story while the network goes");
+    await waitForReplyContaining(page, tokens.slice(0, 3).join(""));
+    await page.locator(".conv-link").waitFor();
+    await page.locator("#conn-badge[data-state=open]").waitFor();
+
+    await context.setOffline(true);
+    await page.locator("#conn-badge:not([data-state=open])").waitFor({ timeout: SILENT_DROP_WINDOW_MS });
+    // The reply goes on on the server meanwhile.
+    const done = once(stack.upstream.events, "done");
+    gate.resolve();
+    await done;
+    // Something that needs the network while it is gone: the banner says so.
+    const item = page.locator(".conv-item").first();
+    await item.hover();
+    await item.getByRole("button", { name: /^Rename/ }).click();
+    await page.getByLabel("New title").fill("Renamed offline");
+    await page.getByLabel("New title").press("Enter");
+    await page.locator("#notice", { hasText: "Cannot reach the server" }).waitFor();
+
+    await context.setOffline(false);
+    await page.locator("#conn-badge[data-state=open]").waitFor({ timeout: 15_000 });
+    await page.locator("#notice").waitFor({ state: "hidden" });
+    await waitForReply(page, STORY);
+  } finally {
+    gate.resolve();
+  }
+  assert.equal(await page.locator(".msg-assistant").count(), 1, "the reply once");
+  assert.deepEqual(
+    errors.filter((error) => !/ERR_INTERNET_DISCONNECTED/.test(error)),
     [],
   );
   await context.close();

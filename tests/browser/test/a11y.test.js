@@ -1,0 +1,223 @@
+// @ts-check
+/**
+ * @file Accessibility (issue 13, problem 8): axe-core finds no serious or
+ * critical violation on the sign-in, chat, drawer and dialog views, at
+ * desktop and phone sizes, light and dark (screenshots of each land in
+ * tests/artifacts/); the skip link reaches the message box; sign-in errors
+ * are tied to their fields; a streaming reply is announced once.
+ */
+
+import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
+import { createRequire } from "node:module";
+import path from "node:path";
+import { after, before, test } from "node:test";
+import { artifactsDir } from "../lib/browser.js";
+import { conversationId, deferred, sendMessage, startStack, waitForReply } from "./helpers.js";
+
+/** @typedef {import("playwright-core").Page} Page */
+
+/** @type {Awaited<ReturnType<typeof startStack>>} */
+let stack;
+/** axe-core, from node_modules (no CDN), injected into each page. */
+let axeSource = "";
+
+before(async () => {
+  stack = await startStack();
+  axeSource = await readFile(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+});
+after(async () => {
+  await stack?.stop();
+});
+
+/**
+ * Serious and critical axe violations on the page as it is now.
+ * @param {Page} page
+ * @returns {Promise<string[]>}
+ */
+async function violations(page) {
+  // Evaluated, not a <script> tag: the page's Content-Security-Policy allows no inline scripts.
+  if (!(await page.evaluate(() => "axe" in window))) await page.evaluate(axeSource);
+  const results = await page.evaluate(() =>
+    /** @type {any} */ (window).axe.run(document, { resultTypes: ["violations"] }),
+  );
+  return results.violations
+    .filter((/** @type {any} */ v) => v.impact === "serious" || v.impact === "critical")
+    .map((/** @type {any} */ v) => `${v.id} (${v.impact}): ${v.nodes.map((/** @type {any} */ n) => n.target.join(" ")).join(", ")}`);
+}
+
+const SIZES = /** @type {const} */ ([
+  ["desktop", { width: 1280, height: 800 }],
+  ["phone", { width: 390, height: 844 }],
+]);
+const SCHEMES = /** @type {const} */ (["light", "dark"]);
+
+const REPLY = [
+  "Here is a **short** answer with a list:",
+  "",
+  "- one",
+  "- two",
+  "",
+  "```js",
+  "console.log(\"hi\");",
+  "```",
+].join("\n");
+
+test("axe-core: no serious or critical violations on sign-in, chat, drawer and dialog, at both sizes, light and dark", async () => {
+  const token = await stack.token();
+  // One conversation with a reply, and a second so the list has groups of several.
+  const seed = await stack.page({ token });
+  await seed.page.goto(`${stack.server.url}/`);
+  await sendMessage(seed.page, "An earlier question");
+  await waitForReply(seed.page, "You said: An earlier question");
+  await seed.page.getByRole("button", { name: "New chat" }).click();
+  stack.upstream.reply(REPLY);
+  await sendMessage(seed.page, "Show me a list and some code");
+  await seed.page.locator(".msg-assistant[aria-busy=false] .code-block").waitFor();
+  const id = await conversationId(seed.page);
+  await seed.context.close();
+
+  /** @type {Record<string, string[]>} */
+  const found = {};
+  for (const [size, viewport] of SIZES) {
+    for (const colorScheme of SCHEMES) {
+      const name = `${size}-${colorScheme}`;
+      const signedOut = await stack.page({ viewport, colorScheme });
+      await signedOut.page.goto(`${stack.server.url}/`);
+      await signedOut.page.locator("#auth-view").waitFor();
+      await signedOut.page.locator("#auth-submit").click();
+      await signedOut.page.locator("#auth-error").waitFor();
+      found[`sign-in ${name}`] = await violations(signedOut.page);
+      await signedOut.page.screenshot({ path: path.join(artifactsDir, `signin-${name}.png`) });
+      await signedOut.context.close();
+
+      const { page, context } = await stack.page({ token, viewport, colorScheme });
+      await page.goto(`${stack.server.url}/#/c/${id}`);
+      await page.locator(".msg-assistant .code-block").waitFor();
+      await page.locator("#conn-badge[data-state=open]").waitFor();
+      await page.locator(".conv-link", { hasText: "Show me a list" }).waitFor();
+      await page.mouse.move(0, 0);
+      found[`chat ${name}`] = await violations(page);
+      await page.screenshot({ path: path.join(artifactsDir, `chat-${name}.png`) });
+
+      if (size === "phone") {
+        await page.getByRole("button", { name: "Show conversations" }).click();
+        await page.waitForFunction(() => document.getElementById("sidebar")?.getBoundingClientRect().left === 0);
+        found[`drawer ${name}`] = await violations(page);
+        await page.screenshot({ path: path.join(artifactsDir, `drawer-${name}.png`) });
+      }
+
+      const item = page.locator(".conv-item", { hasText: "An earlier question" });
+      await item.hover();
+      await item.getByRole("button", { name: /^Delete/ }).click();
+      await page.locator("#confirm-dialog[open]").waitFor();
+      found[`dialog ${name}`] = await violations(page);
+      await page.screenshot({ path: path.join(artifactsDir, `dialog-${name}.png`) });
+      await page.keyboard.press("Escape");
+      await context.close();
+    }
+  }
+  const failures = Object.entries(found).filter(([, list]) => list.length);
+  assert.deepEqual(Object.fromEntries(failures), {});
+});
+
+test("a skip link, the first stop from the top of a long chat, lands in the message box", async () => {
+  const token = await stack.token();
+  const { page, context } = await stack.page({ token });
+  await page.goto(`${stack.server.url}/`);
+  for (let i = 1; i <= 6; i += 1) {
+    await sendMessage(page, `Question ${i}`);
+    await waitForReply(page, `You said: Question ${i}`);
+  }
+  assert.equal(await page.locator(".msg").count(), 12);
+  // Start from the top of the page, as after loading it.
+  await page.evaluate(() => {
+    const top = document.createElement("span");
+    top.tabIndex = -1;
+    document.body.prepend(top);
+    top.focus();
+    top.remove();
+  });
+  await page.keyboard.press("Tab");
+  const link = page.getByRole("link", { name: "Skip to message box" });
+  assert.equal(await link.evaluate((el) => el === document.activeElement), true, "first Tab stop");
+  assert.equal(await link.isVisible(), true);
+  const box = await link.boundingBox();
+  assert.ok(box && box.y >= 0, "shown on screen when focused");
+  await page.keyboard.press("Enter");
+  assert.equal(await page.evaluate(() => document.activeElement?.id), "input");
+  // The focused message box is clearly marked.
+  const ring = await page.locator(".composer-box").evaluate((el) => {
+    const style = getComputedStyle(el);
+    return { style: style.outlineStyle, width: parseFloat(style.outlineWidth) };
+  });
+  assert.notEqual(ring.style, "none");
+  assert.ok(ring.width >= 2, `outline ${ring.width}px`);
+  await context.close();
+});
+
+test("sign-in errors are tied to their fields", async () => {
+  const { page, context } = await stack.page();
+  await page.goto(`${stack.server.url}/`);
+  await page.locator("#auth-submit").click();
+  await page.locator("#auth-error").waitFor();
+  /** @param {string} selector */
+  const tie = (selector) =>
+    page.locator(selector).evaluate((el) => ({
+      invalid: el.getAttribute("aria-invalid"),
+      describedBy: (el.getAttribute("aria-describedby") ?? "").split(/\s+/).includes("auth-error"),
+    }));
+  assert.deepEqual(await tie("#auth-email"), { invalid: "true", describedBy: true }, "no email: the email field");
+  assert.equal(await page.evaluate(() => document.activeElement?.id), "auth-email");
+
+  await page.getByLabel("Email").fill(`nobody${Date.now()}@example.com`);
+  await page.getByLabel("Password").fill("wrong password here");
+  await page.locator("#auth-submit").click();
+  await page.locator("#auth-error", { hasText: /invalid|incorrect|wrong/i }).waitFor();
+  assert.deepEqual(await tie("#auth-password"), { invalid: "true", describedBy: true }, "refused: the password field");
+  assert.deepEqual(await tie("#auth-email"), { invalid: "true", describedBy: true }, "refused: the email field");
+
+  await page.getByLabel("Password").fill("another try");
+  await page.getByRole("tab", { name: "Create account" }).click();
+  assert.deepEqual(await tie("#auth-email"), { invalid: null, describedBy: false }, "cleared with the error");
+  await context.close();
+});
+
+test("a streaming reply is announced once, when it is whole, not once per frame", async () => {
+  const token = await stack.token();
+  const { page, context } = await stack.page({ token });
+  await page.goto(`${stack.server.url}/`);
+  await page.locator("#chat-view").waitFor();
+  // Record what reaches a live region: added nodes and changed text inside one.
+  await page.evaluate(() => {
+    const w = /** @type {any} */ (window);
+    w.announced = [];
+    const live = (/** @type {Node | null} */ node) => {
+      for (let el = node instanceof Element ? node : node?.parentElement; el; el = el.parentElement) {
+        const mode = el.getAttribute("aria-live");
+        if (mode === "off") return null;
+        if (mode || ["log", "status", "alert"].includes(el.getAttribute("role") ?? "")) return el;
+      }
+      return null;
+    };
+    new MutationObserver((records) => {
+      for (const record of records) {
+        const region = live(record.target);
+        if (!region || region.id === "conn-badge") continue;
+        w.announced.push(`${region.id || region.className}: ${(region.textContent ?? "").trim()}`);
+      }
+    }).observe(document.body, { subtree: true, childList: true, characterData: true });
+  });
+  const words = Array.from({ length: 40 }, (_, i) => `word${i}`).join(" ");
+  const gate = deferred();
+  stack.upstream.reply(words, { before: (index) => (index === 20 ? gate.promise : undefined) });
+  await sendMessage(page, "Say forty words");
+  await page.locator(".msg-assistant", { hasText: "word19" }).waitFor();
+  gate.resolve();
+  await waitForReply(page, words);
+  await page.waitForFunction(() => /** @type {any} */ (window).announced.some((/** @type {string} */ a) => a.includes("word39")));
+  const announced = await page.evaluate(() => /** @type {string[]} */ (/** @type {any} */ (window).announced));
+  const replies = announced.filter((a) => a.includes("word"));
+  assert.equal(replies.length, 1, `the reply reached a live region ${replies.length} times:\n${replies.join("\n")}`);
+  await context.close();
+});

@@ -1,0 +1,167 @@
+// @ts-check
+/**
+ * @file Texts over the server's `max_message_chars` (16,000 by default, as
+ * `/api/config` says): the box counts as the limit nears, keeps a text it
+ * cannot send, says why once, and never resends a refused text; and no
+ * empty conversation is left behind by a text that was never accepted
+ * (issue 13, problems 4 and 5).
+ */
+
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { launchBrowser } from "../lib/browser.js";
+import { api } from "../lib/server.js";
+import { sendMessage, startStack, waitForReply } from "./helpers.js";
+
+/** @typedef {import("playwright-core").Page} Page */
+
+/** @type {Awaited<ReturnType<typeof startStack>>} */
+let stack;
+
+before(async () => {
+  stack = await startStack();
+});
+after(async () => {
+  await stack?.stop();
+});
+
+/** The user's conversations, as the server lists them. @param {string} token */
+async function listed(token) {
+  const { conversations } = await api(stack.server.url, "GET", "/api/conversations", { token });
+  return /** @type {{ id: string, title: string, last_seq: number }[]} */ (conversations);
+}
+
+/** `text` frames the page wrote on its chat sockets. @param {Page} page */
+function textFramesOf(page) {
+  /** @type {string[]} */
+  const texts = [];
+  page.on("websocket", (ws) =>
+    ws.on("framesent", ({ payload }) => {
+      const event = typeof payload === "string" ? JSON.parse(payload) : null;
+      if (event?.type === "text") texts.push(event.content);
+    }),
+  );
+  return texts;
+}
+
+test("the box counts characters near the limit; an over-long text stays in it with one clear message and is never sent", async () => {
+  const token = await stack.token();
+  const { page, context, errors } = await stack.page({ token });
+  const texts = textFramesOf(page);
+  await page.goto(`${stack.server.url}/`);
+  const input = page.locator("#input");
+  const counter = page.locator("#char-count");
+
+  await input.fill("A short question");
+  assert.equal(await counter.isVisible(), false, "no counter far from the limit");
+  await input.fill("x".repeat(15_000));
+  await counter.waitFor();
+  assert.equal(await counter.textContent(), "15,000 / 16,000");
+
+  await input.fill("y".repeat(20_000));
+  assert.match((await counter.textContent()) ?? "", /^20,000 \/ 16,000/);
+  assert.equal(await input.getAttribute("aria-invalid"), "true");
+  await input.press("Enter");
+  const error = page.locator("#composer-error");
+  await error.waitFor();
+  assert.equal(
+    await error.textContent(),
+    "This message is 20,000 characters long; the limit is 16,000. Shorten it by 4,000 characters to send it.",
+  );
+  assert.equal((await input.inputValue()).length, 20_000, "the text is kept");
+  assert.equal(await page.locator("#notice").isVisible(), false, "said once, not also in the banner");
+  assert.equal(await page.locator(".msg").count(), 0, "nothing was drawn as sent");
+  assert.deepEqual(texts, [], "nothing was sent");
+
+  // Within the limit it goes; the message about the limit goes with it.
+  const fits = "z".repeat(16_000);
+  await input.fill(fits);
+  assert.equal(await error.isVisible(), false);
+  await input.press("Enter");
+  await waitForReply(page, `You said: ${fits}`);
+  assert.equal(await input.inputValue(), "");
+  assert.equal(texts.length, 1);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test("a text the server refuses goes back into the box, is explained once, and is never resent", async () => {
+  const token = await stack.token();
+  const { page, context, errors } = await stack.page({ token });
+  // A page that does not know the limit (an older config): the server is the judge.
+  await page.route("**/api/config", async (route) => {
+    const response = await route.fetch();
+    const config = await response.json();
+    delete config.limits;
+    await route.fulfill({ response, json: config });
+  });
+  const texts = textFramesOf(page);
+  await page.goto(`${stack.server.url}/`);
+  const long = "w".repeat(20_000);
+  await sendMessage(page, long);
+  const error = page.locator("#composer-error");
+  await error.waitFor();
+  assert.equal(await error.textContent(), "This message is 20,000 characters long; the limit is 16,000. Shorten it by 4,000 characters to send it.");
+  assert.equal(await page.locator("#input").inputValue(), long, "the refused text is back in the box");
+  assert.equal(await page.locator("#notice").isVisible(), false, "not shown a second time in the banner");
+  assert.equal(await page.locator(".msg").count(), 0, "no bubble for a text that was not accepted");
+  assert.equal(await page.getByRole("button", { name: "Retry sending" }).count(), 0, "nothing to retry");
+
+  await sendMessage(page, "Something shorter");
+  await waitForReply(page, "You said: Something shorter");
+  assert.equal(await error.isVisible(), false);
+  assert.deepEqual(
+    texts.map((text) => text.length),
+    [20_000, "Something shorter".length],
+    "the refused text was sent once, never again",
+  );
+  assert.equal((await listed(token)).length, 1);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test("the mic and a refused text leave no empty New chat behind in the list", async () => {
+  const token = await stack.token();
+  // A microphone for the mic button; the server has no voice (its audio is refused).
+  const browser = await launchBrowser({ args: ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"] });
+  try {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    await context.addInitScript((t) => {
+      if (!localStorage.getItem("colloquy.token")) localStorage.setItem("colloquy.token", t);
+      localStorage.setItem("colloquy.speakReplies", "0");
+    }, token);
+    const page = await context.newPage();
+    // The page believes voice is offered and does not know the text limit.
+    await page.route("**/api/config", async (route) => {
+      const response = await route.fetch();
+      const config = await response.json();
+      delete config.limits;
+      config.voice = { ...config.voice, available: true, tts_default: false };
+      await route.fulfill({ response, json: config });
+    });
+    await page.goto(`${stack.server.url}/`);
+    await page.locator("#mic-button:not([disabled])").click();
+    await page.locator("#voice-error", { hasText: "Voice is not available" }).waitFor();
+    await page.getByRole("button", { name: "New chat" }).click();
+
+    await sendMessage(page, "v".repeat(20_000));
+    await page.locator("#composer-error").waitFor();
+    await page.getByRole("button", { name: "New chat" }).click();
+
+    const empty = (await listed(token)).filter((c) => c.last_seq === 0);
+    assert.equal(empty.length, 2, "the server opened a conversation for each socket (see the report)");
+    const list = page.waitForResponse((r) => r.url().includes("/api/conversations?"));
+    await page.reload();
+    await list;
+    await page.locator(".conv-empty").waitFor();
+    assert.equal(await page.locator(".conv-link").count(), 0, "no empty New chat entries");
+
+    await sendMessage(page, "A real question");
+    await waitForReply(page, "You said: A real question");
+    await page.locator(".conv-link", { hasText: "A real question" }).waitFor();
+    assert.deepEqual(await page.locator(".conv-link").allTextContents(), ["A real question"]);
+    await context.close();
+  } finally {
+    await browser.close();
+  }
+});
