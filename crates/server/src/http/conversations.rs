@@ -39,7 +39,12 @@ const MAX_PAGE: u32 = 100;
 struct Page {
     limit: Option<u32>,
     offset: Option<u32>,
+    /// Only conversations whose title or messages contain this text.
+    q: Option<String>,
 }
+
+/// Longest search text accepted, in characters.
+const MAX_SEARCH_CHARS: usize = 200;
 
 async fn list(
     State(state): State<AppState>,
@@ -54,8 +59,17 @@ async fn list(
         ));
     }
     let offset = page.offset.unwrap_or(0);
-    let mut conversations =
-        store::list_conversations(&state.db, user.id, limit + 1, offset).await?;
+    let search = page.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
+    let mut conversations = match search {
+        Some(q) if q.chars().count() > MAX_SEARCH_CHARS => {
+            return Err(AppError::bad_request(
+                "invalid_query",
+                format!("q must be at most {MAX_SEARCH_CHARS} characters"),
+            ));
+        }
+        Some(q) => store::search_conversations(&state.db, user.id, q, limit + 1, offset).await?,
+        None => store::list_conversations(&state.db, user.id, limit + 1, offset).await?,
+    };
     let has_more = conversations.len() > limit as usize;
     conversations.truncate(limit as usize);
     Ok(Json(json!({

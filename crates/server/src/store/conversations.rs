@@ -145,6 +145,46 @@ pub async fn list_conversations(
     rows.iter().map(conversation_from_row).collect()
 }
 
+/// The user's conversations whose title or any message contains `text`
+/// (ASCII case-insensitively), newest first.
+pub async fn search_conversations(
+    db: impl SqliteExecutor<'_>,
+    user_id: Uuid,
+    text: &str,
+    limit: u32,
+    offset: u32,
+) -> Result<Vec<Conversation>, StoreError> {
+    let pattern = format!("%{}%", escape_like(text));
+    let rows = sqlx::query(
+        "SELECT * FROM conversations c
+         WHERE c.user_id = ?
+           AND (c.title LIKE ? ESCAPE '\\'
+                OR EXISTS (SELECT 1 FROM messages m
+                           WHERE m.conversation_id = c.id AND m.content LIKE ? ESCAPE '\\'))
+         ORDER BY c.updated_at DESC, c.id DESC LIMIT ? OFFSET ?",
+    )
+    .bind(user_id.to_string())
+    .bind(&pattern)
+    .bind(&pattern)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(db)
+    .await?;
+    rows.iter().map(conversation_from_row).collect()
+}
+
+/// `text` with LIKE's wildcards taken literally.
+fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
 /// Rename a conversation owned by `user_id`.
 pub async fn rename_conversation(
     db: impl SqliteExecutor<'_>,

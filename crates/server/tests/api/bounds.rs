@@ -294,3 +294,72 @@ fn base64_pcm(samples: usize) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(vec![0u8; samples * 2])
 }
+
+#[tokio::test]
+async fn conversations_are_found_by_title_or_by_what_was_said() {
+    let app = spawn_app().await;
+    let token = app.register("search@example.com").await;
+    let mut ids = Vec::new();
+    for (question, answer) in [
+        ("Plan a trip to Lisbon", "Try the trams."),
+        ("Bake bread", "Use 100% rye."),
+    ] {
+        app.upstream.push(Script::tokens(&[answer]));
+        let body: Value = app
+            .post_json("/api/messages", &token, json!({ "content": question }))
+            .await
+            .json()
+            .await
+            .unwrap();
+        ids.push(body["conversation_id"].clone());
+    }
+    let found = |q: &str| {
+        let path = format!("/api/conversations?q={}", urlencode(q));
+        let app = &app;
+        let token = token.clone();
+        async move {
+            let list: Value = app.get(&path, &token).await.json().await.unwrap();
+            list["conversations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["id"].clone())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        found("lisbon").await,
+        [ids[0].clone()],
+        "by title, any case"
+    );
+    assert_eq!(found("TRAMS").await, [ids[0].clone()], "by a reply's text");
+    assert_eq!(
+        found("100%").await,
+        [ids[1].clone()],
+        "wildcards are literal"
+    );
+    assert!(found("%").await.len() == 1);
+    assert!(found("nothing like this").await.is_empty());
+    assert_eq!(found("").await.len(), 2, "an empty search lists everything");
+    let other = app.register("someone-else@example.com").await;
+    let theirs: Value = app
+        .get("/api/conversations?q=lisbon", &other)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(theirs["conversations"].as_array().unwrap().is_empty());
+    let too_long = app
+        .get(&format!("/api/conversations?q={}", "x".repeat(201)), &token)
+        .await;
+    assert_eq!(too_long.status(), 400);
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
