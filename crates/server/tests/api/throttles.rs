@@ -250,7 +250,7 @@ async fn a_signed_in_user_keeps_chatting_through_a_sign_up_and_login_flood() {
     }
     let statuses = flood.await.unwrap();
     assert!(
-        statuses.iter().any(|status| *status == 429),
+        statuses.contains(&429),
         "the flood was throttled: {statuses:?}"
     );
     assert!(statuses
