@@ -183,9 +183,21 @@ export class Api {
     return this.request("GET", `/api/conversations?limit=${limit}`);
   }
 
-  /** @param {string} id @returns {Promise<StoredConversation>} */
-  getConversation(id) {
-    return this.request("GET", `/api/conversations/${encodeURIComponent(id)}`);
+  /**
+   * Conversations whose title or any message contains `query` (ASCII case-insensitive).
+   * @param {string} query @returns {Promise<{ conversations: ConversationSummary[] }>}
+   */
+  searchConversations(query, limit = 100) {
+    return this.request("GET", `/api/conversations?q=${encodeURIComponent(query)}&limit=${limit}`);
+  }
+
+  /**
+   * One page of a conversation: its newest messages, or those before `before`.
+   * @param {string} id @param {number} [before] @returns {Promise<StoredConversation>}
+   */
+  getConversation(id, before) {
+    const page = before === undefined ? "" : `?before=${before}`;
+    return this.request("GET", `/api/conversations/${encodeURIComponent(id)}${page}`);
   }
 
   /** @param {string} [title] @returns {Promise<ConversationSummary>} */

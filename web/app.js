@@ -22,10 +22,12 @@ import { Composer, charCount, tooLongText } from "./composer.js";
 import { ConversationState, isBusy, REFUSED_FOR_GOOD } from "./conversation-state.js";
 import { ask } from "./dialog.js";
 import { Drawer } from "./drawer.js";
+import { wireExport } from "./export.js";
 import { Notice } from "./notice.js";
 import { Sidebar, displayTitle } from "./sidebar.js";
 import { fillIcons } from "./icons.js";
 import { wireMessageActions } from "./message-actions.js";
+import { ConversationSearch } from "./search.js";
 import { initTheme } from "./theme.js";
 import { VOICE_ERROR_CODES, VoiceController } from "./voice-ui.js";
 
@@ -76,6 +78,11 @@ const sidebar = new Sidebar(byId("conversation-list"), {
   rename: renameConversation,
   remove: confirmDelete,
 });
+const search = new ConversationSearch(/** @type {HTMLInputElement} */ (byId("conversation-search")), byId("search-status"), () => refreshList());
+wireExport(
+  { button: /** @type {HTMLButtonElement} */ (byId("export-button")), menu: byId("export-menu") },
+  { api, currentId: () => currentId, failed: (error) => handleApiError(error) },
+);
 const voice = new VoiceController(
   {
     mic: /** @type {HTMLButtonElement} */ (byId("mic-button")),
@@ -250,9 +257,12 @@ async function loadConfig() {
 async function refreshList() {
   const session = epoch;
   try {
-    const { conversations } = await api.listConversations();
-    if (session !== epoch) return;
-    sidebar.set(conversations);
+    // While the search field holds text the list shows its matches.
+    const query = search.query;
+    const { conversations } = query ? await api.searchConversations(query) : await api.listConversations();
+    if (session !== epoch || query !== search.query) return;
+    sidebar.set(conversations, query ? "No conversations match" : undefined);
+    search.showing(sidebar.conversations.length);
     const current = conversations.find((c) => c.id === currentId);
     if (current) setTitle(displayTitle(current));
   } catch (error) {
@@ -539,6 +549,7 @@ function forgetSession() {
   state = new ConversationState();
   view.reset(state);
   sidebar.clear();
+  search.clear();
   setTitle("New chat");
   notice.hide();
   composer.value = "";

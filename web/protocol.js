@@ -91,6 +91,8 @@
  * @property {string} title
  * @property {number} last_seq
  * @property {StoredMessage[]} messages
+ * @property {boolean} [has_more] older messages exist (ask with `before=next_before`)
+ * @property {number | null} [next_before]
  */
 /**
  * @typedef {object} StoredMessage

@@ -59,8 +59,15 @@ export class Sidebar {
     root.addEventListener("keydown", (event) => this.#onKey(event));
   }
 
-  /** @param {ConversationSummary[]} conversations */
-  set(conversations) {
+  /** What an empty list says. */
+  emptyText = "No conversations yet";
+
+  /**
+   * @param {ConversationSummary[]} conversations
+   * @param {string} [emptyText] what to say if none (e.g. a search matched nothing)
+   */
+  set(conversations, emptyText = "No conversations yet") {
+    this.emptyText = emptyText;
     // Newest activity first, whatever order the server used.
     this.conversations = conversations.filter(worthListing).sort((a, b) => b.updated_at.localeCompare(a.updated_at));
     this.render();
@@ -69,6 +76,7 @@ export class Sidebar {
   /** Forget every conversation (signed out). */
   clear() {
     this.conversations = [];
+    this.emptyText = "No conversations yet";
     this.activeId = null;
     this.#renaming = null;
     this.render();
@@ -90,7 +98,7 @@ export class Sidebar {
     if (!this.conversations.length) {
       const empty = document.createElement("li");
       empty.className = "conv-empty";
-      empty.textContent = "No conversations yet";
+      empty.textContent = this.emptyText;
       this.root.appendChild(empty);
       return;
     }
