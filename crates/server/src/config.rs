@@ -132,6 +132,8 @@ pub struct Config {
     pub socket_max_write_buffer_bytes: usize,
     /// SQLite `synchronous` level: `full` (durable on power loss) or `normal` (durable on crash).
     pub sqlite_synchronous: String,
+    /// Most database connections this node opens (per node on PostgreSQL).
+    pub database_max_connections: u32,
     /// The embedded model.
     pub local: LocalModelConfig,
     /// Voice engine: `local` (Whisper + Piper in process; the default in a
@@ -182,6 +184,7 @@ impl Default for Config {
             replay_buffer_events: 2048,
             replay_linger_secs: 60,
             sqlite_synchronous: "full".into(),
+            database_max_connections: 8,
             allowed_origins: Vec::new(),
             max_sockets_per_user: 32,
             max_connections: 20_000,
@@ -366,6 +369,12 @@ impl Config {
             bail!(
                 "invalid configuration: max_reply_chars * 4 + 4096 must not exceed max_frame_bytes"
             );
+        }
+        if crate::store::Backend::of_url(&self.database_url()).is_none() {
+            bail!("invalid configuration: DATABASE_URL must start with sqlite:, postgres: or postgresql:");
+        }
+        if self.database_max_connections == 0 {
+            bail!("invalid configuration: database_max_connections must be at least 1");
         }
         if !matches!(self.sqlite_synchronous.as_str(), "full" | "normal") {
             bail!("invalid configuration: sqlite_synchronous must be `full` or `normal`");

@@ -95,6 +95,7 @@ impl App {
         let db = store::connect(store::ConnectOptions {
             url: &config.database_url(),
             synchronous: &config.sqlite_synchronous,
+            max_connections: config.database_max_connections,
         })
         .await
         .context("opening the database")?;

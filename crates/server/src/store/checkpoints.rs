@@ -2,7 +2,7 @@
 //! its deltas, and its text so far. Both are written through the
 //! [`super::MessageWriter`]'s group commit; the repair at start reads them.
 
-use sqlx::SqliteExecutor;
+use sqlx::any::AnyExecutor;
 use uuid::Uuid;
 
 use super::{now_millis, StoreError};
@@ -20,12 +20,12 @@ pub struct ReplyCheckpoint {
 
 /// Save `checkpoint` inside the caller's transaction.
 pub async fn save_checkpoint_in(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
     checkpoint: &ReplyCheckpoint,
 ) -> Result<(), StoreError> {
     let conversation_id = checkpoint.conversation_id.to_string();
     let updated =
-        sqlx::query("UPDATE conversations SET seq_reserved = MAX(seq_reserved, ?) WHERE id = ?")
+        sqlx::query("UPDATE conversations SET seq_reserved = CASE WHEN seq_reserved > $1 THEN seq_reserved ELSE $1 END WHERE id = $2")
             .bind(checkpoint.reserve_through as i64)
             .bind(&conversation_id)
             .execute(&mut *conn)
@@ -35,7 +35,7 @@ pub async fn save_checkpoint_in(
     }
     sqlx::query(
         "INSERT INTO reply_checkpoints (reply_id, conversation_id, content, updated_at)
-         VALUES (?, ?, ?, ?)
+         VALUES ($1, $2, $3, $4)
          ON CONFLICT (reply_id) DO UPDATE SET content = excluded.content, updated_at = excluded.updated_at",
     )
     .bind(checkpoint.reply_id.to_string())
@@ -49,10 +49,10 @@ pub async fn save_checkpoint_in(
 
 /// Forget the checkpoint of a reply that is now stored.
 pub(super) async fn delete_checkpoint(
-    db: impl SqliteExecutor<'_>,
+    db: impl AnyExecutor<'_>,
     reply_id: Uuid,
 ) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM reply_checkpoints WHERE reply_id = ?")
+    sqlx::query("DELETE FROM reply_checkpoints WHERE reply_id = $1")
         .bind(reply_id.to_string())
         .execute(db)
         .await?;
@@ -61,11 +61,11 @@ pub(super) async fn delete_checkpoint(
 
 /// The text a reply had reached at its last checkpoint, if it saved one.
 pub async fn checkpointed_text(
-    db: impl SqliteExecutor<'_>,
+    db: impl AnyExecutor<'_>,
     reply_id: Uuid,
 ) -> Result<Option<String>, StoreError> {
     let row: Option<(String,)> =
-        sqlx::query_as("SELECT content FROM reply_checkpoints WHERE reply_id = ?")
+        sqlx::query_as("SELECT content FROM reply_checkpoints WHERE reply_id = $1")
             .bind(reply_id.to_string())
             .fetch_optional(db)
             .await?;
@@ -76,11 +76,11 @@ pub async fn checkpointed_text(
 /// `last_seq`, or beyond it the range its replies reserved. `None` when
 /// the conversation does not exist.
 pub async fn highest_possible_seq(
-    db: impl SqliteExecutor<'_>,
+    db: impl AnyExecutor<'_>,
     conversation_id: Uuid,
 ) -> Result<Option<u64>, StoreError> {
     let row: Option<(i64,)> =
-        sqlx::query_as("SELECT MAX(last_seq, seq_reserved) FROM conversations WHERE id = ?")
+        sqlx::query_as("SELECT CASE WHEN last_seq > seq_reserved THEN last_seq ELSE seq_reserved END FROM conversations WHERE id = $1")
             .bind(conversation_id.to_string())
             .fetch_optional(db)
             .await?;

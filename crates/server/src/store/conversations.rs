@@ -3,7 +3,10 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{sqlite::SqliteRow, Row, SqliteExecutor};
+use sqlx::{
+    any::{AnyExecutor, AnyRow},
+    Row,
+};
 use uuid::Uuid;
 
 use super::{from_millis, is_unique_violation, now_millis, parse_id, StoreError};
@@ -20,7 +23,7 @@ pub struct Conversation {
     pub updated_at: DateTime<Utc>,
 }
 
-fn conversation_from_row(row: &SqliteRow) -> Result<Conversation, StoreError> {
+fn conversation_from_row(row: &AnyRow) -> Result<Conversation, StoreError> {
     let last_seq: i64 = row.try_get("last_seq")?;
     Ok(Conversation {
         id: parse_id(row.try_get("id")?)?,
@@ -35,12 +38,12 @@ fn conversation_from_row(row: &SqliteRow) -> Result<Conversation, StoreError> {
 /// The user's most recently active conversation on plan step `step_id`
 /// (a voice session continues it), if any.
 pub async fn latest_step_conversation(
-    db: impl SqliteExecutor<'_>,
+    db: impl AnyExecutor<'_>,
     user_id: Uuid,
     step_id: Uuid,
 ) -> Result<Option<Conversation>, StoreError> {
     let row = sqlx::query(
-        "SELECT * FROM conversations WHERE user_id = ? AND step_id = ?
+        "SELECT * FROM conversations WHERE user_id = $1 AND step_id = $2
          ORDER BY updated_at DESC, id DESC LIMIT 1",
     )
     .bind(user_id.to_string())
@@ -52,11 +55,11 @@ pub async fn latest_step_conversation(
 
 /// Tie a conversation to the plan step it talks about.
 pub async fn attach_step(
-    db: impl SqliteExecutor<'_>,
+    db: impl AnyExecutor<'_>,
     id: Uuid,
     step_id: Uuid,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE conversations SET step_id = ? WHERE id = ?")
+    sqlx::query("UPDATE conversations SET step_id = $1 WHERE id = $2")
         .bind(step_id.to_string())
         .bind(id.to_string())
         .execute(db)
@@ -66,7 +69,7 @@ pub async fn attach_step(
 
 /// Create a conversation with the given id; an id already in use is a conflict.
 pub async fn create_conversation(
-    db: impl SqliteExecutor<'_>,
+    db: impl AnyExecutor<'_>,
     id: Uuid,
     user_id: Uuid,
     title: &str,
@@ -74,7 +77,7 @@ pub async fn create_conversation(
     let now = now_millis();
     sqlx::query(
         "INSERT INTO conversations (id, user_id, title, last_seq, started_at, updated_at)
-         VALUES (?, ?, ?, 0, ?, ?)",
+         VALUES ($1, $2, $3, 0, $4, $5)",
     )
     .bind(id.to_string())
     .bind(user_id.to_string())
@@ -102,11 +105,11 @@ pub async fn create_conversation(
 
 /// The conversation if it exists and belongs to `user_id`.
 pub async fn find_conversation(
-    db: impl SqliteExecutor<'_>,
+    db: impl AnyExecutor<'_>,
     id: Uuid,
     user_id: Uuid,
 ) -> Result<Option<Conversation>, StoreError> {
-    let row = sqlx::query("SELECT * FROM conversations WHERE id = ? AND user_id = ?")
+    let row = sqlx::query("SELECT * FROM conversations WHERE id = $1 AND user_id = $2")
         .bind(id.to_string())
         .bind(user_id.to_string())
         .fetch_optional(db)
@@ -115,11 +118,8 @@ pub async fn find_conversation(
 }
 
 /// Whether any user owns a conversation with this id.
-pub async fn conversation_exists(
-    db: impl SqliteExecutor<'_>,
-    id: Uuid,
-) -> Result<bool, StoreError> {
-    let row = sqlx::query("SELECT 1 FROM conversations WHERE id = ?")
+pub async fn conversation_exists(db: impl AnyExecutor<'_>, id: Uuid) -> Result<bool, StoreError> {
+    let row = sqlx::query("SELECT 1 FROM conversations WHERE id = $1")
         .bind(id.to_string())
         .fetch_optional(db)
         .await?;
@@ -128,18 +128,18 @@ pub async fn conversation_exists(
 
 /// One page of a user's conversations, most recently updated first.
 pub async fn list_conversations(
-    db: impl SqliteExecutor<'_>,
+    db: impl AnyExecutor<'_>,
     user_id: Uuid,
     limit: u32,
     offset: u32,
 ) -> Result<Vec<Conversation>, StoreError> {
     let rows = sqlx::query(
-        "SELECT * FROM conversations WHERE user_id = ?
-         ORDER BY updated_at DESC, id DESC LIMIT ? OFFSET ?",
+        "SELECT * FROM conversations WHERE user_id = $1
+         ORDER BY updated_at DESC, id DESC LIMIT $2 OFFSET $3",
     )
     .bind(user_id.to_string())
-    .bind(limit)
-    .bind(offset)
+    .bind(i64::from(limit))
+    .bind(i64::from(offset))
     .fetch_all(db)
     .await?;
     rows.iter().map(conversation_from_row).collect()
@@ -148,7 +148,7 @@ pub async fn list_conversations(
 /// The user's conversations whose title or any message contains `text`
 /// (ASCII case-insensitively), newest first.
 pub async fn search_conversations(
-    db: impl SqliteExecutor<'_>,
+    db: impl AnyExecutor<'_>,
     user_id: Uuid,
     text: &str,
     limit: u32,
@@ -157,17 +157,17 @@ pub async fn search_conversations(
     let pattern = format!("%{}%", escape_like(text));
     let rows = sqlx::query(
         "SELECT * FROM conversations c
-         WHERE c.user_id = ?
-           AND (c.title LIKE ? ESCAPE '\\'
+         WHERE c.user_id = $1
+           AND (LOWER(c.title) LIKE LOWER($2) ESCAPE '\\'
                 OR EXISTS (SELECT 1 FROM messages m
-                           WHERE m.conversation_id = c.id AND m.content LIKE ? ESCAPE '\\'))
-         ORDER BY c.updated_at DESC, c.id DESC LIMIT ? OFFSET ?",
+                           WHERE m.conversation_id = c.id AND LOWER(m.content) LIKE LOWER($3) ESCAPE '\\'))
+         ORDER BY c.updated_at DESC, c.id DESC LIMIT $4 OFFSET $5",
     )
     .bind(user_id.to_string())
     .bind(&pattern)
     .bind(&pattern)
-    .bind(limit)
-    .bind(offset)
+    .bind(i64::from(limit))
+    .bind(i64::from(offset))
     .fetch_all(db)
     .await?;
     rows.iter().map(conversation_from_row).collect()
@@ -187,13 +187,13 @@ fn escape_like(text: &str) -> String {
 
 /// Rename a conversation owned by `user_id`.
 pub async fn rename_conversation(
-    db: impl SqliteExecutor<'_>,
+    db: impl AnyExecutor<'_>,
     id: Uuid,
     user_id: Uuid,
     title: &str,
 ) -> Result<(), StoreError> {
     let done = sqlx::query(
-        "UPDATE conversations SET title = ?, updated_at = ? WHERE id = ? AND user_id = ?",
+        "UPDATE conversations SET title = $1, updated_at = $2 WHERE id = $3 AND user_id = $4",
     )
     .bind(title)
     .bind(now_millis())
@@ -209,11 +209,11 @@ pub async fn rename_conversation(
 
 /// Delete a conversation owned by `user_id`, with its messages.
 pub async fn delete_conversation(
-    db: impl SqliteExecutor<'_>,
+    db: impl AnyExecutor<'_>,
     id: Uuid,
     user_id: Uuid,
 ) -> Result<(), StoreError> {
-    let done = sqlx::query("DELETE FROM conversations WHERE id = ? AND user_id = ?")
+    let done = sqlx::query("DELETE FROM conversations WHERE id = $1 AND user_id = $2")
         .bind(id.to_string())
         .bind(user_id.to_string())
         .execute(db)
@@ -226,11 +226,11 @@ pub async fn delete_conversation(
 
 /// Give every conversation of `from` to `to`; returns how many moved.
 pub async fn transfer_conversations(
-    db: impl SqliteExecutor<'_>,
+    db: impl AnyExecutor<'_>,
     from: Uuid,
     to: Uuid,
 ) -> Result<u64, StoreError> {
-    let done = sqlx::query("UPDATE conversations SET user_id = ? WHERE user_id = ?")
+    let done = sqlx::query("UPDATE conversations SET user_id = $1 WHERE user_id = $2")
         .bind(to.to_string())
         .bind(from.to_string())
         .execute(db)
@@ -240,11 +240,11 @@ pub async fn transfer_conversations(
 
 /// Record that events up to `seq` were published (for events stored nowhere else).
 pub async fn advance_last_seq(
-    db: impl SqliteExecutor<'_>,
+    db: impl AnyExecutor<'_>,
     id: Uuid,
     seq: u64,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE conversations SET last_seq = MAX(last_seq, ?) WHERE id = ?")
+    sqlx::query("UPDATE conversations SET last_seq = CASE WHEN last_seq > $1 THEN last_seq ELSE $1 END WHERE id = $2")
         .bind(seq as i64)
         .bind(id.to_string())
         .execute(db)

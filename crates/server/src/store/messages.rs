@@ -5,7 +5,10 @@
 use chrono::{DateTime, Utc};
 use colloquy_protocol::{MessageStatus, Sender};
 use serde::Serialize;
-use sqlx::{sqlite::SqliteRow, Row, SqliteExecutor};
+use sqlx::{
+    any::{AnyExecutor, AnyRow},
+    Row,
+};
 use uuid::Uuid;
 
 use super::{
@@ -65,7 +68,7 @@ fn parse_status(text: &str) -> Result<MessageStatus, StoreError> {
     }
 }
 
-fn message_from_row(row: &SqliteRow) -> Result<Message, StoreError> {
+fn message_from_row(row: &AnyRow) -> Result<Message, StoreError> {
     let seq: i64 = row.try_get("seq")?;
     let reply_id: Option<String> = row.try_get("reply_id")?;
     Ok(Message {
@@ -95,14 +98,14 @@ pub async fn insert_message(pool: &Pool, new: NewMessage) -> Result<Message, Sto
 
 /// [`insert_message`] inside the caller's transaction.
 pub async fn insert_message_in(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
     new: NewMessage,
 ) -> Result<Message, StoreError> {
     let now = now_millis();
     sqlx::query(
         "INSERT INTO messages
            (id, conversation_id, sender, content, status, seq, client_id, reply_id, error_code, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(new.id.to_string())
     .bind(new.conversation_id.to_string())
@@ -135,9 +138,9 @@ pub async fn insert_message_in(
     };
     sqlx::query(
         "UPDATE conversations
-         SET last_seq = MAX(last_seq, ?), updated_at = ?,
-             title = CASE WHEN title = '' THEN ? ELSE title END
-         WHERE id = ?",
+         SET last_seq = CASE WHEN last_seq > $1 THEN last_seq ELSE $1 END, updated_at = $2,
+             title = CASE WHEN title = '' THEN $3 ELSE title END
+         WHERE id = $4",
     )
     .bind(new.seq as i64)
     .bind(now)
@@ -173,11 +176,11 @@ fn title_from(content: &str) -> String {
 
 /// The user message sent with this `client_id` in this conversation, if any.
 pub async fn find_by_client_id(
-    db: impl SqliteExecutor<'_>,
+    db: impl AnyExecutor<'_>,
     conversation_id: Uuid,
     client_id: &str,
 ) -> Result<Option<Message>, StoreError> {
-    let row = sqlx::query("SELECT * FROM messages WHERE conversation_id = ? AND client_id = ?")
+    let row = sqlx::query("SELECT * FROM messages WHERE conversation_id = $1 AND client_id = $2")
         .bind(conversation_id.to_string())
         .bind(client_id)
         .fetch_optional(db)
@@ -187,11 +190,11 @@ pub async fn find_by_client_id(
 
 /// The message with this id in this conversation, if stored.
 pub async fn find_message(
-    db: impl SqliteExecutor<'_>,
+    db: impl AnyExecutor<'_>,
     conversation_id: Uuid,
     id: Uuid,
 ) -> Result<Option<Message>, StoreError> {
-    let row = sqlx::query("SELECT * FROM messages WHERE conversation_id = ? AND id = ?")
+    let row = sqlx::query("SELECT * FROM messages WHERE conversation_id = $1 AND id = $2")
         .bind(conversation_id.to_string())
         .bind(id.to_string())
         .fetch_optional(db)
@@ -202,13 +205,13 @@ pub async fn find_message(
 /// The first `limit` messages of a conversation stored with a seq after
 /// `after`, in order.
 pub async fn messages_after(
-    db: impl SqliteExecutor<'_>,
+    db: impl AnyExecutor<'_>,
     conversation_id: Uuid,
     after: u64,
     limit: usize,
 ) -> Result<Vec<Message>, StoreError> {
     let rows = sqlx::query(
-        "SELECT * FROM messages WHERE conversation_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+        "SELECT * FROM messages WHERE conversation_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
     )
     .bind(conversation_id.to_string())
     .bind(after as i64)
@@ -220,9 +223,7 @@ pub async fn messages_after(
 
 /// User messages whose reply was never stored (the server stopped
 /// abruptly while it was pending or streaming), oldest first.
-pub async fn orphaned_user_messages(
-    db: impl SqliteExecutor<'_>,
-) -> Result<Vec<Message>, StoreError> {
+pub async fn orphaned_user_messages(db: impl AnyExecutor<'_>) -> Result<Vec<Message>, StoreError> {
     let rows = sqlx::query(
         "SELECT u.* FROM messages u
          WHERE u.sender = 'user' AND u.reply_id IS NOT NULL
@@ -251,7 +252,7 @@ pub struct MessagePage {
 /// position is 2 × its seq; its reply's is one more; a reply to no stored
 /// question sits at 2 × its own seq + 1.
 pub async fn messages_before(
-    db: impl SqliteExecutor<'_>,
+    db: impl AnyExecutor<'_>,
     conversation_id: Uuid,
     before: Option<u64>,
     limit: u32,
@@ -268,14 +269,14 @@ pub async fn messages_before(
             FROM messages m
             LEFT JOIN messages q
               ON q.conversation_id = m.conversation_id AND q.reply_id = m.id AND q.sender = 'user'
-            WHERE m.conversation_id = ?
-         )
-         WHERE position < ?
-         ORDER BY position DESC LIMIT ?",
+            WHERE m.conversation_id = $1
+         ) AS turns
+         WHERE position < $2
+         ORDER BY position DESC LIMIT $3",
     )
     .bind(conversation_id.to_string())
     .bind(before)
-    .bind(limit)
+    .bind(i64::from(limit))
     .fetch_all(db)
     .await?;
     let mut messages = Vec::with_capacity(rows.len());
@@ -293,10 +294,10 @@ pub async fn messages_before(
 
 /// All messages of a conversation, in order.
 pub async fn list_messages(
-    db: impl SqliteExecutor<'_>,
+    db: impl AnyExecutor<'_>,
     conversation_id: Uuid,
 ) -> Result<Vec<Message>, StoreError> {
-    let rows = sqlx::query("SELECT * FROM messages WHERE conversation_id = ? ORDER BY seq")
+    let rows = sqlx::query("SELECT * FROM messages WHERE conversation_id = $1 ORDER BY seq")
         .bind(conversation_id.to_string())
         .fetch_all(db)
         .await?;
@@ -307,7 +308,7 @@ pub async fn list_messages(
 /// first: the history a reply is generated from. Failed replies are left
 /// out so the model does not imitate them.
 pub async fn history(
-    db: impl SqliteExecutor<'_>,
+    db: impl AnyExecutor<'_>,
     conversation_id: Uuid,
     up_to_seq: u64,
     limit: u32,
@@ -315,13 +316,13 @@ pub async fn history(
     let rows = sqlx::query(
         "SELECT * FROM (
             SELECT * FROM messages
-            WHERE conversation_id = ? AND seq <= ? AND status != 'error' AND content != ''
-            ORDER BY seq DESC LIMIT ?
-         ) ORDER BY seq",
+            WHERE conversation_id = $1 AND seq <= $2 AND status != 'error' AND content != ''
+            ORDER BY seq DESC LIMIT $3
+         ) AS recent ORDER BY seq",
     )
     .bind(conversation_id.to_string())
     .bind(up_to_seq as i64)
-    .bind(limit)
+    .bind(i64::from(limit))
     .fetch_all(db)
     .await?;
     rows.iter().map(message_from_row).collect()
@@ -341,8 +342,8 @@ pub async fn truncate_reply(
 ) -> Result<Option<Message>, StoreError> {
     let mut tx = pool.begin().await?;
     let row = sqlx::query(
-        "UPDATE messages SET content = ?, status = 'interrupted', seq = ?
-         WHERE conversation_id = ? AND id = ? AND sender = 'assistant' AND status != 'error'
+        "UPDATE messages SET content = $1, status = 'interrupted', seq = $2
+         WHERE conversation_id = $3 AND id = $4 AND sender = 'assistant' AND status != 'error'
          RETURNING *",
     )
     .bind(content)

@@ -1,16 +1,22 @@
 //! Persistence: users, conversations, messages, coaching profiles, plans
-//! and steps, and voice turn timings in SQLite (WAL mode), through sqlx.
-//! Every query lives here, in functions that take a pool or an executor;
-//! migrations in `migrations/` run at start and are append-only.
+//! and steps, and voice turn timings, in SQLite (WAL mode, the embedded
+//! default) or PostgreSQL (several nodes), through sqlx. Every query lives
+//! here, in functions that take a pool or an executor; migrations in
+//! `migrations/<backend>/` run at start and are append-only.
 //!
-//! Ids are stored as hyphenated UUID text and times as Unix milliseconds, so
-//! rows read well in the `sqlite3` shell and order exactly.
+//! One set of queries serves both backends through sqlx's `Any` driver: the
+//! schema stores ids as hyphenated UUID text, times as Unix milliseconds and
+//! flags as 0/1 integers, the types every backend shares, so nothing needs
+//! the uuid/time/json types `Any` lacks. The SQL is the common subset of
+//! both dialects (`$n` parameters, `CASE` instead of SQLite's two-argument
+//! `MAX`, aliased subqueries), and the unit tests run on both.
 
 mod checkpoints;
 mod conversations;
 mod messages;
 mod plans;
 mod profile;
+pub mod scratch;
 mod steps;
 #[cfg(test)]
 mod testing;
@@ -21,8 +27,10 @@ mod writer;
 use std::{str::FromStr, time::Duration};
 
 use chrono::{DateTime, TimeZone, Utc};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+use sqlx::{
+    any::AnyPoolOptions,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode},
+    ConnectOptions as _, Connection as _, Executor as _,
 };
 
 pub use checkpoints::{
@@ -32,13 +40,33 @@ pub use conversations::*;
 pub use messages::*;
 pub use plans::*;
 pub use profile::*;
+pub use scratch::ScratchDatabase;
 pub use steps::*;
 pub use timings::*;
 pub use users::*;
 pub use writer::MessageWriter;
 
 /// The connection pool every store function takes.
-pub type Pool = SqlitePool;
+pub type Pool = sqlx::AnyPool;
+
+/// Which database a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// The backend of `url`, by its scheme.
+    pub fn of_url(url: &str) -> Option<Self> {
+        let scheme = url.split(':').next().unwrap_or_default();
+        match scheme {
+            "sqlite" => Some(Self::Sqlite),
+            "postgres" | "postgresql" => Some(Self::Postgres),
+            _ => None,
+        }
+    }
+}
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -55,33 +83,73 @@ pub enum StoreError {
     Unavailable,
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    #[error("{0}")]
+    Unsupported(&'static str),
 }
 
 /// Options for [`connect`].
 pub struct ConnectOptions<'a> {
     pub url: &'a str,
-    /// `full` or `normal` (see the `sqlite_synchronous` setting).
+    /// SQLite only: `full` or `normal` (see the `sqlite_synchronous` setting).
     pub synchronous: &'a str,
+    /// Most connections the pool opens.
+    pub max_connections: u32,
 }
 
-/// Open (creating if needed) the database and run pending migrations.
+/// Open the database (creating a SQLite file if needed) and run pending
+/// migrations.
 pub async fn connect(options: ConnectOptions<'_>) -> Result<Pool, StoreError> {
-    let synchronous = match options.synchronous {
-        "normal" => SqliteSynchronous::Normal,
-        _ => SqliteSynchronous::Full,
+    sqlx::any::install_default_drivers();
+    let backend = Backend::of_url(options.url).ok_or_else(|| {
+        StoreError::Unsupported(
+            "the database URL must start with sqlite:, postgres: or postgresql:",
+        )
+    })?;
+    let pool_options = AnyPoolOptions::new()
+        .max_connections(options.max_connections)
+        .acquire_timeout(Duration::from_secs(10));
+    let pool = match backend {
+        Backend::Sqlite => {
+            let synchronous = match options.synchronous {
+                "normal" => "NORMAL",
+                _ => "FULL",
+            };
+            prepare_sqlite(options.url).await?;
+            // `synchronous` is per connection; WAL mode, set once above, is
+            // kept in the file. Foreign keys and the busy timeout are sqlx's
+            // SQLite defaults for every connection.
+            pool_options
+                .after_connect(move |conn, _| {
+                    Box::pin(async move {
+                        conn.execute(format!("PRAGMA synchronous = {synchronous}").as_str())
+                            .await?;
+                        Ok(())
+                    })
+                })
+                .connect(options.url)
+                .await?
+        }
+        Backend::Postgres => pool_options.connect(options.url).await?,
     };
-    let connect = SqliteConnectOptions::from_str(options.url)?
+    match backend {
+        Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
+        Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
+    }
+    Ok(pool)
+}
+
+/// Create the SQLite file if missing and switch it to WAL mode (a setting
+/// the file keeps), through a native connection: the `Any` pool can only be
+/// configured by URL.
+async fn prepare_sqlite(url: &str) -> Result<(), StoreError> {
+    let conn = SqliteConnectOptions::from_str(url)?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(synchronous)
-        .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(5));
-    let pool = SqlitePoolOptions::new()
-        .max_connections(8)
-        .connect_with(connect)
+        .busy_timeout(Duration::from_secs(5))
+        .connect()
         .await?;
-    sqlx::migrate!("./migrations").run(&pool).await?;
-    Ok(pool)
+    conn.close().await?;
+    Ok(())
 }
 
 /// Now, as stored.

@@ -8,7 +8,10 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{sqlite::SqliteRow, Acquire, Row, Sqlite, SqliteExecutor};
+use sqlx::{
+    any::{AnyExecutor, AnyRow},
+    Acquire, Any, Row,
+};
 use uuid::Uuid;
 
 use super::{
@@ -56,7 +59,7 @@ pub struct PlanChanges<'a> {
     pub description: Option<&'a str>,
 }
 
-fn plan_from_row(row: &SqliteRow) -> Result<Plan, StoreError> {
+fn plan_from_row(row: &AnyRow) -> Result<Plan, StoreError> {
     Ok(Plan {
         id: parse_id(row.try_get("id")?)?,
         user_id: parse_id(row.try_get("user_id")?)?,
@@ -71,7 +74,7 @@ fn plan_from_row(row: &SqliteRow) -> Result<Plan, StoreError> {
 /// More than [`MAX_STEPS_PER_PLAN`] steps is a [`StoreError::Conflict`]; a
 /// missing user is [`StoreError::NotFound`].
 pub async fn create_plan(
-    db: impl Acquire<'_, Database = Sqlite>,
+    db: impl Acquire<'_, Database = Any>,
     new: NewPlan<'_>,
 ) -> Result<PlanWithSteps, StoreError> {
     if new.steps.len() > MAX_STEPS_PER_PLAN {
@@ -89,7 +92,7 @@ pub async fn create_plan(
     let mut tx = db.begin().await?;
     sqlx::query(
         "INSERT INTO plans (id, user_id, title, description, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(plan.id.to_string())
     .bind(plan.user_id.to_string())
@@ -118,18 +121,18 @@ pub async fn create_plan(
 
 /// A user's plans, most recently updated first.
 pub async fn list_plans(
-    db: impl SqliteExecutor<'_>,
+    db: impl AnyExecutor<'_>,
     user_id: Uuid,
     limit: u32,
     offset: u32,
 ) -> Result<Vec<Plan>, StoreError> {
     let rows = sqlx::query(
-        "SELECT * FROM plans WHERE user_id = ?
-         ORDER BY updated_at DESC, id DESC LIMIT ? OFFSET ?",
+        "SELECT * FROM plans WHERE user_id = $1
+         ORDER BY updated_at DESC, id DESC LIMIT $2 OFFSET $3",
     )
     .bind(user_id.to_string())
-    .bind(limit)
-    .bind(offset)
+    .bind(i64::from(limit))
+    .bind(i64::from(offset))
     .fetch_all(db)
     .await?;
     rows.iter().map(plan_from_row).collect()
@@ -137,10 +140,10 @@ pub async fn list_plans(
 
 /// The plan with this id, whoever owns it (the caller checks ownership).
 pub async fn find_plan(
-    db: impl SqliteExecutor<'_>,
+    db: impl AnyExecutor<'_>,
     plan_id: Uuid,
 ) -> Result<Option<Plan>, StoreError> {
-    let row = sqlx::query("SELECT * FROM plans WHERE id = ?")
+    let row = sqlx::query("SELECT * FROM plans WHERE id = $1")
         .bind(plan_id.to_string())
         .fetch_optional(db)
         .await?;
@@ -149,11 +152,11 @@ pub async fn find_plan(
 
 /// The plan if it exists and belongs to `user_id`.
 pub async fn find_owned_plan(
-    db: impl SqliteExecutor<'_>,
+    db: impl AnyExecutor<'_>,
     plan_id: Uuid,
     user_id: Uuid,
 ) -> Result<Option<Plan>, StoreError> {
-    let row = sqlx::query("SELECT * FROM plans WHERE id = ? AND user_id = ?")
+    let row = sqlx::query("SELECT * FROM plans WHERE id = $1 AND user_id = $2")
         .bind(plan_id.to_string())
         .bind(user_id.to_string())
         .fetch_optional(db)
@@ -164,7 +167,7 @@ pub async fn find_owned_plan(
 /// The plan and its ordered steps, read in one transaction so they agree,
 /// if the plan exists and belongs to `user_id`.
 pub async fn find_owned_plan_with_steps(
-    db: impl Acquire<'_, Database = Sqlite>,
+    db: impl Acquire<'_, Database = Any>,
     plan_id: Uuid,
     user_id: Uuid,
 ) -> Result<Option<PlanWithSteps>, StoreError> {
@@ -180,17 +183,17 @@ pub async fn find_owned_plan_with_steps(
 /// Change a plan owned by `user_id` and return it; [`StoreError::NotFound`]
 /// if there is no such plan.
 pub async fn update_plan(
-    db: impl SqliteExecutor<'_>,
+    db: impl AnyExecutor<'_>,
     plan_id: Uuid,
     user_id: Uuid,
     changes: PlanChanges<'_>,
 ) -> Result<Plan, StoreError> {
     let row = sqlx::query(
         "UPDATE plans SET
-           title = COALESCE(?, title),
-           description = COALESCE(?, description),
-           updated_at = ?
-         WHERE id = ? AND user_id = ?
+           title = COALESCE($1, title),
+           description = COALESCE($2, description),
+           updated_at = $3
+         WHERE id = $4 AND user_id = $5
          RETURNING *",
     )
     .bind(changes.title)
@@ -209,11 +212,11 @@ pub async fn update_plan(
 /// Delete a plan owned by `user_id`, with its steps (by cascade);
 /// [`StoreError::NotFound`] if there is no such plan.
 pub async fn delete_plan(
-    db: impl SqliteExecutor<'_>,
+    db: impl AnyExecutor<'_>,
     plan_id: Uuid,
     user_id: Uuid,
 ) -> Result<(), StoreError> {
-    let done = sqlx::query("DELETE FROM plans WHERE id = ? AND user_id = ?")
+    let done = sqlx::query("DELETE FROM plans WHERE id = $1 AND user_id = $2")
         .bind(plan_id.to_string())
         .bind(user_id.to_string())
         .execute(db)

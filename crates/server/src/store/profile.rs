@@ -4,7 +4,10 @@
 
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::{sqlite::SqliteRow, Row, SqliteExecutor};
+use sqlx::{
+    any::{AnyExecutor, AnyRow},
+    Row,
+};
 use uuid::Uuid;
 
 use super::StoreError;
@@ -17,7 +20,7 @@ pub struct Profile {
     pub user_data: Value,
 }
 
-fn profile_from_row(row: &SqliteRow) -> Result<Profile, StoreError> {
+fn profile_from_row(row: &AnyRow) -> Result<Profile, StoreError> {
     let text: String = row.try_get("user_data")?;
     let user_data: Value = serde_json::from_str(&text)
         .map_err(|e| StoreError::Corrupt(format!("user_data is not JSON: {e}")))?;
@@ -32,10 +35,10 @@ fn profile_from_row(row: &SqliteRow) -> Result<Profile, StoreError> {
 
 /// The profile of the user with this id, if the user exists.
 pub async fn find_profile(
-    db: impl SqliteExecutor<'_>,
+    db: impl AnyExecutor<'_>,
     user_id: Uuid,
 ) -> Result<Option<Profile>, StoreError> {
-    let row = sqlx::query("SELECT full_name, user_data FROM users WHERE id = ?")
+    let row = sqlx::query("SELECT full_name, user_data FROM users WHERE id = $1")
         .bind(user_id.to_string())
         .fetch_optional(db)
         .await?;
@@ -48,7 +51,7 @@ pub async fn find_profile(
 /// else is refused as a [`StoreError::Conflict`], a caller's bug since the
 /// HTTP layer parses it first. A missing user is [`StoreError::NotFound`].
 pub async fn update_profile(
-    db: impl SqliteExecutor<'_>,
+    db: impl AnyExecutor<'_>,
     user_id: Uuid,
     full_name: Option<&str>,
     user_data: Option<&Value>,
@@ -64,9 +67,9 @@ pub async fn update_profile(
     };
     let row = sqlx::query(
         "UPDATE users SET
-           full_name = CASE WHEN ? IS NULL THEN full_name ELSE NULLIF(?, '') END,
-           user_data = COALESCE(?, user_data)
-         WHERE id = ?
+           full_name = CASE WHEN $1 IS NULL THEN full_name ELSE NULLIF($2, '') END,
+           user_data = COALESCE($3, user_data)
+         WHERE id = $4
          RETURNING full_name, user_data",
     )
     .bind(full_name)

@@ -4,10 +4,11 @@
 //! numbered 1..n with no gaps or repeats. Inserting at a position shifts the
 //! later steps down, moving one shifts the steps between its old and new
 //! place, and deleting one closes the gap. Each of these runs in one
-//! transaction whose first statement is a write, so it holds SQLite's write
-//! lock from the start (a deferred transaction that reads first cannot wait
-//! for the lock and fails instead) and concurrent edits to the same plan take
-//! turns rather than interleave. A change to a step is a change to its plan:
+//! transaction whose first statement writes the plan's row: on SQLite that
+//! takes the write lock from the start (a deferred transaction that reads
+//! first cannot wait for the lock and fails instead), on PostgreSQL it locks
+//! the plan's row, so concurrent edits to the same plan take turns rather
+//! than interleave on either backend. A change to a step is a change to its plan:
 //! the plan's `updated_at` moves with it.
 //!
 //! Two kinds of lookup: the CRUD functions take the caller's `user_id` and
@@ -17,7 +18,10 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{sqlite::SqliteRow, Acquire, Row, Sqlite, SqliteExecutor};
+use sqlx::{
+    any::{AnyExecutor, AnyRow},
+    Acquire, Any, Row,
+};
 use uuid::Uuid;
 
 use super::{from_millis, not_found_if_orphan, now_millis, parse_id, StoreError};
@@ -64,7 +68,7 @@ pub struct StepChanges<'a> {
     pub order: Option<i64>,
 }
 
-fn step_from_row(row: &SqliteRow) -> Result<Step, StoreError> {
+fn step_from_row(row: &AnyRow) -> Result<Step, StoreError> {
     Ok(Step {
         id: parse_id(row.try_get("id")?)?,
         plan_id: parse_id(row.try_get("plan_id")?)?,
@@ -79,11 +83,8 @@ fn step_from_row(row: &SqliteRow) -> Result<Step, StoreError> {
 }
 
 /// The steps of a plan in order, whoever owns it (empty for no such plan).
-pub async fn plan_steps(
-    db: impl SqliteExecutor<'_>,
-    plan_id: Uuid,
-) -> Result<Vec<Step>, StoreError> {
-    let rows = sqlx::query(r#"SELECT * FROM plan_steps WHERE plan_id = ? ORDER BY "order", id"#)
+pub async fn plan_steps(db: impl AnyExecutor<'_>, plan_id: Uuid) -> Result<Vec<Step>, StoreError> {
+    let rows = sqlx::query(r#"SELECT * FROM plan_steps WHERE plan_id = $1 ORDER BY "order", id"#)
         .bind(plan_id.to_string())
         .fetch_all(db)
         .await?;
@@ -92,10 +93,10 @@ pub async fn plan_steps(
 
 /// The step with this id, whoever owns it (the caller checks ownership).
 pub async fn find_step(
-    db: impl SqliteExecutor<'_>,
+    db: impl AnyExecutor<'_>,
     step_id: Uuid,
 ) -> Result<Option<Step>, StoreError> {
-    let row = sqlx::query("SELECT * FROM plan_steps WHERE id = ?")
+    let row = sqlx::query("SELECT * FROM plan_steps WHERE id = $1")
         .bind(step_id.to_string())
         .fetch_optional(db)
         .await?;
@@ -104,11 +105,11 @@ pub async fn find_step(
 
 /// The step if it exists and belongs to `user_id`.
 pub async fn find_owned_step(
-    db: impl SqliteExecutor<'_>,
+    db: impl AnyExecutor<'_>,
     step_id: Uuid,
     user_id: Uuid,
 ) -> Result<Option<Step>, StoreError> {
-    let row = sqlx::query("SELECT * FROM plan_steps WHERE id = ? AND user_id = ?")
+    let row = sqlx::query("SELECT * FROM plan_steps WHERE id = $1 AND user_id = $2")
         .bind(step_id.to_string())
         .bind(user_id.to_string())
         .fetch_optional(db)
@@ -121,7 +122,7 @@ pub async fn find_owned_step(
 /// end when `None`. [`StoreError::NotFound`] if there is no such plan,
 /// [`StoreError::Conflict`] if it already holds [`MAX_STEPS_PER_PLAN`] steps.
 pub async fn create_step(
-    db: impl Acquire<'_, Database = Sqlite>,
+    db: impl Acquire<'_, Database = Any>,
     plan_id: Uuid,
     user_id: Uuid,
     new: NewStep<'_>,
@@ -131,7 +132,7 @@ pub async fn create_step(
     let mut tx = db.begin().await?;
     // Writing first takes the write lock for the whole transaction (see the
     // module doc) and checks ownership in the same statement.
-    let touched = sqlx::query("UPDATE plans SET updated_at = ? WHERE id = ? AND user_id = ?")
+    let touched = sqlx::query("UPDATE plans SET updated_at = $1 WHERE id = $2 AND user_id = $3")
         .bind(now)
         .bind(plan_id.to_string())
         .bind(user_id.to_string())
@@ -146,8 +147,8 @@ pub async fn create_step(
     }
     let order = order.map_or(count + 1, |order| order.clamp(1, count + 1));
     sqlx::query(
-        r#"UPDATE plan_steps SET "order" = "order" + 1, updated_at = ?
-           WHERE plan_id = ? AND "order" >= ?"#,
+        r#"UPDATE plan_steps SET "order" = "order" + 1, updated_at = $1
+           WHERE plan_id = $2 AND "order" >= $3"#,
     )
     .bind(now)
     .bind(plan_id.to_string())
@@ -169,7 +170,7 @@ pub async fn create_step(
 /// (clamped to 1..=n) shifts the steps between its old and new position by
 /// one. [`StoreError::NotFound`] if there is no such step.
 pub async fn update_step(
-    db: impl Acquire<'_, Database = Sqlite>,
+    db: impl Acquire<'_, Database = Any>,
     step_id: Uuid,
     user_id: Uuid,
     changes: StepChanges<'_>,
@@ -185,15 +186,14 @@ pub async fn update_step(
         return step.ok_or(StoreError::NotFound);
     }
     let now = now_millis();
-    // The write that comes first (see the module doc) also reads the step's
-    // place and checks ownership.
+    lock_plan_of_step(&mut tx, step_id, user_id, now).await?;
     let row = sqlx::query(
         r#"UPDATE plan_steps SET
-             title = COALESCE(?, title),
-             description = COALESCE(?, description),
-             icon = COALESCE(?, icon),
-             updated_at = ?
-           WHERE id = ? AND user_id = ?
+             title = COALESCE($1, title),
+             description = COALESCE($2, description),
+             icon = COALESCE($3, icon),
+             updated_at = $4
+           WHERE id = $5 AND user_id = $6
            RETURNING plan_id, "order""#,
     )
     .bind(changes.title)
@@ -220,8 +220,8 @@ pub async fn update_step(
                 (-1, old + 1, new)
             };
             sqlx::query(
-                r#"UPDATE plan_steps SET "order" = "order" + ?, updated_at = ?
-                   WHERE plan_id = ? AND "order" BETWEEN ? AND ?"#,
+                r#"UPDATE plan_steps SET "order" = "order" + $1, updated_at = $2
+                   WHERE plan_id = $3 AND "order" BETWEEN $4 AND $5"#,
             )
             .bind(shift)
             .bind(now)
@@ -230,7 +230,7 @@ pub async fn update_step(
             .bind(high)
             .execute(&mut *tx)
             .await?;
-            sqlx::query(r#"UPDATE plan_steps SET "order" = ? WHERE id = ?"#)
+            sqlx::query(r#"UPDATE plan_steps SET "order" = $1 WHERE id = $2"#)
                 .bind(new)
                 .bind(step_id.to_string())
                 .execute(&mut *tx)
@@ -248,14 +248,15 @@ pub async fn update_step(
 /// Delete a step owned by `user_id`; the later steps move up one.
 /// [`StoreError::NotFound`] if there is no such step.
 pub async fn delete_step(
-    db: impl Acquire<'_, Database = Sqlite>,
+    db: impl Acquire<'_, Database = Any>,
     step_id: Uuid,
     user_id: Uuid,
 ) -> Result<(), StoreError> {
     let now = now_millis();
     let mut tx = db.begin().await?;
+    lock_plan_of_step(&mut tx, step_id, user_id, now).await?;
     let row = sqlx::query(
-        r#"DELETE FROM plan_steps WHERE id = ? AND user_id = ? RETURNING plan_id, "order""#,
+        r#"DELETE FROM plan_steps WHERE id = $1 AND user_id = $2 RETURNING plan_id, "order""#,
     )
     .bind(step_id.to_string())
     .bind(user_id.to_string())
@@ -265,8 +266,8 @@ pub async fn delete_step(
     let plan_id = parse_id(row.try_get("plan_id")?)?;
     let order: i64 = row.try_get("order")?;
     sqlx::query(
-        r#"UPDATE plan_steps SET "order" = "order" - 1, updated_at = ?
-           WHERE plan_id = ? AND "order" > ?"#,
+        r#"UPDATE plan_steps SET "order" = "order" - 1, updated_at = $1
+           WHERE plan_id = $2 AND "order" > $3"#,
     )
     .bind(now)
     .bind(plan_id.to_string())
@@ -278,8 +279,31 @@ pub async fn delete_step(
     Ok(())
 }
 
-async fn step_count(conn: &mut sqlx::SqliteConnection, plan_id: Uuid) -> Result<i64, StoreError> {
-    let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM plan_steps WHERE plan_id = ?")
+/// The first write of a step edit (see the module doc): touches the plan of
+/// a step owned by `user_id`, or [`StoreError::NotFound`].
+async fn lock_plan_of_step(
+    conn: &mut sqlx::AnyConnection,
+    step_id: Uuid,
+    user_id: Uuid,
+    now: i64,
+) -> Result<(), StoreError> {
+    let touched = sqlx::query(
+        "UPDATE plans SET updated_at = $1
+         WHERE id = (SELECT plan_id FROM plan_steps WHERE id = $2 AND user_id = $3)",
+    )
+    .bind(now)
+    .bind(step_id.to_string())
+    .bind(user_id.to_string())
+    .execute(conn)
+    .await?;
+    if touched.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+async fn step_count(conn: &mut sqlx::AnyConnection, plan_id: Uuid) -> Result<i64, StoreError> {
+    let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM plan_steps WHERE plan_id = $1")
         .bind(plan_id.to_string())
         .fetch_one(conn)
         .await?;
@@ -288,11 +312,11 @@ async fn step_count(conn: &mut sqlx::SqliteConnection, plan_id: Uuid) -> Result<
 
 /// A change to a step is a change to its plan (lists show recent activity first).
 async fn touch_plan(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
     plan_id: Uuid,
     now: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE plans SET updated_at = ? WHERE id = ?")
+    sqlx::query("UPDATE plans SET updated_at = $1 WHERE id = $2")
         .bind(now)
         .bind(plan_id.to_string())
         .execute(conn)
@@ -313,7 +337,7 @@ pub(super) struct Placement {
 /// Insert one step at `place`, whose order the caller has freed. A missing
 /// plan (or owner) is [`StoreError::NotFound`].
 pub(super) async fn insert_step(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
     place: Placement,
     new: &NewStep<'_>,
 ) -> Result<Step, StoreError> {
@@ -337,7 +361,7 @@ pub(super) async fn insert_step(
     sqlx::query(
         r#"INSERT INTO plan_steps
              (id, plan_id, user_id, "order", title, description, icon, created_at, updated_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"#,
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"#,
     )
     .bind(step.id.to_string())
     .bind(step.plan_id.to_string())
@@ -436,7 +460,7 @@ mod tests {
         let forged = sqlx::query(
             r#"INSERT INTO plan_steps
                  (id, plan_id, user_id, "order", title, created_at, updated_at)
-               VALUES (?, ?, ?, 1, 't', 0, 0)"#,
+               VALUES ($1, $2, $3, 1, 't', 0, 0)"#,
         )
         .bind(Uuid::now_v7().to_string())
         .bind(plan.id.to_string())

@@ -4,16 +4,25 @@
 use tempfile::TempDir;
 use uuid::Uuid;
 
-use super::{self as store, ConnectOptions, NewPlan, NewStep, Plan, Pool};
+use super::{self as store, ConnectOptions, NewPlan, NewStep, Plan, Pool, ScratchDatabase};
 
-/// A fresh database in its own directory, with one user named Ada; keep the
-/// directory alive as long as the pool.
-pub(super) async fn database() -> (TempDir, Pool, Uuid) {
+/// What keeps a test database alive: its directory (SQLite) or the database
+/// itself (PostgreSQL, dropped with it).
+pub(super) struct Keep {
+    _dir: TempDir,
+    _database: ScratchDatabase,
+}
+
+/// A fresh database of the backend `COLLOQUY_TEST_DATABASE` names (see
+/// [`ScratchDatabase`]), with one user named Ada; keep the guard alive as
+/// long as the pool.
+pub(super) async fn database() -> (Keep, Pool, Uuid) {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let database = ScratchDatabase::from_env(dir.path()).await.unwrap();
     let pool = store::connect(ConnectOptions {
-        url: &url,
+        url: &database.url,
         synchronous: "normal",
+        max_connections: 8,
     })
     .await
     .unwrap();
@@ -28,7 +37,11 @@ pub(super) async fn database() -> (TempDir, Pool, Uuid) {
     )
     .await
     .unwrap();
-    (dir, pool, user.id)
+    let keep = Keep {
+        _dir: dir,
+        _database: database,
+    };
+    (keep, pool, user.id)
 }
 
 /// A step with this title and nothing else.

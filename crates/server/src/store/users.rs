@@ -2,7 +2,10 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{sqlite::SqliteRow, Row, SqliteExecutor};
+use sqlx::{
+    any::{AnyExecutor, AnyRow},
+    Row,
+};
 use uuid::Uuid;
 
 use super::{from_millis, is_unique_violation, now_millis, parse_id, StoreError};
@@ -31,32 +34,29 @@ pub struct NewUser<'a> {
     pub is_anonymous: bool,
 }
 
-fn user_from_row(row: &SqliteRow) -> Result<User, StoreError> {
+fn user_from_row(row: &AnyRow) -> Result<User, StoreError> {
     Ok(User {
         id: parse_id(row.try_get("id")?)?,
         email: row.try_get("email")?,
         full_name: row.try_get("full_name")?,
-        is_anonymous: row.try_get("is_anonymous")?,
+        is_anonymous: row.try_get::<i64, _>("is_anonymous")? != 0,
         created_at: from_millis(row.try_get("created_at")?),
     })
 }
 
 /// Store a new user; a taken email is a [`StoreError::Conflict`].
-pub async fn insert_user(
-    db: impl SqliteExecutor<'_>,
-    new: NewUser<'_>,
-) -> Result<User, StoreError> {
+pub async fn insert_user(db: impl AnyExecutor<'_>, new: NewUser<'_>) -> Result<User, StoreError> {
     let id = Uuid::now_v7();
     let created_at = now_millis();
     sqlx::query(
         "INSERT INTO users (id, email, password_hash, full_name, is_anonymous, created_at)
-         VALUES (?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(id.to_string())
     .bind(new.email)
     .bind(new.password_hash)
     .bind(new.full_name)
-    .bind(new.is_anonymous)
+    .bind(i64::from(new.is_anonymous))
     .bind(created_at)
     .execute(db)
     .await
@@ -77,8 +77,8 @@ pub async fn insert_user(
 }
 
 /// The user with this id, if any.
-pub async fn find_user(db: impl SqliteExecutor<'_>, id: Uuid) -> Result<Option<User>, StoreError> {
-    let row = sqlx::query("SELECT * FROM users WHERE id = ?")
+pub async fn find_user(db: impl AnyExecutor<'_>, id: Uuid) -> Result<Option<User>, StoreError> {
+    let row = sqlx::query("SELECT * FROM users WHERE id = $1")
         .bind(id.to_string())
         .fetch_optional(db)
         .await?;
@@ -87,10 +87,10 @@ pub async fn find_user(db: impl SqliteExecutor<'_>, id: Uuid) -> Result<Option<U
 
 /// The user with this (normalized) email and its password hash, if any.
 pub async fn find_credentials(
-    db: impl SqliteExecutor<'_>,
+    db: impl AnyExecutor<'_>,
     email: &str,
 ) -> Result<Option<Credentials>, StoreError> {
-    let row = sqlx::query("SELECT * FROM users WHERE email = ?")
+    let row = sqlx::query("SELECT * FROM users WHERE email = $1")
         .bind(email)
         .fetch_optional(db)
         .await?;
@@ -104,8 +104,8 @@ pub async fn find_credentials(
 }
 
 /// Remove a user (and, by cascade, whatever they still own).
-pub async fn delete_user(db: impl SqliteExecutor<'_>, id: Uuid) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM users WHERE id = ?")
+pub async fn delete_user(db: impl AnyExecutor<'_>, id: Uuid) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM users WHERE id = $1")
         .bind(id.to_string())
         .execute(db)
         .await?;

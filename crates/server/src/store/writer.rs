@@ -66,7 +66,7 @@ enum Written {
 }
 
 impl Job {
-    async fn write(&self, conn: &mut sqlx::SqliteConnection) -> Written {
+    async fn write(&self, conn: &mut sqlx::AnyConnection) -> Written {
         match self {
             Job::Message(message, _) => {
                 Written::Message(insert_message_in(conn, message.clone()).await)

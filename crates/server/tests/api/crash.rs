@@ -5,7 +5,6 @@
 use std::{
     io::{BufRead, BufReader},
     net::SocketAddr,
-    path::Path,
     process::{Child, Command, Stdio},
     time::Duration,
 };
@@ -14,7 +13,7 @@ use serde_json::{json, Value};
 
 use crate::{
     fake_openai::{FakeOpenAi, Script},
-    helpers::{concat_deltas, send_text, Socket},
+    helpers::{concat_deltas, send_text, test_data, Socket, TestData},
 };
 
 /// The server binary, started by hand so it can be killed for real.
@@ -24,7 +23,7 @@ struct Server {
 }
 
 impl Server {
-    fn start(data_dir: &Path, upstream: &FakeOpenAi) -> Self {
+    fn start(data: &TestData, upstream: &FakeOpenAi) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_colloquy"))
             .args([
                 "serve",
@@ -34,7 +33,8 @@ impl Server {
                 "openai:fake-model",
             ])
             .arg("--data-dir")
-            .arg(data_dir)
+            .arg(data.dir.path())
+            .env("DATABASE_URL", &data.database.url)
             .env("OPENAI_BASE_URL", upstream.base_url())
             .env_remove("OPENAI_API_KEY")
             .env(
@@ -97,10 +97,10 @@ async fn a_reply_killed_mid_stream_is_repaired_with_its_text_and_a_later_seq() {
             .map(String::from)
             .to_vec(),
     ));
-    let data = tempfile::tempdir().unwrap();
+    let data = test_data().await;
     let http = reqwest::Client::new();
 
-    let server = Server::start(data.path(), &upstream);
+    let server = Server::start(&data, &upstream);
     let registered: Value = http
         .post(server.url("/auth/register"))
         .json(&json!({ "email": "crash@example.com", "password": "correct horse battery" }))
@@ -131,7 +131,7 @@ async fn a_reply_killed_mid_stream_is_repaired_with_its_text_and_a_later_seq() {
     server.kill();
     drop(socket);
 
-    let server = Server::start(data.path(), &upstream);
+    let server = Server::start(&data, &upstream);
     let mut socket = Socket::connect(&server.ws_url(&format!(
         "/api/v1/chat/ws?token={token}&conversationId={conversation}&last_seq={last_seen}"
     )))

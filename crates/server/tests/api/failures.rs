@@ -5,20 +5,46 @@ use serde_json::{json, Value};
 
 use crate::{
     fake_openai::Script,
-    helpers::{send_text, spawn_app, spawn_app_with, sse_events, TestApp},
+    helpers::{on_postgres, send_text, spawn_app, spawn_app_with, sse_events, TestApp},
 };
 
 /// Make the real database refuse every assistant message from now on
 /// (user messages are still stored), as a full disk or a broken replica would.
 async fn refuse_replies(app: &TestApp) {
-    sqlx::query(
-        "CREATE TRIGGER refuse_replies BEFORE INSERT ON messages
-         WHEN NEW.sender = 'assistant'
-         BEGIN SELECT RAISE(ABORT, 'the disk is on fire'); END",
-    )
-    .execute(&app.state.db)
-    .await
-    .expect("trigger created");
+    let statements: &[&str] = if on_postgres() {
+        &[
+            "CREATE FUNCTION refuse_replies() RETURNS trigger AS $$
+             BEGIN
+               IF NEW.sender = 'assistant' THEN RAISE EXCEPTION 'the disk is on fire'; END IF;
+               RETURN NEW;
+             END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER refuse_replies BEFORE INSERT ON messages
+             FOR EACH ROW EXECUTE FUNCTION refuse_replies()",
+        ]
+    } else {
+        &["CREATE TRIGGER refuse_replies BEFORE INSERT ON messages
+           WHEN NEW.sender = 'assistant'
+           BEGIN SELECT RAISE(ABORT, 'the disk is on fire'); END"]
+    };
+    for statement in statements {
+        sqlx::query(statement)
+            .execute(&app.state.db)
+            .await
+            .expect("trigger created");
+    }
+}
+
+/// Let the database store replies again.
+async fn accept_replies(app: &TestApp) {
+    let statement = if on_postgres() {
+        "DROP TRIGGER refuse_replies ON messages"
+    } else {
+        "DROP TRIGGER refuse_replies"
+    };
+    sqlx::query(statement)
+        .execute(&app.state.db)
+        .await
+        .expect("trigger dropped");
 }
 
 #[tokio::test]
@@ -154,10 +180,7 @@ async fn the_next_turn_works_once_storage_is_back() {
     assert_eq!(failed.status(), 503);
     let body: Value = failed.json().await.unwrap();
     let id = body["conversation_id"].as_str().unwrap().to_owned();
-    sqlx::query("DROP TRIGGER refuse_replies")
-        .execute(&app.state.db)
-        .await
-        .unwrap();
+    accept_replies(&app).await;
     app.upstream.push(Script::tokens(&["second"]));
     let ok = app
         .post_json(

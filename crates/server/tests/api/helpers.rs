@@ -3,7 +3,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use colloquy::{config::Config, App, AppState};
+use colloquy::{config::Config, store::ScratchDatabase, App, AppState};
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -24,17 +24,43 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub upstream: FakeOpenAi,
     pub state: AppState,
-    pub data_dir: TempDir,
+    /// Held for the server's lifetime; `None` only inside [`TestApp::restart`].
+    data: Option<TestData>,
     config: Config,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
-/// A test config: ephemeral port, given data dir, the fake upstream as model.
-pub fn test_config(data_dir: &TempDir, upstream: &FakeOpenAi) -> Config {
+/// A server's data dir and a fresh database of the backend under test
+/// (`COLLOQUY_TEST_DATABASE`: SQLite by default, or PostgreSQL).
+pub struct TestData {
+    pub dir: TempDir,
+    pub database: ScratchDatabase,
+}
+
+pub async fn test_data() -> TestData {
+    let dir = tempfile::tempdir().unwrap();
+    let database = ScratchDatabase::from_env(dir.path())
+        .await
+        .expect("a scratch database (is PostgreSQL running?)");
+    TestData { dir, database }
+}
+
+/// Whether the tests run against PostgreSQL (else SQLite).
+pub fn on_postgres() -> bool {
+    matches!(
+        ScratchDatabase::backend_from_env(),
+        Ok(colloquy::store::Backend::Postgres)
+    )
+}
+
+/// A test config: ephemeral port, given data dir and database, the fake
+/// upstream as model.
+pub fn test_config(data: &TestData, upstream: &FakeOpenAi) -> Config {
     Config {
         addr: "127.0.0.1:0".parse().unwrap(),
-        data_dir: data_dir.path().to_path_buf(),
+        data_dir: data.dir.path().to_path_buf(),
+        database_url: Some(data.database.url.clone()),
         model: Some("openai:fake-model".into()),
         openai_base_url: Some(upstream.base_url()),
         provider_idle_timeout_secs: 2,
@@ -53,13 +79,13 @@ pub async fn spawn_app() -> TestApp {
 /// Start the server with the test config, adjusted by `tweak`.
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     let upstream = FakeOpenAi::start().await;
-    let data_dir = tempfile::tempdir().unwrap();
-    let mut config = test_config(&data_dir, &upstream);
+    let data = test_data().await;
+    let mut config = test_config(&data, &upstream);
     tweak(&mut config);
-    start(config, upstream, data_dir).await
+    start(config, upstream, data).await
 }
 
-async fn start(config: Config, upstream: FakeOpenAi, data_dir: TempDir) -> TestApp {
+async fn start(config: Config, upstream: FakeOpenAi, data: TestData) -> TestApp {
     let app = App::build(config.clone()).await.expect("server builds");
     let addr = app.local_addr().unwrap();
     let state = app.state().clone();
@@ -72,7 +98,7 @@ async fn start(config: Config, upstream: FakeOpenAi, data_dir: TempDir) -> TestA
         http: reqwest::Client::new(),
         upstream,
         state,
-        data_dir,
+        data: Some(data),
         config,
         stop: Some(stop),
         server: Some(server),
@@ -103,8 +129,8 @@ impl TestApp {
         self.stop().await;
         let mut config = self.config.clone();
         config.addr = "127.0.0.1:0".parse().unwrap();
-        let data_dir = std::mem::replace(&mut self.data_dir, tempfile::tempdir().unwrap());
-        start(config, self.upstream.clone(), data_dir).await
+        let data = self.data.take().expect("data held until restart");
+        start(config, self.upstream.clone(), data).await
     }
 
     /// Register a fresh user; returns its access token.

@@ -126,10 +126,10 @@ async fn a_full_queue_answers_overloaded_and_keeps_the_message() {
 #[tokio::test]
 async fn a_missing_model_file_stops_the_start_with_the_path_and_the_fix() {
     let upstream = crate::fake_openai::FakeOpenAi::start().await;
-    let data_dir = tempfile::tempdir().unwrap();
-    let mut config = test_config(&data_dir, &upstream);
+    let data = crate::helpers::test_data().await;
+    let mut config = test_config(&data, &upstream);
     config.model = Some("local".into());
-    config.local.model_path = Some(data_dir.path().join("models/absent.gguf"));
+    config.local.model_path = Some(data.dir.path().join("models/absent.gguf"));
     let error = match colloquy::App::build(config).await {
         Ok(_) => panic!("the server must not start without its model"),
         Err(error) => format!("{error:#}"),

@@ -5,7 +5,7 @@
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValue};
 
-use crate::helpers::{spawn_app, Closed, Socket, TestApp};
+use crate::helpers::{on_postgres, spawn_app, Closed, Socket, TestApp};
 
 async fn closed(url: &str) -> Closed {
     Socket::connect(url).await.closed().await
@@ -73,22 +73,25 @@ async fn step_whose_plan_belongs_to_someone_else_is_impact_not_found() {
     // The schema's foreign keys keep a step's owner and its plan's owner
     // equal, so only a database written around them (here: with foreign keys
     // off on one connection) can hold this; the seed still checks the step's
-    // plan separately, and so does Colloquy.
+    // plan separately, and so does Colloquy. PostgreSQL turns foreign keys
+    // off for a session by acting as a replica.
+    let (keys_off, keys_on) = if on_postgres() {
+        (
+            "SET session_replication_role = replica",
+            "SET session_replication_role = DEFAULT",
+        )
+    } else {
+        ("PRAGMA foreign_keys = OFF", "PRAGMA foreign_keys = ON")
+    };
     let mut conn = app.state.db.acquire().await.unwrap();
-    sqlx::query("PRAGMA foreign_keys = OFF")
-        .execute(&mut *conn)
-        .await
-        .unwrap();
+    sqlx::query(keys_off).execute(&mut *conn).await.unwrap();
     sqlx::query(
         "UPDATE plans SET user_id = (SELECT id FROM users WHERE email = 'other@example.com')",
     )
     .execute(&mut *conn)
     .await
     .unwrap();
-    sqlx::query("PRAGMA foreign_keys = ON")
-        .execute(&mut *conn)
-        .await
-        .unwrap();
+    sqlx::query(keys_on).execute(&mut *conn).await.unwrap();
     drop(conn);
     let url = app.ws_url(&format!("/voice/stream/{step}?token={token}"));
     assert_closed(closed(&url).await, 1008, "Impact not found");
