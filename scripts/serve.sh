@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run Colloquy with its embedded defaults: the local model and voice engines (fetched on first
-# run by scripts/setup-models.sh), SQLite in ./data, the web UI and API on
+# run by scripts/setup-models.sh), the UI's highlighting and math modules (vendored into
+# web/vendor by scripts/vendor-web.sh), SQLite in ./data, the web UI and API on
 # http://127.0.0.1:8080. Extra arguments go to `colloquy serve`.
 #
 # First run on a bare machine: the Debian packages the build needs are
@@ -19,6 +20,8 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 scripts/setup-models.sh
+# Before the build: a release binary embeds web/, vendored modules included.
+scripts/vendor-web.sh
 if [ ! -x "${CARGO_TARGET_DIR:-target}/release/colloquy" ]; then
     echo "==> building the release binary; the first build takes about 25 minutes on 2 cores" >&2
 fi

@@ -25,13 +25,8 @@ ASSETS=(smollm2 whisper piper onnxruntime)
 log() { printf '[setup-models] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-sha256_of() {
-    if command -v sha256sum >/dev/null 2>&1; then
-        sha256sum "$1" | cut -d' ' -f1
-    else
-        shasum -a 256 "$1" | cut -d' ' -f1
-    fi
-}
+# shellcheck source=scripts/sha256.sh
+source "$(dirname "$0")/sha256.sh"
 
 # Bytes under DIR (0 when it does not exist yet).
 dir_bytes() {

@@ -7,7 +7,8 @@
 # `scripts/setup-models.sh` (in data/models, or COLLOQUY_AUDIO__MODELS_DIR).
 #
 # Installs what a fresh machine lacks (Debian's chromium and espeak-ng, the
-# npm packages pinned in tests/browser/package-lock.json), builds the server,
+# npm packages pinned in tests/browser/package-lock.json, the UI's vendored
+# modules in web/vendor: scripts/vendor-web.sh), builds the server,
 # type-checks web/ and runs the tests. Screenshots land in tests/artifacts/.
 #
 # Environment: CARGO_TARGET_DIR (where the server is built), COLLOQUY_BIN
@@ -37,6 +38,9 @@ command -v node >/dev/null 2>&1 || { echo "node (20.10 or newer) and npm are req
 
 log "npm ci (tests/browser)"
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+
+log "vendoring the UI's highlighting and math modules (scripts/vendor-web.sh)"
+scripts/vendor-web.sh
 
 if [ -z "${COLLOQUY_BIN:-}" ]; then
     export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"

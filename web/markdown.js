@@ -13,7 +13,17 @@
  * fence renders as code so streaming looks right), block quotes, ordered and
  * unordered (nested) lists, tables, rules, and inline code, bold, italic,
  * strikethrough, links and bare URLs.
+ *
+ * Code blocks are highlighted and TeX typeset (`$$…$$` and `\[…\]` display,
+ * `\(…\)` and `$…$` inline) by vendored libraries through
+ * code-highlight.js and math-render.js, which rebuild their output through
+ * allowlists; until those load, or if they cannot, code stays plain and
+ * math shows its source. Math inside code is never typeset.
  */
+
+import { highlightInto } from "./code-highlight.js";
+import { typesetInto } from "./math-render.js";
+import { displayMath, MATH_BLOCK, matchMath } from "./math-syntax.js";
 
 const FENCE = /^ {0,3}(`{3,}|~{3,})\s*([^`\s]*)/;
 const HEADING = /^ {0,3}(#{1,6})\s+(.*?)\s*#*\s*$/;
@@ -50,7 +60,9 @@ const isBlank = (line) => line.trim() === "";
 
 /** @param {string} line */
 function startsBlock(line) {
-  return FENCE.test(line) || HEADING.test(line) || RULE.test(line) || QUOTE.test(line) || ITEM.test(line);
+  return (
+    FENCE.test(line) || HEADING.test(line) || RULE.test(line) || QUOTE.test(line) || ITEM.test(line) || MATH_BLOCK.test(line)
+  );
 }
 
 /**
@@ -74,6 +86,15 @@ function blocks(lines, parent, doc) {
       while (i < lines.length && !isClosingFence(lines[i], marker)) body.push(lines[i++]);
       i += 1; // the closing fence (or past the end while still streaming)
       parent.appendChild(codeBlock(body.join("\n"), lang, doc));
+      continue;
+    }
+    const math = MATH_BLOCK.test(line) ? displayMath(lines, i) : null;
+    if (math) {
+      const host = el("div", doc, "math math-display");
+      host.textContent = lines.slice(i, math.next).join("\n");
+      if (math.closed) typesetInto(host, math.tex, true, doc);
+      parent.appendChild(host);
+      i = math.next;
       continue;
     }
     const heading = HEADING.exec(line);
@@ -143,7 +164,7 @@ function codeBlock(code, lang, doc) {
   head.append(label, copy);
   const pre = el("pre", doc);
   const codeEl = el("code", doc);
-  codeEl.textContent = code;
+  highlightInto(codeEl, code, lang, doc);
   pre.appendChild(codeEl);
   wrap.append(head, pre);
   return wrap;
@@ -275,7 +296,7 @@ function link(text, href, doc) {
   return a;
 }
 
-const ESCAPABLE = /[\\`*_{}[\]()#+\-.!~|>]/;
+const ESCAPABLE = /[\\`*_{}[\]()#+\-.!~|>$]/;
 const LINK = /^(!?)\[([^\]\n]*)\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"\n]*")?\s*\)/;
 const AUTOLINK = /^<((?:https?:\/\/|mailto:)[^>\s]+)>/;
 const BARE_URL = /^https?:\/\/[^\s<]*[^\s<.,:;"')\]!?*_~]/;
@@ -290,10 +311,22 @@ function inline(text, parent, doc) {
     if (buffer) parent.appendChild(doc.createTextNode(buffer));
     buffer = "";
   };
+  /** @type {Set<string>} closing math delimiters known to be absent, not to search again */
+  const unclosed = new Set();
   let i = 0;
   while (i < text.length) {
     const ch = text[i];
     const rest = text.slice(i);
+    const math = ch === "$" || ch === "\\" ? matchMath(text, i, unclosed) : null;
+    if (math) {
+      flush();
+      const host = el("span", doc, math.display ? "math math-display" : "math math-inline");
+      host.textContent = text.slice(i, math.next);
+      typesetInto(host, math.tex, math.display, doc);
+      parent.appendChild(host);
+      i = math.next;
+      continue;
+    }
     if (ch === "\\" && ESCAPABLE.test(text[i + 1] ?? "")) {
       buffer += text[i + 1];
       i += 2;

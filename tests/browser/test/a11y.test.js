@@ -8,43 +8,21 @@
  */
 
 import assert from "node:assert/strict";
-import { readFile } from "node:fs/promises";
-import { createRequire } from "node:module";
 import path from "node:path";
 import { after, before, test } from "node:test";
+import { violations } from "../lib/axe.js";
 import { artifactsDir } from "../lib/browser.js";
 import { conversationId, deferred, sendMessage, startStack, waitForReply } from "./helpers.js";
 
-/** @typedef {import("playwright-core").Page} Page */
-
 /** @type {Awaited<ReturnType<typeof startStack>>} */
 let stack;
-/** axe-core, from node_modules (no CDN), injected into each page. */
-let axeSource = "";
 
 before(async () => {
   stack = await startStack();
-  axeSource = await readFile(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 });
 after(async () => {
   await stack?.stop();
 });
-
-/**
- * Serious and critical axe violations on the page as it is now.
- * @param {Page} page
- * @returns {Promise<string[]>}
- */
-async function violations(page) {
-  // Evaluated, not a <script> tag: the page's Content-Security-Policy allows no inline scripts.
-  if (!(await page.evaluate(() => "axe" in window))) await page.evaluate(axeSource);
-  const results = await page.evaluate(() =>
-    /** @type {any} */ (window).axe.run(document, { resultTypes: ["violations"] }),
-  );
-  return results.violations
-    .filter((/** @type {any} */ v) => v.impact === "serious" || v.impact === "critical")
-    .map((/** @type {any} */ v) => `${v.id} (${v.impact}): ${v.nodes.map((/** @type {any} */ n) => n.target.join(" ")).join(", ")}`);
-}
 
 const SIZES = /** @type {const} */ ([
   ["desktop", { width: 1280, height: 800 }],
