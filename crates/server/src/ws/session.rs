@@ -79,18 +79,15 @@ async fn voice_output(voice: &mut Option<VoiceLink>) -> Option<VoiceOutput> {
 
 /// Serve one authenticated socket on `conversation` until either side ends
 /// it. With `resume_after`, first replay every event after that seq.
-#[tracing::instrument(skip_all, fields(conversation_id = %admitted.conversation.id, user_id = %admitted.user.id))]
+#[tracing::instrument(skip_all, fields(conversation_id = %admitted.channel.id, user_id = %admitted.user.id))]
 pub(crate) async fn run(socket: WebSocket, state: AppState, admitted: Admitted) {
     let Admitted {
         user,
-        conversation,
+        channel,
         resume_after,
         tts,
         permit: _permit,
     } = admitted;
-    let channel = state
-        .hub
-        .channel(conversation.id, conversation.user_id, conversation.last_seq);
     let heartbeat_timeout = Duration::from_secs(state.config.heartbeat_timeout_secs);
     let audio_budget = AudioBudget::new(&state.config.audio);
     let mut session = Session {
