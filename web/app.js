@@ -81,7 +81,8 @@ const sidebar = new Sidebar(byId("conversation-list"), {
 const search = new ConversationSearch(/** @type {HTMLInputElement} */ (byId("conversation-search")), byId("search-status"), () => refreshList());
 wireExport(
   { button: /** @type {HTMLButtonElement} */ (byId("export-button")), menu: byId("export-menu") },
-  { api, currentId: () => currentId, failed: (error) => handleApiError(error) },
+  // A new chat is stored with its first message: nothing to export before.
+  { api, currentId: () => (state.lastSeq > 0 ? currentId : null), failed: (error) => handleApiError(error) },
 );
 const voice = new VoiceController(
   {
@@ -391,13 +392,17 @@ function connect(id, lastSeq) {
   });
   socket.on("ready", (event) => {
     if (!live() || currentId) return;
-    // The server created the conversation for our first message.
+    // The id of the new chat. The server stores it only with its first
+    // message, so the URL names it from the first ack on: a reload before
+    // that opens a new chat, as there is nothing to show.
     currentId = event.conversation_id;
-    history.replaceState(null, "", `#/c/${currentId}`);
-    sidebar.setActive(currentId);
   });
   socket.on("event", (event) => {
     if (!live()) return;
+    if (event.type === "ack" && currentId && idFromHash() !== currentId) {
+      history.replaceState(null, "", `#/c/${currentId}`);
+      sidebar.setActive(currentId);
+    }
     const { changed, structural } = state.apply(event);
     if (changed.length) view.update(changed, structural || event.type === "message");
     if (event.type === "ack" || event.type === "message") refreshListSoon();
