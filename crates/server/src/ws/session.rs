@@ -10,7 +10,7 @@ use std::{sync::Arc, time::Duration};
 
 use axum::extract::ws::{Message, WebSocket};
 use base64::{engine::general_purpose::STANDARD as BASE64, Engine as _};
-use colloquy_protocol::{ClientEvent, Seq, ServerEvent};
+use colloquy_protocol::{ClientEvent, ConversationAction, Seq, ServerEvent};
 use colloquy_voice::OUTPUT_SAMPLE_RATE;
 use futures::SinkExt;
 use tokio::sync::broadcast::{
@@ -163,6 +163,7 @@ pub(crate) async fn run(socket: WebSocket, state: AppState, admitted: Admitted) 
                 None => session.voice = None,
             },
             received = user_events.events.recv() => match received {
+                Ok(published) if session.is_own_creation(&published.event) => {}
                 Ok(published) => {
                     if !session.forward(&published).await {
                         break Exit::PeerGone;
@@ -242,6 +243,16 @@ impl Session {
             }
         }
         Some(events)
+    }
+
+    /// `created` for this socket's own conversation: its first `ack` says
+    /// so already, and the other sockets of the user are the ones to tell.
+    fn is_own_creation(&self, event: &ServerEvent) -> bool {
+        matches!(
+            event,
+            ServerEvent::Conversation { action: ConversationAction::Created, conversation_id, .. }
+                if *conversation_id == self.channel.id
+        )
     }
 
     /// Write one frame; `false` when the socket is gone or stuck past the write time-out.

@@ -117,7 +117,7 @@ async fn the_first_accepted_message_stores_the_conversation_and_says_so_once() {
         .reply_events(again["reply_id"].as_str().unwrap())
         .await;
 
-    assert_eq!(listed(&app, &token).await, [id.clone()]);
+    assert_eq!(listed(&app, &token).await, std::slice::from_ref(&id));
     let stored = app.conversation(&id, &token).await;
     assert_eq!(stored["title"], "Plan my week");
     assert_eq!(stored["messages"].as_array().unwrap().len(), 4);
@@ -232,7 +232,7 @@ async fn the_http_fallback_stores_a_new_conversation_with_its_first_message() {
         .await
         .unwrap();
     let id = answer["conversation_id"].as_str().unwrap().to_owned();
-    assert_eq!(listed(&app, &token).await, [id.clone()]);
+    assert_eq!(listed(&app, &token).await, std::slice::from_ref(&id));
     let created = events_until_pong(&mut tab).await;
     let created = created_events(&created);
     assert_eq!(created.len(), 1);
