@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { launchBrowser } from "../lib/browser.js";
 import { api } from "../lib/server.js";
-import { sendMessage, startStack, waitForReply } from "./helpers.js";
+import { conversationId, deferred, sendMessage, startStack, waitForReply } from "./helpers.js";
 
 /** @typedef {import("playwright-core").Page} Page */
 
@@ -169,4 +169,47 @@ test("the mic and a refused text store no conversation, so no empty New chat sho
   } finally {
     await browser.close();
   }
+});
+
+test("a new chat not stored yet stays the open chat while the list loads, so its first accepted message lands in it", async () => {
+  const token = await stack.token();
+  const { page, context, errors } = await stack.page({ token });
+  // The page does not know the text limit, and its first list is slow.
+  await page.route("**/api/config", async (route) => {
+    const response = await route.fetch();
+    const config = await response.json();
+    delete config.limits;
+    await route.fulfill({ response, json: config });
+  });
+  const listHeld = deferred();
+  await page.route("**/api/conversations?*", async (route) => {
+    await listHeld.promise;
+    await route.continue();
+  });
+  /** @type {string[]} */
+  const readyIds = [];
+  page.on("websocket", (ws) =>
+    ws.on("framereceived", ({ payload }) => {
+      const event = typeof payload === "string" ? JSON.parse(payload) : null;
+      if (event?.type === "ready") readyIds.push(event.conversation_id);
+    }),
+  );
+  await page.goto(`${stack.server.url}/`);
+  // Refused by the server: the socket has its new chat's id, nothing is stored.
+  await sendMessage(page, "v".repeat(20_000));
+  await page.locator("#composer-error").waitFor();
+  assert.equal(new URL(page.url()).hash, "", "nothing to name in the URL yet");
+  listHeld.resolve();
+  await page.locator(".conv-empty").waitFor();
+
+  await sendMessage(page, "Sent while the list loaded");
+  await waitForReply(page, "You said: Sent while the list loaded");
+  assert.equal(readyIds.length, 1, "one socket, kept open");
+  assert.equal(await conversationId(page), readyIds[0], "the URL names the chat once stored");
+  assert.deepEqual(
+    (await listed(token)).map((c) => c.id),
+    [readyIds[0]],
+  );
+  assert.deepEqual(errors, []);
+  await context.close();
 });
