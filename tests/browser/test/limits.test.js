@@ -31,6 +31,21 @@ async function listed(token) {
   return /** @type {{ id: string, title: string, last_seq: number }[]} */ (conversations);
 }
 
+/**
+ * Serve the page a config without the text limit (an older server's), so
+ * the server is the judge of length; `voice` also says voice is offered.
+ * @param {Page} page @param {{ voice?: boolean }} [options]
+ */
+async function withoutTextLimit(page, { voice = false } = {}) {
+  await page.route("**/api/config", async (route) => {
+    const response = await route.fetch();
+    const config = await response.json();
+    delete config.limits;
+    if (voice) config.voice = { ...config.voice, available: true, tts_default: false };
+    await route.fulfill({ response, json: config });
+  });
+}
+
 /** `text` frames the page wrote on its chat sockets. @param {Page} page */
 function textFramesOf(page) {
   /** @type {string[]} */
@@ -89,12 +104,7 @@ test("a text the server refuses goes back into the box, is explained once, and i
   const token = await stack.token();
   const { page, context, errors } = await stack.page({ token });
   // A page that does not know the limit (an older config): the server is the judge.
-  await page.route("**/api/config", async (route) => {
-    const response = await route.fetch();
-    const config = await response.json();
-    delete config.limits;
-    await route.fulfill({ response, json: config });
-  });
+  await withoutTextLimit(page);
   const texts = textFramesOf(page);
   await page.goto(`${stack.server.url}/`);
   const long = "w".repeat(20_000);
@@ -132,13 +142,7 @@ test("the mic and a refused text store no conversation, so no empty New chat sho
     }, token);
     const page = await context.newPage();
     // The page believes voice is offered and does not know the text limit.
-    await page.route("**/api/config", async (route) => {
-      const response = await route.fetch();
-      const config = await response.json();
-      delete config.limits;
-      config.voice = { ...config.voice, available: true, tts_default: false };
-      await route.fulfill({ response, json: config });
-    });
+    await withoutTextLimit(page, { voice: true });
     /** Reload and wait for the list: nothing may be listed or complained about. */
     const reloadShowsNothing = async () => {
       const list = page.waitForResponse((r) => r.url().includes("/api/conversations?"));
@@ -175,12 +179,7 @@ test("a new chat not stored yet stays the open chat while the list loads, so its
   const token = await stack.token();
   const { page, context, errors } = await stack.page({ token });
   // The page does not know the text limit, and its first list is slow.
-  await page.route("**/api/config", async (route) => {
-    const response = await route.fetch();
-    const config = await response.json();
-    delete config.limits;
-    await route.fulfill({ response, json: config });
-  });
+  await withoutTextLimit(page);
   const listHeld = deferred();
   await page.route("**/api/conversations?*", async (route) => {
     await listHeld.promise;
