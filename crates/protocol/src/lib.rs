@@ -181,6 +181,7 @@ pub enum ServerEvent {
 #[serde(rename_all = "snake_case")]
 pub enum ConversationAction {
     /// Stored: its first message was accepted (or it was created over HTTP).
+    /// Sockets on that conversation are not told: they have its `ack`.
     Created,
     Renamed,
     Deleted,
