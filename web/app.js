@@ -81,7 +81,8 @@ const sidebar = new Sidebar(byId("conversation-list"), {
 const search = new ConversationSearch(/** @type {HTMLInputElement} */ (byId("conversation-search")), byId("search-status"), () => refreshList());
 wireExport(
   { button: /** @type {HTMLButtonElement} */ (byId("export-button")), menu: byId("export-menu") },
-  { api, currentId: () => currentId, failed: (error) => handleApiError(error) },
+  // A new chat is stored with its first message: nothing to export before.
+  { api, currentId: () => (state.lastSeq > 0 ? currentId : null), failed: (error) => handleApiError(error) },
 );
 const voice = new VoiceController(
   {
@@ -131,6 +132,8 @@ let client = null;
 let state = new ConversationState();
 /** The open conversation; null for a new chat not yet created. */
 let currentId = /** @type {string | null} */ (null);
+/** A new chat's id (from `ready`) until its first ack stores it; the URL stays bare meanwhile. */
+let unlistedId = /** @type {string | null} */ (null);
 /**
  * Bumped whenever the signed-in person changes: an answer to a request
  * made for an earlier session (a list, a retry) is dropped, never shown.
@@ -222,6 +225,8 @@ function idFromHash() {
 /** @param {string | null} id */
 function navigate(id) {
   const hash = id ? `#/c/${id}` : "";
+  // Asked for a new chat: the one not stored yet is left too.
+  if (!id) unlistedId = null;
   if (location.hash === hash || (!id && !location.hash)) {
     route();
   } else if (id) {
@@ -237,7 +242,7 @@ window.addEventListener("popstate", () => route());
 
 async function route() {
   if (ui.chat.hidden) return;
-  const id = idFromHash();
+  const id = idFromHash() ?? unlistedId;
   if (id === currentId && (client || !id)) return;
   if (id) await openConversation(id);
   else newChat();
@@ -286,6 +291,7 @@ function setTitle(title) {
 function newChat() {
   closeClient();
   currentId = null;
+  unlistedId = null;
   state = new ConversationState();
   view.reset(state);
   sidebar.setActive(null);
@@ -299,6 +305,7 @@ async function openConversation(id, attempt = 0) {
   const session = epoch;
   closeClient();
   currentId = id;
+  unlistedId = null;
   sidebar.setActive(id);
   hideNotice();
   state = new ConversationState();
@@ -391,13 +398,16 @@ function connect(id, lastSeq) {
   });
   socket.on("ready", (event) => {
     if (!live() || currentId) return;
-    // The server created the conversation for our first message.
-    currentId = event.conversation_id;
-    history.replaceState(null, "", `#/c/${currentId}`);
-    sidebar.setActive(currentId);
+    // Stored only with its first message: until that ack a reload opens a new chat.
+    currentId = unlistedId = event.conversation_id;
   });
   socket.on("event", (event) => {
     if (!live()) return;
+    if (event.type === "ack" && currentId && currentId === unlistedId) {
+      unlistedId = null;
+      history.replaceState(null, "", `#/c/${currentId}`);
+      sidebar.setActive(currentId);
+    }
     const { changed, structural } = state.apply(event);
     if (changed.length) view.update(changed, structural || event.type === "message");
     if (event.type === "ack" || event.type === "message") refreshListSoon();
@@ -546,6 +556,7 @@ function forgetSession() {
   voice.reset();
   user = null;
   currentId = null;
+  unlistedId = null;
   state = new ConversationState();
   view.reset(state);
   sidebar.clear();

@@ -99,7 +99,7 @@ import { Heartbeat } from "./heartbeat.js";
 /**
  * @typedef {object} ClientOptions
  * @property {string | (() => string | Promise<string>)} token access token (or a function returning a fresh one)
- * @property {string} [conversationId] conversation to open; omitted: the server creates one (see `ready`)
+ * @property {string} [conversationId] conversation to open; omitted: a new one, whose id comes in `ready` (it is stored with its first accepted message; reconnects keep the id)
  * @property {number} [lastSeq] highest seq the caller already has (e.g. from an HTTP load): the first connect resumes after it
  * @property {string} [baseUrl] HTTP origin of the server (default: the page's origin)
  * @property {string} [path] socket path (default `/api/v1/chat/ws`)

@@ -28,15 +28,6 @@ function groupOf(date, now) {
   return "Older";
 }
 
-/**
- * Whether a conversation belongs in the list: something was said in it (or
- * someone named it). The server opens a conversation with the socket, so
- * a mic pressed in silence or a text refused leaves an empty one behind;
- * it is not listed until its first message is accepted.
- * @param {ConversationSummary} conversation
- */
-export const worthListing = (conversation) => conversation.last_seq > 0 || conversation.title.trim() !== "";
-
 /** A conversation's name as shown (untitled ones get a placeholder). */
 export const displayTitle = (/** @type {{ title: string }} */ c) => c.title.trim() || "New chat";
 
@@ -69,7 +60,7 @@ export class Sidebar {
   set(conversations, emptyText = "No conversations yet") {
     this.emptyText = emptyText;
     // Newest activity first, whatever order the server used.
-    this.conversations = conversations.filter(worthListing).sort((a, b) => b.updated_at.localeCompare(a.updated_at));
+    this.conversations = [...conversations].sort((a, b) => b.updated_at.localeCompare(a.updated_at));
     this.render();
   }
 

@@ -91,6 +91,10 @@ impl MessageStatus {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerEvent {
     /// Sent once when a socket is ready: the conversation and the `seq` of its latest event.
+    /// A socket opened without a conversation gets a fresh id here that
+    /// stays the user's (reconnect with it, also after a server restart);
+    /// the conversation is stored, listed and announced (`conversation`
+    /// `created`) only once its first message is accepted.
     Ready {
         conversation_id: Uuid,
         last_seq: Seq,
@@ -176,6 +180,8 @@ pub enum ServerEvent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConversationAction {
+    /// Stored: its first message was accepted (or it was created over HTTP).
+    /// Sockets on that conversation are not told: they have its `ack`.
     Created,
     Renamed,
     Deleted,

@@ -85,6 +85,17 @@ impl TokenService {
         })
     }
 
+    /// A short keyed tag (HMAC-SHA256 with the token secret, truncated) of
+    /// `message`: lets the server recognize ids it issued without storing
+    /// them (see `conversation::issued`). `None` only if signing failed.
+    pub fn tag(&self, message: &[u8]) -> Option<[u8; 4]> {
+        use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
+        let signature =
+            jsonwebtoken::crypto::sign(message, &self.encoding, Algorithm::HS256).ok()?;
+        let bytes = URL_SAFE_NO_PAD.decode(signature).ok()?;
+        bytes.get(..4)?.try_into().ok()
+    }
+
     /// The user id a valid, unexpired token was issued to.
     pub fn verify(&self, token: &str) -> Result<Uuid, InvalidToken> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)

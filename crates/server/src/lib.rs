@@ -13,7 +13,8 @@
 //!   (`registry` of held channels, `channel` numbering and replay, `user` channels).
 //! - [`turn`]: one reply from user message to stored assistant message
 //!   (`reply` task, `publish`, `events`, `checkpoint`, `recovery` after a crash).
-//! - [`conversation`]: opening a conversation with ownership checks.
+//! - [`conversation`]: opening a conversation with ownership checks; a new
+//!   one is stored with its first message, its id reserved meanwhile.
 //! - [`input`]: client input parsed into valid types.
 //! - [`limits`]: rate limits, sockets per user and in total, sign-up and
 //!   sign-in throttles, password hashing slots, Origin allow-list.

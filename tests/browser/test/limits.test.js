@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { launchBrowser } from "../lib/browser.js";
 import { api } from "../lib/server.js";
-import { sendMessage, startStack, waitForReply } from "./helpers.js";
+import { conversationId, deferred, sendMessage, startStack, waitForReply } from "./helpers.js";
 
 /** @typedef {import("playwright-core").Page} Page */
 
@@ -29,6 +29,21 @@ after(async () => {
 async function listed(token) {
   const { conversations } = await api(stack.server.url, "GET", "/api/conversations", { token });
   return /** @type {{ id: string, title: string, last_seq: number }[]} */ (conversations);
+}
+
+/**
+ * Serve the page a config without the text limit (an older server's), so
+ * the server is the judge of length; `voice` also says voice is offered.
+ * @param {Page} page @param {{ voice?: boolean }} [options]
+ */
+async function withoutTextLimit(page, { voice = false } = {}) {
+  await page.route("**/api/config", async (route) => {
+    const response = await route.fetch();
+    const config = await response.json();
+    delete config.limits;
+    if (voice) config.voice = { ...config.voice, available: true, tts_default: false };
+    await route.fulfill({ response, json: config });
+  });
 }
 
 /** `text` frames the page wrote on its chat sockets. @param {Page} page */
@@ -89,12 +104,7 @@ test("a text the server refuses goes back into the box, is explained once, and i
   const token = await stack.token();
   const { page, context, errors } = await stack.page({ token });
   // A page that does not know the limit (an older config): the server is the judge.
-  await page.route("**/api/config", async (route) => {
-    const response = await route.fetch();
-    const config = await response.json();
-    delete config.limits;
-    await route.fulfill({ response, json: config });
-  });
+  await withoutTextLimit(page);
   const texts = textFramesOf(page);
   await page.goto(`${stack.server.url}/`);
   const long = "w".repeat(20_000);
@@ -120,7 +130,7 @@ test("a text the server refuses goes back into the box, is explained once, and i
   await context.close();
 });
 
-test("the mic and a refused text leave no empty New chat behind in the list", async () => {
+test("the mic and a refused text store no conversation, so no empty New chat shows even after a reload", async () => {
   const token = await stack.token();
   // A microphone for the mic button; the server has no voice (its audio is refused).
   const browser = await launchBrowser({ args: ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"] });
@@ -132,36 +142,73 @@ test("the mic and a refused text leave no empty New chat behind in the list", as
     }, token);
     const page = await context.newPage();
     // The page believes voice is offered and does not know the text limit.
-    await page.route("**/api/config", async (route) => {
-      const response = await route.fetch();
-      const config = await response.json();
-      delete config.limits;
-      config.voice = { ...config.voice, available: true, tts_default: false };
-      await route.fulfill({ response, json: config });
-    });
+    await withoutTextLimit(page, { voice: true });
+    /** Reload and wait for the list: nothing may be listed or complained about. */
+    const reloadShowsNothing = async () => {
+      const list = page.waitForResponse((r) => r.url().includes("/api/conversations?"));
+      await page.reload();
+      await list;
+      await page.locator(".conv-empty").waitFor();
+      assert.equal(await page.locator(".conv-link").count(), 0, "no empty New chat entries");
+      assert.equal(await page.locator("#notice").isVisible(), false, "no notice about a missing conversation");
+    };
     await page.goto(`${stack.server.url}/`);
+    // The mic opens a socket (a new chat's id), then stops on the server's refusal.
     await page.locator("#mic-button:not([disabled])").click();
     await page.locator("#voice-error", { hasText: "Voice is not available" }).waitFor();
-    await page.getByRole("button", { name: "New chat" }).click();
+    assert.deepEqual(await listed(token), [], "pressing the mic stores no conversation");
+    await reloadShowsNothing();
 
     await sendMessage(page, "v".repeat(20_000));
     await page.locator("#composer-error").waitFor();
-    await page.getByRole("button", { name: "New chat" }).click();
-
-    const empty = (await listed(token)).filter((c) => c.last_seq === 0);
-    assert.equal(empty.length, 2, "the server opened a conversation for each socket (see the report)");
-    const list = page.waitForResponse((r) => r.url().includes("/api/conversations?"));
-    await page.reload();
-    await list;
-    await page.locator(".conv-empty").waitFor();
-    assert.equal(await page.locator(".conv-link").count(), 0, "no empty New chat entries");
+    assert.deepEqual(await listed(token), [], "a refused text stores no conversation");
+    await reloadShowsNothing();
 
     await sendMessage(page, "A real question");
     await waitForReply(page, "You said: A real question");
     await page.locator(".conv-link", { hasText: "A real question" }).waitFor();
     assert.deepEqual(await page.locator(".conv-link").allTextContents(), ["A real question"]);
+    assert.equal((await listed(token)).length, 1);
     await context.close();
   } finally {
     await browser.close();
   }
+});
+
+test("a new chat not stored yet stays the open chat while the list loads, so its first accepted message lands in it", async () => {
+  const token = await stack.token();
+  const { page, context, errors } = await stack.page({ token });
+  // The page does not know the text limit, and its first list is slow.
+  await withoutTextLimit(page);
+  const listHeld = deferred();
+  await page.route("**/api/conversations?*", async (route) => {
+    await listHeld.promise;
+    await route.continue();
+  });
+  /** @type {string[]} */
+  const readyIds = [];
+  page.on("websocket", (ws) =>
+    ws.on("framereceived", ({ payload }) => {
+      const event = typeof payload === "string" ? JSON.parse(payload) : null;
+      if (event?.type === "ready") readyIds.push(event.conversation_id);
+    }),
+  );
+  await page.goto(`${stack.server.url}/`);
+  // Refused by the server: the socket has its new chat's id, nothing is stored.
+  await sendMessage(page, "v".repeat(20_000));
+  await page.locator("#composer-error").waitFor();
+  assert.equal(new URL(page.url()).hash, "", "nothing to name in the URL yet");
+  listHeld.resolve();
+  await page.locator(".conv-empty").waitFor();
+
+  await sendMessage(page, "Sent while the list loaded");
+  await waitForReply(page, "You said: Sent while the list loaded");
+  assert.equal(readyIds.length, 1, "one socket, kept open");
+  assert.equal(await conversationId(page), readyIds[0], "the URL names the chat once stored");
+  assert.deepEqual(
+    (await listed(token)).map((c) => c.id),
+    [readyIds[0]],
+  );
+  assert.deepEqual(errors, []);
+  await context.close();
 });

@@ -70,15 +70,13 @@ async fn start_turn(
         .map(ClientId::parse)
         .transpose()
         .map_err(|e| AppError::bad_request(e.code, e.message))?;
-    let conversation = conversation::open(state, user, body.conversation_id, if_missing)
+    // A new conversation is stored only if the message is accepted.
+    let channel = conversation::open(state, user, body.conversation_id, if_missing)
         .await
         .map_err(|e| match e {
             OpenError::NotFound => AppError::NotFound("conversation"),
             OpenError::Store(e) => e.into(),
         })?;
-    let channel = state
-        .hub
-        .channel(conversation.id, conversation.user_id, conversation.last_seq);
     let (_, events) = channel.subscribe().await;
     let submitted = state
         .turns

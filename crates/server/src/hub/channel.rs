@@ -6,7 +6,7 @@ use std::{
     future::Future,
     sync::{
         atomic::{AtomicU64, Ordering},
-        Arc,
+        Arc, Mutex,
     },
 };
 
@@ -29,6 +29,19 @@ pub struct ConversationChannel {
     /// Seqs up to this one are durably reserved: publishing beyond it
     /// without storing first needs a reservation (see `turn::reply`).
     reserved_through: AtomicU64,
+    /// `Some` while the conversation has no row yet: it is stored with its
+    /// first message (see `turn::publish`), so opening a socket and leaving
+    /// stores nothing.
+    unstored: Mutex<Option<Unstored>>,
+}
+
+/// What to store for a conversation that exists only in memory so far,
+/// once its first message is accepted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Unstored {
+    pub title: String,
+    /// The plan step it talks about (a voice coaching call).
+    pub step_id: Option<Uuid>,
 }
 
 /// The numbering state, guarded together so that publishing, replaying and
@@ -81,7 +94,13 @@ pub struct Subscription {
 }
 
 impl ConversationChannel {
-    pub(super) fn new(id: Uuid, owner: Uuid, last_seq: Seq, sizes: ChannelSizes) -> Self {
+    pub(super) fn new(
+        id: Uuid,
+        owner: Uuid,
+        last_seq: Seq,
+        unstored: Option<Unstored>,
+        sizes: ChannelSizes,
+    ) -> Self {
         let (sender, _) = broadcast::channel(sizes.subscriber_buffer);
         Self {
             id,
@@ -96,7 +115,18 @@ impl ConversationChannel {
             turn: tokio::sync::Mutex::new(()),
             reserved_through: AtomicU64::new(last_seq),
             max_replay: sizes.max_replay,
+            unstored: Mutex::new(unstored),
         }
+    }
+
+    /// What to store with the first message, while the conversation has no row.
+    pub fn unstored(&self) -> Option<Unstored> {
+        super::lock(&self.unstored).clone()
+    }
+
+    /// The conversation's row now exists.
+    pub fn mark_stored(&self) {
+        *super::lock(&self.unstored) = None;
     }
 
     /// The highest seq known to be durably reserved.

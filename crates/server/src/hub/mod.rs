@@ -24,7 +24,7 @@ use axum::extract::ws::Utf8Bytes;
 use colloquy_protocol::{Seq, ServerEvent};
 use uuid::Uuid;
 
-pub use channel::{ConversationChannel, Replay, Subscription};
+pub use channel::{ConversationChannel, Replay, Subscription, Unstored};
 pub use registry::ChannelHandle;
 pub use user::UserSubscription;
 
@@ -119,6 +119,7 @@ impl Hub {
             id,
             owner,
             stored_last_seq,
+            None,
             self.sizes,
         ));
         channels.entries.insert(id, Entry::held(channel.clone()));
@@ -126,6 +127,39 @@ impl Hub {
             hub: self.clone(),
             channel,
         }
+    }
+
+    /// The channel of conversation `id` for `owner`, which has no stored row
+    /// yet: the live one if `owner` holds it (stored by now or not), else a
+    /// new one that stores `unstored` with its first message. `None` when
+    /// another user holds a channel with this id: one id, one owner, even
+    /// before anything is stored.
+    pub fn claim(
+        self: &Arc<Self>,
+        id: Uuid,
+        owner: Uuid,
+        unstored: Unstored,
+    ) -> Option<ChannelHandle> {
+        let mut channels = lock(&self.channels);
+        channels.sweep(self.sizes.linger);
+        if let Some(entry) = channels.entries.get(&id) {
+            if entry.channel.owner != owner {
+                return None;
+            }
+            return channels.handle(self, id);
+        }
+        let channel = Arc::new(ConversationChannel::new(
+            id,
+            owner,
+            0,
+            Some(unstored),
+            self.sizes,
+        ));
+        channels.entries.insert(id, Entry::held(channel.clone()));
+        Some(ChannelHandle {
+            hub: self.clone(),
+            channel,
+        })
     }
 
     /// The channel of conversation `id` if it is in memory.

@@ -93,6 +93,14 @@ impl Clone for ChannelHandle {
     }
 }
 
+impl ChannelHandle {
+    /// Send `event` to every socket of the conversation's owner (not part
+    /// of the conversation's log: `conversation` list hints).
+    pub fn tell_owner(&self, event: colloquy_protocol::ServerEvent) {
+        self.hub.publish_to_user(self.channel.owner, event);
+    }
+}
+
 impl Deref for ChannelHandle {
     type Target = ConversationChannel;
     fn deref(&self) -> &ConversationChannel {

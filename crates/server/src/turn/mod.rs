@@ -1,7 +1,8 @@
 //! One reply from start to finish, whatever the transport.
 //!
 //! [`TurnService::submit`] stores the user message (durably, before anything
-//! is acknowledged) and publishes its `ack`; a background task then waits for
+//! is acknowledged; the first one stores its conversation too) and
+//! publishes its `ack`; a background task then waits for
 //! the conversation's previous reply, streams the provider's deltas as
 //! `delta` events and ends with one final `message` event whose row is stored
 //! in the same step: `complete`, `interrupted` (stop, shutdown) or `error`
@@ -10,6 +11,7 @@
 
 mod checkpoint;
 mod events;
+mod first;
 mod publish;
 mod recovery;
 mod replies;
@@ -38,7 +40,7 @@ pub use recovery::close_orphaned_replies;
 
 use self::{
     events::ack_event,
-    publish::{publish_reply, publish_user_message, FinishedReply, UserMessage},
+    publish::{publish_reply, publish_user_message, FinishedReply, Storage, UserMessage},
     replies::Replies,
     reply::ReplyJob,
 };
@@ -169,6 +171,13 @@ impl TurnService {
         }
     }
 
+    fn storage(&self) -> Storage<'_> {
+        Storage {
+            writer: &self.writer,
+            db: &self.db,
+        }
+    }
+
     /// The configured provider, if any.
     pub fn provider(&self) -> Option<&Arc<dyn Provider>> {
         self.provider.as_ref()
@@ -237,7 +246,7 @@ impl TurnService {
             client_id: client_id_text,
             reply_id,
         };
-        let published = publish_user_message(&self.writer, channel, user_message).await;
+        let published = publish_user_message(self.storage(), channel, user_message).await;
         let ack = match published {
             Ok(published) => published.event.clone(),
             // Two sends with the same client_id raced; the other one won.
@@ -344,7 +353,7 @@ impl TurnService {
                 client_id: None,
                 reply_id,
             };
-            publish_user_message(&self.writer, channel, user_message)
+            publish_user_message(self.storage(), channel, user_message)
                 .await
                 .map_err(gone)?;
         }
@@ -354,7 +363,7 @@ impl TurnService {
             status,
             error_code: None,
         };
-        publish_reply(&self.writer, channel, &reply)
+        publish_reply(self.storage(), channel, &reply)
             .await
             .map_err(gone)?;
         Ok(reply_id)

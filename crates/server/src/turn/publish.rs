@@ -1,7 +1,8 @@
 //! Storing a message and publishing its event as one step, under the
 //! conversation's next seq. A write that fails for a reason that may pass
 //! (the database busy or briefly unreachable) is retried with backoff before
-//! the caller is told.
+//! the caller is told. The first message of a conversation not stored yet
+//! stores the conversation with it ([`super::first`]).
 
 use std::{sync::Arc, time::Duration};
 
@@ -11,11 +12,20 @@ use uuid::Uuid;
 use super::{
     error_text,
     events::{ack_event, final_event},
+    first,
 };
 use crate::{
     hub::{ChannelHandle, Published},
-    store::{Message, MessageWriter, NewMessage, StoreError},
+    store::{Message, MessageWriter, NewMessage, Pool, StoreError},
 };
+
+/// Where messages are written: the group-commit writer, and the pool for
+/// the one transaction that stores a conversation with its first message.
+#[derive(Clone, Copy)]
+pub(super) struct Storage<'a> {
+    pub writer: &'a MessageWriter,
+    pub db: &'a Pool,
+}
 
 /// Waits before each retry of a failed write: about 1.5 s in all, long
 /// enough to ride out a lock or a failover, short enough that the client
@@ -48,14 +58,22 @@ fn is_transient(error: &StoreError) -> bool {
     matches!(error, StoreError::Database(_) | StoreError::Unavailable)
 }
 
-/// Insert `message`, retrying transient failures with backoff.
+/// Insert `message` into `channel`'s conversation (storing the
+/// conversation first if it is not yet), retrying transient failures with
+/// backoff. Runs under the channel's numbering lock (inside `publish`), so
+/// two first messages cannot both store the conversation.
 async fn insert_with_retry(
-    writer: &MessageWriter,
+    storage: Storage<'_>,
+    channel: &ChannelHandle,
     message: NewMessage,
 ) -> Result<Message, StoreError> {
     let mut waits = RETRY_BACKOFF.iter();
     loop {
-        match writer.insert(message.clone()).await {
+        let inserted = match channel.unstored() {
+            Some(unstored) => first::insert(storage.db, channel, &unstored, message.clone()).await,
+            None => storage.writer.insert(message.clone()).await,
+        };
+        match inserted {
             Err(error) if is_transient(&error) => match waits.next() {
                 Some(wait) => {
                     tracing::warn!(%error, "storing a message failed; retrying");
@@ -70,14 +88,15 @@ async fn insert_with_retry(
 
 /// Store a user message under the conversation's next seq and publish its `ack`.
 pub(super) async fn publish_user_message(
-    writer: &MessageWriter,
+    storage: Storage<'_>,
     channel: &ChannelHandle,
     message: UserMessage<'_>,
 ) -> Result<Arc<Published>, StoreError> {
     channel
         .publish(|seq| async move {
             let stored = insert_with_retry(
-                writer,
+                storage,
+                channel,
                 NewMessage {
                     id: message.id,
                     conversation_id: channel.id,
@@ -99,14 +118,15 @@ pub(super) async fn publish_user_message(
 /// Store an assistant reply under the conversation's next seq and publish
 /// it as the reply's final `message`.
 pub(super) async fn publish_reply(
-    writer: &MessageWriter,
+    storage: Storage<'_>,
     channel: &ChannelHandle,
     reply: &FinishedReply<'_>,
 ) -> Result<Arc<Published>, StoreError> {
     channel
         .publish(|seq| async move {
             let message = insert_with_retry(
-                writer,
+                storage,
+                channel,
                 NewMessage {
                     id: reply.reply_id,
                     conversation_id: channel.id,

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::{
     checkpoint::{self, Checkpoints, SEQ_RESERVATION},
     error_text,
-    publish::{publish_reply, publish_unstored_end, FinishedReply},
+    publish::{publish_reply, publish_unstored_end, FinishedReply, Storage},
     replies::Replies,
     text::{clip_chars, split_chars, MAX_DELTA_CHARS},
     TurnSettings,
@@ -277,7 +277,11 @@ impl ReplyJob {
             status,
             error_code,
         };
-        let code = match publish_reply(&self.writer, &self.channel, &reply).await {
+        let storage = Storage {
+            writer: &self.writer,
+            db: &self.db,
+        };
+        let code = match publish_reply(storage, &self.channel, &reply).await {
             Ok(_) => {
                 tracing::debug!(status = status.as_str(), "reply stored");
                 return;

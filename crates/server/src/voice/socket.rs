@@ -31,8 +31,8 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use crate::{
     auth::{authenticate, AuthFailure},
-    conversation,
     error::{ApiPath, AppError},
+    hub::{ChannelHandle, Unstored},
     limits::{SocketPermit, SocketRefused},
     socket::{
         self, close_code, close_code::INTERNAL_ERROR, close_with, prepare_upgrade, Exit, Liveness,
@@ -130,23 +130,33 @@ async fn admit(
     })
 }
 
-/// The step's latest voice conversation, so the coach remembers earlier
-/// calls (the history budget keeps the prompt bounded); a new one, tied to
-/// the step, on the first call.
+/// The channel of the step's latest voice conversation, so the coach
+/// remembers earlier calls (the history budget keeps the prompt bounded);
+/// on the first call, of a new one tied to the step, stored with the first
+/// thing said (a call with no speech leaves nothing behind).
 async fn step_conversation(
     state: &AppState,
     admitted: &Admitted,
-) -> Result<store::Conversation, store::StoreError> {
+) -> Result<ChannelHandle, store::StoreError> {
     let user_id = admitted.user.id;
     if let Some(existing) =
         store::latest_step_conversation(&state.db, user_id, admitted.step_id).await?
     {
-        return Ok(existing);
+        return Ok(state
+            .hub
+            .channel(existing.id, existing.user_id, existing.last_seq));
     }
-    let title = format!("Voice: {}", admitted.step_title);
-    let created = conversation::create(state, user_id, Uuid::now_v7(), &title).await?;
-    store::attach_step(&state.db, created.id, admitted.step_id).await?;
-    Ok(created)
+    let unstored = Unstored {
+        title: format!("Voice: {}", admitted.step_title),
+        step_id: Some(admitted.step_id),
+    };
+    // A fresh id no one else can hold.
+    state
+        .hub
+        .claim(Uuid::now_v7(), user_id, unstored)
+        .ok_or(store::StoreError::Conflict(
+            "conversation id already in use",
+        ))
 }
 
 /// The engine serving an admitted session.
@@ -157,16 +167,14 @@ enum Engine {
 
 #[tracing::instrument(skip_all, fields(user_id = %admitted.user.id))]
 async fn run(socket: WebSocket, state: AppState, admitted: Admitted) {
-    let conversation = match step_conversation(&state, &admitted).await {
-        Ok(conversation) => conversation,
+    let channel = match step_conversation(&state, &admitted).await {
+        Ok(channel) => channel,
         Err(error) => {
             tracing::error!(%error, "opening the voice conversation failed");
             return close_with(socket, INTERNAL_ERROR, "Session unavailable").await;
         }
     };
-    let channel = state
-        .hub
-        .channel(conversation.id, conversation.user_id, conversation.last_seq);
+    let conversation_id = channel.id;
     let config = &state.config;
     let instruction = admitted
         .context
@@ -195,7 +203,7 @@ async fn run(socket: WebSocket, state: AppState, admitted: Admitted) {
     let (mut sink, mut stream) = socket.split();
     let mut reader = AudioReader::new(&config.audio);
     let mut liveness = Liveness::new(&state);
-    tracing::debug!(conversation_id = %conversation.id, "voice session open");
+    tracing::debug!(%conversation_id, "voice session open");
     let exit = loop {
         tokio::select! {
             wake = liveness.next(&mut stream) => match reader.on_wake(wake, &mut sink).await {

@@ -26,9 +26,10 @@ use crate::{
     auth::{authenticate, AuthFailure},
     conversation::{self, IfMissing, OpenError},
     error::{ApiPath, AppError},
+    hub::ChannelHandle,
     limits::{SocketPermit, SocketRefused},
     socket::{self, close_code, prepare_upgrade},
-    store::{Conversation, User},
+    store::User,
     AppState,
 };
 
@@ -78,7 +79,9 @@ fn parse_last_seq(query: &SocketQuery) -> Result<Option<Seq>, &'static str> {
     }
 }
 
-/// `/api/v1/chat/ws?conversationId=...` (seed 003); a new conversation when none is given.
+/// `/api/v1/chat/ws?conversationId=...` (seed 003); a new conversation when
+/// none is given: its id comes in `ready`, and it is stored (listed,
+/// announced `created`) with its first message.
 async fn chat_v1(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -102,7 +105,7 @@ async fn chat_v1(
 }
 
 /// `/v2/chat/{session_id}` (seed 001): the session id is the conversation id,
-/// created for the caller if no one has it yet.
+/// the caller's if no one else has it yet (stored with its first message).
 async fn chat_v2(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -144,7 +147,8 @@ async fn accept(
 /// Everything checked before a socket may start its session.
 pub(crate) struct Admitted {
     pub user: User,
-    pub conversation: Conversation,
+    /// The conversation's channel (its row may not exist yet).
+    pub channel: ChannelHandle,
     pub resume_after: Option<Seq>,
     /// Speak replies on this socket.
     pub tts: bool,
@@ -171,7 +175,7 @@ async fn admit(
         .limits
         .open_socket(user.id)
         .map_err(SocketRefused::close)?;
-    let conversation = conversation::open(state, &user, requested, request.if_missing)
+    let channel = conversation::open(state, &user, requested, request.if_missing)
         .await
         .map_err(|error| match error {
             OpenError::NotFound => policy("Conversation not found"),
@@ -180,9 +184,14 @@ async fn admit(
                 (close_code::INTERNAL_ERROR, "Conversation unavailable")
             }
         })?;
+    // Nothing was ever published in a conversation not stored yet: a client
+    // resuming after some seq saw one that has since been deleted.
+    if channel.unstored().is_some() && resume_after.is_some_and(|seq| seq > 0) {
+        return Err(policy("Conversation not found"));
+    }
     Ok(Admitted {
         user,
-        conversation,
+        channel,
         resume_after,
         tts: request.tts.unwrap_or(state.config.audio.tts),
         permit,

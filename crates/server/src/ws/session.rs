@@ -10,7 +10,7 @@ use std::{sync::Arc, time::Duration};
 
 use axum::extract::ws::{Message, WebSocket};
 use base64::{engine::general_purpose::STANDARD as BASE64, Engine as _};
-use colloquy_protocol::{ClientEvent, Seq, ServerEvent};
+use colloquy_protocol::{ClientEvent, ConversationAction, Seq, ServerEvent};
 use colloquy_voice::OUTPUT_SAMPLE_RATE;
 use futures::SinkExt;
 use tokio::sync::broadcast::{
@@ -79,18 +79,15 @@ async fn voice_output(voice: &mut Option<VoiceLink>) -> Option<VoiceOutput> {
 
 /// Serve one authenticated socket on `conversation` until either side ends
 /// it. With `resume_after`, first replay every event after that seq.
-#[tracing::instrument(skip_all, fields(conversation_id = %admitted.conversation.id, user_id = %admitted.user.id))]
+#[tracing::instrument(skip_all, fields(conversation_id = %admitted.channel.id, user_id = %admitted.user.id))]
 pub(crate) async fn run(socket: WebSocket, state: AppState, admitted: Admitted) {
     let Admitted {
         user,
-        conversation,
+        channel,
         resume_after,
         tts,
         permit: _permit,
     } = admitted;
-    let channel = state
-        .hub
-        .channel(conversation.id, conversation.user_id, conversation.last_seq);
     let heartbeat_timeout = Duration::from_secs(state.config.heartbeat_timeout_secs);
     let audio_budget = AudioBudget::new(&state.config.audio);
     let mut session = Session {
@@ -166,6 +163,7 @@ pub(crate) async fn run(socket: WebSocket, state: AppState, admitted: Admitted) 
                 None => session.voice = None,
             },
             received = user_events.events.recv() => match received {
+                Ok(published) if session.is_own_creation(&published.event) => {}
                 Ok(published) => {
                     if !session.forward(&published).await {
                         break Exit::PeerGone;
@@ -245,6 +243,16 @@ impl Session {
             }
         }
         Some(events)
+    }
+
+    /// `created` for this socket's own conversation: its first `ack` says
+    /// so already, and the other sockets of the user are the ones to tell.
+    fn is_own_creation(&self, event: &ServerEvent) -> bool {
+        matches!(
+            event,
+            ServerEvent::Conversation { action: ConversationAction::Created, conversation_id, .. }
+                if *conversation_id == self.channel.id
+        )
     }
 
     /// Write one frame; `false` when the socket is gone or stuck past the write time-out.

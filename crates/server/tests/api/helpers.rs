@@ -164,6 +164,17 @@ impl TestApp {
     }
 
     /// `GET /api/conversations/{id}` as JSON (the conversation with its messages).
+    /// The user's listed conversations (the first page).
+    pub async fn conversations(&self, token: &str) -> Vec<Value> {
+        let response = self.get("/api/conversations", token).await;
+        assert_eq!(response.status(), 200, "conversation list");
+        let mut list: Value = response.json().await.unwrap();
+        match list["conversations"].take() {
+            Value::Array(conversations) => conversations,
+            other => panic!("no conversation list: {other}"),
+        }
+    }
+
     pub async fn conversation(&self, id: impl std::fmt::Display, token: &str) -> Value {
         let response = self.get(&format!("/api/conversations/{id}"), token).await;
         assert_eq!(response.status(), 200, "conversation {id}");
@@ -343,6 +354,16 @@ pub fn close_code(code: CloseCode) -> u16 {
 
 impl Socket {
     /// The next JSON event, or how the socket closed.
+    /// The next `error` event, skipping any other.
+    pub async fn next_error(&mut self) -> Value {
+        loop {
+            let event = self.next_event().await;
+            if event["type"] == "error" {
+                return event;
+            }
+        }
+    }
+
     pub async fn next_event_or_close(&mut self) -> Result<Value, Closed> {
         loop {
             match self.inner.next().await {

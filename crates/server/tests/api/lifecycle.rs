@@ -125,8 +125,14 @@ async fn a_reply_left_unfinished_by_a_crash_is_stored_as_interrupted_at_the_next
 
     let app = spawn_app().await;
     let token = app.register("crash@example.com").await;
-    let (_, ready) = app.chat(&token, None).await;
-    let id: uuid::Uuid = ready["conversation_id"].as_str().unwrap().parse().unwrap();
+    // Stored at once (a socket's new conversation waits for its first message).
+    let created: Value = app
+        .post_json("/api/conversations", &token, serde_json::json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id: uuid::Uuid = created["id"].as_str().unwrap().parse().unwrap();
     // What a crash between the ack and the reply leaves behind.
     let reply_id = uuid::Uuid::now_v7();
     store::insert_message(

@@ -16,6 +16,7 @@ mod lifecycle;
 mod limits;
 #[cfg(feature = "local-llm")]
 mod local_model;
+mod new_conversations;
 mod plans;
 mod resume;
 mod storage_failures;

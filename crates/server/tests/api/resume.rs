@@ -122,8 +122,13 @@ async fn resume_after_a_restart_replays_from_the_database() {
 async fn an_unreplayable_gap_says_resync_required() {
     let app = spawn_app().await;
     let token = app.register("resync@example.com").await;
-    let (_, ready) = app.chat(&token, None).await;
+    let (mut first, ready) = app.chat(&token, None).await;
     let id = ready["conversation_id"].as_str().unwrap();
+    let before = send_text(&mut first, "before", None).await;
+    let reply = first
+        .reply_events(before["reply_id"].as_str().unwrap())
+        .await;
+    let last_seq = seq(reply.last().unwrap());
     let path = format!("/api/v1/chat/ws?token={token}&conversationId={id}&last_seq=99");
     let mut socket = Socket::connect(&app.ws_url(&path)).await;
     assert_eq!(socket.next_event().await["type"], "ready");
@@ -131,7 +136,7 @@ async fn an_unreplayable_gap_says_resync_required() {
     assert_eq!(error["code"], "resync_required");
     // The socket still works after the client reloads.
     let ack = send_text(&mut socket, "after resync", None).await;
-    assert_eq!(seq(&ack), 1);
+    assert_eq!(seq(&ack), last_seq + 1);
     let bad = format!("/api/v1/chat/ws?token={token}&conversationId={id}&last_seq=minus-one");
     let closed = Socket::connect(&app.ws_url(&bad)).await.closed().await;
     assert_eq!(

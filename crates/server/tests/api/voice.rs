@@ -578,3 +578,46 @@ async fn spoken_turns_pay_the_users_message_budget_like_typed_ones() {
     let refused = received.events_until("error").await.pop().unwrap();
     assert_eq!(refused["code"], "rate_limited", "{refused}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn voice_sessions_with_nothing_said_leave_no_conversation() {
+    let app = voice_app().await;
+    let token = app.register("quiet@example.com").await;
+    let plan = app.plan(&token, "Run a 5k", &["Buy shoes"]).await;
+    let step = plan["steps"][0]["id"].as_str().unwrap();
+
+    // Seed 004's voice socket: a call in silence, then hang up.
+    let url = app.ws_url(&format!("/voice/stream/{step}?token={token}"));
+    let (socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let (mut sink, stream) = socket.split();
+    let received = Received::spawn(stream);
+    stream_binary(&mut sink, &silence(600)).await;
+    sink.close().await.unwrap();
+    drop(received);
+
+    // The chat socket: the mic on, then off, in silence.
+    let url = app.ws_url(&format!("/api/v1/chat/ws?token={token}"));
+    let (socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let (mut sink, stream) = socket.split();
+    let mut received = Received::spawn(stream);
+    assert_eq!(received.event().await["type"], "ready");
+    stream_json(&mut sink, &silence(600), 16_000).await;
+    for event in [json!({ "type": "audio_end" }), json!({ "type": "ping" })] {
+        sink.send(Message::Text(event.to_string().into()))
+            .await
+            .unwrap();
+    }
+    received.events_until("pong").await;
+    sink.close().await.unwrap();
+
+    // Both sessions are over (whatever they heard is stored by then).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.state.limits.open_sockets() > 0 {
+        assert!(Instant::now() < deadline, "sockets still open");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        app.conversations(&token).await.is_empty(),
+        "nothing was said"
+    );
+}
