@@ -28,6 +28,15 @@ function groupOf(date, now) {
   return "Older";
 }
 
+/**
+ * Whether a conversation belongs in the list: something was said in it (or
+ * someone named it). The server now stores a conversation with its first
+ * message, but servers before that stored one per socket opened, and their
+ * empty rows are still in older databases: they stay unlisted.
+ * @param {ConversationSummary} conversation
+ */
+export const worthListing = (conversation) => conversation.last_seq > 0 || conversation.title.trim() !== "";
+
 /** A conversation's name as shown (untitled ones get a placeholder). */
 export const displayTitle = (/** @type {{ title: string }} */ c) => c.title.trim() || "New chat";
 
@@ -60,7 +69,7 @@ export class Sidebar {
   set(conversations, emptyText = "No conversations yet") {
     this.emptyText = emptyText;
     // Newest activity first, whatever order the server used.
-    this.conversations = [...conversations].sort((a, b) => b.updated_at.localeCompare(a.updated_at));
+    this.conversations = conversations.filter(worthListing).sort((a, b) => b.updated_at.localeCompare(a.updated_at));
     this.render();
   }
 
