@@ -42,6 +42,7 @@ fn request() -> ChatRequest {
         ],
         max_tokens: Some(128),
         temperature: None,
+        tools: Vec::new(),
     }
 }
 

@@ -11,6 +11,8 @@ pub enum Role {
     System,
     User,
     Assistant,
+    /// The result of a tool the assistant called.
+    Tool,
 }
 
 /// One message of the conversation sent to a model.
@@ -18,6 +20,12 @@ pub enum Role {
 pub struct ChatMessage {
     pub role: Role,
     pub content: String,
+    /// An assistant turn that called tools: the calls, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// A [`Role::Tool`] message: the call it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
 }
 
 impl ChatMessage {
@@ -26,8 +34,47 @@ impl ChatMessage {
         Self {
             role,
             content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
         }
     }
+
+    /// An assistant turn that called `calls` (after any text in `content`).
+    pub fn tool_calls(content: impl Into<String>, calls: Vec<ToolCall>) -> Self {
+        Self {
+            tool_calls: calls,
+            ..Self::new(Role::Assistant, content)
+        }
+    }
+
+    /// The result of call `call_id`, as the model will read it.
+    pub fn tool_result(call_id: impl Into<String>, content: impl Into<String>) -> Self {
+        Self {
+            tool_call_id: Some(call_id.into()),
+            ..Self::new(Role::Tool, content)
+        }
+    }
+}
+
+/// A tool the model may call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolDefinition {
+    /// `^[a-zA-Z0-9_-]{1,64}$`, as OpenAI requires.
+    pub name: String,
+    /// What it does and when to use it, for the model.
+    pub description: String,
+    /// JSON Schema of the arguments object.
+    pub parameters: serde_json::Value,
+}
+
+/// One call the model asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolCall {
+    /// The provider's id for the call; its result names it.
+    pub id: String,
+    pub name: String,
+    /// The arguments as the model wrote them: JSON text, not yet validated.
+    pub arguments: String,
 }
 
 /// What to generate a reply for.
@@ -39,6 +86,8 @@ pub struct ChatRequest {
     pub max_tokens: Option<u32>,
     /// Sampling temperature; the provider's default when `None`.
     pub temperature: Option<f32>,
+    /// Tools the model may call; none offered when empty.
+    pub tools: Vec<ToolDefinition>,
 }
 
 /// Token counts reported by a provider.
@@ -56,6 +105,8 @@ pub enum FinishReason {
     Stop,
     /// The token limit was reached.
     Length,
+    /// The model called tools ([`Completion::tool_calls`]) and waits for their results.
+    ToolCalls,
     /// Anything else the provider reported (e.g. `content_filter`).
     Other(String),
 }
@@ -65,6 +116,8 @@ pub enum FinishReason {
 pub struct Completion {
     pub usage: Option<Usage>,
     pub finish_reason: FinishReason,
+    /// The calls the model made, in the order it made them (empty unless it called tools).
+    pub tool_calls: Vec<ToolCall>,
 }
 
 /// One item of a reply stream.

@@ -216,6 +216,7 @@ fn generate(
             completion_tokens: generated,
         }),
         finish_reason,
+        tool_calls: Vec::new(),
     };
     if !job.send(Ok(StreamEvent::Finished(completion))) {
         return Ok(Outcome::Cancelled);

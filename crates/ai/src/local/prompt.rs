@@ -29,6 +29,9 @@ fn role_name(role: Role) -> &'static str {
         Role::System => "system",
         Role::User => "user",
         Role::Assistant => "assistant",
+        // ChatML takes any role name; SmolLM2 was not trained on tool
+        // results, so this only keeps them apart from what the user said.
+        Role::Tool => "tool",
     }
 }
 

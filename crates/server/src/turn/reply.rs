@@ -236,6 +236,7 @@ impl ReplyJob {
             ),
             max_tokens: Some(self.settings.max_reply_tokens),
             temperature: None,
+            tools: Vec::new(),
         })
     }
 
