@@ -110,6 +110,10 @@ pub struct Config {
     pub messages_per_minute_per_socket: u32,
     /// `text` messages per minute one user may send across all sockets and HTTP.
     pub messages_per_minute_per_user: u32,
+    /// `POST /api/analytics/events` batches per minute one user may send.
+    pub analytics_batches_per_minute_per_user: u32,
+    /// Analytics events older than this many days are deleted (checked hourly).
+    pub analytics_retention_days: u32,
     /// Inbound frames per second one socket may send (any kind).
     pub frames_per_second_per_socket: u32,
     /// Rate-limited frames in a row after which a socket is closed (1008).
@@ -190,6 +194,8 @@ impl Default for Config {
             max_connections: 20_000,
             messages_per_minute_per_socket: 60,
             messages_per_minute_per_user: 120,
+            analytics_batches_per_minute_per_user: 30,
+            analytics_retention_days: 400,
             frames_per_second_per_socket: 50,
             rate_limit_strikes: 20,
             rate_limit_prune_secs: 60,
@@ -327,6 +333,14 @@ impl Config {
             (
                 "messages_per_minute_per_user",
                 self.messages_per_minute_per_user as usize,
+            ),
+            (
+                "analytics_batches_per_minute_per_user",
+                self.analytics_batches_per_minute_per_user as usize,
+            ),
+            (
+                "analytics_retention_days",
+                self.analytics_retention_days as usize,
             ),
             (
                 "frames_per_second_per_socket",

@@ -209,10 +209,16 @@ impl App {
             Duration::from_secs(state.config.rate_limit_prune_secs),
             stop_accepting.clone(),
         ));
+        let retention = tokio::spawn(prune_old_analytics(
+            state.db.clone(),
+            state.config.analytics_retention_days,
+            stop_accepting.clone(),
+        ));
         shutdown.await;
         tracing::info!("shutting down: finishing in-flight replies");
         stop_accepting.cancel();
         let _ = pruning.await;
+        let _ = retention.await;
         state
             .turns
             .drain(Duration::from_secs(state.config.shutdown_grace_secs))
@@ -232,6 +238,26 @@ impl App {
         state.db.close().await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Delete analytics events older than `retention_days`, at start and hourly.
+async fn prune_old_analytics(db: store::Pool, retention_days: u32, stop: CancellationToken) {
+    const EVERY: Duration = Duration::from_secs(3600);
+    let keep = i64::from(retention_days) * store::DAY_MILLIS;
+    let mut ticks = tokio::time::interval(EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            _ = ticks.tick() => {
+                match store::prune_analytics_events(&db, store::now_millis() - keep).await {
+                    Ok(0) => {}
+                    Ok(deleted) => tracing::info!(deleted, "old analytics events deleted"),
+                    Err(error) => tracing::warn!(%error, "pruning analytics events failed"),
+                }
+            }
+        }
     }
 }
 

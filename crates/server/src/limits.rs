@@ -138,6 +138,7 @@ pub struct Limits {
     max_connections: usize,
     sockets: Mutex<SocketCounts>,
     user_messages: KeyedLimiter<Uuid>,
+    analytics_batches: KeyedLimiter<Uuid>,
     socket_messages: Quota,
     socket_frames: Quota,
     socket_resumes: Quota,
@@ -169,6 +170,9 @@ impl Limits {
             max_connections: config.max_connections,
             sockets: Mutex::new(SocketCounts::default()),
             user_messages: KeyedLimiter::new(per_minute(config.messages_per_minute_per_user)),
+            analytics_batches: KeyedLimiter::new(per_minute(
+                config.analytics_batches_per_minute_per_user,
+            )),
             socket_messages: per_minute(config.messages_per_minute_per_socket),
             socket_frames: per_second(config.frames_per_second_per_socket),
             socket_resumes: per_minute(config.resumes_per_minute_per_socket),
@@ -212,6 +216,11 @@ impl Limits {
         self.user_messages.check(&user).is_ok()
     }
 
+    /// Spend one of `user`'s analytics batches; `Err` is how long until the next.
+    pub fn check_analytics_batch(&self, user: Uuid) -> Result<(), Duration> {
+        self.analytics_batches.check(&user)
+    }
+
     /// Spend one of `client`'s budget for `action`; `Err` is how long until
     /// it may try again. `client` is a [`crate::client_ip::ClientIp::rate_key`].
     pub fn check_auth(&self, action: AuthAction, client: IpAddr) -> Result<(), Duration> {
@@ -243,6 +252,7 @@ impl Limits {
     /// Forget idle keys in every keyed limiter.
     pub fn prune_idle(&self) {
         self.user_messages.prune();
+        self.analytics_batches.prune();
         self.anonymous_per_ip.prune();
         self.registrations_per_ip.prune();
         self.logins_per_ip.prune();
@@ -252,6 +262,7 @@ impl Limits {
     /// Keys remembered across the keyed limiters (for tests).
     pub fn tracked_keys(&self) -> usize {
         self.user_messages.len()
+            + self.analytics_batches.len()
             + self.anonymous_per_ip.len()
             + self.registrations_per_ip.len()
             + self.logins_per_ip.len()

@@ -1,6 +1,7 @@
 //! HTTP routes, one `router()` per resource, merged here with the sockets,
 //! tracing (paths only: query strings can hold tokens) and body limits.
 
+mod analytics;
 mod auth;
 mod config;
 mod conversations;
@@ -30,6 +31,7 @@ pub fn router(state: AppState) -> Router {
     let max_body_bytes = state.config.max_body_bytes;
     Router::new()
         .route("/healthz", get(health))
+        .merge(analytics::router())
         .merge(auth::router())
         .merge(config::router())
         .merge(conversations::router())

@@ -11,6 +11,7 @@
 //! both dialects (`$n` parameters, `CASE` instead of SQLite's two-argument
 //! `MAX`, aliased subqueries), and the unit tests run on both.
 
+mod analytics;
 mod checkpoints;
 mod conversations;
 mod messages;
@@ -33,6 +34,7 @@ use sqlx::{
     ConnectOptions as _, Connection as _, Executor as _,
 };
 
+pub use analytics::*;
 pub use checkpoints::{
     checkpointed_text, highest_possible_seq, save_checkpoint_in, ReplyCheckpoint,
 };

@@ -10,6 +10,7 @@
 //! so clients and the HTTP adapters have one thing to wait for.
 
 mod checkpoint;
+mod completed;
 mod events;
 mod first;
 mod publish;
@@ -284,6 +285,7 @@ impl TurnService {
             reply_id,
             after_seq,
             cancel,
+            clock: completed::TurnClock::start(),
         };
         let span = tracing::info_span!("reply", conversation_id = %channel.id, %reply_id);
         self.tasks.spawn(job.run().instrument(span));

@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use super::{
     checkpoint::{self, Checkpoints, SEQ_RESERVATION},
+    completed::{self, Completed, TurnClock},
     error_text,
     publish::{publish_reply, publish_unstored_end, FinishedReply, Storage},
     replies::Replies,
@@ -61,6 +62,8 @@ pub(super) struct ReplyJob {
     /// The seq of the user message being answered.
     pub(super) after_seq: u64,
     pub(super) cancel: CancellationToken,
+    /// When the turn's stages happened (for `turn_completed`).
+    pub(super) clock: TurnClock,
 }
 
 impl ReplyJob {
@@ -98,6 +101,13 @@ impl ReplyJob {
         };
         self.store_final(&content, status, error_code).await;
         self.replies.finish(self.channel.id, self.reply_id);
+        let done = Completed {
+            user_id: self.channel.owner,
+            status,
+            error_code,
+            reply_chars: content.chars().count(),
+        };
+        completed::record(&self.db, &self.clock, done).await;
     }
 
     /// Stream the reply; returns the text produced and how it ended.
@@ -178,6 +188,7 @@ impl ReplyJob {
     /// A delta beyond the reserved seqs first reserves more, and a due
     /// checkpoint is saved with it.
     async fn publish_delta(&self, piece: String, text: &str, checkpoints: &mut Checkpoints) {
+        self.clock.delta();
         let message_id = self.reply_id;
         let channel = &self.channel;
         let checkpoint_due = checkpoints.due();

@@ -5,6 +5,7 @@
 mod fake_openai;
 mod helpers;
 
+mod analytics;
 mod auth;
 mod bounds;
 mod chat_socket;

@@ -1,0 +1,64 @@
+//! The server's own `turn_completed` analytics event, with the turn's
+//! timings: from the message being accepted to the first text and to the
+//! final reply.
+
+use std::{sync::OnceLock, time::Instant};
+
+use colloquy_protocol::MessageStatus;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::store::{self, NewAnalyticsEvent, Pool, StoreError};
+
+/// When a turn's stages happened.
+#[derive(Debug)]
+pub(super) struct TurnClock {
+    accepted: Instant,
+    first_delta: OnceLock<Instant>,
+}
+
+impl TurnClock {
+    /// A turn whose message was accepted now.
+    pub(super) fn start() -> Self {
+        Self {
+            accepted: Instant::now(),
+            first_delta: OnceLock::new(),
+        }
+    }
+
+    /// Note the first text of the reply (later calls do nothing).
+    pub(super) fn delta(&self) {
+        self.first_delta.get_or_init(Instant::now);
+    }
+}
+
+/// How a turn ended, for [`record`].
+pub(super) struct Completed<'a> {
+    pub(super) user_id: Uuid,
+    pub(super) status: MessageStatus,
+    pub(super) error_code: Option<&'a str>,
+    pub(super) reply_chars: usize,
+}
+
+/// Store `turn_completed` for the turn; a failure is logged, never the turn's.
+pub(super) async fn record(db: &Pool, clock: &TurnClock, completed: Completed<'_>) {
+    let millis = |at: Instant| at.duration_since(clock.accepted).as_millis() as u64;
+    let properties = json!({
+        "status": completed.status.as_str(),
+        "error_code": completed.error_code,
+        "reply_chars": completed.reply_chars,
+        "first_text_ms": clock.first_delta.get().copied().map(millis),
+        "total_ms": millis(Instant::now()),
+    });
+    let event = NewAnalyticsEvent {
+        name: "turn_completed".into(),
+        properties: properties.to_string(),
+        ts: store::now_millis(),
+    };
+    match store::insert_analytics_events(db, Some(completed.user_id), &[event]).await {
+        Ok(()) => {}
+        // The user was deleted while the reply ran.
+        Err(StoreError::NotFound) => {}
+        Err(error) => tracing::warn!(%error, "recording turn_completed failed"),
+    }
+}
