@@ -11,19 +11,6 @@ use crate::{
 
 const ADMIN: &str = "admin@example.com";
 
-async fn guest(app: &TestApp) -> String {
-    let body: Value = app
-        .http
-        .post(app.url("/api/auth/anonymous"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
-}
-
 async fn today_counts(app: &TestApp, admin: &str) -> Value {
     let response = app.get("/api/analytics/summary", admin).await;
     assert_eq!(response.status(), 200);
@@ -43,7 +30,7 @@ async fn today_counts(app: &TestApp, admin: &str) -> Value {
 async fn batches_are_counted_per_day_for_admins_and_bad_ones_store_nothing() {
     let app = spawn_app_with(|config| config.admins = vec![ADMIN.into()]).await;
     let admin = app.register(ADMIN).await;
-    let guest = guest(&app).await;
+    let guest = app.guest().await;
 
     let accepted = app
         .post_json(

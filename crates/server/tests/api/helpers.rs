@@ -147,6 +147,19 @@ impl TestApp {
         body["access_token"].as_str().unwrap().to_owned()
     }
 
+    /// A new anonymous (guest) user; returns its access token.
+    pub async fn guest(&self) -> String {
+        let response = self
+            .http
+            .post(self.url("/api/auth/anonymous"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201, "guest session");
+        let body: Value = response.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
     pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
         self.http
             .get(self.url(path))
