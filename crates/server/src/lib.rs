@@ -37,6 +37,7 @@ pub mod input;
 pub mod limits;
 pub mod socket;
 pub mod store;
+pub mod streak;
 mod time;
 pub mod turn;
 pub mod voice;
@@ -65,6 +66,7 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     pub turns: Arc<TurnService>,
     pub limits: Arc<limits::Limits>,
+    pub streaks: streak::Streaks,
     pub voice: Arc<voice::VoiceService>,
     pub lifecycle: Lifecycle,
 }
@@ -131,6 +133,7 @@ impl App {
             .context("voice loading task")??;
         tracing::info!(engine = voice.name(), "voice ready");
         let limits = limits::Limits::new(&config);
+        let streaks = streak::Streaks::new(db.clone(), streak::Clock::default());
         let turns = TurnService::new(
             db.clone(),
             provider,
@@ -145,6 +148,7 @@ impl App {
                 max_concurrent_generations: config.max_concurrent_generations,
             },
             limits.clone(),
+            streaks.clone(),
         );
         let listener = TcpListener::bind(config.addr)
             .await
@@ -161,6 +165,7 @@ impl App {
             tokens: Arc::new(tokens),
             turns: Arc::new(turns),
             limits,
+            streaks,
             voice: Arc::new(voice),
             lifecycle: Lifecycle::default(),
         };

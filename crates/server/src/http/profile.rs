@@ -1,6 +1,8 @@
 //! The caller's coaching profile under `/api/profile` (seed 004): the full
 //! name and a free-form `user_data` JSON object (goals, preferences, ...)
-//! that the voice coach reads into its instructions.
+//! that the voice coach reads into its instructions, and the time zone
+//! (IANA name) the caller's days are counted in; plus `GET /api/streak`,
+//! the daily activity streak counted in that zone.
 
 use axum::{extract::State, routing::get, Json, Router};
 use serde::{Deserialize, Deserializer};
@@ -10,11 +12,14 @@ use crate::{
     auth::AuthUser,
     error::{ApiJson, AppError},
     store::{self, Profile},
+    streak::Streak,
     AppState,
 };
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/profile", get(show).patch(update))
+    Router::new()
+        .route("/api/profile", get(show).patch(update))
+        .route("/api/streak", get(streak))
 }
 
 /// Longest full name, in characters (the registration limit).
@@ -41,6 +46,9 @@ struct UpdateBody {
     /// Absent (or `null`): unchanged; an object replaces the stored one.
     #[serde(default)]
     user_data: Option<Value>,
+    /// Absent (or `null`): unchanged; else an IANA name such as `Europe/Paris`.
+    #[serde(default)]
+    timezone: Option<String>,
 }
 
 /// Tells a field that is present (even as `null`) from one that is absent,
@@ -65,13 +73,38 @@ async fn update(
     if let Some(data) = &body.user_data {
         check_user_data(data)?;
     }
-    let profile = store::update_profile(&state.db, user.id, full_name, body.user_data.as_ref())
+    if let Some(zone) = &body.timezone {
+        if crate::streak::parse_timezone(zone).is_none() {
+            return Err(AppError::bad_request(
+                "invalid_timezone",
+                "timezone must be an IANA time zone name, such as Europe/Paris or UTC",
+            ));
+        }
+    }
+    let changes = store::ProfileChanges {
+        full_name,
+        user_data: body.user_data.as_ref(),
+        timezone: body.timezone.as_deref(),
+    };
+    let profile = store::update_profile(&state.db, user.id, changes)
         .await
         .map_err(|e| match e {
             store::StoreError::NotFound => AppError::NotFound("user"),
             other => other.into(),
         })?;
     Ok(Json(profile))
+}
+
+async fn streak(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+) -> Result<Json<Streak>, AppError> {
+    let streak = state
+        .streaks
+        .current(user.id)
+        .await?
+        .ok_or(AppError::NotFound("user"))?;
+    Ok(Json(streak))
 }
 
 /// A trimmed single-line name; `None` or blank becomes `""` (clear).

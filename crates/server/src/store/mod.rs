@@ -19,6 +19,7 @@ mod plans;
 mod profile;
 pub mod scratch;
 mod steps;
+mod streaks;
 #[cfg(test)]
 mod testing;
 mod timings;
@@ -44,6 +45,7 @@ pub use plans::*;
 pub use profile::*;
 pub use scratch::ScratchDatabase;
 pub use steps::*;
+pub use streaks::*;
 pub use timings::*;
 pub use users::*;
 pub use writer::MessageWriter;

@@ -50,6 +50,7 @@ use crate::{
     input::{ClientId, UserText},
     limits::Limits,
     store::{self, MessageWriter, Pool, StoreError},
+    streak::Streaks,
 };
 
 /// Settings that shape every reply.
@@ -133,6 +134,8 @@ pub struct TurnService {
     limits: Arc<Limits>,
     /// Replies pending or running, by conversation.
     replies: Arc<Replies>,
+    /// Every stored user message counts its day.
+    streaks: Streaks,
 }
 
 /// The user-facing text of an error code carried by a failed reply.
@@ -152,6 +155,7 @@ impl TurnService {
         provider: Option<Arc<dyn Provider>>,
         settings: TurnSettings,
         limits: Arc<Limits>,
+        streaks: Streaks,
     ) -> Self {
         let generations = Arc::new(Semaphore::new(settings.max_concurrent_generations));
         let prefills = RateLimiter::direct(Quota::per_minute(
@@ -168,6 +172,7 @@ impl TurnService {
             prefills,
             generations,
             limits,
+            streaks,
             replies: Arc::default(),
         }
     }
@@ -289,6 +294,7 @@ impl TurnService {
         };
         let span = tracing::info_span!("reply", conversation_id = %channel.id, %reply_id);
         self.tasks.spawn(job.run().instrument(span));
+        self.streaks.record_activity(channel.owner).await;
         Ok(Submitted {
             ack,
             message_id,
@@ -358,6 +364,7 @@ impl TurnService {
             publish_user_message(self.storage(), channel, user_message)
                 .await
                 .map_err(gone)?;
+            self.streaks.record_activity(channel.owner).await;
         }
         let reply = FinishedReply {
             reply_id,

@@ -21,6 +21,7 @@ mod new_conversations;
 mod plans;
 mod resume;
 mod storage_failures;
+mod streaks;
 mod throttles;
 #[cfg(feature = "voice-local")]
 mod voice;

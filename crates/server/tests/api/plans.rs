@@ -278,7 +278,10 @@ async fn the_profile_can_be_read_and_updated_and_refuses_bad_input() {
     assert_eq!(unauthenticated.status(), 401);
 
     let profile: Value = app.get("/api/profile", &token).await.json().await.unwrap();
-    assert_eq!(profile, json!({ "full_name": null, "user_data": {} }));
+    assert_eq!(
+        profile,
+        json!({ "full_name": null, "user_data": {}, "timezone": "UTC" })
+    );
 
     let data = json!({ "goals": ["run a 5k"], "preferences": { "tone": "gentle" } });
     let updated = patch_json(

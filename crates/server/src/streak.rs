@@ -1,0 +1,145 @@
+//! Daily activity streaks (seed 000): a user message on any transport
+//! counts its day, in the user's time zone; `GET /api/streak` reads the
+//! run back. The server's clock is a [`Clock`] so tests can move days
+//! forward without sleeping.
+
+use std::sync::{
+    atomic::{AtomicI64, Ordering},
+    Arc,
+};
+
+use chrono::{DateTime, Days, NaiveDate, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::store::{self, Pool, StoreError};
+
+/// The server's idea of now: the system clock plus an offset that only
+/// tests move ([`Clock::advance`]).
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    offset_ms: Arc<AtomicI64>,
+}
+
+impl Clock {
+    pub fn now(&self) -> DateTime<Utc> {
+        let offset = chrono::Duration::milliseconds(self.offset_ms.load(Ordering::Relaxed));
+        Utc::now() + offset
+    }
+
+    /// Move this clock (and every copy of it) forward by `by`.
+    pub fn advance(&self, by: chrono::Duration) {
+        self.offset_ms
+            .fetch_add(by.num_milliseconds(), Ordering::Relaxed);
+    }
+}
+
+/// A time zone by its IANA name (`Europe/Paris`, `UTC`).
+pub fn parse_timezone(name: &str) -> Option<Tz> {
+    name.parse().ok()
+}
+
+/// What `GET /api/streak` answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Streak {
+    /// Days in a row with a message, up to today or yesterday; 0 once a day
+    /// was missed.
+    pub current: i64,
+    pub longest: i64,
+    /// `YYYY-MM-DD` in the user's time zone.
+    pub last_active_date: Option<String>,
+}
+
+/// Streak bookkeeping over the store.
+#[derive(Clone)]
+pub struct Streaks {
+    db: Pool,
+    pub clock: Clock,
+}
+
+impl Streaks {
+    pub fn new(db: Pool, clock: Clock) -> Self {
+        Self { db, clock }
+    }
+
+    /// Today and yesterday for `user_id`, in their time zone.
+    async fn days(&self, user_id: Uuid) -> Result<Option<(NaiveDate, NaiveDate)>, StoreError> {
+        let Some(zone) = store::user_timezone(&self.db, user_id).await? else {
+            return Ok(None);
+        };
+        // The profile endpoint only stores valid names; UTC otherwise.
+        let zone = parse_timezone(&zone).unwrap_or(Tz::UTC);
+        let today = self.clock.now().with_timezone(&zone).date_naive();
+        let yesterday = today.checked_sub_days(Days::new(1)).unwrap_or(today);
+        Ok(Some((today, yesterday)))
+    }
+
+    /// Count today as active for `user_id`. Never fails the message that
+    /// caused it: a failure is logged.
+    pub async fn record_activity(&self, user_id: Uuid) {
+        let counted = async {
+            if let Some((today, yesterday)) = self.days(user_id).await? {
+                let (today, yesterday) = (today.to_string(), yesterday.to_string());
+                store::count_active_day(&self.db, user_id, &today, &yesterday).await?;
+            }
+            Ok::<_, StoreError>(())
+        };
+        if let Err(error) = counted.await {
+            tracing::warn!(%error, "counting the day's activity failed");
+        }
+    }
+
+    /// The streak of `user_id`, if the user exists.
+    pub async fn current(&self, user_id: Uuid) -> Result<Option<Streak>, StoreError> {
+        let Some((_, yesterday)) = self.days(user_id).await? else {
+            return Ok(None);
+        };
+        let Some(stored) = store::find_streak(&self.db, user_id).await? else {
+            return Ok(None);
+        };
+        let yesterday = yesterday.to_string();
+        let alive = stored
+            .last_date
+            .as_deref()
+            .is_some_and(|last| last >= yesterday.as_str());
+        Ok(Some(Streak {
+            current: if alive { stored.current } else { 0 },
+            longest: stored.longest,
+            last_active_date: stored.last_date,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn a_day_is_the_users_local_day() {
+        let instant = Utc.with_ymd_and_hms(2026, 12, 1, 16, 30, 0).unwrap();
+        let tokyo = parse_timezone("Asia/Tokyo").unwrap();
+        let new_york = parse_timezone("America/New_York").unwrap();
+        assert_eq!(
+            instant.with_timezone(&tokyo).date_naive().to_string(),
+            "2026-12-02"
+        );
+        assert_eq!(
+            instant.with_timezone(&new_york).date_naive().to_string(),
+            "2026-12-01"
+        );
+        assert!(parse_timezone("Mars/Olympus_Mons").is_none());
+    }
+
+    #[test]
+    fn an_advanced_clock_moves_every_copy() {
+        let clock = Clock::default();
+        let copy = clock.clone();
+        let before = copy.now();
+        clock.advance(chrono::Duration::days(2));
+        let moved = copy.now() - before;
+        assert!(moved >= chrono::Duration::days(2), "{moved:?}");
+    }
+}
