@@ -114,6 +114,8 @@ pub struct Config {
     pub analytics_batches_per_minute_per_user: u32,
     /// Analytics events older than this many days are deleted (checked hourly).
     pub analytics_retention_days: u32,
+    /// After a new conversation's first reply, ask the model for a short title.
+    pub auto_titles: bool,
     /// Inbound frames per second one socket may send (any kind).
     pub frames_per_second_per_socket: u32,
     /// Rate-limited frames in a row after which a socket is closed (1008).
@@ -196,6 +198,7 @@ impl Default for Config {
             messages_per_minute_per_user: 120,
             analytics_batches_per_minute_per_user: 30,
             analytics_retention_days: 400,
+            auto_titles: true,
             frames_per_second_per_socket: 50,
             rate_limit_strikes: 20,
             rate_limit_prune_secs: 60,

@@ -102,6 +102,9 @@ impl App {
         })
         .await
         .context("opening the database")?;
+        store::release_pending_titles(&db)
+            .await
+            .context("releasing unfinished title generations")?;
         let repaired = turn::close_orphaned_replies(&db)
             .await
             .context("closing replies left unfinished by a crash")?;
@@ -146,6 +149,7 @@ impl App {
                 prefills_per_minute: config.prefills_per_minute,
                 max_pending_replies: config.max_pending_replies,
                 max_concurrent_generations: config.max_concurrent_generations,
+                auto_titles: config.auto_titles,
             },
             limits.clone(),
             streaks.clone(),

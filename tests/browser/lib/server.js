@@ -62,6 +62,8 @@ export async function startServer(options) {
     OPENAI_BASE_URL: `${options.upstreamUrl}/v1`,
     COLLOQUY_LOG: "info",
     COLLOQUY_VOICE: "none",
+    // A title request after each first reply would take the next scripted reply.
+    COLLOQUY_AUTO_TITLES: "false",
     NO_COLOR: "1",
     RUST_BACKTRACE: "1",
     ...options.env,

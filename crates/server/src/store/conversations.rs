@@ -193,7 +193,8 @@ pub async fn rename_conversation(
     title: &str,
 ) -> Result<(), StoreError> {
     let done = sqlx::query(
-        "UPDATE conversations SET title = $1, updated_at = $2 WHERE id = $3 AND user_id = $4",
+        "UPDATE conversations SET title = $1, title_source = 'user', updated_at = $2
+         WHERE id = $3 AND user_id = $4",
     )
     .bind(title)
     .bind(now_millis())
@@ -250,4 +251,63 @@ pub async fn advance_last_seq(
         .execute(db)
         .await?;
     Ok(())
+}
+
+/// Claim the one attempt at a generated title: true when the conversation's
+/// title still comes from its first message (and is now `pending`).
+pub async fn claim_title_generation(
+    db: impl AnyExecutor<'_>,
+    id: Uuid,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE conversations SET title_source = 'pending' WHERE id = $1 AND title_source = 'message'",
+    )
+    .bind(id.to_string())
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Finish a claimed attempt: store `title` (as generated) unless the user
+/// renamed the conversation meanwhile; `None` gives the attempt back, so a
+/// later reply tries again. True when `title` was stored.
+pub async fn finish_title_generation(
+    db: impl AnyExecutor<'_>,
+    id: Uuid,
+    title: Option<&str>,
+) -> Result<bool, StoreError> {
+    let done = match title {
+        Some(title) => {
+            sqlx::query(
+                "UPDATE conversations SET title = $1, title_source = 'model', updated_at = $2
+                 WHERE id = $3 AND title_source = 'pending'",
+            )
+            .bind(title)
+            .bind(now_millis())
+            .bind(id.to_string())
+            .execute(db)
+            .await?
+        }
+        None => {
+            sqlx::query(
+                "UPDATE conversations SET title_source = 'message'
+                 WHERE id = $1 AND title_source = 'pending'",
+            )
+            .bind(id.to_string())
+            .execute(db)
+            .await?
+        }
+    };
+    Ok(done.rows_affected() == 1)
+}
+
+/// Give back the title attempts a stopped server left `pending`, so the
+/// next reply in those conversations tries again.
+pub async fn release_pending_titles(db: impl AnyExecutor<'_>) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "UPDATE conversations SET title_source = 'message' WHERE title_source = 'pending'",
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
 }

@@ -139,7 +139,8 @@ pub async fn insert_message_in(
     sqlx::query(
         "UPDATE conversations
          SET last_seq = CASE WHEN last_seq > $1 THEN last_seq ELSE $1 END, updated_at = $2,
-             title = CASE WHEN title = '' THEN $3 ELSE title END
+             title = CASE WHEN title = '' THEN $3 ELSE title END,
+             title_source = CASE WHEN title = '' AND $3 <> '' THEN 'message' ELSE title_source END
          WHERE id = $4",
     )
     .bind(new.seq as i64)

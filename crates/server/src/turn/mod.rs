@@ -18,6 +18,7 @@ mod recovery;
 mod replies;
 mod reply;
 mod text;
+mod title;
 
 use std::{
     num::NonZeroU32,
@@ -69,6 +70,8 @@ pub struct TurnSettings {
     pub max_pending_replies: usize,
     /// Replies generated at once across the server.
     pub max_concurrent_generations: usize,
+    /// Title a new conversation with the model after its first reply.
+    pub auto_titles: bool,
 }
 
 /// Why a message was not accepted.
@@ -291,6 +294,7 @@ impl TurnService {
             after_seq,
             cancel,
             clock: completed::TurnClock::start(),
+            question: text.as_str().to_owned(),
         };
         let span = tracing::info_span!("reply", conversation_id = %channel.id, %reply_id);
         self.tasks.spawn(job.run().instrument(span));

@@ -21,6 +21,7 @@ use super::{
     publish::{publish_reply, publish_unstored_end, FinishedReply, Storage},
     replies::Replies,
     text::{clip_chars, split_chars, MAX_DELTA_CHARS},
+    title::{self, FirstExchange},
     TurnSettings,
 };
 use crate::{
@@ -64,6 +65,8 @@ pub(super) struct ReplyJob {
     pub(super) cancel: CancellationToken,
     /// When the turn's stages happened (for `turn_completed`).
     pub(super) clock: TurnClock,
+    /// The user message answered (a new conversation's title is made from it).
+    pub(super) question: String,
 }
 
 impl ReplyJob {
@@ -108,6 +111,21 @@ impl ReplyJob {
             reply_chars: content.chars().count(),
         };
         completed::record(&self.db, &self.clock, done).await;
+        if status == MessageStatus::Complete && self.settings.auto_titles {
+            if let Some(provider) = &self.provider {
+                let exchange = FirstExchange {
+                    channel: self.channel.clone(),
+                    question: self.question.clone(),
+                    reply: content,
+                };
+                title::spawn(
+                    self.db.clone(),
+                    provider.clone(),
+                    self.generations.clone(),
+                    exchange,
+                );
+            }
+        }
     }
 
     /// Stream the reply; returns the text produced and how it ended.

@@ -42,6 +42,7 @@ impl Server {
                 "crash-test-secret-crash-test-secret!",
             )
             .env("COLLOQUY_VOICE", "none")
+            .env("COLLOQUY_AUTO_TITLES", "false")
             // Save the streamed text with every delta, so the test knows
             // exactly what the repair must keep.
             .env("COLLOQUY_REPLY_CHECKPOINT_MS", "0")

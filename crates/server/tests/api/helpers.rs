@@ -68,6 +68,9 @@ pub fn test_config(data: &TestData, upstream: &FakeOpenAi) -> Config {
         jwt_secret: Some("test-secret-test-secret-test-secret!".into()),
         // Loading Whisper and Piper takes seconds: only voice tests opt in.
         voice: Some("none".into()),
+        // A title request would take the next scripted reply: only the
+        // title tests opt in.
+        auto_titles: false,
         ..Config::default()
     }
 }

@@ -23,6 +23,7 @@ mod resume;
 mod storage_failures;
 mod streaks;
 mod throttles;
+mod titles;
 #[cfg(feature = "voice-local")]
 mod voice;
 mod voice_gemini;
