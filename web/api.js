@@ -214,4 +214,32 @@ export class Api {
   deleteConversation(id) {
     return this.request("DELETE", `/api/conversations/${encodeURIComponent(id)}`);
   }
+
+  /**
+   * A read-only link to a snapshot of the conversation as it is now
+   * (replacing its previous link).
+   * @param {string} id @returns {Promise<{ share_id: string, url: string, created_at: string }>}
+   */
+  shareConversation(id) {
+    return this.request("POST", `/api/conversations/${encodeURIComponent(id)}/share`);
+  }
+
+  /** Stop the conversation's link from working. @param {string} id */
+  revokeShare(id) {
+    return this.request("DELETE", `/api/conversations/${encodeURIComponent(id)}/share`);
+  }
+
+  /**
+   * A shared snapshot (no sign-in needed).
+   * @param {string} shareId
+   * @returns {Promise<{ title: string, created_at: string, messages: { sender: string, content: string, created_at: string }[] }>}
+   */
+  getShared(shareId) {
+    return this.request("GET", `/api/shared/${encodeURIComponent(shareId)}`, undefined, null);
+  }
+
+  /** Copy a shared snapshot into the caller's conversations. @param {string} shareId @returns {Promise<{ conversation_id: string }>} */
+  forkShared(shareId) {
+    return this.request("POST", `/api/shared/${encodeURIComponent(shareId)}/fork`);
+  }
 }

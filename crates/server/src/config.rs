@@ -116,6 +116,10 @@ pub struct Config {
     pub analytics_retention_days: u32,
     /// After a new conversation's first reply, ask the model for a short title.
     pub auto_titles: bool,
+    /// Share links created and shared conversations forked, per user per hour.
+    pub shares_per_hour_per_user: u32,
+    /// Shared conversations read per minute from one address (no sign-in needed).
+    pub shared_reads_per_minute_per_ip: u32,
     /// Inbound frames per second one socket may send (any kind).
     pub frames_per_second_per_socket: u32,
     /// Rate-limited frames in a row after which a socket is closed (1008).
@@ -199,6 +203,8 @@ impl Default for Config {
             analytics_batches_per_minute_per_user: 30,
             analytics_retention_days: 400,
             auto_titles: true,
+            shares_per_hour_per_user: 60,
+            shared_reads_per_minute_per_ip: 120,
             frames_per_second_per_socket: 50,
             rate_limit_strikes: 20,
             rate_limit_prune_secs: 60,
@@ -344,6 +350,14 @@ impl Config {
             (
                 "analytics_retention_days",
                 self.analytics_retention_days as usize,
+            ),
+            (
+                "shares_per_hour_per_user",
+                self.shares_per_hour_per_user as usize,
+            ),
+            (
+                "shared_reads_per_minute_per_ip",
+                self.shared_reads_per_minute_per_ip as usize,
             ),
             (
                 "frames_per_second_per_socket",

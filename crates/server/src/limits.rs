@@ -139,6 +139,8 @@ pub struct Limits {
     sockets: Mutex<SocketCounts>,
     user_messages: KeyedLimiter<Uuid>,
     analytics_batches: KeyedLimiter<Uuid>,
+    shares: KeyedLimiter<Uuid>,
+    shared_reads: KeyedLimiter<IpAddr>,
     socket_messages: Quota,
     socket_frames: Quota,
     socket_resumes: Quota,
@@ -173,6 +175,8 @@ impl Limits {
             analytics_batches: KeyedLimiter::new(per_minute(
                 config.analytics_batches_per_minute_per_user,
             )),
+            shares: KeyedLimiter::new(per_hour(config.shares_per_hour_per_user)),
+            shared_reads: KeyedLimiter::new(per_minute(config.shared_reads_per_minute_per_ip)),
             socket_messages: per_minute(config.messages_per_minute_per_socket),
             socket_frames: per_second(config.frames_per_second_per_socket),
             socket_resumes: per_minute(config.resumes_per_minute_per_socket),
@@ -221,6 +225,16 @@ impl Limits {
         self.analytics_batches.check(&user)
     }
 
+    /// Spend one of `user`'s share links or forks; `Err` is how long until the next.
+    pub fn check_share(&self, user: Uuid) -> Result<(), Duration> {
+        self.shares.check(&user)
+    }
+
+    /// Spend one shared-conversation read of `client` (a rate key).
+    pub fn check_shared_read(&self, client: IpAddr) -> Result<(), Duration> {
+        self.shared_reads.check(&client)
+    }
+
     /// Spend one of `client`'s budget for `action`; `Err` is how long until
     /// it may try again. `client` is a [`crate::client_ip::ClientIp::rate_key`].
     pub fn check_auth(&self, action: AuthAction, client: IpAddr) -> Result<(), Duration> {
@@ -253,6 +267,8 @@ impl Limits {
     pub fn prune_idle(&self) {
         self.user_messages.prune();
         self.analytics_batches.prune();
+        self.shares.prune();
+        self.shared_reads.prune();
         self.anonymous_per_ip.prune();
         self.registrations_per_ip.prune();
         self.logins_per_ip.prune();
@@ -263,6 +279,8 @@ impl Limits {
     pub fn tracked_keys(&self) -> usize {
         self.user_messages.len()
             + self.analytics_batches.len()
+            + self.shares.len()
+            + self.shared_reads.len()
             + self.anonymous_per_ip.len()
             + self.registrations_per_ip.len()
             + self.logins_per_ip.len()

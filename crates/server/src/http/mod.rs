@@ -8,6 +8,7 @@ mod conversations;
 mod messages;
 mod plans;
 mod profile;
+mod shares;
 mod ui;
 mod voice;
 
@@ -38,6 +39,7 @@ pub fn router(state: AppState) -> Router {
         .merge(messages::router())
         .merge(plans::router())
         .merge(profile::router())
+        .merge(shares::router())
         .merge(voice::router())
         .merge(crate::ws::router())
         .merge(crate::voice::socket::router())

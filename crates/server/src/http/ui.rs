@@ -43,7 +43,10 @@ const PAGE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self';
      img-src 'self' data:; connect-src 'self' ws: wss:; object-src 'none'; \
      base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-/// One route per embedded file, plus `/` and `/v2/chat/test`.
+/// The read-only page of a share link, served at `/s/{share_id}`.
+const SHARED_PAGE: &str = "shared.html";
+
+/// One route per embedded file, plus `/`, `/v2/chat/test` and `/s/{share_id}`.
 pub fn router() -> Router<AppState> {
     let mut router = Router::new()
         .route(
@@ -53,6 +56,11 @@ pub fn router() -> Router<AppState> {
         .route(
             "/v2/chat/test",
             get(|headers: HeaderMap| async move { serve(V2_TEST_PAGE, &headers) }),
+        )
+        // A share link's read-only page; the page reads the id from its URL.
+        .route(
+            "/s/{share_id}",
+            get(|headers: HeaderMap| async move { serve(SHARED_PAGE, &headers) }),
         );
     for path in Assets::iter() {
         // Route syntax characters in a file name would change the route's

@@ -18,6 +18,7 @@ mod messages;
 mod plans;
 mod profile;
 pub mod scratch;
+mod shares;
 mod steps;
 mod streaks;
 #[cfg(test)]
@@ -44,6 +45,7 @@ pub use messages::*;
 pub use plans::*;
 pub use profile::*;
 pub use scratch::ScratchDatabase;
+pub use shares::*;
 pub use steps::*;
 pub use streaks::*;
 pub use timings::*;

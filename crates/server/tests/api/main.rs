@@ -20,6 +20,7 @@ mod local_model;
 mod new_conversations;
 mod plans;
 mod resume;
+mod shares;
 mod storage_failures;
 mod streaks;
 mod throttles;

@@ -1,0 +1,233 @@
+//! Read-only share links (seed 000's "sharing", as Open WebUI and LibreChat
+//! do it): the owner shares a snapshot of a conversation as it is now under
+//! an unguessable id; anyone with the link reads it without signing in and
+//! learns nothing about the owner; a signed-in reader can fork it into a
+//! conversation of their own. Sharing again issues a new link and the old
+//! one stops working; so does revoking, or deleting the conversation.
+
+use axum::{
+    extract::State,
+    http::StatusCode,
+    routing::{get, post},
+    Json, Router,
+};
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use colloquy_protocol::{MessageStatus, Sender};
+use rand::{rngs::OsRng, RngCore};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::{
+    auth::AuthUser,
+    client_ip::ClientIp,
+    conversation,
+    error::{ApiPath, AppError},
+    store::{self, Message, NewAnalyticsEvent, NewMessage},
+    AppState,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/conversations/{id}/share", post(share).delete(revoke))
+        .route("/api/shared/{share_id}", get(read))
+        .route("/api/shared/{share_id}/fork", post(fork))
+}
+
+/// Most messages a snapshot keeps (the newest ones).
+pub const MAX_SHARED_MESSAGES: u32 = 1000;
+/// Random bytes in a share id: 128 bits, as unguessable as a v4 UUID.
+const SHARE_ID_BYTES: usize = 16;
+
+/// One message of a snapshot: what a reader sees, nothing about who.
+#[derive(Debug, Serialize, Deserialize)]
+struct SharedMessage {
+    sender: Sender,
+    content: String,
+    created_at: chrono::DateTime<chrono::Utc>,
+}
+
+fn new_share_id() -> String {
+    let mut bytes = [0u8; SHARE_ID_BYTES];
+    OsRng.fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Where the read-only page of a share is served.
+fn share_path(id: &str) -> String {
+    format!("/s/{id}")
+}
+
+fn rate_limited(retry_after: std::time::Duration) -> AppError {
+    AppError::TooManyRequests {
+        message: "too many share links; try again later",
+        retry_after,
+    }
+}
+
+async fn share(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<(StatusCode, Json<Value>), AppError> {
+    let conversation = store::find_conversation(&state.db, id, user.id)
+        .await?
+        .ok_or(AppError::NotFound("conversation"))?;
+    state.limits.check_share(user.id).map_err(rate_limited)?;
+    let page = store::messages_before(&state.db, id, None, MAX_SHARED_MESSAGES).await?;
+    let messages: Vec<SharedMessage> = page
+        .messages
+        .into_iter()
+        .filter(worth_sharing)
+        .map(|message| SharedMessage {
+            sender: message.sender,
+            content: message.content,
+            created_at: message.created_at,
+        })
+        .collect();
+    let snapshot = serde_json::to_string(&messages)
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("snapshot: {e}")))?;
+    let share_id = new_share_id();
+    let share = store::create_share(
+        &state.db,
+        &share_id,
+        id,
+        user.id,
+        &conversation.title,
+        &snapshot,
+    )
+    .await?;
+    record(&state, user.id, "conversation_shared", messages.len()).await;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "share_id": share.id,
+            "url": share_path(&share.id),
+            "created_at": share.created_at,
+        })),
+    ))
+}
+
+/// What a snapshot keeps: what was said, not failures or empty replies.
+fn worth_sharing(message: &Message) -> bool {
+    matches!(message.sender, Sender::User | Sender::Assistant)
+        && message.status != MessageStatus::Error
+        && !message.content.is_empty()
+}
+
+async fn revoke(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<StatusCode, AppError> {
+    if store::find_conversation(&state.db, id, user.id)
+        .await?
+        .is_none()
+    {
+        return Err(AppError::NotFound("conversation"));
+    }
+    store::delete_share(&state.db, id, user.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A share id as given: anything else is simply not found.
+fn plausible_share_id(id: &str) -> bool {
+    id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+async fn load(
+    state: &AppState,
+    share_id: &str,
+) -> Result<(store::Share, Vec<SharedMessage>), AppError> {
+    if !plausible_share_id(share_id) {
+        return Err(AppError::NotFound("shared conversation"));
+    }
+    let share = store::find_share(&state.db, share_id)
+        .await?
+        .ok_or(AppError::NotFound("shared conversation"))?;
+    let messages: Vec<SharedMessage> = serde_json::from_str(&share.messages)
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("stored snapshot: {e}")))?;
+    Ok((share, messages))
+}
+
+async fn read(
+    State(state): State<AppState>,
+    client: ClientIp,
+    ApiPath(share_id): ApiPath<String>,
+) -> Result<Json<Value>, AppError> {
+    state
+        .limits
+        .check_shared_read(client.rate_key())
+        .map_err(|retry_after| AppError::TooManyRequests {
+            message: "too many shared conversations read from this address; try again later",
+            retry_after,
+        })?;
+    let (share, messages) = load(&state, &share_id).await?;
+    Ok(Json(json!({
+        "share_id": share.id,
+        "title": share.title,
+        "created_at": share.created_at,
+        "messages": messages,
+    })))
+}
+
+async fn fork(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiPath(share_id): ApiPath<String>,
+) -> Result<(StatusCode, Json<Value>), AppError> {
+    state.limits.check_share(user.id).map_err(rate_limited)?;
+    let (share, messages) = load(&state, &share_id).await?;
+    let id = Uuid::now_v7();
+    conversation::create(&state, user.id, id, &share.title).await?;
+    for (index, message) in messages.iter().enumerate() {
+        let copy = NewMessage {
+            id: Uuid::now_v7(),
+            conversation_id: id,
+            sender: message.sender,
+            content: message.content.clone(),
+            status: MessageStatus::Complete,
+            seq: index as u64 + 1,
+            client_id: None,
+            reply_id: None,
+            error_code: None,
+        };
+        store::insert_message(&state.db, copy).await?;
+    }
+    record(&state, user.id, "conversation_forked", messages.len()).await;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "conversation_id": id, "title": share.title })),
+    ))
+}
+
+/// The server's analytics event for a share or a fork; never fails the request.
+async fn record(state: &AppState, user_id: Uuid, name: &str, messages: usize) {
+    let event = NewAnalyticsEvent {
+        name: name.into(),
+        properties: json!({ "messages": messages }).to_string(),
+        ts: store::now_millis(),
+    };
+    if let Err(error) = store::insert_analytics_events(&state.db, Some(user_id), &[event]).await {
+        tracing::warn!(%error, name, "recording an analytics event failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn share_ids_are_128_random_bits_in_url_safe_text() {
+        let a = new_share_id();
+        let b = new_share_id();
+        assert_ne!(a, b);
+        assert_eq!(URL_SAFE_NO_PAD.decode(&a).unwrap().len(), 16);
+        assert!(plausible_share_id(&a), "{a}");
+        assert!(!plausible_share_id("../../etc"));
+        assert!(!plausible_share_id(&"a".repeat(65)));
+    }
+}
