@@ -28,6 +28,7 @@ import { Sidebar, displayTitle } from "./sidebar.js";
 import { fillIcons } from "./icons.js";
 import { wireMessageActions } from "./message-actions.js";
 import { ConversationSearch } from "./search.js";
+import { wireShare } from "./share.js";
 import { initTheme } from "./theme.js";
 import { VOICE_ERROR_CODES, VoiceController } from "./voice-ui.js";
 
@@ -83,6 +84,10 @@ wireExport(
   { button: /** @type {HTMLButtonElement} */ (byId("export-button")), menu: byId("export-menu") },
   // A new chat is stored with its first message: nothing to export before.
   { api, currentId: () => (state.lastSeq > 0 ? currentId : null), failed: (error) => handleApiError(error) },
+);
+wireShare(
+  { button: /** @type {HTMLButtonElement} */ (byId("export-button")), menu: byId("export-menu") },
+  { api, currentId: () => (state.lastSeq > 0 ? currentId : null), notify: (text, kind) => showNotice(text, kind), failed: (error) => handleApiError(error) },
 );
 const voice = new VoiceController(
   {

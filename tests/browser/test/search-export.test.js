@@ -83,7 +83,7 @@ test("the header exports the open conversation as Markdown and as JSON", async (
   assert.equal(renamed.status, 200);
 
   const exportAs = async (/** @type {string} */ name) => {
-    await page.getByRole("button", { name: "Export conversation" }).click();
+    await page.getByRole("button", { name: "Share or export conversation" }).click();
     const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name }).click()]);
     return { name: download.suggestedFilename(), text: await readFile(/** @type {string} */ (await download.path()), "utf8") };
   };
