@@ -161,8 +161,8 @@ export class ColloquyClient {
   #attempt = 0;
   /** @type {ReturnType<typeof setTimeout> | undefined} */
   #retryTimer;
-  /** Texts not yet acknowledged, in send order: client_id -> content. */
-  #pending = /** @type {Map<string, string>} */ (new Map());
+  /** Texts not yet acknowledged, in send order: client_id -> the text and the model it asks for. */
+  #pending = /** @type {Map<string, { content: string, model?: string }>} */ (new Map());
   /** client_ids written on the current socket and not acknowledged yet. */
   #inFlight = /** @type {string[]} */ ([]);
   /** Replies acknowledged (their `reply_id`) and not final yet. */
@@ -261,13 +261,14 @@ export class ColloquyClient {
    * Send a user message. Queued while disconnected and resent after a
    * reconnect until acknowledged; returns its `client_id`.
    * @param {string} content
-   * @param {{ clientId?: string }} [options]
+   * @param {{ clientId?: string, model?: string }} [options] `model`: one of `/api/config`'s `models.available` ids (default: the server's)
    */
   send(content, options = {}) {
     const clientId = options.clientId ?? newClientId();
-    this.#pending.set(clientId, content);
+    const text = { content, model: options.model };
+    this.#pending.set(clientId, text);
     if (this.#ready) {
-      this.#writeText(clientId, content);
+      this.#writeText(clientId, text);
       this.#heartbeat.update();
     }
     return clientId;
@@ -444,9 +445,10 @@ export class ColloquyClient {
     return true;
   }
 
-  /** @param {string} clientId @param {string} content */
-  #writeText(clientId, content) {
-    if (this.#write({ type: "text", content, client_id: clientId })) this.#inFlight.push(clientId);
+  /** @param {string} clientId @param {{ content: string, model?: string }} text */
+  #writeText(clientId, { content, model }) {
+    // No `model`: the server's default (and what older servers understand).
+    if (this.#write({ type: "text", content, client_id: clientId, ...(model ? { model } : {}) })) this.#inFlight.push(clientId);
   }
 
   /** @param {unknown} data */
@@ -525,7 +527,7 @@ export class ColloquyClient {
       this.#write({ type: "stop" });
     }
     // Resend everything unacknowledged; the server dedupes by client_id.
-    for (const [clientId, content] of this.#pending) this.#writeText(clientId, content);
+    for (const [clientId, text] of this.#pending) this.#writeText(clientId, text);
     this.#heartbeat.ready();
   }
 
@@ -541,11 +543,11 @@ export class ColloquyClient {
     if (retryable) return;
     const clientId = event.client_id ?? (this.#inFlight.length === 1 ? this.#inFlight[0] : undefined);
     if (clientId === undefined) return;
-    const content = this.#pending.get(clientId);
+    const text = this.#pending.get(clientId);
     this.#inFlight = this.#inFlight.filter((id) => id !== clientId);
-    if (content === undefined) return;
+    if (text === undefined) return;
     this.#pending.delete(clientId);
-    this.#emit("rejected", { client_id: clientId, content, error: event });
+    this.#emit("rejected", { client_id: clientId, content: text.content, error: event });
   }
 
   /** The server cannot replay exactly: reload over HTTP, then reconnect. */

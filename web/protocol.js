@@ -67,7 +67,7 @@
 /**
  * `audio`: microphone audio, base64 PCM16 LE mono at `sample_rate` (16 kHz);
  * `audio_end`: the microphone was turned off, transcribe what is pending.
- * @typedef {{ type: "text", content: string, client_id?: string }
+ * @typedef {{ type: "text", content: string, client_id?: string, model?: string }
  *   | { type: "stop" } | { type: "ping" } | { type: "resume", last_seq: number }
  *   | { type: "audio", data: string, sample_rate: number } | { type: "audio_end" }} ClientEvent
  */
@@ -82,6 +82,15 @@
  * @property {number} [input_sample_rate]
  * @property {number} [output_sample_rate]
  * @property {boolean} [tts_default]
+ * @property {string[]} [voices] the voices replies are spoken in (Piper voice ids)
+ */
+
+/**
+ * `models` in `GET /api/config`: what a message's `model` may name (the
+ * default first), and the default.
+ * @typedef {object} ModelsConfig
+ * @property {{ id: string, name?: string }[]} available
+ * @property {string | null} default
  */
 
 /**

@@ -191,6 +191,7 @@ impl ChatSocket {
         self.send(&ClientEvent::Text {
             content: content.to_owned(),
             client_id: client_id.map(str::to_owned),
+            model: None,
         })
         .await
     }

@@ -17,11 +17,15 @@ pub type Seq = u64;
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientEvent {
     /// A user message. `client_id` makes a resend idempotent: the server stores
-    /// it once and answers a repeat with the original `ack`.
+    /// it once and answers a repeat with the original `ack`. `model` picks one
+    /// of `/api/config`'s `models.available` ids for the reply (the default
+    /// when absent; an unknown id is refused with `unknown_model`).
     Text {
         content: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         client_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model: Option<String>,
     },
     /// Cancel the reply in progress for this conversation.
     Stop,
@@ -235,7 +239,18 @@ mod tests {
             with,
             ClientEvent::Text {
                 content: "hi".into(),
-                client_id: Some("c1".into())
+                client_id: Some("c1".into()),
+                model: None,
+            }
+        );
+        let picked: ClientEvent =
+            serde_json::from_str(r#"{"type":"text","content":"hi","model":"m"}"#).unwrap();
+        assert_eq!(
+            picked,
+            ClientEvent::Text {
+                content: "hi".into(),
+                client_id: None,
+                model: Some("m".into()),
             }
         );
         let without: ClientEvent =
@@ -244,7 +259,8 @@ mod tests {
             without,
             ClientEvent::Text {
                 content: "hi".into(),
-                client_id: None
+                client_id: None,
+                model: None,
             }
         );
     }

@@ -18,8 +18,10 @@ use serde::{Deserialize, Serialize};
 
 mod auth;
 mod engines;
+mod models;
 pub use auth::AuthLimitsConfig;
 pub use engines::{AudioConfig, LocalModelConfig, DEFAULT_VOICE_INSTRUCTIONS};
+pub use models::{ModelEntry, MAX_MODEL_ID_CHARS};
 
 /// The default system instruction given to the model.
 pub const DEFAULT_SYSTEM_PROMPT: &str =
@@ -42,6 +44,8 @@ pub struct Config {
     pub model: Option<String>,
     /// OpenAI-compatible server base URL (`OPENAI_BASE_URL`).
     pub openai_base_url: Option<String>,
+    /// More models users may pick per message (`[[models]]`), after the default one.
+    pub models: Vec<ModelEntry>,
     /// Lifetime of issued access tokens.
     pub token_ttl_secs: u64,
     /// System instruction placed before every conversation.
@@ -167,6 +171,7 @@ impl Default for Config {
             jwt_secret: None,
             model: None,
             openai_base_url: None,
+            models: Vec::new(),
             token_ttl_secs: 7 * 24 * 3600,
             system_prompt: DEFAULT_SYSTEM_PROMPT.into(),
             history_budget_tokens: 3000,
@@ -239,6 +244,7 @@ impl std::fmt::Debug for Config {
             )
             .field("model", &self.model)
             .field("openai_base_url", &self.openai_base_url)
+            .field("models", &self.models)
             .finish_non_exhaustive()
     }
 }
@@ -434,6 +440,7 @@ impl Config {
                 .parse::<colloquy_ai::ModelSpec>()
                 .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         }
+        models::validate(&self.models)?;
         Ok(())
     }
 

@@ -16,6 +16,7 @@
 //! - [`conversation`]: opening a conversation with ownership checks; a new
 //!   one is stored with its first message, its id reserved meanwhile.
 //! - [`input`]: client input parsed into valid types.
+//! - [`models`]: the models a message may pick (`model`, then `[[models]]`).
 //! - [`limits`]: rate limits, sockets per user and in total, sign-up and
 //!   sign-in throttles, password hashing slots, Origin allow-list.
 //! - [`http`]: REST endpoints and the HTTP chat fallbacks.
@@ -35,6 +36,7 @@ pub mod http;
 pub mod hub;
 pub mod input;
 pub mod limits;
+pub mod models;
 pub mod socket;
 pub mod store;
 pub mod streak;
@@ -117,13 +119,16 @@ impl App {
         let secret = auth::load_or_create_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
         let tokens = TokenService::new(&secret, Duration::from_secs(config.token_ttl_secs));
         // Loading the embedded model reads ~100 MB and builds contexts: off the runtime.
-        let ai_config = config.ai_config();
-        let provider =
-            tokio::task::spawn_blocking(move || colloquy_ai::select_provider(&ai_config))
-                .await
-                .context("model loading task")??;
-        match &provider {
-            Some(provider) => tracing::info!(model = %provider.info().id(), "model ready"),
+        let models_config = config.clone();
+        let models = tokio::task::spawn_blocking(move || models::Models::load(&models_config))
+            .await
+            .context("model loading task")??;
+        match models.default_provider() {
+            Some(provider) => tracing::info!(
+                model = %provider.info().id(),
+                choices = models.choices().len(),
+                "model ready"
+            ),
             None => tracing::warn!(
                 "no AI model is configured: messages are stored and answered with a `no_model` error; \
                  set COLLOQUY_MODEL (e.g. `openai:gpt-4o-mini` with OPENAI_API_KEY, or OPENAI_BASE_URL for a local server)"
@@ -139,7 +144,7 @@ impl App {
         let streaks = streak::Streaks::new(db.clone(), streak::Clock::default());
         let turns = TurnService::new(
             db.clone(),
-            provider,
+            models,
             TurnSettings {
                 system_prompt: config.system_prompt.clone(),
                 history_budget_tokens: config.history_budget_tokens,

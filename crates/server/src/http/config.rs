@@ -20,13 +20,28 @@ fn socket_base(headers: &HeaderMap) -> Option<String> {
     Some(format!("{}://{host}", if secure { "wss" } else { "ws" }))
 }
 
+/// The voices replies are spoken in. The local engine has one, the Piper
+/// voice the setup installs; a client shows it rather than offering a choice.
+fn voices(state: &AppState) -> Vec<&'static str> {
+    #[cfg(feature = "voice-local")]
+    if state.voice.local().is_some() {
+        return vec![colloquy_voice::tts::PiperPaths::DEFAULT_VOICE];
+    }
+    let _ = state;
+    Vec::new()
+}
+
 async fn client_config(State(state): State<AppState>, headers: HeaderMap) -> Json<Value> {
     let config = &state.config;
     let base = socket_base(&headers).unwrap_or_default();
-    let model = state.turns.provider().map(|p| p.info());
-    let models: Vec<Value> = model
+    let choices = state.turns.models().choices();
+    // `id` is what a message's `model` names; `name` is for people.
+    let models: Vec<Value> = choices
         .iter()
-        .map(|info| json!({ "id": info.id(), "provider": info.provider, "model": info.model }))
+        .map(|choice| {
+            let info = choice.provider.info();
+            json!({ "id": choice.id, "name": choice.name, "provider": info.provider, "model": info.model })
+        })
         .collect();
     Json(json!({
         "name": "Colloquy",
@@ -53,7 +68,7 @@ async fn client_config(State(state): State<AppState>, headers: HeaderMap) -> Jso
         },
         "models": {
             "available": models,
-            "default": model.as_ref().map(|info| info.id()),
+            "default": choices.first().map(|choice| &choice.id),
         },
         "voice": {
             "engine": state.voice.name(),
@@ -61,6 +76,7 @@ async fn client_config(State(state): State<AppState>, headers: HeaderMap) -> Jso
             "input_sample_rate": colloquy_voice::INPUT_SAMPLE_RATE,
             "output_sample_rate": colloquy_voice::OUTPUT_SAMPLE_RATE,
             "tts_default": config.audio.tts,
+            "voices": voices(&state),
         },
         "limits": {
             "max_message_chars": config.max_message_chars,

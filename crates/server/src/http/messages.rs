@@ -30,7 +30,7 @@ use crate::{
     hub::{ChannelHandle, Published},
     input::{ClientId, UserText},
     store::{self, Message},
-    turn::{error_text, final_event, SubmitError, Submitted},
+    turn::{error_text, final_event, SubmitError, Submitted, TurnOptions},
     AppState,
 };
 
@@ -48,6 +48,9 @@ struct MessageBody {
     content: String,
     #[serde(default)]
     client_id: Option<String>,
+    /// One of `/api/config`'s `models.available` ids; the default when absent.
+    #[serde(default)]
+    model: Option<String>,
 }
 
 /// A turn started over HTTP, subscribed to its conversation before it began.
@@ -70,6 +73,11 @@ async fn start_turn(
         .map(ClientId::parse)
         .transpose()
         .map_err(|e| AppError::bad_request(e.code, e.message))?;
+    let model = state
+        .turns
+        .models()
+        .pick(body.model.as_deref())
+        .map_err(|e| AppError::bad_request(e.code, e.message))?;
     // A new conversation is stored only if the message is accepted.
     let channel = conversation::open(state, user, body.conversation_id, if_missing)
         .await
@@ -80,7 +88,15 @@ async fn start_turn(
     let (_, events) = channel.subscribe().await;
     let submitted = state
         .turns
-        .submit(&channel, text, client_id)
+        .submit_with(
+            &channel,
+            text,
+            client_id,
+            TurnOptions {
+                model,
+                ..TurnOptions::default()
+            },
+        )
         .await
         .map_err(|e| match e {
             SubmitError::ShuttingDown => AppError::Unavailable {

@@ -50,6 +50,7 @@ use crate::{
     hub::ChannelHandle,
     input::{ClientId, UserText},
     limits::Limits,
+    models::{ModelChoice, Models},
     store::{self, MessageWriter, Pool, StoreError},
     streak::Streaks,
 };
@@ -107,6 +108,8 @@ impl SubmitError {
 pub struct TurnOptions {
     /// Replaces the configured system prompt (the voice coach's session context).
     pub system_prompt: Option<String>,
+    /// The model the user picked for this message; the default when unset.
+    pub model: Option<ModelChoice>,
 }
 
 /// An accepted user message.
@@ -124,7 +127,8 @@ pub struct Submitted {
 pub struct TurnService {
     db: Pool,
     writer: MessageWriter,
-    provider: Option<Arc<dyn Provider>>,
+    /// The models a message may pick; the first answers when it picks none.
+    models: Models,
     settings: TurnSettings,
     tasks: TaskTracker,
     /// Fired when the shutdown grace period ends: running replies stop and are stored as interrupted.
@@ -152,10 +156,10 @@ pub fn error_text(code: &str) -> &'static str {
 }
 
 impl TurnService {
-    /// A service generating with `provider` (`None`: replies fail with `no_model`).
+    /// A service generating with `models` (none: replies fail with `no_model`).
     pub fn new(
         db: Pool,
-        provider: Option<Arc<dyn Provider>>,
+        models: Models,
         settings: TurnSettings,
         limits: Arc<Limits>,
         streaks: Streaks,
@@ -167,7 +171,7 @@ impl TurnService {
         Self {
             writer: MessageWriter::spawn(db.clone()),
             db,
-            provider,
+            models,
             settings,
             tasks: TaskTracker::new(),
             stop_replies: CancellationToken::new(),
@@ -187,16 +191,21 @@ impl TurnService {
         }
     }
 
-    /// The configured provider, if any.
+    /// The default model's provider, if any.
     pub fn provider(&self) -> Option<&Arc<dyn Provider>> {
-        self.provider.as_ref()
+        self.models.default_provider()
+    }
+
+    /// Every model a message may pick.
+    pub fn models(&self) -> &Models {
+        &self.models
     }
 
     /// Lets the provider process the system instruction of the turns to come
     /// (`None`: the default one) before the first of them, so its reply
     /// starts sooner. Best effort.
     pub fn prepare(&self, system_prompt: Option<&str>) {
-        if let Some(provider) = &self.provider {
+        if let Some(provider) = self.provider() {
             // Sockets opened and closed in a loop must not fill the model's
             // queue with prefills that turn real replies away.
             if self.prefills.check().is_err() {
@@ -282,10 +291,14 @@ impl TurnService {
         if let Some(system_prompt) = options.system_prompt {
             settings.system_prompt = system_prompt;
         }
+        let provider = match options.model {
+            Some(choice) => Some(choice.provider),
+            None => self.provider().cloned(),
+        };
         let job = ReplyJob {
             db: self.db.clone(),
             writer: self.writer.clone(),
-            provider: self.provider.clone(),
+            provider,
             settings,
             channel: channel.clone(),
             replies: self.replies.clone(),

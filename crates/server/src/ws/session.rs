@@ -29,7 +29,7 @@ use crate::{
     limits::{SocketLimits, Verdict},
     socket::{self, close_code, close_message, Exit, Inbound, Liveness, Wake},
     store::User,
-    turn::stored_events,
+    turn::{stored_events, TurnOptions},
     voice::{
         pipeline::{self, PipelineDeps, PipelineSettings, VoiceInput, VoiceLink, VoiceOutput},
         AudioBudget,
@@ -350,7 +350,11 @@ impl Session {
                 tracing::debug!(stopped, "stop requested");
                 true
             }
-            ClientEvent::Text { content, client_id } => self.submit(content, client_id).await,
+            ClientEvent::Text {
+                content,
+                client_id,
+                model,
+            } => self.submit(content, client_id, model).await,
             ClientEvent::Audio { data, sample_rate } => self.audio(data, sample_rate).await,
             ClientEvent::AudioEnd => match &self.voice {
                 Some(link) => {
@@ -491,7 +495,12 @@ impl Session {
         self.send_event(&event).await
     }
 
-    async fn submit(&mut self, content: String, client_id: Option<String>) -> bool {
+    async fn submit(
+        &mut self,
+        content: String,
+        client_id: Option<String>,
+        model: Option<String>,
+    ) -> bool {
         let id = client_id.clone();
         let id = id.as_deref();
         match self.limits.message() {
@@ -518,10 +527,17 @@ impl Session {
             Ok(parsed) => parsed,
             Err(invalid) => return self.refuse(invalid.code, &invalid.message, id).await,
         };
+        let options = match self.state.turns.models().pick(model.as_deref()) {
+            Ok(model) => TurnOptions {
+                model,
+                ..TurnOptions::default()
+            },
+            Err(invalid) => return self.refuse(invalid.code, &invalid.message, id).await,
+        };
         match self
             .state
             .turns
-            .submit(&self.channel, text, client_id)
+            .submit_with(&self.channel, text, client_id, options)
             .await
         {
             // A fresh ack reaches this socket through the broadcast, like every other tab.

@@ -17,6 +17,7 @@ mod lifecycle;
 mod limits;
 #[cfg(feature = "local-llm")]
 mod local_model;
+mod models;
 mod new_conversations;
 mod plans;
 mod resume;

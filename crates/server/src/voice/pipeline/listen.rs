@@ -262,6 +262,7 @@ impl Pipeline {
         };
         let options = TurnOptions {
             system_prompt: self.settings.system_prompt.clone(),
+            model: None,
         };
         match self
             .deps
