@@ -25,6 +25,7 @@
  * What `GET /api/config` says about this server (the parts the UI uses).
  * @typedef {object} ClientConfig
  * @property {import("./protocol.js").VoiceConfig} [voice]
+ * @property {import("./protocol.js").ModelsConfig} [models]
  * @property {{ max_message_chars?: number }} [limits]
  */
 /**
@@ -50,12 +51,6 @@ export class ApiError extends Error {
   }
 }
 
-/**
- * Settings of this device rather than of whoever is signed in: they stay
- * when someone signs out. Every other `colloquy.` key goes.
- */
-const DEVICE_KEYS = new Set(["colloquy.theme", "colloquy.speakReplies"]);
-
 /** Storage that survives a browser refusing localStorage (private modes). */
 const storage = {
   /** @param {string} key */
@@ -75,7 +70,11 @@ const storage = {
       // Signed in for this page only.
     }
   },
-  /** Remove every key of the signed-in person, in local and session storage. */
+  /**
+   * Remove every key of the signed-in person, in local and session storage:
+   * every `colloquy.` key is theirs, settings included (the next person
+   * starts from the defaults).
+   */
   clearSession() {
     for (const area of ["localStorage", "sessionStorage"]) {
       try {
@@ -83,7 +82,7 @@ const storage = {
         if (!store) continue;
         const keys = Array.from({ length: store.length }, (_, i) => store.key(i) ?? "");
         for (const key of keys) {
-          if (key.startsWith("colloquy.") && !DEVICE_KEYS.has(key)) store.removeItem(key);
+          if (key.startsWith("colloquy.")) store.removeItem(key);
         }
       } catch {
         // Storage refused: nothing was kept there either.

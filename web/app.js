@@ -28,8 +28,9 @@ import { Sidebar, displayTitle } from "./sidebar.js";
 import { fillIcons } from "./icons.js";
 import { wireMessageActions } from "./message-actions.js";
 import { ConversationSearch } from "./search.js";
+import { wirePreferences } from "./preferences.js";
+import { Settings } from "./settings.js";
 import { wireShare } from "./share.js";
-import { initTheme } from "./theme.js";
 import { VOICE_ERROR_CODES, VoiceController } from "./voice-ui.js";
 
 /** @typedef {import("./api.js").User} User */
@@ -38,6 +39,7 @@ import { VOICE_ERROR_CODES, VoiceController } from "./voice-ui.js";
 const byId = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
 
 const api = new Api();
+const settings = new Settings();
 const ui = {
   chat: byId("chat-view"),
   title: byId("chat-title"),
@@ -62,6 +64,7 @@ const composer = new Composer(
     stop: byId("stop-button"),
     count: byId("char-count"),
     error: byId("composer-error"),
+    hint: byId("composer-hint"),
   },
   {
     send: (text) => send(text),
@@ -104,6 +107,7 @@ const voice = new VoiceController(
     isBusy: () => state.busy,
     busyReplyIds: () => state.messages.filter(isBusy).map((m) => m.id),
     onChange: () => composer.update(),
+    onSpeakChange: (speakReplies) => settings.set({ speakReplies }),
   },
 );
 const account = new Account(
@@ -148,7 +152,7 @@ let epoch = 0;
 // ---- boot --------------------------------------------------------------
 
 fillIcons();
-initTheme(/** @type {HTMLButtonElement} */ (byId("theme-toggle")));
+const { panel: settingsPanel, picker } = wirePreferences(settings, { composer, voice });
 view.reset(state);
 boot();
 
@@ -192,6 +196,7 @@ async function boot(attempt = 0) {
   }
   if (session !== epoch) return;
   user = me;
+  settings.use(me.id);
   if (attempt > 0) {
     hideNotice();
     badge.show({ state: "idle" });
@@ -205,6 +210,7 @@ async function onSignedIn(signedIn, note) {
   // URL is kept, so a claimed conversation stays open.
   forgetSession();
   user = signedIn;
+  settings.use(signedIn.id);
   auth.hide();
   await showChat();
   if (note) showNotice(note, "success");
@@ -253,15 +259,14 @@ async function route() {
   else newChat();
 }
 
-/** What the server offers (voice); the chat works without it. */
+/** What the server offers (voice, models, limits); the chat works without it. */
 async function loadConfig() {
-  try {
-    const config = await api.config();
-    voice.configure(config.voice);
-    composer.setLimit(config.limits?.max_message_chars);
-  } catch {
-    voice.configure(null);
-  }
+  /** @type {import("./api.js").ClientConfig} */
+  const config = await api.config().catch(() => ({}));
+  voice.configure(config.voice);
+  settingsPanel.configure(config.voice);
+  picker.configure(config.models);
+  composer.setLimit(config.limits?.max_message_chars);
 }
 
 async function refreshList() {
@@ -470,7 +475,7 @@ function send(text) {
   }
   notice.hide();
   const socket = client ?? connect(currentId, currentId ? state.lastSeq : undefined);
-  const clientId = socket.send(text);
+  const clientId = socket.send(text, { model: picker.model });
   view.update([state.addLocal(clientId, text)], true);
   composer.update();
   return true;
@@ -530,6 +535,7 @@ wireMessageActions(ui.messages, {
   send,
   retry,
   done: () => composer.focus(),
+  sendOnEnter: () => settings.values.sendOnEnter,
 });
 
 // ---- account, drawer, notices ----------------------------------------------
@@ -571,6 +577,8 @@ function forgetSession() {
   composer.value = "";
   drawer.close({ focus: false });
   if (ui.confirm.open) ui.confirm.close();
+  settingsPanel.close();
+  settings.forget();
   account.clear();
 }
 

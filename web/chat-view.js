@@ -70,6 +70,11 @@ export class ChatView {
   #nodes = new Map();
   /** Messages already announced (or there before: history is not read out). */
   #announced = /** @type {Set<string>} */ (new Set());
+  /** The reply that offers Regenerate: the latest, once nothing is being written. */
+  /** @type {string | null} */
+  #regenerable = null;
+  /** Scroll to the end at the next redraw, wherever the view is. */
+  #reveal = false;
   /** @type {string | null} */
   editingId = null;
   /** The message tapped last: on a phone, its actions show. */
@@ -110,6 +115,7 @@ export class ChatView {
     this.state = state;
     this.editingId = null;
     this.selectedId = null;
+    this.#regenerable = null;
     this.#nodes.clear();
     this.#announced = new Set(state.messages.filter((m) => !isBusy(m)).map((m) => m.id));
     if (this.announcer) this.announcer.textContent = "";
@@ -137,6 +143,12 @@ export class ChatView {
     this.update([], true);
   }
 
+  /** Scroll to the end at the next redraw, and follow what streams in there. */
+  revealEnd() {
+    this.#reveal = true;
+    this.update([]);
+  }
+
   /** Redraw everything now (e.g. the "last reply" changed). */
   refreshAll() {
     if (!this.state) return;
@@ -149,12 +161,21 @@ export class ChatView {
     const state = this.state;
     if (!state) return;
     const box = this.container;
-    const follow = forceBottom || box.scrollHeight - box.scrollTop - box.clientHeight < FOLLOW_SLACK_PX;
+    const follow = forceBottom || this.#reveal || box.scrollHeight - box.scrollTop - box.clientHeight < FOLLOW_SLACK_PX;
+    this.#reveal = false;
+    // Only the latest reply offers Regenerate: when that changes, the reply
+    // that had it is redrawn too, to lose it.
     const lastAssistant = state.messages.findLast((m) => m.role === "assistant");
+    const regenerable = lastAssistant && !state.busy ? lastAssistant.id : null;
+    if (regenerable !== this.#regenerable) {
+      if (this.#regenerable) this.#dirty.add(this.#regenerable);
+      if (regenerable) this.#dirty.add(regenerable);
+      this.#regenerable = regenerable;
+    }
     for (const id of this.#dirty) {
       const message = state.get(id) ?? state.messages.find((m) => m.id === id);
       if (!message) continue;
-      const fresh = this.#render(message, message === lastAssistant && !state.busy);
+      const fresh = this.#render(message, message.id === regenerable);
       const old = this.#nodes.get(message.id);
       // A new node (or a re-keyed one) has no place in the list yet.
       if (!old) this.#structural = true;

@@ -1,8 +1,9 @@
 // @ts-check
 /**
  * @file The message box: Enter sends, Shift+Enter adds a line (never
- * mid-composition), it grows with its text, and Stop replaces nothing
- * (it sits beside Send while a reply is being written or spoken).
+ * mid-composition); with send-on-Enter off (a setting), Enter adds a line
+ * and Ctrl/Cmd+Enter sends. It grows with its text, and Stop replaces
+ * nothing (it sits beside Send while a reply is being written or spoken).
  *
  * It knows the server's `max_message_chars`: a counter shows as the text
  * nears it, and a text over it is kept in the box with one message
@@ -17,6 +18,7 @@
  * @property {HTMLElement} stop
  * @property {HTMLElement} count the character counter
  * @property {HTMLElement} error why the text in the box was not sent
+ * @property {HTMLElement} hint how to send, under the box
  */
 
 /**
@@ -30,6 +32,17 @@
 const MAX_HEIGHT_PX = 240;
 /** The counter shows from this share of the limit on. */
 const COUNT_FROM = 0.8;
+
+/**
+ * Whether `event` sends the text of a message box: Ctrl/Cmd+Enter always;
+ * Enter alone when `sendOnEnter`. Never mid-composition (IME).
+ * @param {KeyboardEvent} event @param {boolean} sendOnEnter
+ */
+export function isSendKey(event, sendOnEnter) {
+  if (event.key !== "Enter" || event.isComposing) return false;
+  if (event.ctrlKey || event.metaKey) return true;
+  return sendOnEnter && !event.shiftKey && !event.altKey;
+}
 
 /** @param {number} n */
 const format = (n) => n.toLocaleString("en-US");
@@ -66,6 +79,7 @@ export class Composer {
   /** The server's `max_message_chars`; null while unknown. */
   /** @type {number | null} */
   limit = null;
+  sendOnEnter = true;
 
   /** @param {ComposerElements} elements @param {ComposerHooks} hooks */
   constructor(elements, hooks) {
@@ -77,7 +91,7 @@ export class Composer {
       this.submit();
     });
     input.addEventListener("keydown", (event) => {
-      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      if (isSendKey(event, this.sendOnEnter)) {
         event.preventDefault();
         form.requestSubmit();
       } else if (event.key === "Escape" && hooks.stoppable()) {
@@ -113,6 +127,13 @@ export class Composer {
   setLimit(limit) {
     this.limit = limit && limit > 0 ? limit : null;
     this.update();
+  }
+
+  /** Enter sends (true), or adds a line while Ctrl/Cmd+Enter sends (false). @param {boolean} on */
+  setSendOnEnter(on) {
+    this.sendOnEnter = on;
+    this.ui.hint.textContent = on ? "Enter to send · Shift+Enter for a new line" : "Ctrl+Enter to send · Enter for a new line";
+    this.ui.input.enterKeyHint = on ? "send" : "enter";
   }
 
   /**

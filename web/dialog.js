@@ -1,8 +1,9 @@
 // @ts-check
 /**
- * @file One modal question at a time, in the page's `<dialog>`: a title, a
- * sentence and a row of answers. The browser's modal dialog keeps focus
- * inside it and closes on Escape (answered with "").
+ * @file Modal dialogs: one question at a time in the page's confirm
+ * `<dialog>` (a title, a sentence and a row of answers), and panels that
+ * hold their own controls (the settings). The browser's modal dialog keeps
+ * focus inside it and closes on Escape (answered with "").
  */
 
 /**
@@ -39,4 +40,24 @@ export function ask(dialog, { title, text, answers }) {
   dialog.returnValue = "";
   dialog.showModal();
   return new Promise((resolve) => dialog.addEventListener("close", () => resolve(dialog.returnValue), { once: true }));
+}
+
+/**
+ * Open a `<dialog>` holding its own controls; resolves when it closes, with
+ * focus back on `opener` (the button that opened it).
+ * @param {HTMLDialogElement} dialog @param {HTMLElement} [opener]
+ * @returns {Promise<void>}
+ */
+export function openPanel(dialog, opener) {
+  if (!dialog.open) dialog.showModal();
+  return new Promise((resolve) =>
+    dialog.addEventListener(
+      "close",
+      () => {
+        opener?.focus();
+        resolve();
+      },
+      { once: true },
+    ),
+  );
 }

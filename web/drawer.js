@@ -31,7 +31,8 @@ export class Drawer {
     elements.scrim.addEventListener("click", () => this.close());
     elements.close.addEventListener("click", () => this.close());
     document.addEventListener("keydown", (event) => {
-      if (event.key === "Escape" && this.isOpen && !document.querySelector("dialog[open]")) {
+      // An Escape something inside already used (cancelling a rename) is not for the drawer.
+      if (event.key === "Escape" && !event.defaultPrevented && this.isOpen && !document.querySelector("dialog[open]")) {
         event.preventDefault();
         this.close();
       }

@@ -7,6 +7,7 @@
  */
 
 import { copy } from "./clipboard.js";
+import { isSendKey } from "./composer.js";
 
 /** @typedef {import("./conversation-state.js").ConversationState} ConversationState */
 /** @typedef {import("./conversation-state.js").UiMessage} UiMessage */
@@ -19,6 +20,7 @@ import { copy } from "./clipboard.js";
  * @property {(text: string) => boolean} send send a new message; false when it was not sent
  * @property {(message: UiMessage) => void} retry resend a text that failed
  * @property {() => void} done give focus back to the message box
+ * @property {() => boolean} sendOnEnter whether Enter sends (the setting), as in the message box
  */
 
 /** @param {HTMLElement} container @param {MessageActionHooks} hooks */
@@ -69,6 +71,9 @@ export function wireMessageActions(container, hooks) {
     const message = hooks.state().get(form.dataset.id ?? "");
     view.editingId = null;
     if (message) view.update([message]);
+    // The edited text is sent as a new message at the end: show it and its
+    // reply, wherever the edit was made.
+    view.revealEnd();
     hooks.done();
   });
 
@@ -77,7 +82,7 @@ export function wireMessageActions(container, hooks) {
     if (!target.classList.contains("msg-edit-input")) return;
     if (event.key === "Escape") {
       target.closest("form")?.querySelector("[data-action=cancel-edit]")?.dispatchEvent(new MouseEvent("click", { bubbles: true }));
-    } else if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    } else if (isSendKey(event, hooks.sendOnEnter())) {
       event.preventDefault();
       target.closest("form")?.requestSubmit();
     }

@@ -53,8 +53,6 @@ const LOUD_HOLD_MS = 600;
 const AUDIO_TAIL_MS = 1500;
 /** Stop waiting for a transcript after this long. */
 const TRANSCRIPT_TIMEOUT_MS = 20_000;
-/** localStorage key of the speaker toggle. */
-const SPEAK_KEY = "colloquy.speakReplies";
 
 /**
  * @typedef {object} VoiceElements
@@ -73,6 +71,7 @@ const SPEAK_KEY = "colloquy.speakReplies";
  * @property {() => boolean} isBusy whether a reply is being generated
  * @property {() => string[]} busyReplyIds ids of the replies being generated
  * @property {() => void} [onChange] something the composer shows changed (e.g. speaking started or ended)
+ * @property {(speak: boolean) => void} [onSpeakChange] the speaker button turned spoken replies on or off (to keep in the settings)
  */
 
 export class VoiceController {
@@ -118,11 +117,6 @@ export class VoiceController {
     this.ui = elements;
     this.hooks = hooks;
     this.#player = new SpeechPlayer({ onIdle: () => this.#onPlaybackIdle() });
-    try {
-      this.#speak = globalThis.localStorage?.getItem(SPEAK_KEY) !== "0";
-    } catch {
-      // Storage refused (private mode): speak, as by default.
-    }
     elements.mic.addEventListener("click", () => this.toggleMic());
     elements.speaker.addEventListener("click", () => this.toggleSpeak());
     elements.errorClose.addEventListener("click", () => this.#hideError());
@@ -225,14 +219,16 @@ export class VoiceController {
     else this.stopMic();
   }
 
-  /** Turn spoken replies on or off (remembered on this device). */
+  /** Turn spoken replies on or off (the speaker button); the app keeps the choice. */
   toggleSpeak() {
-    this.#speak = !this.#speak;
-    try {
-      globalThis.localStorage?.setItem(SPEAK_KEY, this.#speak ? "1" : "0");
-    } catch {
-      // Not remembered; still applies now.
-    }
+    this.setSpeak(!this.#speak);
+    this.hooks.onSpeakChange?.(this.#speak);
+  }
+
+  /** Speak replies while voice is on, or not (the settings). @param {boolean} speak */
+  setSpeak(speak) {
+    if (speak === this.#speak) return;
+    this.#speak = speak;
     if (!this.#speak) {
       this.#player.stopAll();
       for (const id of this.hooks.busyReplyIds()) this.#player.mute(id);

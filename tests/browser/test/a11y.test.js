@@ -1,10 +1,12 @@
 // @ts-check
 /**
  * @file Accessibility (issue 13, problem 8): axe-core finds no serious or
- * critical violation on the sign-in, chat, drawer and dialog views, at
- * desktop and phone sizes, light and dark (screenshots of each land in
- * tests/artifacts/); the skip link reaches the message box; sign-in errors
- * are tied to their fields; a streaming reply is announced once.
+ * critical violation on the sign-in, chat (with the model picker), drawer,
+ * rename, delete and settings views, at desktop and phone sizes, light and
+ * dark (screenshots of each land in tests/artifacts/); the skip link
+ * reaches the message box; a keyboard-only pass reaches the model picker
+ * and the settings and uses them; sign-in errors are tied to their fields;
+ * a streaming reply is announced once.
  */
 
 import assert from "node:assert/strict";
@@ -12,13 +14,14 @@ import path from "node:path";
 import { after, before, test } from "node:test";
 import { violations } from "../lib/axe.js";
 import { artifactsDir } from "../lib/browser.js";
-import { conversationId, deferred, sendMessage, startStack, waitForReply } from "./helpers.js";
+import { SECOND_MODEL, conversationId, deferred, sendMessage, startStack, waitForReply } from "./helpers.js";
 
 /** @type {Awaited<ReturnType<typeof startStack>>} */
 let stack;
 
 before(async () => {
-  stack = await startStack();
+  // Two models, so the model picker is part of what is audited.
+  stack = await startStack({ secondModel: true });
 });
 after(async () => {
   await stack?.stop();
@@ -41,7 +44,7 @@ const REPLY = [
   "```",
 ].join("\n");
 
-test("axe-core: no serious or critical violations on sign-in, chat, drawer and dialog, at both sizes, light and dark", async () => {
+test("axe-core: no serious or critical violations on sign-in, chat, drawer, rename, delete and settings, at both sizes, light and dark", async () => {
   const token = await stack.token();
   // One conversation with a reply, and a second so the list has groups of several.
   const seed = await stack.page({ token });
@@ -75,8 +78,16 @@ test("axe-core: no serious or critical violations on sign-in, chat, drawer and d
       await page.locator("#conn-badge[data-state=open]").waitFor();
       await page.locator(".conv-link", { hasText: "Show me a list" }).waitFor();
       await page.mouse.move(0, 0);
+      await page.locator("#model-field:not([hidden])").waitFor();
       found[`chat ${name}`] = await violations(page);
       await page.screenshot({ path: path.join(artifactsDir, `chat-${name}.png`) });
+
+      await page.getByRole("button", { name: "Settings" }).click();
+      await page.locator("#settings-dialog[open]").waitFor();
+      found[`settings ${name}`] = await violations(page);
+      await page.screenshot({ path: path.join(artifactsDir, `settings-${name}.png`) });
+      await page.keyboard.press("Escape");
+      await page.locator("#settings-dialog").waitFor({ state: "hidden" });
 
       if (size === "phone") {
         await page.getByRole("button", { name: "Show conversations" }).click();
@@ -86,6 +97,14 @@ test("axe-core: no serious or critical violations on sign-in, chat, drawer and d
       }
 
       const item = page.locator(".conv-item", { hasText: "An earlier question" });
+      await item.hover();
+      await item.getByRole("button", { name: /^Rename/ }).click();
+      await page.locator(".conv-rename").waitFor();
+      found[`rename ${name}`] = await violations(page);
+      await page.screenshot({ path: path.join(artifactsDir, `rename-${name}.png`) });
+      await page.keyboard.press("Escape");
+      await page.locator(".conv-rename").waitFor({ state: "detached" });
+
       await item.hover();
       await item.getByRole("button", { name: /^Delete/ }).click();
       await page.locator("#confirm-dialog[open]").waitFor();
@@ -131,6 +150,58 @@ test("a skip link, the first stop from the top of a long chat, lands in the mess
   });
   assert.notEqual(ring.style, "none");
   assert.ok(ring.width >= 2, `outline ${ring.width}px`);
+  await context.close();
+});
+
+test("keyboard only: Tab reaches Settings and the model picker, and both work without a mouse", async () => {
+  const token = await stack.token();
+  const { page, context } = await stack.page({ token });
+  await page.goto(`${stack.server.url}/`);
+  await page.locator("#model-field:not([hidden])").waitFor();
+  /** Press `key` until the element `id` has focus, at most `limit` times. @param {string} id @param {number} limit */
+  const pressTo = async (id, limit, key = "Tab") => {
+    for (let presses = 1; presses <= limit; presses += 1) {
+      await page.keyboard.press(key);
+      if ((await page.evaluate(() => document.activeElement?.id)) === id) return;
+    }
+    assert.fail(`#${id} not reached in ${limit} presses of ${key}`);
+  };
+  // Start from the top of the page, as after loading it.
+  const fromTop = () =>
+    page.evaluate(() => {
+      const top = document.createElement("span");
+      top.tabIndex = -1;
+      document.body.prepend(top);
+      top.focus();
+      top.remove();
+    });
+  await fromTop();
+  await pressTo("settings-button", 25);
+  await page.keyboard.press("Enter");
+  await page.locator("#settings-dialog[open]").waitFor();
+  // Focus is in the dialog; arrow keys move through the theme choices.
+  assert.equal(await page.evaluate(() => document.activeElement?.closest("dialog")?.id), "settings-dialog");
+  await page.evaluate(() => /** @type {HTMLInputElement} */ (document.querySelector("input[name=theme]:checked"))?.focus());
+  await page.keyboard.press("ArrowRight");
+  assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), "light");
+  await page.keyboard.press("Escape");
+  assert.equal(await page.evaluate(() => document.activeElement?.id), "settings-button", "focus returns to Settings");
+
+  // The skip link, then on from the message box to the model picker.
+  await fromTop();
+  await page.keyboard.press("Tab");
+  await page.keyboard.press("Enter");
+  assert.equal(await page.evaluate(() => document.activeElement?.id), "input");
+  await pressTo("model-picker", 6);
+  // A closed select changes with the arrow keys.
+  await page.keyboard.press("ArrowDown");
+  assert.equal(await page.locator("#model-picker").inputValue(), SECOND_MODEL.id);
+  await pressTo("input", 6, "Shift+Tab");
+  const second = /** @type {NonNullable<typeof stack.second>} */ (stack.second);
+  second.reply("Typed and picked by keyboard.");
+  await page.keyboard.type("Hello from the keyboard");
+  await page.keyboard.press("Enter");
+  await waitForReply(page, "Typed and picked by keyboard.");
   await context.close();
 });
 

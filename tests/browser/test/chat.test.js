@@ -223,3 +223,23 @@ test("a server without a model answers with no_model, shown in place", async () 
     await bare.destroy();
   }
 });
+
+test("with one model on the server there is no model picker, and messages name no model", async () => {
+  const token = await stack.token();
+  const { page, context } = await stack.page({ token });
+  /** @type {any[]} */
+  const texts = [];
+  page.on("websocket", (ws) =>
+    ws.on("framesent", ({ payload }) => {
+      const event = typeof payload === "string" ? JSON.parse(payload) : null;
+      if (event?.type === "text") texts.push(event);
+    }),
+  );
+  await page.goto(`${stack.server.url}/`);
+  await sendMessage(page, "Which model?");
+  await waitForReply(page, "You said: Which model?");
+  assert.equal(await page.locator("#model-field").isHidden(), true);
+  assert.equal(texts.length, 1);
+  assert.equal("model" in texts[0], false);
+  await context.close();
+});

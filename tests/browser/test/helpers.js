@@ -4,6 +4,9 @@
  * and one Chromium per test file, and small page helpers.
  */
 
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { launchBrowser } from "../lib/browser.js";
 import { startFakeOpenAI } from "../lib/fake-openai.js";
 import { registerUser, startServer } from "../lib/server.js";
@@ -19,23 +22,42 @@ export function deferred() {
   return { promise, resolve };
 }
 
+/** The id and name `startStack({ secondModel: true })` gives its second model. */
+export const SECOND_MODEL = Object.freeze({ id: "second", name: "Second model" });
+
 /**
  * Start everything a test file needs; `stop()` tears it down.
- * @param {{ serverEnv?: Record<string, string>, browserArgs?: string[] }} [options]
- *   extra server environment (e.g. voice on) and Chromium switches (e.g. a fake microphone)
+ * @param {{ serverEnv?: Record<string, string>, browserArgs?: string[], secondModel?: boolean }} [options]
+ *   extra server environment (e.g. voice on), Chromium switches (e.g. a
+ *   fake microphone), and a second model (another fake upstream, offered
+ *   through a `[[models]]` config file)
  */
 export async function startStack(options = {}) {
   const upstream = await startFakeOpenAI();
-  const server = await startServer({ upstreamUrl: upstream.url, env: options.serverEnv });
+  const second = options.secondModel ? await startFakeOpenAI() : null;
+  const configDir = second ? await mkdtemp(path.join(tmpdir(), "colloquy-config-")) : null;
+  /** @type {Record<string, string>} */
+  const env = { ...options.serverEnv };
+  if (second && configDir) {
+    const file = path.join(configDir, "colloquy.toml");
+    const entry = [`id = "${SECOND_MODEL.id}"`, `name = "${SECOND_MODEL.name}"`, `model = "openai:second-model"`, `base_url = "${second.url}/v1"`];
+    await writeFile(file, ["[[models]]", ...entry, ""].join("\n"));
+    env.COLLOQUY_CONFIG = file;
+  }
+  const server = await startServer({ upstreamUrl: upstream.url, env });
   const browser = await launchBrowser({ args: options.browserArgs });
   const stack = {
     upstream,
+    /** The second model's upstream (with `secondModel`). */
+    second,
     server,
     browser,
     async stop() {
       await browser.close().catch(() => {});
       await stack.server.destroy().catch(() => {});
       await upstream.close();
+      await second?.close();
+      if (configDir) await rm(configDir, { recursive: true, force: true });
     },
     /** A fresh user's token. */
     token: () => registerUser(stack.server.url),

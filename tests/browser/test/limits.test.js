@@ -136,10 +136,15 @@ test("the mic and a refused text store no conversation, so no empty New chat sho
   const browser = await launchBrowser({ args: ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"] });
   try {
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    await context.addInitScript((t) => {
-      if (!localStorage.getItem("colloquy.token")) localStorage.setItem("colloquy.token", t);
-      localStorage.setItem("colloquy.speakReplies", "0");
-    }, token);
+    // Spoken replies off, in this user's settings.
+    const me = await api(stack.server.url, "GET", "/api/auth/me", { token });
+    await context.addInitScript(
+      ({ t, user }) => {
+        if (!localStorage.getItem("colloquy.token")) localStorage.setItem("colloquy.token", t);
+        localStorage.setItem("colloquy.settings", JSON.stringify({ user, speakReplies: false }));
+      },
+      { t: token, user: me.id },
+    );
     const page = await context.newPage();
     // The page believes voice is offered and does not know the text limit.
     await withoutTextLimit(page, { voice: true });

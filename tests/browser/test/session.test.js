@@ -56,6 +56,12 @@ test("after A signs out, B signing in on the same page sees nothing of A, and B'
   await waitForReply(page, "You said: Alice's secret plan");
   const aliceConversation = await conversationId(page);
   await page.locator(".conv-link", { hasText: "Alice's secret plan" }).waitFor();
+  // A's settings: a dark theme, and Enter adding lines instead of sending.
+  await page.getByRole("button", { name: "Settings" }).click();
+  await page.getByRole("radio", { name: "Dark" }).check();
+  await page.getByRole("checkbox", { name: "Enter sends the message" }).uncheck();
+  await page.getByRole("button", { name: "Done" }).click();
+  assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), "dark");
 
   // A second reply is still streaming, and a draft sits in the box, when A leaves.
   const gate = deferred();
@@ -63,7 +69,8 @@ test("after A signs out, B signing in on the same page sees nothing of A, and B'
     before: (index) => (index === 2 ? gate.promise : undefined),
   });
   try {
-    await sendMessage(page, "Alice's second question");
+    await page.locator("#input").fill("Alice's second question");
+    await page.locator("#input").press("Control+Enter");
     await waitForReplyContaining(page, "Alice's streaming");
     await page.locator("#input").fill("Alice's unsent draft");
     await page.getByRole("button", { name: "Sign out" }).click();
@@ -77,6 +84,8 @@ test("after A signs out, B signing in on the same page sees nothing of A, and B'
     const stored = await page.evaluate(() => ({ ...localStorage, ...sessionStorage }));
     assert.ok(!Object.values(stored).includes(a.token), `A's token is gone: ${JSON.stringify(Object.keys(stored))}`);
     assert.equal(stored["colloquy.anonymousToken"], undefined);
+    assert.deepEqual(Object.keys(stored).filter((key) => key.startsWith("colloquy.")), [], "A's settings are gone too");
+    assert.equal(await page.evaluate(() => document.documentElement.dataset.theme ?? null), null, "the sign-in screen is not in A's theme");
     assert.equal(await page.evaluate(() => location.hash), "", "the URL names no conversation");
     assert.equal(await page.title(), "Colloquy");
 
@@ -97,6 +106,9 @@ test("after A signs out, B signing in on the same page sees nothing of A, and B'
       { ...seen, text: /alice/i.test(seen.text) },
       { messages: 0, conversations: 0, title: "New chat", hash: "", draft: "", text: false },
     );
+    // B starts from the default settings, not A's (sendMessage below presses Enter).
+    assert.equal(await page.evaluate(() => document.documentElement.dataset.theme ?? null), null, "not A's theme");
+    assert.equal(await page.locator("#composer-hint").textContent(), "Enter to send · Shift+Enter for a new line");
 
     await sendMessage(page, "Bob's first message");
     await waitForReply(page, "You said: Bob's first message");

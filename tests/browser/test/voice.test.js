@@ -349,3 +349,26 @@ function wordErrorRate(/** @type {string} */ reference, /** @type {string} */ hy
   }
   return row[hyp.length] / ref.length;
 }
+
+test("the settings name the server's voice, and 'speak replies' there is the speaker button's setting", async () => {
+  const token = await stack.token();
+  const { page, context } = await stack.page({ token });
+  await page.goto(`${stack.server.url}/`);
+  const speaker = page.locator("#speaker-button");
+  await speaker.waitFor();
+  await page.getByRole("button", { name: "Settings" }).click();
+  const dialog = page.getByRole("dialog", { name: "Settings" });
+  // One voice on this server: named, not offered as a choice.
+  await dialog.getByText("Joe (American English)").waitFor();
+  assert.equal(await dialog.getByRole("combobox").count(), 0);
+  const speak = dialog.getByRole("checkbox", { name: /Speak replies aloud/ });
+  assert.equal(await speak.isChecked(), true);
+  await speak.uncheck();
+  assert.equal(await speaker.getAttribute("aria-pressed"), "false");
+  await dialog.getByRole("button", { name: "Done" }).click();
+  await speaker.click();
+  assert.equal(await speaker.getAttribute("aria-pressed"), "true");
+  await page.getByRole("button", { name: "Settings" }).click();
+  assert.equal(await speak.isChecked(), true, "the button's change shows in the settings");
+  await context.close();
+});
