@@ -39,15 +39,24 @@ fn models_dir() -> PathBuf {
     dir
 }
 
-async fn voice_app() -> TestApp {
+/// The local-voice tests run one at a time: Whisper and Piper each take a
+/// core, and two such tests at once on a small CI machine slow each other's
+/// audio past the real-time pace their assertions are about.
+static ONE_VOICE_TEST_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A server with the local voice engines, and this test's turn with them
+/// (keep the guard alive for the whole test).
+async fn voice_app() -> (tokio::sync::MutexGuard<'static, ()>, TestApp) {
+    let turn = ONE_VOICE_TEST_AT_A_TIME.lock().await;
     let dir = models_dir();
-    spawn_app_with(move |config| {
+    let app = spawn_app_with(move |config| {
         config.voice = Some("local".into());
         config.audio.models_dir = Some(dir);
         // Reads /metrics.
         config.admins = vec!["runner@example.com".into()];
     })
-    .await
+    .await;
+    (turn, app)
 }
 
 /// `text` spoken by the server's own TTS, at 16 kHz.
@@ -223,7 +232,7 @@ fn audio_of(events: &[Value]) -> Vec<f32> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_004_binary_socket_turn_with_context_and_timings() {
-    let app = voice_app().await;
+    let (_turn, app) = voice_app().await;
     let reply = "Great job on your first run. Keep going at an easy pace.";
     let tokens: Vec<String> = reply.split_inclusive(' ').map(str::to_owned).collect();
     let tokens: Vec<&str> = tokens.iter().map(String::as_str).collect();
@@ -347,7 +356,7 @@ async fn seed_004_binary_socket_turn_with_context_and_timings() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_001_json_audio_gets_transcript_reply_and_speech() {
-    let app = voice_app().await;
+    let (_turn, app) = voice_app().await;
     let token = app.register("chat@example.com").await;
     let url = app.ws_url(&format!("/api/v1/chat/ws?token={token}&tts=1"));
     let (socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
@@ -415,7 +424,7 @@ async fn seed_001_json_audio_gets_transcript_reply_and_speech() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn barge_in_cuts_the_reply_to_what_was_heard() {
-    let app = voice_app().await;
+    let (_turn, app) = voice_app().await;
     // Slow tokens: the reply is still generating when the user speaks.
     let (script, full_reply) = long_reply(Duration::from_millis(120));
     app.upstream.push(script);
@@ -497,7 +506,7 @@ async fn barge_in_cuts_the_reply_to_what_was_heard() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_blips_do_not_interrupt_and_binary_barge_in_truncates() {
-    let app = voice_app().await;
+    let (_turn, app) = voice_app().await;
     let (script, full_reply) = long_reply(Duration::from_millis(10));
     app.upstream.push(script);
     let token = app.register("blip@example.com").await;
@@ -550,6 +559,7 @@ async fn short_blips_do_not_interrupt_and_binary_barge_in_truncates() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spoken_turns_pay_the_users_message_budget_like_typed_ones() {
+    let _turn = ONE_VOICE_TEST_AT_A_TIME.lock().await;
     let dir = models_dir();
     let app = spawn_app_with(move |config| {
         config.voice = Some("local".into());
@@ -581,7 +591,7 @@ async fn spoken_turns_pay_the_users_message_budget_like_typed_ones() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn voice_sessions_with_nothing_said_leave_no_conversation() {
-    let app = voice_app().await;
+    let (_turn, app) = voice_app().await;
     let token = app.register("quiet@example.com").await;
     let plan = app.plan(&token, "Run a 5k", &["Buy shoes"]).await;
     let step = plan["steps"][0]["id"].as_str().unwrap();
