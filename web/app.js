@@ -83,15 +83,11 @@ const sidebar = new Sidebar(byId("conversation-list"), {
   remove: confirmDelete,
 });
 const search = new ConversationSearch(/** @type {HTMLInputElement} */ (byId("conversation-search")), byId("search-status"), () => refreshList());
-wireExport(
-  { button: /** @type {HTMLButtonElement} */ (byId("export-button")), menu: byId("export-menu") },
-  // A new chat is stored with its first message: nothing to export before.
-  { api, currentId: () => (state.lastSeq > 0 ? currentId : null), failed: (error) => handleApiError(error) },
-);
-wireShare(
-  { button: /** @type {HTMLButtonElement} */ (byId("export-button")), menu: byId("export-menu") },
-  { api, currentId: () => (state.lastSeq > 0 ? currentId : null), notify: (text, kind) => showNotice(text, kind), failed: (error) => handleApiError(error) },
-);
+const headerMenu = { button: /** @type {HTMLButtonElement} */ (byId("export-button")), menu: byId("export-menu") };
+// A new chat is stored with its first message: nothing to export or share before.
+const storedId = () => (state.lastSeq > 0 ? currentId : null);
+wireExport(headerMenu, { api, currentId: storedId, failed: handleApiError });
+wireShare(headerMenu, { api, currentId: storedId, notify: showNotice, failed: handleApiError });
 const voice = new VoiceController(
   {
     mic: /** @type {HTMLButtonElement} */ (byId("mic-button")),
@@ -594,14 +590,10 @@ function handleApiError(error) {
   }
 }
 
+// Declarations, not constants: the wiring at the top of the module uses them.
 /** @param {string} text @param {import("./notice.js").NoticeKind} [kind] */
-function showNotice(text, kind) {
-  notice.show(text, kind);
-}
-
-function hideNotice() {
-  notice.hide();
-}
+function showNotice(text, kind) { notice.show(text, kind); }
+function hideNotice() { notice.hide(); }
 
 // The skip link must not touch the URL: the hash names the conversation.
 document.querySelector(".skip-link")?.addEventListener("click", (event) => {
