@@ -6,6 +6,7 @@ mod auth;
 mod config;
 mod conversations;
 mod messages;
+mod openai;
 mod plans;
 mod profile;
 mod shares;
@@ -37,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         .merge(config::router())
         .merge(conversations::router())
         .merge(messages::router())
+        .merge(openai::router())
         .merge(plans::router())
         .merge(profile::router())
         .merge(shares::router())

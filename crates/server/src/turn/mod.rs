@@ -201,6 +201,17 @@ impl TurnService {
         &self.models
     }
 
+    /// A permit to generate outside a turn (the OpenAI-compatible endpoint),
+    /// from the same server-wide budget as replies; `None` when it is spent.
+    pub fn try_generation(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.generations.clone().try_acquire_owned().ok()
+    }
+
+    /// The settings every reply is shaped by.
+    pub fn settings(&self) -> &TurnSettings {
+        &self.settings
+    }
+
     /// Lets the provider process the system instruction of the turns to come
     /// (`None`: the default one) before the first of them, so its reply
     /// starts sooner. Best effort.

@@ -19,6 +19,7 @@ mod limits;
 mod local_model;
 mod models;
 mod new_conversations;
+mod openai_compat;
 mod plans;
 mod resume;
 mod shares;

@@ -1,0 +1,342 @@
+//! An OpenAI-compatible endpoint, so any OpenAI SDK or tool can use a
+//! Colloquy deployment and its models (the embedded one by default):
+//! `POST /v1/chat/completions` (plain JSON, or Server-Sent Events with
+//! `stream: true`) and `GET /v1/models`, with a Colloquy access token as the
+//! API key. Stateless: nothing is stored. Each request pays its user's
+//! message budget and takes a generation permit like a chat turn.
+
+use std::{convert::Infallible, time::Duration};
+
+use axum::{
+    extract::State,
+    response::{
+        sse::{Event, KeepAlive, Sse},
+        IntoResponse, Response,
+    },
+    routing::{get, post},
+    Json, Router,
+};
+use colloquy_ai::{
+    history::{estimate_tokens, trim_to_budget},
+    ChatMessage, ChatRequest, FinishReason, ProviderError, Role, StreamEvent, Usage,
+};
+use futures::{Stream, StreamExt};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::{
+    auth::AuthUser,
+    error::{ApiJson, AppError},
+    models::ModelChoice,
+    AppState,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/chat/completions", post(completions))
+        .route("/v1/models", get(models))
+}
+
+/// Most messages one request may carry.
+const MAX_MESSAGES: usize = 500;
+
+#[derive(Deserialize)]
+struct CompletionRequest {
+    model: String,
+    messages: Vec<RequestMessage>,
+    #[serde(default)]
+    stream: bool,
+    stream_options: Option<StreamOptions>,
+    max_tokens: Option<u32>,
+    max_completion_tokens: Option<u32>,
+    temperature: Option<f32>,
+}
+
+#[derive(Deserialize)]
+struct StreamOptions {
+    #[serde(default)]
+    include_usage: bool,
+}
+
+#[derive(Deserialize)]
+struct RequestMessage {
+    role: String,
+    content: Option<Content>,
+}
+
+/// OpenAI accepts a string or an array of parts; only text parts are read.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Content {
+    Text(String),
+    Parts(Vec<Part>),
+}
+
+#[derive(Deserialize)]
+struct Part {
+    #[serde(rename = "type")]
+    kind: String,
+    text: Option<String>,
+}
+
+impl Content {
+    fn text(self) -> Result<String, AppError> {
+        match self {
+            Content::Text(text) => Ok(text),
+            Content::Parts(parts) => parts
+                .into_iter()
+                .map(|part| match (part.kind.as_str(), part.text) {
+                    ("text", Some(text)) => Ok(text),
+                    _ => Err(invalid("only text content parts are supported")),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(|texts| texts.join("")),
+        }
+    }
+}
+
+fn invalid(message: &str) -> AppError {
+    AppError::bad_request("invalid_request_error", message)
+}
+
+/// The model named by `id` (a `GET /v1/models` id).
+fn find_model(state: &AppState, id: &str) -> Result<ModelChoice, AppError> {
+    state.turns.models().find(id).cloned().ok_or_else(|| {
+        AppError::bad_request(
+            "model_not_found",
+            "this server has no such model; GET /v1/models lists them",
+        )
+    })
+}
+
+/// The provider request: roles checked, history trimmed to the budget,
+/// the reply capped at `max_reply_tokens`.
+fn provider_request(state: &AppState, body: CompletionRequest) -> Result<ChatRequest, AppError> {
+    if body.messages.is_empty() || body.messages.len() > MAX_MESSAGES {
+        return Err(invalid("messages must hold 1 to 500 messages"));
+    }
+    let mut messages = Vec::with_capacity(body.messages.len());
+    for message in body.messages {
+        let role = match message.role.as_str() {
+            "system" | "developer" => Role::System,
+            "user" => Role::User,
+            "assistant" => Role::Assistant,
+            _ => {
+                return Err(invalid(
+                    "message roles must be system, developer, user or assistant",
+                ))
+            }
+        };
+        let content = message
+            .content
+            .map(Content::text)
+            .transpose()?
+            .unwrap_or_default();
+        messages.push(ChatMessage::new(role, content));
+    }
+    let settings = state.turns.settings();
+    let max_reply = settings.max_reply_tokens;
+    let asked = body
+        .max_completion_tokens
+        .or(body.max_tokens)
+        .unwrap_or(max_reply);
+    if body.temperature.is_some_and(|t| !(0.0..=2.0).contains(&t)) {
+        return Err(invalid("temperature must be between 0 and 2"));
+    }
+    Ok(ChatRequest {
+        messages: trim_to_budget(messages, settings.history_budget_tokens, estimate_tokens),
+        max_tokens: Some(asked.clamp(1, max_reply)),
+        temperature: body.temperature,
+        tools: Vec::new(),
+    })
+}
+
+fn provider_error(error: ProviderError) -> AppError {
+    AppError::Provider {
+        status: axum::http::StatusCode::BAD_GATEWAY,
+        code: error.code(),
+        message: ProviderError::public_message_for(error.code()).into(),
+    }
+}
+
+async fn completions(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiJson(body): ApiJson<CompletionRequest>,
+) -> Result<Response, AppError> {
+    let model = find_model(&state, &body.model)?;
+    let stream = body.stream;
+    let include_usage = body
+        .stream_options
+        .as_ref()
+        .is_some_and(|o| o.include_usage);
+    let request = provider_request(&state, body)?;
+    if !state.limits.allow_user_message(user.id) {
+        return Err(AppError::RateLimited);
+    }
+    let Some(permit) = state.turns.try_generation() else {
+        return Err(AppError::Unavailable {
+            code: "overloaded",
+            message: "The model is busy. Please try again shortly.".into(),
+        });
+    };
+    let replies = model
+        .provider
+        .stream_chat(request)
+        .await
+        .map_err(provider_error)?;
+    let meta = Meta {
+        id: format!("chatcmpl-{}", Uuid::now_v7().simple()),
+        created: chrono::Utc::now().timestamp(),
+        model: model.id,
+    };
+    if stream {
+        let idle = Duration::from_secs(state.config.sse_idle_timeout_secs);
+        let events = chunks(meta, replies, include_usage).map(move |event| {
+            // The permit lives as long as the stream: a client that goes
+            // away drops both, which cancels the generation.
+            let _generating = &permit;
+            Ok::<_, Infallible>(event)
+        });
+        return Ok(Sse::new(events)
+            .keep_alive(KeepAlive::new().interval(idle / 2))
+            .into_response());
+    }
+    let (text, completion) = collect(replies).await.map_err(provider_error)?;
+    drop(permit);
+    let usage = completion.usage.unwrap_or_default();
+    Ok(Json(json!({
+        "id": meta.id,
+        "object": "chat.completion",
+        "created": meta.created,
+        "model": meta.model,
+        "choices": [{
+            "index": 0,
+            "message": { "role": "assistant", "content": text },
+            "finish_reason": finish_reason(&completion.finish_reason),
+        }],
+        "usage": usage_json(usage),
+    }))
+    .into_response())
+}
+
+/// What every chunk of one completion repeats.
+struct Meta {
+    id: String,
+    created: i64,
+    model: String,
+}
+
+fn finish_reason(reason: &FinishReason) -> &str {
+    match reason {
+        FinishReason::Stop => "stop",
+        FinishReason::Length => "length",
+        FinishReason::ToolCalls => "tool_calls",
+        FinishReason::Other(other) => other,
+    }
+}
+
+fn usage_json(usage: Usage) -> Value {
+    json!({
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.prompt_tokens + usage.completion_tokens,
+    })
+}
+
+async fn collect(
+    mut replies: colloquy_ai::ReplyStream,
+) -> Result<(String, colloquy_ai::Completion), ProviderError> {
+    let mut text = String::new();
+    while let Some(item) = replies.next().await {
+        match item? {
+            StreamEvent::Delta(piece) => text.push_str(&piece),
+            StreamEvent::Finished(completion) => return Ok((text, completion)),
+        }
+    }
+    Err(ProviderError::Protocol(
+        "the reply ended without a finish".into(),
+    ))
+}
+
+/// The reply as OpenAI's chunks: the role, the text, the finish (and the
+/// usage when asked), then `[DONE]`; a failure mid-way is an `error` chunk.
+fn chunks(
+    meta: Meta,
+    replies: colloquy_ai::ReplyStream,
+    include_usage: bool,
+) -> impl Stream<Item = Event> + Send + 'static {
+    let chunk = move |delta: Value, finish: Option<&str>, usage: Option<Value>| {
+        let mut body = json!({
+            "id": meta.id,
+            "object": "chat.completion.chunk",
+            "created": meta.created,
+            "model": meta.model,
+            "choices": if usage.is_some() { json!([]) } else {
+                json!([{ "index": 0, "delta": delta, "finish_reason": finish }])
+            },
+        });
+        if let Some(usage) = usage {
+            body["usage"] = usage;
+        }
+        Event::default().data(body.to_string())
+    };
+    let first = chunk(json!({ "role": "assistant", "content": "" }), None, None);
+    let rest = futures::stream::unfold(Some(replies), move |replies| {
+        let chunk = chunk.clone();
+        async move {
+            let mut replies = replies?;
+            let events = match replies.next().await {
+                Some(Ok(StreamEvent::Delta(text))) => {
+                    return Some((
+                        vec![chunk(json!({ "content": text }), None, None)],
+                        Some(replies),
+                    ))
+                }
+                Some(Ok(StreamEvent::Finished(completion))) => {
+                    let mut events = vec![chunk(
+                        json!({}),
+                        Some(finish_reason(&completion.finish_reason)),
+                        None,
+                    )];
+                    if include_usage {
+                        let usage = usage_json(completion.usage.unwrap_or_default());
+                        events.push(chunk(json!({}), None, Some(usage)));
+                    }
+                    events
+                }
+                Some(Err(error)) => vec![error_event(&error)],
+                None => vec![error_event(&ProviderError::Protocol("ended early".into()))],
+            };
+            let mut events = events;
+            events.push(Event::default().data("[DONE]"));
+            Some((events, None))
+        }
+    });
+    futures::stream::once(async move { first }).chain(rest.flat_map(futures::stream::iter))
+}
+
+fn error_event(error: &ProviderError) -> Event {
+    let body = json!({
+        "error": {
+            "message": ProviderError::public_message_for(error.code()),
+            "type": "server_error",
+            "code": error.code(),
+        }
+    });
+    Event::default().data(body.to_string())
+}
+
+async fn models(State(state): State<AppState>, AuthUser(_): AuthUser) -> Json<Value> {
+    let data: Vec<Value> = state
+        .turns
+        .models()
+        .choices()
+        .iter()
+        .map(|choice| {
+            json!({ "id": choice.id, "object": "model", "created": 0, "owned_by": "colloquy" })
+        })
+        .collect();
+    Json(json!({ "object": "list", "data": data }))
+}
