@@ -36,6 +36,16 @@ if ((${#missing[@]})); then
 fi
 command -v node >/dev/null 2>&1 || { echo "node (20.10 or newer) and npm are required" >&2; exit 1; }
 
+# The official OpenAI Python SDK for the SDK test, pinned in
+# tests/sdk/requirements.txt; installed again only when that file changes.
+sdk_dir=tests/sdk/.packages
+if ! cmp -s tests/sdk/requirements.txt "$sdk_dir/.requirements" 2>/dev/null; then
+    log "pip install (tests/sdk/requirements.txt)"
+    rm -rf "$sdk_dir"
+    "${PYTHON:-python3}" -m pip install --quiet --disable-pip-version-check --no-warn-conflicts --root-user-action=ignore --target "$sdk_dir" -r tests/sdk/requirements.txt
+    cp tests/sdk/requirements.txt "$sdk_dir/.requirements"
+fi
+
 log "npm ci (tests/browser)"
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 

@@ -1,11 +1,17 @@
 // @ts-check
 /**
- * @file The official `openai` Node SDK, unchanged, as a client of Colloquy's
- * OpenAI-compatible endpoint: a Colloquy access token as its API key, the
- * server's `/v1` as its base URL, plain and streamed chat completions.
+ * @file The official `openai` SDKs, unchanged, as clients of Colloquy's
+ * OpenAI-compatible endpoint: a Colloquy access token as the API key, the
+ * server's `/v1` as the base URL, plain and streamed chat completions. The
+ * Node SDK runs here; the Python SDK runs `tests/sdk/openai_client.py`
+ * (installed by scripts/test-browser.sh).
  */
 
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { after, before, test } from "node:test";
 import OpenAI from "openai";
 import { startStack } from "./helpers.js";
@@ -68,4 +74,27 @@ test("the SDK surfaces the server's errors", async () => {
   );
   const stranger = new OpenAI({ apiKey: "not-a-token", baseURL: `${stack.server.url}/v1`, maxRetries: 0 });
   await assert.rejects(stranger.models.list(), (/** @type {any} */ error) => error.status === 401);
+});
+
+test("the Python SDK lists models, completes, streams and surfaces errors", async () => {
+  const sdkDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../sdk");
+  stack.upstream.reply("Forty-two.");
+  stack.upstream.reply("Streaming from Python.");
+  const { stdout } = await promisify(execFile)(process.env.PYTHON ?? "python3", [path.join(sdkDir, "openai_client.py")], {
+    env: {
+      ...process.env,
+      PYTHONPATH: path.join(sdkDir, ".packages"),
+      COLLOQUY_URL: stack.server.url,
+      COLLOQUY_TOKEN: await stack.token(),
+      COLLOQUY_MODEL: "openai:fake",
+    },
+    timeout: 60_000,
+  });
+  assert.deepEqual(JSON.parse(stdout), {
+    models: ["openai:fake"],
+    plain: "Forty-two.",
+    finish_reason: "stop",
+    streamed: "Streaming from Python.",
+    refused: 400,
+  });
 });
