@@ -8,7 +8,8 @@
 #
 # Installs what a fresh machine lacks (Debian's chromium and espeak-ng, the
 # npm packages pinned in tests/browser/package-lock.json, the UI's vendored
-# modules in web/vendor: scripts/vendor-web.sh), builds the server,
+# modules in web/vendor: scripts/vendor-web.sh, the OpenAI Python SDK pinned
+# in tests/sdk/requirements.txt), builds the server,
 # type-checks web/ and runs the tests. Screenshots land in tests/artifacts/.
 #
 # Environment: CARGO_TARGET_DIR (where the server is built), COLLOQUY_BIN
