@@ -184,7 +184,17 @@ test("keyboard only: Tab reaches Settings and the model picker, and both work wi
   await page.evaluate(() => /** @type {HTMLInputElement} */ (document.querySelector("input[name=theme]:checked"))?.focus());
   await page.keyboard.press("ArrowRight");
   assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), "light");
+  // The dialog's `close` event comes in a later task and puts focus back on
+  // its opener: wait for it (this listener runs after the app's), so it
+  // cannot move focus again once the test starts over from the top.
+  const closed = page.evaluate(
+    () =>
+      new Promise((resolve) =>
+        document.getElementById("settings-dialog")?.addEventListener("close", () => setTimeout(resolve, 0), { once: true }),
+      ),
+  );
   await page.keyboard.press("Escape");
+  await closed;
   assert.equal(await page.evaluate(() => document.activeElement?.id), "settings-button", "focus returns to Settings");
 
   // The skip link, then on from the message box to the model picker.

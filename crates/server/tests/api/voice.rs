@@ -62,7 +62,7 @@ async fn voice_app() -> (tokio::sync::MutexGuard<'static, ()>, TestApp) {
 /// `text` spoken by the server's own TTS, at 16 kHz.
 fn speech(app: &TestApp, text: &str) -> Vec<f32> {
     let tts = &app.state.voice.local().expect("local voice").tts;
-    let audio = tts.synthesize(text).unwrap();
+    let audio = tts.synthesize_repeatable(text).unwrap();
     resample(&audio, tts.sample_rate(), 16_000).unwrap()
 }
 

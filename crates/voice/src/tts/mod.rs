@@ -30,4 +30,10 @@ pub trait TextToSpeech: Send + Sync {
     /// at [`TextToSpeech::sample_rate`]. Blocking and CPU-heavy: call it from
     /// a blocking thread.
     fn synthesize(&self, text: &str) -> Result<Vec<f32>, VoiceError>;
+    /// [`TextToSpeech::synthesize`] without any randomness, so the same text
+    /// always gives the same samples: input for tests and benchmarks that
+    /// must repeat. An engine without randomness synthesizes as usual.
+    fn synthesize_repeatable(&self, text: &str) -> Result<Vec<f32>, VoiceError> {
+        self.synthesize(text)
+    }
 }

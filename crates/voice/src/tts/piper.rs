@@ -142,7 +142,7 @@ impl PiperTts {
     }
 
     /// Runs the model on one sentence's ids; returns raw samples.
-    fn infer(&self, ids: Vec<i64>) -> Result<Vec<f32>, VoiceError> {
+    fn infer(&self, ids: Vec<i64>, scales: [f32; 3]) -> Result<Vec<f32>, VoiceError> {
         let count = ids.len();
         let length =
             i64::try_from(count).map_err(|_| inference_error("the sentence is too long"))?;
@@ -161,7 +161,7 @@ impl PiperTts {
             ),
             (
                 "scales",
-                Tensor::from_array(([3], self.config.scales.to_vec()))
+                Tensor::from_array(([3], scales.to_vec()))
                     .map_err(inference)?
                     .into(),
             ),
@@ -196,6 +196,20 @@ impl TextToSpeech for PiperTts {
     }
 
     fn synthesize(&self, text: &str) -> Result<Vec<f32>, VoiceError> {
+        self.synthesize_with(text, self.config.scales)
+    }
+
+    /// Piper samples noise for the voice's timbre and its durations
+    /// (`noise_scale`, `noise_w`): with both at zero, the output repeats.
+    fn synthesize_repeatable(&self, text: &str) -> Result<Vec<f32>, VoiceError> {
+        let [_, length_scale, _] = self.config.scales;
+        self.synthesize_with(text, [0.0, length_scale, 0.0])
+    }
+}
+
+impl PiperTts {
+    /// Synthesize `text` with the model's `scales` input set to `scales`.
+    fn synthesize_with(&self, text: &str, scales: [f32; 3]) -> Result<Vec<f32>, VoiceError> {
         let started = Instant::now();
         let pause = (self.config.sample_rate as f32 * SENTENCE_PAUSE_SECONDS) as usize;
         let sentences = text::sentences(text);
@@ -212,7 +226,7 @@ impl TextToSpeech for PiperTts {
             if encoded.phonemes == 0 {
                 continue;
             }
-            let mut samples = self.infer(encoded.ids)?;
+            let mut samples = self.infer(encoded.ids, scales)?;
             normalize(&mut samples);
             if !audio.is_empty() {
                 audio.resize(audio.len() + pause, 0.0);
