@@ -2,6 +2,7 @@
 //! server-wide latency histograms in Prometheus format at `/metrics`.
 
 use axum::{extract::State, http::header, response::IntoResponse, routing::get, Json, Router};
+use prometheus_client::encoding::text::encode_eof;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -30,7 +31,7 @@ async fn conversation_timings(
     Ok(Json(json!({ "timings": timings })))
 }
 
-/// Latency histograms of voice turns, for the users named in `admins`: they
+/// Latency histograms of all turns and of voice turns, for the users named in `admins`: they
 /// are aggregate figures, but about everyone's use of the server.
 async fn metrics(State(state): State<AppState>, AdminUser(_): AdminUser) -> impl IntoResponse {
     (
@@ -38,6 +39,14 @@ async fn metrics(State(state): State<AppState>, AdminUser(_): AdminUser) -> impl
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        state.voice.metrics.render(),
+        {
+            let mut out = String::new();
+            state.voice.metrics.render_into(&mut out);
+            state.turns.metrics().render_into(&mut out);
+            if let Err(error) = encode_eof(&mut out) {
+                tracing::error!(%error, "encoding metrics failed");
+            }
+            out
+        },
     )
 }

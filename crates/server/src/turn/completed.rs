@@ -8,6 +8,7 @@ use colloquy_protocol::MessageStatus;
 use serde_json::json;
 use uuid::Uuid;
 
+use super::metrics::TurnMetrics;
 use crate::store::{self, NewAnalyticsEvent, Pool, StoreError};
 
 /// When a turn's stages happened.
@@ -40,15 +41,28 @@ pub(super) struct Completed<'a> {
     pub(super) reply_chars: usize,
 }
 
-/// Store `turn_completed` for the turn; a failure is logged, never the turn's.
-pub(super) async fn record(db: &Pool, clock: &TurnClock, completed: Completed<'_>) {
+/// Count the turn in `metrics` and store `turn_completed` for it; a
+/// failure is logged, never the turn's.
+pub(super) async fn record(
+    db: &Pool,
+    metrics: &TurnMetrics,
+    clock: &TurnClock,
+    completed: Completed<'_>,
+) {
+    let now = Instant::now();
+    let seconds = |at: Instant| at.duration_since(clock.accepted).as_secs_f64();
+    metrics.observe(
+        completed.status.as_str(),
+        clock.first_delta.get().copied().map(seconds),
+        seconds(now),
+    );
     let millis = |at: Instant| at.duration_since(clock.accepted).as_millis() as u64;
     let properties = json!({
         "status": completed.status.as_str(),
         "error_code": completed.error_code,
         "reply_chars": completed.reply_chars,
         "first_text_ms": clock.first_delta.get().copied().map(millis),
-        "total_ms": millis(Instant::now()),
+        "total_ms": millis(now),
     });
     let event = NewAnalyticsEvent {
         name: "turn_completed".into(),

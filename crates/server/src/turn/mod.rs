@@ -13,6 +13,7 @@ mod checkpoint;
 mod completed;
 mod events;
 mod first;
+pub mod metrics;
 mod publish;
 mod recovery;
 mod replies;
@@ -143,6 +144,8 @@ pub struct TurnService {
     replies: Arc<Replies>,
     /// Every stored user message counts its day.
     streaks: Streaks,
+    /// Every turn's latency, for `/metrics`.
+    metrics: Arc<metrics::TurnMetrics>,
 }
 
 /// The user-facing text of an error code carried by a failed reply.
@@ -180,6 +183,7 @@ impl TurnService {
             generations,
             limits,
             streaks,
+            metrics: Arc::default(),
             replies: Arc::default(),
         }
     }
@@ -205,6 +209,11 @@ impl TurnService {
     /// from the same server-wide budget as replies; `None` when it is spent.
     pub fn try_generation(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
         self.generations.clone().try_acquire_owned().ok()
+    }
+
+    /// Every turn's latency, for `/metrics`.
+    pub fn metrics(&self) -> &metrics::TurnMetrics {
+        &self.metrics
     }
 
     /// The settings every reply is shaped by.
@@ -318,6 +327,7 @@ impl TurnService {
             after_seq,
             cancel,
             clock: completed::TurnClock::start(),
+            metrics: self.metrics.clone(),
             question: text.as_str().to_owned(),
         };
         let span = tracing::info_span!("reply", conversation_id = %channel.id, %reply_id);

@@ -18,6 +18,7 @@ use super::{
     checkpoint::{self, Checkpoints, SEQ_RESERVATION},
     completed::{self, Completed, TurnClock},
     error_text,
+    metrics::TurnMetrics,
     publish::{publish_reply, publish_unstored_end, FinishedReply, Storage},
     replies::Replies,
     text::{clip_chars, split_chars, MAX_DELTA_CHARS},
@@ -65,6 +66,8 @@ pub(super) struct ReplyJob {
     pub(super) cancel: CancellationToken,
     /// When the turn's stages happened (for `turn_completed`).
     pub(super) clock: TurnClock,
+    /// Where every turn's latency is counted.
+    pub(super) metrics: Arc<TurnMetrics>,
     /// The user message answered (a new conversation's title is made from it).
     pub(super) question: String,
 }
@@ -110,7 +113,7 @@ impl ReplyJob {
             error_code,
             reply_chars: content.chars().count(),
         };
-        completed::record(&self.db, &self.clock, done).await;
+        completed::record(&self.db, &self.metrics, &self.clock, done).await;
         if status == MessageStatus::Complete && self.settings.auto_titles {
             if let Some(provider) = &self.provider {
                 let exchange = FirstExchange {

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use prometheus_client::{
-    encoding::text::encode,
+    encoding::text::encode_registry,
     metrics::{counter::Counter, histogram::Histogram},
     registry::Registry,
 };
@@ -216,13 +216,11 @@ impl VoiceMetrics {
         }
     }
 
-    /// The Prometheus text exposition.
-    pub fn render(&self) -> String {
-        let mut out = String::new();
-        if let Err(error) = encode(&mut out, &self.registry) {
+    /// This registry's part of the text exposition (no `# EOF`).
+    pub fn render_into(&self, out: &mut String) {
+        if let Err(error) = encode_registry(out, &self.registry) {
             tracing::error!(%error, "encoding metrics failed");
         }
-        out
     }
 }
 

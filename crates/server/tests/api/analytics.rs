@@ -132,6 +132,19 @@ async fn every_turn_records_turn_completed_with_its_timings() {
     let total = properties["total_ms"].as_u64().expect("total time");
     assert!(first_text <= total, "{properties}");
 
+    // The turn is in /metrics too, beside the voice figures, in one exposition.
+    let metrics = app.get("/metrics", &admin).await.text().await.unwrap();
+    for line in [
+        "colloquy_turn_ack_to_first_text_seconds_count 1",
+        "colloquy_turn_ack_to_end_seconds_count 1",
+        "colloquy_turn_turns_total{status=\"complete\"} 1",
+        "colloquy_voice_turns_total 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
+    }
+    assert_eq!(metrics.matches("# EOF").count(), 1);
+    assert!(metrics.trim_end().ends_with("# EOF"));
+
     // A client cannot forge the server's own events.
     let forged = app
         .post_json(
