@@ -68,7 +68,8 @@ log "browser and AI SDK tests (node --test)"
 cd tests/browser
 # The AI SDK test needs a global WebSocket: built in from Node 22, behind a
 # flag in Node 20.
-node_flags=(--test --test-concurrency=1)
+# A test that hangs fails after 5 minutes instead of stalling the run.
+node_flags=(--test --test-concurrency=1 --test-timeout=300000)
 if ! node -e 'process.exit(typeof WebSocket === "function" ? 0 : 1)'; then
     node_flags=(--experimental-websocket "${node_flags[@]}")
 fi
