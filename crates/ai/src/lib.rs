@@ -34,7 +34,7 @@ pub use local::LocalConfig;
 #[cfg(feature = "local-llm")]
 pub use local::{LocalError, LocalProvider};
 pub use provider::{
-    ChatMessage, ChatRequest, Completion, FinishReason, ModelInfo, Provider, ProviderError,
-    ReplyStream, Role, StreamEvent, ToolCall, ToolDefinition, Usage,
+    collect_reply, ChatMessage, ChatRequest, Completion, FinishReason, ModelInfo, Provider,
+    ProviderError, ReplyStream, Role, StreamEvent, ToolCall, ToolDefinition, Usage,
 };
 pub use selector::{select_provider, AiConfig, ModelSpec, SelectError};

@@ -132,6 +132,22 @@ pub enum StreamEvent {
 /// A reply being generated. Dropping it cancels the generation.
 pub type ReplyStream = BoxStream<'static, Result<StreamEvent, ProviderError>>;
 
+/// Read a whole reply: its text and how it finished. A stream that ends
+/// without [`StreamEvent::Finished`] is a [`ProviderError::Protocol`].
+pub async fn collect_reply(mut stream: ReplyStream) -> Result<(String, Completion), ProviderError> {
+    use futures::StreamExt;
+    let mut text = String::new();
+    while let Some(item) = stream.next().await {
+        match item? {
+            StreamEvent::Delta(piece) => text.push_str(&piece),
+            StreamEvent::Finished(completion) => return Ok((text, completion)),
+        }
+    }
+    Err(ProviderError::Protocol(
+        "the reply ended without a finish".into(),
+    ))
+}
+
 /// Which provider and model a [`Provider`] serves, for `/api/config` and logs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ModelInfo {
@@ -224,6 +240,37 @@ pub trait Provider: Send + Sync + 'static {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_collected_reply_is_its_text_and_finish_or_an_error() {
+        let finished = Completion {
+            usage: None,
+            finish_reason: FinishReason::Stop,
+            tool_calls: Vec::new(),
+        };
+        let whole: ReplyStream = Box::pin(futures::stream::iter(vec![
+            Ok(StreamEvent::Delta("Hel".into())),
+            Ok(StreamEvent::Delta("lo".into())),
+            Ok(StreamEvent::Finished(finished.clone())),
+        ]));
+        assert_eq!(
+            collect_reply(whole).await.unwrap(),
+            ("Hello".into(), finished)
+        );
+        let cut: ReplyStream = Box::pin(futures::stream::iter(vec![Ok(StreamEvent::Delta(
+            "Hel".into(),
+        ))]));
+        assert!(matches!(
+            collect_reply(cut).await,
+            Err(ProviderError::Protocol(_))
+        ));
+        let failed: ReplyStream =
+            Box::pin(futures::stream::iter(vec![Err(ProviderError::Timeout)]));
+        assert!(matches!(
+            collect_reply(failed).await,
+            Err(ProviderError::Timeout)
+        ));
+    }
 
     #[test]
     fn every_error_has_a_user_message_that_hides_its_details() {

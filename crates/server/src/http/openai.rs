@@ -17,6 +17,7 @@ use axum::{
     Json, Router,
 };
 use colloquy_ai::{
+    collect_reply,
     history::{estimate_tokens, trim_to_budget},
     ChatMessage, ChatRequest, FinishReason, ProviderError, Role, StreamEvent, Usage,
 };
@@ -203,7 +204,7 @@ async fn completions(
             .keep_alive(KeepAlive::new().interval(idle / 2))
             .into_response());
     }
-    let (text, completion) = collect(replies).await.map_err(provider_error)?;
+    let (text, completion) = collect_reply(replies).await.map_err(provider_error)?;
     drop(permit);
     let usage = completion.usage.unwrap_or_default();
     Ok(Json(json!({
@@ -243,21 +244,6 @@ fn usage_json(usage: Usage) -> Value {
         "completion_tokens": usage.completion_tokens,
         "total_tokens": usage.prompt_tokens + usage.completion_tokens,
     })
-}
-
-async fn collect(
-    mut replies: colloquy_ai::ReplyStream,
-) -> Result<(String, colloquy_ai::Completion), ProviderError> {
-    let mut text = String::new();
-    while let Some(item) = replies.next().await {
-        match item? {
-            StreamEvent::Delta(piece) => text.push_str(&piece),
-            StreamEvent::Finished(completion) => return Ok((text, completion)),
-        }
-    }
-    Err(ProviderError::Protocol(
-        "the reply ended without a finish".into(),
-    ))
 }
 
 /// The reply as OpenAI's chunks: the role, the text, the finish (and the

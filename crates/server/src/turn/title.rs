@@ -7,9 +7,8 @@
 
 use std::{sync::Arc, time::Duration};
 
-use colloquy_ai::{ChatMessage, ChatRequest, Provider, Role, StreamEvent};
+use colloquy_ai::{collect_reply, ChatMessage, ChatRequest, Provider, Role};
 use colloquy_protocol::ConversationAction;
-use futures::StreamExt;
 use tokio::sync::Semaphore;
 
 use crate::{
@@ -96,19 +95,12 @@ async fn generate(provider: &dyn Provider, exchange: &FirstExchange) -> Option<S
         tools: Vec::new(),
     };
     let answer = tokio::time::timeout(TIMEOUT, async {
-        let mut stream = provider.stream_chat(request).await.ok()?;
-        let mut text = String::new();
-        while let Some(item) = stream.next().await {
-            match item.ok()? {
-                StreamEvent::Delta(piece) => text.push_str(&piece),
-                StreamEvent::Finished(_) => return Some(text),
-            }
-        }
-        None
+        let stream = provider.stream_chat(request).await?;
+        collect_reply(stream).await.map(|(text, _)| text)
     })
     .await
     .ok()
-    .flatten();
+    .and_then(Result::ok);
     match answer.as_deref().and_then(clean) {
         Some(title) => Some(title),
         None => {
