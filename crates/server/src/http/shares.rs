@@ -23,7 +23,7 @@ use crate::{
     client_ip::ClientIp,
     conversation,
     error::{ApiPath, AppError},
-    store::{self, Message, NewAnalyticsEvent, NewMessage},
+    store::{self, Message, NewMessage},
     AppState,
 };
 
@@ -206,12 +206,8 @@ async fn fork(
 
 /// The server's analytics event for a share or a fork; never fails the request.
 async fn record(state: &AppState, user_id: Uuid, name: &str, messages: usize) {
-    let event = NewAnalyticsEvent {
-        name: name.into(),
-        properties: json!({ "messages": messages }).to_string(),
-        ts: store::now_millis(),
-    };
-    if let Err(error) = store::insert_analytics_events(&state.db, Some(user_id), &[event]).await {
+    let properties = json!({ "messages": messages });
+    if let Err(error) = store::insert_server_event(&state.db, user_id, name, &properties).await {
         tracing::warn!(%error, name, "recording an analytics event failed");
     }
 }

@@ -55,6 +55,22 @@ pub async fn insert_analytics_events(
     Ok(())
 }
 
+/// Store one of the server's own events (`turn_completed`, ...) of
+/// `user_id`, happening now.
+pub async fn insert_server_event(
+    pool: &Pool,
+    user_id: Uuid,
+    name: &str,
+    properties: &serde_json::Value,
+) -> Result<(), StoreError> {
+    let event = NewAnalyticsEvent {
+        name: name.to_owned(),
+        properties: properties.to_string(),
+        ts: now_millis(),
+    };
+    insert_analytics_events(pool, Some(user_id), &[event]).await
+}
+
 /// Delete the events that happened before `before` (Unix milliseconds);
 /// how many went.
 pub async fn prune_analytics_events(

@@ -9,7 +9,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::metrics::TurnMetrics;
-use crate::store::{self, NewAnalyticsEvent, Pool, StoreError};
+use crate::store::{self, Pool, StoreError};
 
 /// When a turn's stages happened.
 #[derive(Debug)]
@@ -64,12 +64,7 @@ pub(super) async fn record(
         "first_text_ms": clock.first_delta.get().copied().map(millis),
         "total_ms": millis(now),
     });
-    let event = NewAnalyticsEvent {
-        name: "turn_completed".into(),
-        properties: properties.to_string(),
-        ts: store::now_millis(),
-    };
-    match store::insert_analytics_events(db, Some(completed.user_id), &[event]).await {
+    match store::insert_server_event(db, completed.user_id, "turn_completed", &properties).await {
         Ok(()) => {}
         // The user was deleted while the reply ran.
         Err(StoreError::NotFound) => {}
