@@ -237,7 +237,6 @@ pub async fn update_step(
                 .await?;
         }
     }
-    touch_plan(&mut tx, plan_id, now).await?;
     let step = find_step(&mut *tx, step_id)
         .await?
         .ok_or(StoreError::NotFound)?;
@@ -274,13 +273,13 @@ pub async fn delete_step(
     .bind(order)
     .execute(&mut *tx)
     .await?;
-    touch_plan(&mut tx, plan_id, now).await?;
     tx.commit().await?;
     Ok(())
 }
 
 /// The first write of a step edit (see the module doc): touches the plan of
-/// a step owned by `user_id`, or [`StoreError::NotFound`].
+/// a step owned by `user_id` (a change to a step is a change to its plan),
+/// or [`StoreError::NotFound`].
 async fn lock_plan_of_step(
     conn: &mut sqlx::AnyConnection,
     step_id: Uuid,
@@ -308,20 +307,6 @@ async fn step_count(conn: &mut sqlx::AnyConnection, plan_id: Uuid) -> Result<i64
         .fetch_one(conn)
         .await?;
     Ok(count)
-}
-
-/// A change to a step is a change to its plan (lists show recent activity first).
-async fn touch_plan(
-    conn: &mut sqlx::AnyConnection,
-    plan_id: Uuid,
-    now: i64,
-) -> Result<(), StoreError> {
-    sqlx::query("UPDATE plans SET updated_at = $1 WHERE id = $2")
-        .bind(now)
-        .bind(plan_id.to_string())
-        .execute(conn)
-        .await?;
-    Ok(())
 }
 
 /// Where a new step goes: its plan (and the plan's owner), its place and
