@@ -31,6 +31,14 @@ pub async fn create_share(
 ) -> Result<Share, StoreError> {
     let now = now_millis();
     let mut tx = pool.begin().await?;
+    // A write first: on SQLite it takes the write lock at once (a deferred
+    // transaction that reads first cannot wait for it and fails with busy
+    // when a reply is being stored); only the caller's own link goes.
+    sqlx::query("DELETE FROM shares WHERE conversation_id = $1 AND user_id = $2")
+        .bind(conversation_id.to_string())
+        .bind(user_id.to_string())
+        .execute(&mut *tx)
+        .await?;
     let owned = sqlx::query("SELECT 1 FROM conversations WHERE id = $1 AND user_id = $2")
         .bind(conversation_id.to_string())
         .bind(user_id.to_string())
@@ -39,10 +47,6 @@ pub async fn create_share(
     if owned.is_none() {
         return Err(StoreError::NotFound);
     }
-    sqlx::query("DELETE FROM shares WHERE conversation_id = $1")
-        .bind(conversation_id.to_string())
-        .execute(&mut *tx)
-        .await?;
     sqlx::query(
         "INSERT INTO shares (id, conversation_id, user_id, title, messages, created_at)
          VALUES ($1, $2, $3, $4, $5, $6)",
