@@ -17,9 +17,11 @@ use figment::{
 use serde::{Deserialize, Serialize};
 
 mod auth;
+mod cluster;
 mod engines;
 mod models;
 pub use auth::AuthLimitsConfig;
+pub use cluster::ClusterConfig;
 pub use engines::{AudioConfig, LocalModelConfig, DEFAULT_VOICE_INSTRUCTIONS};
 pub use models::{ModelEntry, MAX_MODEL_ID_CHARS};
 
@@ -148,6 +150,11 @@ pub struct Config {
     pub sqlite_synchronous: String,
     /// Most database connections this node opens (per node on PostgreSQL).
     pub database_max_connections: u32,
+    /// NATS server (`COLLOQUY_NATS_URL`, e.g. `nats://127.0.0.1:4222`):
+    /// turns on cluster mode. Unset: one node, no broker.
+    pub nats_url: Option<String>,
+    /// Cluster mode.
+    pub cluster: ClusterConfig,
     /// The embedded model.
     pub local: LocalModelConfig,
     /// Voice engine: `local` (Whisper + Piper in process; the default in a
@@ -200,6 +207,8 @@ impl Default for Config {
             replay_linger_secs: 60,
             sqlite_synchronous: "full".into(),
             database_max_connections: 8,
+            nats_url: None,
+            cluster: ClusterConfig::default(),
             allowed_origins: Vec::new(),
             max_sockets_per_user: 32,
             max_connections: 20_000,
@@ -238,6 +247,7 @@ impl std::fmt::Debug for Config {
                 "database_url",
                 &self.database_url.as_deref().map(redact_url),
             )
+            .field("nats_url", &self.nats_url.as_deref().map(redact_url))
             .field(
                 "jwt_secret",
                 &self.jwt_secret.as_ref().map(|_| "<redacted>"),
@@ -441,6 +451,7 @@ impl Config {
                 .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         }
         models::validate(&self.models)?;
+        self.cluster.validate()?;
         Ok(())
     }
 

@@ -10,7 +10,10 @@
 //! - [`store`]: SQLite persistence (users, conversations, messages, coaching
 //!   profiles, plans and steps, turn timings, reply checkpoints) and migrations.
 //! - [`hub`]: per-conversation event numbering and fan-out to subscribers
-//!   (`registry` of held channels, `channel` numbering and replay, `user` channels).
+//!   (`registry` of held channels, `channel` numbering and replay, `user`
+//!   channels, the `relay` hook that carries events between nodes).
+//! - [`cluster`]: cluster mode over NATS: the event stream, conversation
+//!   leases, forwarding a message to the node that holds its conversation.
 //! - [`turn`]: one reply from user message to stored assistant message
 //!   (`reply` task, `publish`, `events`, `checkpoint`, `recovery` after a crash).
 //! - [`conversation`]: opening a conversation with ownership checks; a new
@@ -29,6 +32,7 @@
 
 pub mod auth;
 pub mod client_ip;
+pub mod cluster;
 pub mod config;
 pub mod conversation;
 pub mod error;
@@ -54,8 +58,9 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     auth::TokenService,
+    cluster::Cluster,
     config::Config,
-    hub::{ChannelSizes, Hub},
+    hub::{ChannelSizes, Hub, Relay},
     turn::{TurnService, TurnSettings},
 };
 
@@ -71,6 +76,8 @@ pub struct AppState {
     pub streaks: streak::Streaks,
     pub voice: Arc<voice::VoiceService>,
     pub lifecycle: Lifecycle,
+    /// Cluster mode (`nats_url`); `None` for a single node.
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 /// What shutdown needs to reach: open sockets.
@@ -104,17 +111,30 @@ impl App {
         })
         .await
         .context("opening the database")?;
-        store::release_pending_titles(&db)
-            .await
-            .context("releasing unfinished title generations")?;
-        let repaired = turn::close_orphaned_replies(&db)
-            .await
-            .context("closing replies left unfinished by a crash")?;
-        if repaired > 0 {
-            tracing::warn!(
-                repaired,
-                "stored replies a previous run left unfinished as interrupted"
-            );
+        let cluster = match &config.nats_url {
+            Some(url) => Some(
+                Cluster::connect(config.cluster.settings(url))
+                    .await
+                    .context("joining the cluster")?,
+            ),
+            None => None,
+        };
+        // Alone, whatever is unfinished was this node's. In a cluster other
+        // nodes may be at work on it: abandoned replies are found by lease
+        // (`turn::sweep_abandoned`) and titles are left as they are.
+        if cluster.is_none() {
+            store::release_pending_titles(&db)
+                .await
+                .context("releasing unfinished title generations")?;
+            let repaired = turn::close_orphaned_replies(&db)
+                .await
+                .context("closing replies left unfinished by a crash")?;
+            if repaired > 0 {
+                tracing::warn!(
+                    repaired,
+                    "stored replies a previous run left unfinished as interrupted"
+                );
+            }
         }
         let secret = auth::load_or_create_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
         let tokens = TokenService::new(&secret, Duration::from_secs(config.token_ttl_secs));
@@ -158,17 +178,23 @@ impl App {
             },
             limits.clone(),
             streaks.clone(),
+            cluster.clone(),
         );
         let listener = TcpListener::bind(config.addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.addr))?;
+        let relay = cluster
+            .as_ref()
+            .map(|cluster| cluster::events::EventRelay::new(cluster.clone()) as Arc<dyn Relay>);
+        let sizes = ChannelSizes {
+            subscriber_buffer: config.conversation_buffer_events,
+            replay_events: config.replay_buffer_events,
+            linger: Duration::from_secs(config.replay_linger_secs),
+            max_replay: config.max_replay_events,
+        };
         let state = AppState {
-            hub: Hub::new(ChannelSizes {
-                subscriber_buffer: config.conversation_buffer_events,
-                replay_events: config.replay_buffer_events,
-                linger: Duration::from_secs(config.replay_linger_secs),
-                max_replay: config.max_replay_events,
-            }),
+            hub: Hub::with_relay(sizes, relay),
+            cluster,
             config: Arc::new(config),
             db,
             tokens: Arc::new(tokens),
@@ -228,6 +254,10 @@ impl App {
             state.config.analytics_retention_days,
             stop_accepting.clone(),
         ));
+        // Cluster work goes on until the sockets are closed: replies still
+        // finishing need their leases, and sockets other nodes' events.
+        let leave_cluster = CancellationToken::new();
+        let cluster_tasks = start_cluster_tasks(&state, &stop_accepting, &leave_cluster);
         shutdown.await;
         tracing::info!("shutting down: finishing in-flight replies");
         stop_accepting.cancel();
@@ -245,6 +275,10 @@ impl App {
         {
             tracing::warn!("some sockets did not close in time");
         }
+        leave_cluster.cancel();
+        for task in cluster_tasks {
+            let _ = task.await;
+        }
         match tokio::time::timeout(SOCKET_CLOSE_WAIT, server).await {
             Ok(joined) => joined.context("server task")?.context("server")?,
             Err(_) => tracing::warn!("HTTP connections still open at exit"),
@@ -253,6 +287,45 @@ impl App {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Cluster mode's background work: following other nodes' events, keeping
+/// leases renewed, answering forwarded messages (until `stop_accepting`),
+/// finishing abandoned replies (until `stop_accepting`).
+fn start_cluster_tasks(
+    state: &AppState,
+    stop_accepting: &CancellationToken,
+    leave: &CancellationToken,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let Some(cluster) = &state.cluster else {
+        return Vec::new();
+    };
+    let handler = turn::submit_handler(state.hub.clone(), state.turns.clone());
+    vec![
+        tokio::spawn(cluster::events::follow_conversations(
+            cluster.clone(),
+            state.hub.clone(),
+            leave.clone(),
+        )),
+        tokio::spawn(cluster::events::follow_users(
+            cluster.clone(),
+            state.hub.clone(),
+            leave.clone(),
+        )),
+        tokio::spawn(cluster.leases.clone().keep_renewed(leave.clone())),
+        tokio::spawn(
+            cluster
+                .clone()
+                .serve_forwarded(handler, stop_accepting.clone()),
+        ),
+        tokio::spawn(turn::sweep_abandoned(
+            state.turns.clone(),
+            state.hub.clone(),
+            cluster.clone(),
+            cluster.lease_ttl() / 2,
+            stop_accepting.clone(),
+        )),
+    ]
 }
 
 /// Delete analytics events older than `retention_days`, at start and hourly.

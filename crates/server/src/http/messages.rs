@@ -105,6 +105,10 @@ async fn start_turn(
             },
             SubmitError::ConversationGone => AppError::NotFound("conversation"),
             SubmitError::RateLimited => AppError::RateLimited,
+            SubmitError::ClusterUnavailable => AppError::Unavailable {
+                code: "unavailable",
+                message: SubmitError::ClusterUnavailable.to_string(),
+            },
             SubmitError::Busy => AppError::Unavailable {
                 code: "busy",
                 message: SubmitError::Busy.to_string(),

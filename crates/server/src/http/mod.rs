@@ -55,8 +55,16 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn health() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok" }))
+/// `ok`, or in cluster mode `degraded` while NATS is unreachable (still
+/// 200: the node serves its sockets, and every node would be down alike).
+async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
+    match &state.cluster {
+        None => Json(json!({ "status": "ok" })),
+        Some(cluster) => Json(json!({
+            "status": if cluster.connected() { "ok" } else { "degraded" },
+            "cluster": cluster.health(),
+        })),
+    }
 }
 
 async fn not_found() -> AppError {

@@ -43,6 +43,9 @@ async fn metrics(State(state): State<AppState>, AdminUser(_): AdminUser) -> impl
             let mut out = String::new();
             state.voice.metrics.render_into(&mut out);
             state.turns.metrics().render_into(&mut out);
+            if let Some(cluster) = &state.cluster {
+                cluster.render_into(&mut out);
+            }
             if let Err(error) = encode_eof(&mut out) {
                 tracing::error!(%error, "encoding metrics failed");
             }

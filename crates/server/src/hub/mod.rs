@@ -9,9 +9,14 @@
 //! A channel nobody holds lingers for [`ChannelSizes::linger`] before it is
 //! dropped, so a client that reconnects within that time still gets an exact
 //! replay from memory rather than the stored messages.
+//!
+//! In cluster mode a [`Relay`] carries every event to the other nodes and
+//! theirs to this one, so each node's channel of a conversation holds the
+//! same events under the same seqs.
 
 mod channel;
 mod registry;
+mod relay;
 mod user;
 
 use std::{
@@ -26,6 +31,7 @@ use uuid::Uuid;
 
 pub use channel::{ConversationChannel, Replay, Subscription, Unstored};
 pub use registry::ChannelHandle;
+pub use relay::{Relay, Relayed};
 pub use user::UserSubscription;
 
 use registry::{Channels, Entry};
@@ -47,6 +53,16 @@ impl Published {
             json: json.into(),
         }
     }
+
+    /// An event as another node sent it; `None` when it is not one.
+    pub fn decode(json: &[u8]) -> Option<Self> {
+        let event = serde_json::from_slice(json).ok()?;
+        let json = std::str::from_utf8(json).ok()?.to_owned();
+        Some(Self {
+            event,
+            json: json.into(),
+        })
+    }
 }
 
 /// Registry of live conversation channels and per-user channels.
@@ -54,6 +70,8 @@ pub struct Hub {
     channels: Mutex<Channels>,
     users: Mutex<HashMap<Uuid, UserChannel>>,
     sizes: ChannelSizes,
+    /// Cluster mode: carries events to and from the other nodes.
+    relay: Option<Arc<dyn Relay>>,
 }
 
 /// Per-channel buffer sizes.
@@ -72,6 +90,11 @@ pub struct ChannelSizes {
 impl Hub {
     /// A hub whose channels use `sizes`.
     pub fn new(sizes: ChannelSizes) -> Arc<Self> {
+        Self::with_relay(sizes, None)
+    }
+
+    /// A hub of one node of a cluster, whose events `relay` carries (none: a single node).
+    pub fn with_relay(sizes: ChannelSizes, relay: Option<Arc<dyn Relay>>) -> Arc<Self> {
         Arc::new(Self {
             channels: Mutex::new(Channels {
                 entries: HashMap::new(),
@@ -79,6 +102,7 @@ impl Hub {
             }),
             users: Mutex::new(HashMap::new()),
             sizes,
+            relay,
         })
     }
 
@@ -94,11 +118,29 @@ impl Hub {
         }
     }
 
-    /// Send `event` to every socket of `user` (none listening is fine).
+    /// Send `event` to every socket of `user`, on every node (none listening is fine).
     pub fn publish_to_user(&self, user: Uuid, event: ServerEvent) {
-        if let Some(channel) = lock(&self.users).get(&user) {
-            let _ = channel.sender.send(Arc::new(Published::new(event)));
+        let published = Arc::new(Published::new(event));
+        if let Some(relay) = &self.relay {
+            relay.publish_to_user(user, &published);
         }
+        self.deliver_to_user(user, published);
+    }
+
+    /// Send an event to `user`'s sockets on this node only (one another node sent).
+    pub fn deliver_to_user(&self, user: Uuid, published: Arc<Published>) {
+        if let Some(channel) = lock(&self.users).get(&user) {
+            let _ = channel.sender.send(published);
+        }
+    }
+
+    /// The in-memory channel of conversation `id`, held or lingering,
+    /// without holding it (cluster mode feeds it other nodes' events).
+    pub fn lookup(&self, id: Uuid) -> Option<Arc<ConversationChannel>> {
+        lock(&self.channels)
+            .entries
+            .get(&id)
+            .map(|entry| entry.channel.clone())
     }
 
     /// How many users have a subscribed socket (for leak tests).
@@ -121,6 +163,7 @@ impl Hub {
             stored_last_seq,
             None,
             self.sizes,
+            self.relay.clone(),
         ));
         channels.entries.insert(id, Entry::held(channel.clone()));
         ChannelHandle {
@@ -154,6 +197,7 @@ impl Hub {
             0,
             Some(unstored),
             self.sizes,
+            self.relay.clone(),
         ));
         channels.entries.insert(id, Entry::held(channel.clone()));
         Some(ChannelHandle {

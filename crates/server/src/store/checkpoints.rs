@@ -86,3 +86,34 @@ pub async fn highest_possible_seq(
             .await?;
     Ok(row.map(|(seq,)| u64::try_from(seq).unwrap_or_default()))
 }
+
+/// Where a conversation's numbering stands: the conversation's owner, its
+/// stored `last_seq` and the highest seq its replies reserved. `None` when
+/// it does not exist. A node taking over a conversation continues from here.
+pub async fn numbering(
+    db: impl AnyExecutor<'_>,
+    conversation_id: Uuid,
+) -> Result<Option<Numbering>, StoreError> {
+    let row: Option<(String, i64, i64)> =
+        sqlx::query_as("SELECT user_id, last_seq, seq_reserved FROM conversations WHERE id = $1")
+            .bind(conversation_id.to_string())
+            .fetch_optional(db)
+            .await?;
+    let Some((owner, last_seq, seq_reserved)) = row else {
+        return Ok(None);
+    };
+    let owner = Uuid::parse_str(&owner).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(Some(Numbering {
+        owner,
+        last_seq: u64::try_from(last_seq).unwrap_or_default(),
+        seq_reserved: u64::try_from(seq_reserved).unwrap_or_default(),
+    }))
+}
+
+/// See [`numbering`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Numbering {
+    pub owner: Uuid,
+    pub last_seq: u64,
+    pub seq_reserved: u64,
+}

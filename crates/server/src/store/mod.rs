@@ -38,7 +38,8 @@ use sqlx::{
 
 pub use analytics::*;
 pub use checkpoints::{
-    checkpointed_text, highest_possible_seq, save_checkpoint_in, ReplyCheckpoint,
+    checkpointed_text, highest_possible_seq, numbering, save_checkpoint_in, Numbering,
+    ReplyCheckpoint,
 };
 pub use conversations::*;
 pub use messages::*;

@@ -10,6 +10,7 @@
 //! so clients and the HTTP adapters have one thing to wait for.
 
 mod checkpoint;
+mod cluster;
 mod completed;
 mod events;
 mod first;
@@ -38,16 +39,19 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 use uuid::Uuid;
 
+pub use cluster::{submit_handler, sweep_abandoned};
 pub use events::{final_event, stored_events};
 pub use recovery::close_orphaned_replies;
 
 use self::{
+    cluster::Holding,
     events::ack_event,
     publish::{publish_reply, publish_user_message, FinishedReply, Storage, UserMessage},
     replies::Replies,
     reply::ReplyJob,
 };
 use crate::{
+    cluster::{forward::ForwardedSubmit, Cluster},
     hub::ChannelHandle,
     input::{ClientId, UserText},
     limits::Limits,
@@ -87,6 +91,8 @@ pub enum SubmitError {
     Busy,
     #[error("too many messages; slow down")]
     RateLimited,
+    #[error("the cluster cannot be reached; please retry")]
+    ClusterUnavailable,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -99,6 +105,7 @@ impl SubmitError {
             SubmitError::ConversationGone => "not_found",
             SubmitError::Busy => "busy",
             SubmitError::RateLimited => "rate_limited",
+            SubmitError::ClusterUnavailable => "unavailable",
             SubmitError::Store(_) => "storage_error",
         }
     }
@@ -111,6 +118,8 @@ pub struct TurnOptions {
     pub system_prompt: Option<String>,
     /// The model the user picked for this message; the default when unset.
     pub model: Option<ModelChoice>,
+    /// Cluster mode: another node handed this message over; it is not handed on.
+    pub forwarded: bool,
 }
 
 /// An accepted user message.
@@ -146,6 +155,8 @@ pub struct TurnService {
     streaks: Streaks,
     /// Every turn's latency, for `/metrics`.
     metrics: Arc<metrics::TurnMetrics>,
+    /// Cluster mode: conversation leases and forwarding.
+    cluster: Option<Arc<Cluster>>,
 }
 
 /// The user-facing text of an error code carried by a failed reply.
@@ -166,6 +177,7 @@ impl TurnService {
         settings: TurnSettings,
         limits: Arc<Limits>,
         streaks: Streaks,
+        cluster: Option<Arc<Cluster>>,
     ) -> Self {
         let generations = Arc::new(Semaphore::new(settings.max_concurrent_generations));
         let prefills = RateLimiter::direct(Quota::per_minute(
@@ -185,6 +197,7 @@ impl TurnService {
             streaks,
             metrics: Arc::default(),
             replies: Arc::default(),
+            cluster,
         }
     }
 
@@ -267,6 +280,21 @@ impl TurnService {
                 return Ok(duplicate(existing));
             }
         }
+        let forward = || ForwardedSubmit {
+            conversation_id: channel.id,
+            owner: channel.owner,
+            content: text.as_str().to_owned(),
+            client_id: client_id.as_ref().map(|id| id.as_str().to_owned()),
+            model: options.model.as_ref().map(|model| model.id.clone()),
+            system_prompt: options.system_prompt.clone(),
+        };
+        let lease = match self
+            .hold_or_forward(channel, forward, options.forwarded)
+            .await?
+        {
+            Holding::Here(lease) => lease,
+            Holding::Forwarded(submitted) => return Ok(submitted),
+        };
         // Every transport pays the owner's message budget here; a resend
         // (above) costs nothing.
         if !self.limits.allow_user_message(channel.owner) {
@@ -329,6 +357,7 @@ impl TurnService {
             clock: completed::TurnClock::start(),
             metrics: self.metrics.clone(),
             question: text.as_str().to_owned(),
+            _lease: lease,
         };
         let span = tracing::info_span!("reply", conversation_id = %channel.id, %reply_id);
         self.tasks.spawn(job.run().instrument(span));
@@ -350,6 +379,10 @@ impl TurnService {
         reply_id: Uuid,
         heard: &str,
     ) -> Result<bool, StoreError> {
+        let _lease = self.hold(channel).await.map_err(|error| match error {
+            SubmitError::Store(error) => error,
+            _ => StoreError::Unavailable,
+        })?;
         let db = &self.db;
         let conversation_id = channel.id;
         let published = channel
@@ -387,6 +420,7 @@ impl TurnService {
         if user_text.is_some() && !self.limits.allow_user_message(channel.owner) {
             tracing::info!("a voice exchange went past its owner's message budget");
         }
+        let _lease = self.hold(channel).await?;
         let reply_id = Uuid::now_v7();
         let gone = |error| match error {
             StoreError::NotFound => SubmitError::ConversationGone,

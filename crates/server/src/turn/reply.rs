@@ -70,6 +70,8 @@ pub(super) struct ReplyJob {
     pub(super) metrics: Arc<TurnMetrics>,
     /// The user message answered (a new conversation's title is made from it).
     pub(super) question: String,
+    /// Cluster mode: this node's hold on the conversation, until the reply is stored.
+    pub(super) _lease: Option<crate::cluster::LeaseGuard>,
 }
 
 impl ReplyJob {

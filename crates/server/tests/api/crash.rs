@@ -2,93 +2,19 @@
 //! restarted on the same database. Event numbering must never go backwards,
 //! and the repaired reply keeps what the client already saw.
 
-use std::{
-    io::{BufRead, BufReader},
-    net::SocketAddr,
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use crate::{
     fake_openai::{FakeOpenAi, Script},
-    helpers::{concat_deltas, send_text, test_data, Socket, TestData},
+    helpers::{concat_deltas, send_text, test_data, Socket},
+    process_server::Server,
 };
 
-/// The server binary, started by hand so it can be killed for real.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Server {
-    fn start(data: &TestData, upstream: &FakeOpenAi) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_colloquy"))
-            .args([
-                "serve",
-                "--addr",
-                "127.0.0.1:0",
-                "--model",
-                "openai:fake-model",
-            ])
-            .arg("--data-dir")
-            .arg(data.dir.path())
-            .env("DATABASE_URL", &data.database.url)
-            .env("OPENAI_BASE_URL", upstream.base_url())
-            .env_remove("OPENAI_API_KEY")
-            .env(
-                "COLLOQUY_JWT_SECRET",
-                "crash-test-secret-crash-test-secret!",
-            )
-            .env("COLLOQUY_VOICE", "none")
-            .env("COLLOQUY_AUTO_TITLES", "false")
-            // Save the streamed text with every delta, so the test knows
-            // exactly what the repair must keep.
-            .env("COLLOQUY_REPLY_CHECKPOINT_MS", "0")
-            .env("COLLOQUY_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("server binary starts");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let addr = loop {
-            let line = lines
-                .next()
-                .expect("the server logs its address before exiting")
-                .expect("readable log");
-            if let Some((_, rest)) = line.split_once("listening on http://") {
-                let addr = rest.split_whitespace().next().unwrap_or_default();
-                break addr.parse().expect("a socket address");
-            }
-        };
-        // Keep draining the log so the server never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        Self { child, addr }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn ws_url(&self, path: &str) -> String {
-        format!("ws://{}{path}", self.addr)
-    }
-
-    fn kill(mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reaped");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// Save the streamed text with every delta, so the test knows exactly what
+/// the repair must keep.
+const CHECKPOINT_EVERY_DELTA: &[(&str, &str)] = &[("COLLOQUY_REPLY_CHECKPOINT_MS", "0")];
 
 #[tokio::test]
 async fn a_reply_killed_mid_stream_is_repaired_with_its_text_and_a_later_seq() {
@@ -101,7 +27,12 @@ async fn a_reply_killed_mid_stream_is_repaired_with_its_text_and_a_later_seq() {
     let data = test_data().await;
     let http = reqwest::Client::new();
 
-    let server = Server::start(&data, &upstream);
+    let server = Server::start(
+        data.dir.path(),
+        &data.database.url,
+        &upstream,
+        CHECKPOINT_EVERY_DELTA,
+    );
     let registered: Value = http
         .post(server.url("/auth/register"))
         .json(&json!({ "email": "crash@example.com", "password": "correct horse battery" }))
@@ -132,7 +63,12 @@ async fn a_reply_killed_mid_stream_is_repaired_with_its_text_and_a_later_seq() {
     server.kill();
     drop(socket);
 
-    let server = Server::start(&data, &upstream);
+    let server = Server::start(
+        data.dir.path(),
+        &data.database.url,
+        &upstream,
+        CHECKPOINT_EVERY_DELTA,
+    );
     let mut socket = Socket::connect(&server.ws_url(&format!(
         "/api/v1/chat/ws?token={token}&conversationId={conversation}&last_seq={last_seen}"
     )))

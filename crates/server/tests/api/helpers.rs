@@ -24,7 +24,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub upstream: FakeOpenAi,
     pub state: AppState,
-    /// Held for the server's lifetime; `None` only inside [`TestApp::restart`].
+    /// Held for the server's lifetime; `None` inside [`TestApp::restart`]
+    /// and for a cluster's node (the cluster holds them).
     data: Option<TestData>,
     config: Config,
     stop: Option<oneshot::Sender<()>>,
@@ -65,7 +66,7 @@ pub fn test_config(data: &TestData, upstream: &FakeOpenAi) -> Config {
         openai_base_url: Some(upstream.base_url()),
         provider_idle_timeout_secs: 2,
         shutdown_grace_secs: 5,
-        jwt_secret: Some("test-secret-test-secret-test-secret!".into()),
+        jwt_secret: Some(crate::process_server::TEST_JWT_SECRET.into()),
         // Loading Whisper and Piper takes seconds: only voice tests opt in.
         voice: Some("none".into()),
         // A title request would take the next scripted reply: only the
@@ -85,10 +86,15 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     let data = test_data().await;
     let mut config = test_config(&data, &upstream);
     tweak(&mut config);
-    start(config, upstream, data).await
+    start(config, upstream, Some(data)).await
 }
 
-async fn start(config: Config, upstream: FakeOpenAi, data: TestData) -> TestApp {
+/// Start a server whose data dir and database the caller keeps (one node of a cluster).
+pub async fn start_node(config: Config, upstream: FakeOpenAi) -> TestApp {
+    start(config, upstream, None).await
+}
+
+async fn start(config: Config, upstream: FakeOpenAi, data: Option<TestData>) -> TestApp {
     let app = App::build(config.clone()).await.expect("server builds");
     let addr = app.local_addr().unwrap();
     let state = app.state().clone();
@@ -101,7 +107,7 @@ async fn start(config: Config, upstream: FakeOpenAi, data: TestData) -> TestApp 
         http: reqwest::Client::new(),
         upstream,
         state,
-        data: Some(data),
+        data,
         config,
         stop: Some(stop),
         server: Some(server),
@@ -132,7 +138,7 @@ impl TestApp {
         self.stop().await;
         let mut config = self.config.clone();
         config.addr = "127.0.0.1:0".parse().unwrap();
-        let data = self.data.take().expect("data held until restart");
+        let data = self.data.take();
         start(config, self.upstream.clone(), data).await
     }
 
@@ -415,4 +421,18 @@ pub async fn sse_events(response: reqwest::Response) -> (Vec<Value>, String) {
         .map(|data| serde_json::from_str(data).unwrap())
         .collect();
     (events, body)
+}
+
+/// The `seq` of an event that must have one.
+pub fn seq(event: &Value) -> u64 {
+    event["seq"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no seq in {event}"))
+}
+
+/// A reply of `count` words, one every `delay_ms`.
+pub fn slow_script(count: usize, delay_ms: u64) -> crate::fake_openai::Script {
+    let tokens: Vec<String> = (0..count).map(|i| format!(" w{i}")).collect();
+    let refs: Vec<&str> = tokens.iter().map(String::as_str).collect();
+    crate::fake_openai::Script::slow(&refs, Duration::from_millis(delay_ms))
 }

@@ -1,23 +1,10 @@
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::{
-    fake_openai::Script,
-    helpers::{concat_deltas, send_text, spawn_app, spawn_app_with, Socket},
+use crate::helpers::{
+    concat_deltas, send_text, seq, slow_script, spawn_app, spawn_app_with, Socket,
 };
-
-fn seq(event: &Value) -> u64 {
-    event["seq"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no seq in {event}"))
-}
-
-fn slow_script(count: usize, delay_ms: u64) -> Script {
-    let tokens: Vec<String> = (0..count).map(|i| format!(" w{i}")).collect();
-    let refs: Vec<&str> = tokens.iter().map(String::as_str).collect();
-    Script::slow(&refs, Duration::from_millis(delay_ms))
-}
 
 #[tokio::test]
 async fn reconnecting_mid_reply_delivers_the_rest_exactly_once_and_in_order() {

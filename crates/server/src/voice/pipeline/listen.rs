@@ -262,7 +262,7 @@ impl Pipeline {
         };
         let options = TurnOptions {
             system_prompt: self.settings.system_prompt.clone(),
-            model: None,
+            ..TurnOptions::default()
         };
         match self
             .deps

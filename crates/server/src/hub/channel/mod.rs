@@ -1,5 +1,7 @@
 //! One conversation's channel: event numbering, fan-out, the replay ring
-//! and in-flight replies.
+//! and in-flight replies. In cluster mode it is also fed the events other
+//! nodes publish ([`ConversationChannel::inject`]), and it starts from the
+//! broker's history of the conversation ([`Relay::history`]).
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -14,7 +16,9 @@ use colloquy_protocol::{Seq, ServerEvent};
 use tokio::sync::{broadcast, MutexGuard};
 use uuid::Uuid;
 
-use super::{ChannelSizes, Published};
+mod relayed;
+
+use super::{ChannelSizes, Published, Relay};
 
 /// One conversation's event numbering, fan-out, replay ring and in-flight replies.
 pub struct ConversationChannel {
@@ -33,6 +37,8 @@ pub struct ConversationChannel {
     /// first message (see `turn::publish`), so opening a socket and leaving
     /// stores nothing.
     unstored: Mutex<Option<Unstored>>,
+    /// Cluster mode: where events go to and come from other nodes.
+    relay: Option<Arc<dyn Relay>>,
 }
 
 /// What to store for a conversation that exists only in memory so far,
@@ -52,6 +58,10 @@ struct Log {
     ring_capacity: usize,
     /// Replies still streaming, with the seq of their first delta.
     streaming: HashMap<Uuid, Seq>,
+    /// Cluster mode: whether the broker's history has been read in yet.
+    synced: bool,
+    /// Cluster mode: the broker sequence of the newest event known here.
+    stream_seq: Option<u64>,
 }
 
 impl Log {
@@ -100,8 +110,10 @@ impl ConversationChannel {
         last_seq: Seq,
         unstored: Option<Unstored>,
         sizes: ChannelSizes,
+        relay: Option<Arc<dyn Relay>>,
     ) -> Self {
         let (sender, _) = broadcast::channel(sizes.subscriber_buffer);
+        let synced = relay.is_none();
         Self {
             id,
             owner,
@@ -110,13 +122,35 @@ impl ConversationChannel {
                 ring: VecDeque::with_capacity(sizes.replay_events.min(64)),
                 ring_capacity: sizes.replay_events.max(1),
                 streaming: HashMap::new(),
+                synced,
+                stream_seq: None,
             }),
             sender,
             turn: tokio::sync::Mutex::new(()),
             reserved_through: AtomicU64::new(last_seq),
             max_replay: sizes.max_replay,
             unstored: Mutex::new(unstored),
+            relay,
         }
+    }
+
+    /// The numbering state; in cluster mode, first brought up to date with
+    /// the broker's history of the conversation (once per channel).
+    async fn log(&self) -> tokio::sync::MutexGuard<'_, Log> {
+        let mut log = self.log.lock().await;
+        if !log.synced {
+            if let Some(relay) = &self.relay {
+                for relayed in relay.history(self.id).await {
+                    let _ = log.apply(&relayed, true);
+                }
+                if log.newest_in_ring() != Some(log.last_seq) {
+                    log.clear_ring();
+                }
+                self.reserve_through(log.last_seq);
+            }
+            log.synced = true;
+        }
+        log
     }
 
     /// What to store with the first message, while the conversation has no row.
@@ -142,7 +176,7 @@ impl ConversationChannel {
     /// Subscribe, returning the seq of the last event published before the
     /// subscription: every later event arrives through the receiver.
     pub async fn subscribe(&self) -> (Seq, broadcast::Receiver<Arc<Published>>) {
-        let log = self.log.lock().await;
+        let log = self.log().await;
         (log.last_seq, self.sender.subscribe())
     }
 
@@ -163,7 +197,7 @@ impl ConversationChannel {
         F: FnOnce(Seq, usize) -> Fut,
         Fut: Future<Output = Result<Vec<ServerEvent>, E>>,
     {
-        let log = self.log.lock().await;
+        let log = self.log().await;
         let events = self.sender.subscribe();
         let last_seq = log.last_seq;
         let max_replay = self.max_replay;
@@ -236,9 +270,16 @@ impl ConversationChannel {
         F: FnOnce(Seq) -> Fut,
         Fut: Future<Output = Result<ServerEvent, E>>,
     {
-        let mut log = self.log.lock().await;
+        let mut log = self.log().await;
         let seq = log.last_seq + 1;
         let published = Arc::new(Published::new(make(seq).await?));
+        // In the broker before any subscriber sees it: whatever a client
+        // was shown, a node it reconnects to can replay.
+        if let Some(relay) = &self.relay {
+            if let Some(stream_seq) = relay.publish(self.id, &published, log.stream_seq).await {
+                log.stream_seq = Some(stream_seq);
+            }
+        }
         log.last_seq = seq;
         log.record(&published);
         // No subscriber is fine: the event is still numbered and stored.

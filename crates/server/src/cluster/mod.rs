@@ -1,0 +1,227 @@
+//! Cluster mode: several nodes behind a load balancer, sharing one database
+//! and one NATS server (`nats_url`). Without it a node is alone: the
+//! in-process hub is all there is.
+//!
+//! - [`events`]: every conversation event goes through one JetStream stream,
+//!   a subject per conversation, our `seq` in a header; each node follows
+//!   the stream and feeds other nodes' events into its own channels, and a
+//!   channel new in memory starts from the stream's history. User events
+//!   (conversation list hints) go over plain NATS subjects.
+//! - [`lease`]: one writer per conversation: the node that stores a message
+//!   or runs a reply holds the conversation's lease, a key in a NATS KV
+//!   bucket whose entries expire after `cluster_lease_ttl_secs`.
+//! - [`forward`]: a message sent through another node is handed to the
+//!   lease holder, which stores, acks and answers it in order.
+//!
+//! The database stays the source of truth for finished messages; the
+//! stream only carries what is in flight.
+
+pub mod events;
+pub mod forward;
+mod health;
+pub mod lease;
+
+use std::{
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use anyhow::Context;
+use async_nats::jetstream::{self, stream};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub use lease::{Acquired, LeaseGuard, Leases};
+
+/// How a node joins the cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    /// `nats://host:port`.
+    pub url: String,
+    /// Prefix of every subject, stream and bucket: clusters (and test runs)
+    /// sharing one NATS server do not see each other.
+    pub namespace: String,
+    /// How long a conversation's lease outlives its holder's last renewal.
+    pub lease_ttl: Duration,
+    /// How long the stream keeps events (the database keeps finished messages).
+    pub event_retention: Duration,
+    /// Most events the stream keeps per conversation.
+    pub events_per_conversation: i64,
+}
+
+/// The names one cluster uses on the NATS server.
+#[derive(Debug, Clone)]
+pub(crate) struct Names {
+    namespace: String,
+}
+
+impl Names {
+    fn stream(&self) -> String {
+        format!("{}_events", self.namespace)
+    }
+
+    fn leases(&self) -> String {
+        format!("{}_leases", self.namespace)
+    }
+
+    pub(crate) fn conversation(&self, id: Uuid) -> String {
+        format!("{}.c.{id}", self.namespace)
+    }
+
+    fn conversations(&self) -> String {
+        format!("{}.c.>", self.namespace)
+    }
+
+    fn user(&self, id: Uuid) -> String {
+        format!("{}.u.{id}", self.namespace)
+    }
+
+    fn users(&self) -> String {
+        format!("{}.u.*", self.namespace)
+    }
+
+    fn submit(&self, node: &str) -> String {
+        format!("{}.node.{node}.submit", self.namespace)
+    }
+}
+
+/// This node's membership: the NATS connection, the event stream and the
+/// lease bucket.
+pub struct Cluster {
+    /// This node's id (random per start): the value of the leases it holds.
+    pub node: String,
+    client: async_nats::Client,
+    jetstream: jetstream::Context,
+    stream: stream::Stream,
+    names: Names,
+    settings: ClusterSettings,
+    pub leases: Arc<Leases>,
+    /// Events that could not be put in the stream (broker down, or a second writer).
+    relay_failures: AtomicU64,
+}
+
+impl Cluster {
+    /// Connect to NATS and make sure the stream and the lease bucket exist.
+    /// Fails when NATS cannot be reached: a node that cannot see the others
+    /// must not start serving on its own.
+    pub async fn connect(settings: ClusterSettings) -> anyhow::Result<Arc<Self>> {
+        let node = Uuid::new_v4().simple().to_string();
+        let client = async_nats::ConnectOptions::new()
+            .name(format!("colloquy {node}"))
+            .connection_timeout(Duration::from_secs(5))
+            .connect(settings.url.as_str())
+            .await
+            .with_context(|| format!("cannot reach NATS at {}", settings.url))?;
+        let mut jetstream = jetstream::new(client.clone());
+        // A publish that takes longer is a broker in trouble: give up on it
+        // (the event still reaches this node's sockets) rather than stall the reply.
+        jetstream.set_timeout(Duration::from_secs(2));
+        let names = Names {
+            namespace: settings.namespace.clone(),
+        };
+        let stream = jetstream
+            .get_or_create_stream(stream::Config {
+                name: names.stream(),
+                subjects: vec![names.conversations()],
+                max_age: settings.event_retention,
+                max_messages_per_subject: settings.events_per_conversation,
+                storage: stream::StorageType::File,
+                // Long enough for a retried publish to be recognised.
+                duplicate_window: Duration::from_secs(120),
+                allow_direct: true,
+                ..Default::default()
+            })
+            .await
+            .context("creating the JetStream event stream (is JetStream enabled?)")?;
+        // The bucket's stream is made here, as the KV client would make it:
+        // its own bucket creation first asks for the account's details,
+        // which NATS 2.9 answers in a shape this client cannot read.
+        jetstream
+            .get_or_create_stream(stream::Config {
+                name: format!("KV_{}", names.leases()),
+                subjects: vec![format!("$KV.{}.>", names.leases())],
+                max_messages_per_subject: 1,
+                max_age: settings.lease_ttl,
+                storage: stream::StorageType::Memory,
+                allow_rollup: true,
+                deny_delete: true,
+                allow_direct: true,
+                discard: stream::DiscardPolicy::New,
+                num_replicas: 1,
+                ..Default::default()
+            })
+            .await
+            .context("creating the lease bucket")?;
+        let bucket = jetstream
+            .get_key_value(names.leases())
+            .await
+            .context("opening the lease bucket")?;
+        let leases = Leases::new(bucket, node.clone(), settings.lease_ttl);
+        tracing::info!(%node, namespace = %settings.namespace, "joined the cluster");
+        Ok(Arc::new(Self {
+            node,
+            client,
+            jetstream,
+            stream,
+            names,
+            settings,
+            leases,
+            relay_failures: AtomicU64::new(0),
+        }))
+    }
+
+    /// Whether the NATS connection is up right now.
+    pub fn connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// Events that could not be relayed since start.
+    pub fn relay_failures(&self) -> u64 {
+        self.relay_failures.load(Ordering::Relaxed)
+    }
+
+    /// The lease TTL.
+    pub fn lease_ttl(&self) -> Duration {
+        self.settings.lease_ttl
+    }
+
+    fn count_relay_failure(&self) {
+        self.relay_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Remove this cluster's stream and bucket (tests clean up with it).
+    pub async fn destroy(&self) -> anyhow::Result<()> {
+        self.jetstream.delete_stream(self.names.stream()).await?;
+        self.jetstream
+            .delete_stream(format!("KV_{}", self.names.leases()))
+            .await?;
+        Ok(())
+    }
+}
+
+/// How long a follower waits before starting again after losing NATS.
+const RESTART_WAIT: Duration = Duration::from_millis(500);
+
+/// Run one attempt of a long-lived follower until it ends or `stop`; then
+/// log why it ended and wait a moment. False once `stop` has come.
+pub(crate) async fn attempt(
+    stop: &CancellationToken,
+    follower: impl std::future::Future<Output = Result<(), async_nats::Error>>,
+    what: &str,
+) -> bool {
+    tokio::select! {
+        () = stop.cancelled() => return false,
+        result = follower => {
+            if let Err(error) = result {
+                tracing::warn!(%error, "lost NATS while {what}; starting again");
+            }
+        }
+    }
+    tokio::select! {
+        () = stop.cancelled() => false,
+        () = tokio::time::sleep(RESTART_WAIT) => true,
+    }
+}
