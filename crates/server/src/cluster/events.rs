@@ -224,13 +224,16 @@ pub async fn follow_conversations(cluster: Arc<Cluster>, hub: Arc<Hub>, stop: Ca
     let prefix = format!("{}.c.", cluster.names.namespace);
     let mut last_seen: Option<u64> = None;
     loop {
-        let deliver_policy = match last_seen {
-            Some(seen) => DeliverPolicy::ByStartSequence {
-                start_sequence: seen + 1,
-            },
-            None => DeliverPolicy::New,
-        };
+        let reconnected = cluster.reconnected();
         let followed = async {
+            let stream_last = cluster.ensure_streams().await?;
+            // A stream made anew (NATS lost its store) numbers from 1 again.
+            let deliver_policy = match last_seen {
+                Some(seen) if seen <= stream_last => DeliverPolicy::ByStartSequence {
+                    start_sequence: seen + 1,
+                },
+                _ => DeliverPolicy::New,
+            };
             let consumer = cluster
                 .stream
                 .create_consumer(pull::OrderedConfig {
@@ -240,8 +243,15 @@ pub async fn follow_conversations(cluster: Arc<Cluster>, hub: Arc<Hub>, stop: Ca
                 })
                 .await?;
             let mut messages = consumer.messages().await?;
-            while let Some(message) = messages.next().await {
-                let message = message?;
+            tokio::pin!(reconnected);
+            loop {
+                let message = tokio::select! {
+                    () = &mut reconnected => return Ok::<(), async_nats::Error>(()),
+                    message = messages.next() => match message {
+                        Some(message) => message?,
+                        None => return Ok(()),
+                    },
+                };
                 let Ok(info) = message.info() else {
                     continue;
                 };
@@ -273,7 +283,6 @@ pub async fn follow_conversations(cluster: Arc<Cluster>, hub: Arc<Hub>, stop: Ca
                         .await;
                 }
             }
-            Ok::<(), async_nats::Error>(())
         };
         if !attempt(&stop, followed, "following the event stream").await {
             return;

@@ -101,6 +101,9 @@ pub struct Cluster {
     pub leases: Arc<Leases>,
     /// Events that could not be put in the stream (broker down, or a second writer).
     relay_failures: AtomicU64,
+    /// Counts (re)connections to NATS: a follower starts again after one,
+    /// rather than trust a consumer the server may have lost.
+    connections: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Cluster {
@@ -109,8 +112,19 @@ impl Cluster {
     /// must not start serving on its own.
     pub async fn connect(settings: ClusterSettings) -> anyhow::Result<Arc<Self>> {
         let node = Uuid::new_v4().simple().to_string();
+        let (connections, _) = tokio::sync::watch::channel(0u64);
+        let connections = Arc::new(connections);
+        let counted = connections.clone();
         let client = async_nats::ConnectOptions::new()
             .name(format!("colloquy {node}"))
+            .event_callback(move |event| {
+                let counted = counted.clone();
+                async move {
+                    if matches!(event, async_nats::Event::Connected) {
+                        counted.send_modify(|count| *count += 1);
+                    }
+                }
+            })
             .connection_timeout(Duration::from_secs(5))
             .connect(settings.url.as_str())
             .await
@@ -122,39 +136,7 @@ impl Cluster {
         let names = Names {
             namespace: settings.namespace.clone(),
         };
-        let stream = jetstream
-            .get_or_create_stream(stream::Config {
-                name: names.stream(),
-                subjects: vec![names.conversations()],
-                max_age: settings.event_retention,
-                max_messages_per_subject: settings.events_per_conversation,
-                storage: stream::StorageType::File,
-                // Long enough for a retried publish to be recognised.
-                duplicate_window: Duration::from_secs(120),
-                allow_direct: true,
-                ..Default::default()
-            })
-            .await
-            .context("creating the JetStream event stream (is JetStream enabled?)")?;
-        // The bucket's stream is made here, as the KV client would make it:
-        // its own bucket creation first asks for the account's details,
-        // which NATS 2.9 answers in a shape this client cannot read.
-        jetstream
-            .get_or_create_stream(stream::Config {
-                name: format!("KV_{}", names.leases()),
-                subjects: vec![format!("$KV.{}.>", names.leases())],
-                max_messages_per_subject: 1,
-                max_age: settings.lease_ttl,
-                storage: stream::StorageType::Memory,
-                allow_rollup: true,
-                deny_delete: true,
-                allow_direct: true,
-                discard: stream::DiscardPolicy::New,
-                num_replicas: 1,
-                ..Default::default()
-            })
-            .await
-            .context("creating the lease bucket")?;
+        let stream = ensure_streams(&jetstream, &names, &settings).await?;
         let bucket = jetstream
             .get_key_value(names.leases())
             .await
@@ -170,7 +152,25 @@ impl Cluster {
             settings,
             leases,
             relay_failures: AtomicU64::new(0),
+            connections,
         }))
+    }
+
+    /// Recreate the stream and bucket if the NATS server lost them (a
+    /// restart without its store); a follower does this before each start.
+    /// Returns the stream's last sequence.
+    pub(crate) async fn ensure_streams(&self) -> Result<u64, async_nats::Error> {
+        let mut stream = ensure_streams(&self.jetstream, &self.names, &self.settings).await?;
+        Ok(stream.info().await?.state.last_sequence)
+    }
+
+    /// Resolves at the next (re)connection to NATS.
+    pub(crate) fn reconnected(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut connections = self.connections.subscribe();
+        connections.mark_unchanged();
+        async move {
+            let _ = connections.changed().await;
+        }
     }
 
     /// Whether the NATS connection is up right now.
@@ -200,6 +200,50 @@ impl Cluster {
             .await?;
         Ok(())
     }
+}
+
+/// Make sure the event stream and the lease bucket's stream exist (again,
+/// after a NATS server lost them); returns the event stream.
+async fn ensure_streams(
+    jetstream: &jetstream::Context,
+    names: &Names,
+    settings: &ClusterSettings,
+) -> anyhow::Result<stream::Stream> {
+    let stream = jetstream
+        .get_or_create_stream(stream::Config {
+            name: names.stream(),
+            subjects: vec![names.conversations()],
+            max_age: settings.event_retention,
+            max_messages_per_subject: settings.events_per_conversation,
+            storage: stream::StorageType::File,
+            // Long enough for a retried publish to be recognised.
+            duplicate_window: Duration::from_secs(120),
+            allow_direct: true,
+            ..Default::default()
+        })
+        .await
+        .context("creating the JetStream event stream (is JetStream enabled?)")?;
+    // The bucket's stream is made here, as the KV client would make it:
+    // its own bucket creation first asks for the account's details,
+    // which NATS 2.9 answers in a shape this client cannot read.
+    jetstream
+        .get_or_create_stream(stream::Config {
+            name: format!("KV_{}", names.leases()),
+            subjects: vec![format!("$KV.{}.>", names.leases())],
+            max_messages_per_subject: 1,
+            max_age: settings.lease_ttl,
+            // On disk: leases held survive a NATS restart.
+            storage: stream::StorageType::File,
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: true,
+            discard: stream::DiscardPolicy::New,
+            num_replicas: 1,
+            ..Default::default()
+        })
+        .await
+        .context("creating the lease bucket")?;
+    Ok(stream)
 }
 
 /// How long a follower waits before starting again after losing NATS.

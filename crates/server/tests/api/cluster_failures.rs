@@ -185,3 +185,165 @@ async fn a_stopped_node_closes_with_1012_and_its_clients_resume_exactly_elsewher
     assert_eq!(stored["messages"][1]["status"], "complete");
     cluster.finish().await;
 }
+
+/// A NATS server of this test's own (so it can be stopped without
+/// touching anyone else's), with JetStream, on a fixed loopback port.
+struct PrivateNats {
+    child: Option<std::process::Child>,
+    port: u16,
+    store: tempfile::TempDir,
+}
+
+impl PrivateNats {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut nats = Self {
+            child: None,
+            port,
+            store: tempfile::tempdir().unwrap(),
+        };
+        nats.restart();
+        nats
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn binary() -> String {
+        [
+            "/usr/sbin/nats-server",
+            "/usr/bin/nats-server",
+            "/usr/local/bin/nats-server",
+        ]
+        .into_iter()
+        .find(|path| std::path::Path::new(path).exists())
+        .unwrap_or("nats-server")
+        .to_owned()
+    }
+
+    /// Start it (again, on the same port and store) and wait until it listens.
+    fn restart(&mut self) {
+        let child = std::process::Command::new(Self::binary())
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(self.store.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nats-server starts (the test command installs it)");
+        self.child = Some(child);
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("nats-server did not listen on {}", self.port);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateNats {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Poll `/healthz` until its `status` is `want` (at most ~15 s).
+async fn wait_for_health(node: &crate::helpers::TestApp, want: &str) {
+    for _ in 0..150 {
+        let health: Value = node
+            .http
+            .get(node.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if health["status"] == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("/healthz never said {want}");
+}
+
+#[tokio::test]
+async fn nats_going_away_degrades_the_nodes_and_they_recover_when_it_returns() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("info,colloquy=debug")
+        .try_init();
+    let mut nats = PrivateNats::start();
+    let url = nats.url();
+    let cluster =
+        crate::cluster_nodes::spawn_cluster_with(2, |config| config.nats_url = Some(url.clone()))
+            .await;
+    let (first, second) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let token = first.register("outage@example.com").await;
+    let (mut socket, ready) = first.chat(&token, None).await;
+    let conversation = ready["conversation_id"].as_str().unwrap().to_owned();
+    let ack = send_text(&mut socket, "before", Some("n-1")).await;
+    socket.reply_events(ack["reply_id"].as_str().unwrap()).await;
+    let mut watcher = Socket::connect(&second.ws_url(&format!(
+        "/api/v1/chat/ws?token={token}&conversationId={conversation}"
+    )))
+    .await;
+    assert_eq!(watcher.next_event().await["type"], "ready");
+
+    nats.kill();
+    wait_for_health(first, "degraded").await;
+    socket
+        .send_json(json!({ "type": "text", "content": "during", "client_id": "n-2" }))
+        .await;
+    let refused = socket.next_error().await;
+    assert_eq!(refused["code"], "unavailable", "{refused}");
+
+    nats.restart();
+    wait_for_health(first, "ok").await;
+    wait_for_health(second, "ok").await;
+    // The message is sent again, as a client does after `unavailable`.
+    let mut accepted = None;
+    for _ in 0..50 {
+        socket
+            .send_json(json!({ "type": "text", "content": "after", "client_id": "n-3" }))
+            .await;
+        let event = socket.next_event().await;
+        if event["type"] == "ack" {
+            accepted = Some(event);
+            break;
+        }
+        assert_eq!(event["code"], "unavailable", "{event}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let ack = accepted.expect("accepted once NATS is back");
+    let reply_id = ack["reply_id"].as_str().unwrap();
+    let sent = socket.reply_events(reply_id).await;
+    // The watcher on the other node gets the same events again.
+    let watched = watcher.reply_events(reply_id).await;
+    let watched_from_ack: Vec<Value> = watched
+        .iter()
+        .skip_while(|event| event["message_id"] != ack["message_id"])
+        .skip(1)
+        .cloned()
+        .collect();
+    assert_eq!(watched_from_ack, sent);
+    cluster.finish().await;
+}
