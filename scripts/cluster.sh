@@ -10,6 +10,7 @@
 #
 # The nodes share one token secret (data/cluster/jwt_secret) so a token from
 # one is good on all. Set COLLOQUY_MODEL / OPENAI_* as for scripts/serve.sh.
+# COLLOQUY_BUILD_PROFILE=dev uses a debug build (quicker to build, slower to run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,11 +37,13 @@ fi
 
 scripts/setup-models.sh
 scripts/vendor-web.sh
-if [ ! -x "${CARGO_TARGET_DIR:-target}/release/colloquy" ]; then
-    echo "==> building the release binary; the first build takes about 25 minutes on 2 cores" >&2
+profile="${COLLOQUY_BUILD_PROFILE:-release}"
+profile_dir=$([ "$profile" = dev ] && echo debug || echo "$profile")
+binary="${CARGO_TARGET_DIR:-target}/$profile_dir/colloquy"
+if [ ! -x "$binary" ]; then
+    echo "==> building the $profile binary; a first release build takes about 25 minutes on 2 cores" >&2
 fi
-cargo build --release -p colloquy --features local-llm,voice-local
-binary="${CARGO_TARGET_DIR:-target}/release/colloquy"
+cargo build --profile "$profile" -p colloquy --features local-llm,voice-local
 
 mkdir -p data/cluster
 secret_file=data/cluster/jwt_secret
