@@ -111,14 +111,22 @@ impl App {
         })
         .await
         .context("opening the database")?;
+        let limits = limits::Limits::new(&config);
         let cluster = match &config.nats_url {
             Some(url) => Some(
-                Cluster::connect(config.cluster.settings(url))
+                Cluster::connect(config.cluster.settings(url), limits.clone())
                     .await
                     .context("joining the cluster")?,
             ),
             None => None,
         };
+        if let Some(cluster) = &cluster {
+            let sockets = cluster.sockets.clone();
+            limits.on_socket_closed(Box::new(move |user| {
+                let sockets = sockets.clone();
+                tokio::spawn(async move { sockets.refresh(user).await });
+            }));
+        }
         // Alone, whatever is unfinished was this node's. In a cluster other
         // nodes may be at work on it: abandoned replies are found by lease
         // (`turn::sweep_abandoned`) and titles are left as they are.
@@ -160,7 +168,6 @@ impl App {
             .await
             .context("voice loading task")??;
         tracing::info!(engine = voice.name(), "voice ready");
-        let limits = limits::Limits::new(&config);
         let streaks = streak::Streaks::new(db.clone(), streak::Clock::default());
         let turns = TurnService::new(
             db.clone(),
@@ -313,6 +320,7 @@ fn start_cluster_tasks(
             leave.clone(),
         )),
         tokio::spawn(cluster.leases.clone().keep_renewed(leave.clone())),
+        tokio::spawn(cluster.sockets.clone().keep_fresh(leave.clone())),
         tokio::spawn(
             cluster
                 .clone()

@@ -152,6 +152,8 @@ pub struct Limits {
     logins_per_email: KeyedLimiter<String>,
     password_slots: Arc<Semaphore>,
     password_wait: Duration,
+    /// Told of every socket closed (cluster mode counts sockets across nodes).
+    on_socket_closed: std::sync::OnceLock<Box<dyn Fn(Uuid) + Send + Sync>>,
 }
 
 /// Why a socket or message is refused.
@@ -188,7 +190,30 @@ impl Limits {
             logins_per_email: KeyedLimiter::new(per_minute(auth.logins_per_minute_per_email)),
             password_slots: Arc::new(Semaphore::new(auth.password_hash_concurrency.max(1))),
             password_wait: Duration::from_millis(auth.password_hash_wait_ms),
+            on_socket_closed: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Call `hook` with the user of every socket closed from now on (once per server).
+    pub fn on_socket_closed(&self, hook: Box<dyn Fn(Uuid) + Send + Sync>) {
+        let _ = self.on_socket_closed.set(hook);
+    }
+
+    /// Sockets `user` holds on this node.
+    pub fn user_sockets(&self, user: Uuid) -> usize {
+        let sockets = self.sockets.lock().unwrap_or_else(|p| p.into_inner());
+        sockets.per_user.get(&user).copied().unwrap_or(0)
+    }
+
+    /// Every user holding a socket on this node.
+    pub fn users_with_sockets(&self) -> Vec<Uuid> {
+        let sockets = self.sockets.lock().unwrap_or_else(|p| p.into_inner());
+        sockets.per_user.keys().copied().collect()
+    }
+
+    /// `max_sockets_per_user`.
+    pub fn max_sockets_per_user(&self) -> usize {
+        self.max_sockets_per_user
     }
 
     /// Count a new socket of `user`, unless the server or the user already
@@ -339,17 +364,22 @@ pub struct SocketPermit {
 
 impl Drop for SocketPermit {
     fn drop(&mut self) {
-        let mut sockets = self
-            .limits
-            .sockets
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        sockets.total = sockets.total.saturating_sub(1);
-        if let Some(count) = sockets.per_user.get_mut(&self.user) {
-            *count -= 1;
-            if *count == 0 {
-                sockets.per_user.remove(&self.user);
+        {
+            let mut sockets = self
+                .limits
+                .sockets
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            sockets.total = sockets.total.saturating_sub(1);
+            if let Some(count) = sockets.per_user.get_mut(&self.user) {
+                *count -= 1;
+                if *count == 0 {
+                    sockets.per_user.remove(&self.user);
+                }
             }
+        }
+        if let Some(hook) = self.limits.on_socket_closed.get() {
+            hook(self.user);
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod events;
 pub mod forward;
 mod health;
 pub mod lease;
+pub mod sockets;
 
 use std::{
     sync::{
@@ -35,6 +36,9 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 pub use lease::{Acquired, LeaseGuard, Leases};
+pub use sockets::UserSockets;
+
+use crate::limits::Limits;
 
 /// How a node joins the cluster.
 #[derive(Debug, Clone)]
@@ -65,6 +69,10 @@ impl Names {
 
     fn leases(&self) -> String {
         format!("{}_leases", self.namespace)
+    }
+
+    fn sockets(&self) -> String {
+        format!("{}_sockets", self.namespace)
     }
 
     pub(crate) fn conversation(&self, id: Uuid) -> String {
@@ -99,6 +107,8 @@ pub struct Cluster {
     names: Names,
     settings: ClusterSettings,
     pub leases: Arc<Leases>,
+    /// Sockets per user, counted across nodes.
+    pub sockets: Arc<UserSockets>,
     /// Events that could not be put in the stream (broker down, or a second writer).
     relay_failures: AtomicU64,
     /// Counts (re)connections to NATS: a follower starts again after one,
@@ -110,7 +120,10 @@ impl Cluster {
     /// Connect to NATS and make sure the stream and the lease bucket exist.
     /// Fails when NATS cannot be reached: a node that cannot see the others
     /// must not start serving on its own.
-    pub async fn connect(settings: ClusterSettings) -> anyhow::Result<Arc<Self>> {
+    pub async fn connect(
+        settings: ClusterSettings,
+        limits: Arc<Limits>,
+    ) -> anyhow::Result<Arc<Self>> {
         let node = Uuid::new_v4().simple().to_string();
         let (connections, _) = tokio::sync::watch::channel(0u64);
         let connections = Arc::new(connections);
@@ -142,6 +155,11 @@ impl Cluster {
             .await
             .context("opening the lease bucket")?;
         let leases = Leases::new(bucket, node.clone(), settings.lease_ttl);
+        let sockets_bucket = jetstream
+            .get_key_value(names.sockets())
+            .await
+            .context("opening the socket count bucket")?;
+        let sockets = UserSockets::new(sockets_bucket, node.clone(), limits);
         tracing::info!(%node, namespace = %settings.namespace, "joined the cluster");
         Ok(Arc::new(Self {
             node,
@@ -151,6 +169,7 @@ impl Cluster {
             names,
             settings,
             leases,
+            sockets,
             relay_failures: AtomicU64::new(0),
             connections,
         }))
@@ -198,12 +217,15 @@ impl Cluster {
         self.jetstream
             .delete_stream(format!("KV_{}", self.names.leases()))
             .await?;
+        self.jetstream
+            .delete_stream(format!("KV_{}", self.names.sockets()))
+            .await?;
         Ok(())
     }
 }
 
-/// Make sure the event stream and the lease bucket's stream exist (again,
-/// after a NATS server lost them); returns the event stream.
+/// Make sure the event stream and the buckets' streams exist (again, after
+/// a NATS server lost them); returns the event stream.
 async fn ensure_streams(
     jetstream: &jetstream::Context,
     names: &Names,
@@ -223,27 +245,44 @@ async fn ensure_streams(
         })
         .await
         .context("creating the JetStream event stream (is JetStream enabled?)")?;
-    // The bucket's stream is made here, as the KV client would make it:
-    // its own bucket creation first asks for the account's details,
-    // which NATS 2.9 answers in a shape this client cannot read.
+    // On disk: leases held survive a NATS restart.
     jetstream
-        .get_or_create_stream(stream::Config {
-            name: format!("KV_{}", names.leases()),
-            subjects: vec![format!("$KV.{}.>", names.leases())],
-            max_messages_per_subject: 1,
-            max_age: settings.lease_ttl,
-            // On disk: leases held survive a NATS restart.
-            storage: stream::StorageType::File,
-            allow_rollup: true,
-            deny_delete: true,
-            allow_direct: true,
-            discard: stream::DiscardPolicy::New,
-            num_replicas: 1,
-            ..Default::default()
-        })
+        .get_or_create_stream(bucket_stream(
+            &names.leases(),
+            settings.lease_ttl,
+            stream::StorageType::File,
+        ))
         .await
         .context("creating the lease bucket")?;
+    // Soft state, rewritten by every node while it holds sockets: in memory.
+    jetstream
+        .get_or_create_stream(bucket_stream(
+            &names.sockets(),
+            sockets::BUCKET_MAX_AGE,
+            stream::StorageType::Memory,
+        ))
+        .await
+        .context("creating the socket count bucket")?;
     Ok(stream)
+}
+
+/// The stream behind KV bucket `bucket`, made as the KV client would make
+/// it: its own bucket creation first asks for the account's details, which
+/// NATS 2.9 answers in a shape this client cannot read.
+fn bucket_stream(bucket: &str, max_age: Duration, storage: stream::StorageType) -> stream::Config {
+    stream::Config {
+        name: format!("KV_{bucket}"),
+        subjects: vec![format!("$KV.{bucket}.>")],
+        max_messages_per_subject: 1,
+        max_age,
+        storage,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: stream::DiscardPolicy::New,
+        num_replicas: 1,
+        ..Default::default()
+    }
 }
 
 /// How long a follower waits before starting again after losing NATS.

@@ -112,6 +112,13 @@ async fn admit(
         .limits
         .open_socket(user.id)
         .map_err(SocketRefused::close)?;
+    if let Some(cluster) = &state.cluster {
+        cluster
+            .sockets
+            .admit(user.id)
+            .await
+            .map_err(SocketRefused::close)?;
+    }
     let voice_session = state.voice.open_session().ok_or((
         close_code::TRY_AGAIN_LATER,
         "Voice is busy; try again later",

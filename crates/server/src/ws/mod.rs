@@ -175,6 +175,13 @@ async fn admit(
         .limits
         .open_socket(user.id)
         .map_err(SocketRefused::close)?;
+    if let Some(cluster) = &state.cluster {
+        cluster
+            .sockets
+            .admit(user.id)
+            .await
+            .map_err(SocketRefused::close)?;
+    }
     let channel = conversation::open(state, &user, requested, request.if_missing)
         .await
         .map_err(|error| match error {

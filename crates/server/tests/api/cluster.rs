@@ -249,3 +249,45 @@ async fn a_message_through_another_node_is_stored_acked_and_answered_in_order() 
     assert_eq!(seen.last().unwrap()["content"], "second answer");
     cluster.finish().await;
 }
+
+#[tokio::test]
+async fn sockets_per_user_are_counted_across_nodes() {
+    let cluster = crate::cluster_nodes::spawn_cluster_with(2, |config| {
+        config.max_sockets_per_user = 2;
+    })
+    .await;
+    let (first, second) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let token = first.register("capped@example.com").await;
+    let (on_first, _) = first.chat(&token, None).await;
+    let (_on_second, _) = second.chat(&token, None).await;
+    // A third socket, on either node, is one too many.
+    for node in [first, second] {
+        let mut refused =
+            Socket::connect(&node.ws_url(&format!("/api/v1/chat/ws?token={token}"))).await;
+        let closed = refused.closed().await;
+        assert_eq!(
+            (closed.code, closed.reason.as_str()),
+            (Some(1008), "Too many connections")
+        );
+    }
+    // Another user is not affected.
+    let other = second.register("other@example.com").await;
+    let _ = second.chat(&other, None).await;
+    // Once one closes, the other node has room again.
+    drop(on_first);
+    let mut opened = false;
+    for _ in 0..50 {
+        let mut socket =
+            Socket::connect(&second.ws_url(&format!("/api/v1/chat/ws?token={token}"))).await;
+        match socket.next_event_or_close().await {
+            Ok(ready) if ready["type"] == "ready" => {
+                opened = true;
+                break;
+            }
+            Ok(other) => panic!("unexpected {other}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    assert!(opened, "a socket opens once another one closed");
+    cluster.finish().await;
+}
