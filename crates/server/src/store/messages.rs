@@ -225,12 +225,21 @@ pub async fn messages_after(
 /// User messages whose reply was never stored (the server stopped
 /// abruptly while it was pending or streaming), oldest first.
 pub async fn orphaned_user_messages(db: impl AnyExecutor<'_>) -> Result<Vec<Message>, StoreError> {
+    orphaned_user_messages_since(db, 0).await
+}
+
+/// [`orphaned_user_messages`] stored after `since` (milliseconds since the epoch).
+pub async fn orphaned_user_messages_since(
+    db: impl AnyExecutor<'_>,
+    since: i64,
+) -> Result<Vec<Message>, StoreError> {
     let rows = sqlx::query(
         "SELECT u.* FROM messages u
-         WHERE u.sender = 'user' AND u.reply_id IS NOT NULL
+         WHERE u.sender = 'user' AND u.reply_id IS NOT NULL AND u.created_at > $1
            AND NOT EXISTS (SELECT 1 FROM messages a WHERE a.id = u.reply_id)
          ORDER BY u.conversation_id, u.seq",
     )
+    .bind(since)
     .fetch_all(db)
     .await?;
     rows.iter().map(message_from_row).collect()

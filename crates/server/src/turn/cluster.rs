@@ -29,6 +29,8 @@ use crate::{
 /// How long a new holder waits for the live feed to bring the previous
 /// holder's last events before reading them from the stream itself.
 const CATCH_UP_WAIT: Duration = Duration::from_secs(2);
+/// How far back a sweep after the first looks for unanswered messages.
+const RECENT_MILLIS: i64 = 3_600_000;
 /// How often a writer asks again for a lease another node holds.
 const RETRY_EVERY: Duration = Duration::from_millis(100);
 
@@ -220,11 +222,16 @@ pub async fn sweep_abandoned(
 ) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first sweep looks at everything; later ones at the last hour
+    // (a reply runs for minutes at most, and every node sweeps at start).
+    let mut since = 0;
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             _ = ticks.tick() => {
-                match finish_abandoned(&turns, &hub, &cluster).await {
+                let swept = finish_abandoned(&turns, &hub, &cluster, since).await;
+                since = store::now_millis() - RECENT_MILLIS;
+                match swept {
                     Ok(0) => {}
                     Ok(finished) => tracing::warn!(finished, "finished replies a stopped node left unanswered"),
                     Err(error) => tracing::warn!(%error, "looking for abandoned replies failed"),
@@ -238,9 +245,10 @@ async fn finish_abandoned(
     turns: &TurnService,
     hub: &Arc<Hub>,
     cluster: &Cluster,
+    since: i64,
 ) -> Result<usize, StoreError> {
     let mut finished = 0;
-    for user_message in store::orphaned_user_messages(&turns.db).await? {
+    for user_message in store::orphaned_user_messages_since(&turns.db, since).await? {
         let (conversation, Some(reply_id)) = (user_message.conversation_id, user_message.reply_id)
         else {
             continue;
