@@ -288,9 +288,6 @@ async fn wait_for_health(node: &crate::helpers::TestApp, want: &str) {
 
 #[tokio::test]
 async fn nats_going_away_degrades_the_nodes_and_they_recover_when_it_returns() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter("info,colloquy=debug")
-        .try_init();
     let mut nats = PrivateNats::start();
     let url = nats.url();
     let cluster =
