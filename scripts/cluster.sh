@@ -58,7 +58,8 @@ stop_all() {
     for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     wait
 }
-trap stop_all INT TERM EXIT
+trap 'stop_all; exit 0' INT TERM
+trap stop_all EXIT
 
 for ((i = 1; i <= nodes; i++)); do
     port=$((8080 + i))
