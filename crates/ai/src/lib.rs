@@ -35,6 +35,6 @@ pub use local::LocalConfig;
 pub use local::{LocalError, LocalProvider};
 pub use provider::{
     collect_reply, ChatMessage, ChatRequest, Completion, FinishReason, ModelInfo, Provider,
-    ProviderError, ReplyStream, Role, StreamEvent, ToolCall, ToolDefinition, Usage,
+    ProviderError, ReplyStream, Role, StreamEvent, ToolCall, ToolChoice, ToolDefinition, Usage,
 };
 pub use selector::{select_provider, AiConfig, ModelSpec, SelectError};

@@ -88,6 +88,20 @@ pub struct ChatRequest {
     pub temperature: Option<f32>,
     /// Tools the model may call; none offered when empty.
     pub tools: Vec<ToolDefinition>,
+    /// Whether the model may call [`tools`](Self::tools) in this reply.
+    pub tool_choice: ToolChoice,
+}
+
+/// Whether the model may call the offered tools now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ToolChoice {
+    /// The model decides.
+    #[default]
+    Auto,
+    /// Answer in text: the tools stay declared (earlier calls in the
+    /// history refer to them) but no new call may be made. The agent loop
+    /// asks this once its tool rounds are spent.
+    None,
 }
 
 /// Token counts reported by a provider.
@@ -95,6 +109,16 @@ pub struct ChatRequest {
 pub struct Usage {
     pub prompt_tokens: u32,
     pub completion_tokens: u32,
+}
+
+impl std::ops::AddAssign for Usage {
+    /// Sum the usage of several requests (the rounds of one agent loop).
+    fn add_assign(&mut self, other: Self) {
+        self.prompt_tokens = self.prompt_tokens.saturating_add(other.prompt_tokens);
+        self.completion_tokens = self
+            .completion_tokens
+            .saturating_add(other.completion_tokens);
+    }
 }
 
 /// Why generation ended.

@@ -129,6 +129,10 @@ pub enum ServerEvent {
         status: MessageStatus,
         is_final: bool,
     },
+    /// Progress of a tool the model called while writing a reply (seed
+    /// 001's tool execution flow); see [`ToolEvent`]. Boxed: it is the
+    /// largest event and rare, so every other event stays small.
+    Tool(Box<ToolEvent>),
     /// Something went wrong. `seq` is set when the error is part of the
     /// conversation's history (a failed reply), absent for socket-local errors
     /// such as a malformed frame.
@@ -180,6 +184,51 @@ pub enum ServerEvent {
     },
 }
 
+/// A `tool` event: `start` with the `arguments` the model gave, then `end`
+/// with the tool's `result` or an `error`, and how long it ran. Calls of
+/// one round run concurrently, so their `end` events come in the order
+/// they finish; `call_id` pairs them. Stored and numbered like every
+/// conversation event, so a resume replays them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolEvent {
+    /// The reply being written.
+    pub message_id: Uuid,
+    pub call_id: String,
+    pub name: String,
+    pub status: ToolStatus,
+    /// `start`: the arguments object (the model's text as a JSON string
+    /// when it was not valid JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<serde_json::Value>,
+    /// `end` of a call that succeeded: what the tool returned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
+    /// `end` of a call that failed (the model is told the same).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ToolError>,
+    /// `end`: how long the call ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    pub seq: Seq,
+}
+
+/// Where a tool call is: a [`ToolEvent`] is sent at each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolStatus {
+    Start,
+    End,
+}
+
+/// Why a tool call failed: a stable `code` (`unknown_tool`,
+/// `invalid_arguments`, `timeout`, `cancelled`, `result_too_large`,
+/// `not_found`, `tool_failed`, ...) and a message for people and the model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolError {
+    pub code: String,
+    pub message: String,
+}
+
 /// What happened to a conversation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -198,6 +247,7 @@ impl ServerEvent {
             ServerEvent::Ack { seq, .. }
             | ServerEvent::Delta { seq, .. }
             | ServerEvent::Message { seq, .. } => Some(*seq),
+            ServerEvent::Tool(tool) => Some(tool.seq),
             ServerEvent::Error { seq, .. } => *seq,
             ServerEvent::Ready { .. }
             | ServerEvent::Pong
@@ -215,6 +265,7 @@ impl ServerEvent {
             ServerEvent::Ready { .. } => "ready",
             ServerEvent::Ack { .. } => "ack",
             ServerEvent::Delta { .. } => "delta",
+            ServerEvent::Tool(_) => "tool",
             ServerEvent::Message { .. } => "message",
             ServerEvent::Error { .. } => "error",
             ServerEvent::Pong => "pong",
@@ -309,6 +360,46 @@ mod tests {
         assert_eq!(json["is_final"], true);
         assert_eq!(json["seq"], 7);
         assert_eq!(json["sender"], "assistant");
+    }
+
+    #[test]
+    fn tool_events_carry_only_the_fields_of_their_status() {
+        let start = ServerEvent::Tool(Box::new(ToolEvent {
+            message_id: Uuid::nil(),
+            call_id: "call_1".into(),
+            name: "calculate".into(),
+            status: ToolStatus::Start,
+            arguments: Some(serde_json::json!({ "expression": "6*7" })),
+            result: None,
+            error: None,
+            duration_ms: None,
+            seq: 4,
+        }));
+        let json = serde_json::to_value(&start).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "type": "tool", "message_id": Uuid::nil(), "call_id": "call_1",
+                "name": "calculate", "status": "start",
+                "arguments": { "expression": "6*7" }, "seq": 4,
+            })
+        );
+        assert_eq!(start.seq(), Some(4));
+        assert_eq!(start.kind(), "tool");
+        let failed: ServerEvent = serde_json::from_value(serde_json::json!({
+            "type": "tool", "message_id": Uuid::nil(), "call_id": "call_1",
+            "name": "calculate", "status": "end", "duration_ms": 3, "seq": 5,
+            "error": { "code": "timeout", "message": "too slow" },
+        }))
+        .unwrap();
+        match failed {
+            ServerEvent::Tool(tool) => {
+                assert_eq!(tool.status, ToolStatus::End);
+                assert_eq!(tool.result, None);
+                assert_eq!(tool.error.map(|e| e.code).as_deref(), Some("timeout"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
     }
 
     #[test]

@@ -20,10 +20,12 @@ mod auth;
 mod cluster;
 mod engines;
 mod models;
+mod tools;
 pub use auth::AuthLimitsConfig;
 pub use cluster::ClusterConfig;
 pub use engines::{AudioConfig, LocalModelConfig, DEFAULT_VOICE_INSTRUCTIONS};
 pub use models::{ModelEntry, MAX_MODEL_ID_CHARS};
+pub use tools::ToolsConfig;
 
 /// The default system instruction given to the model.
 pub const DEFAULT_SYSTEM_PROMPT: &str =
@@ -167,6 +169,8 @@ pub struct Config {
     pub gemini_live_endpoint: Option<String>,
     /// The voice pipeline.
     pub audio: AudioConfig,
+    /// Tools the model may call, and the agent loop's limits.
+    pub tools: ToolsConfig,
 }
 
 impl Default for Config {
@@ -233,6 +237,7 @@ impl Default for Config {
             gemini_live_model: None,
             gemini_live_endpoint: None,
             audio: AudioConfig::default(),
+            tools: ToolsConfig::default(),
         }
     }
 }
@@ -452,6 +457,7 @@ impl Config {
         }
         models::validate(&self.models)?;
         self.cluster.validate()?;
+        self.tools.validate(self.max_frame_bytes)?;
         Ok(())
     }
 

@@ -16,6 +16,8 @@
 //!   leases, forwarding a message to the node that holds its conversation.
 //! - [`turn`]: one reply from user message to stored assistant message
 //!   (`reply` task, `publish`, `events`, `checkpoint`, `recovery` after a crash).
+//! - [`tools`]: what the model may call during a reply: the registry
+//!   (schema checks, time and size limits) and the built-in tools.
 //! - [`conversation`]: opening a conversation with ownership checks; a new
 //!   one is stored with its first message, its id reserved meanwhile.
 //! - [`input`]: client input parsed into valid types.
@@ -45,6 +47,7 @@ pub mod socket;
 pub mod store;
 pub mod streak;
 mod time;
+pub mod tools;
 pub mod turn;
 pub mod voice;
 pub mod ws;
@@ -182,11 +185,16 @@ impl App {
                 max_pending_replies: config.max_pending_replies,
                 max_concurrent_generations: config.max_concurrent_generations,
                 auto_titles: config.auto_titles,
+                max_tool_rounds: config.tools.max_tool_rounds,
             },
             limits.clone(),
             streaks.clone(),
             cluster.clone(),
-        );
+        )
+        .with_tools(Arc::new(
+            tools::builtin::registry(&config.tools.enabled, config.tools.settings())
+                .context("registering the built-in tools")?,
+        ));
         let listener = TcpListener::bind(config.addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.addr))?;

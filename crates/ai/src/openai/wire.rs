@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use crate::provider::{ChatMessage, ChatRequest, Role};
+use crate::provider::{ChatMessage, ChatRequest, Role, ToolChoice};
 
 /// The JSON body for `model` and `request`.
 pub(super) fn request_body(model: &str, request: &ChatRequest) -> Value {
@@ -38,6 +38,9 @@ pub(super) fn request_body(model: &str, request: &ChatRequest) -> Value {
             })
             .collect();
         body["tools"] = json!(tools);
+        if request.tool_choice == ToolChoice::None {
+            body["tool_choice"] = json!("none");
+        }
     }
     body
 }
@@ -158,5 +161,11 @@ mod tests {
             body["messages"][2],
             json!({ "role": "tool", "content": "42", "tool_call_id": "call_1" })
         );
+        assert!(body.get("tool_choice").is_none(), "auto is the default");
+        let answer_now = ChatRequest {
+            tool_choice: ToolChoice::None,
+            ..request
+        };
+        assert_eq!(request_body("m", &answer_now)["tool_choice"], "none");
     }
 }

@@ -115,6 +115,9 @@ struct ConversationWithMessages {
     /// The newest messages before the requested position, oldest first,
     /// each reply right after its question.
     messages: Vec<Message>,
+    /// The tool calls of the replies on this page (`message_id` names the
+    /// reply), each as its `tool` events show it.
+    tool_calls: Vec<serde_json::Value>,
     /// Older messages exist: ask again with `before=next_before`.
     has_more: bool,
     next_before: Option<u64>,
@@ -159,9 +162,20 @@ async fn show(
     };
     let next_before = page.first_position.filter(|_| has_more);
     let messages = page.messages;
+    let reply_ids: Vec<Uuid> = messages
+        .iter()
+        .filter(|message| message.sender == colloquy_protocol::Sender::Assistant)
+        .map(|message| message.id)
+        .collect();
+    let tool_calls = store::tool_calls_of_replies(&state.db, id, &reply_ids)
+        .await?
+        .iter()
+        .map(crate::turn::tool_call_json)
+        .collect();
     Ok(Json(ConversationWithMessages {
         conversation,
         messages,
+        tool_calls,
         has_more,
         next_before,
     }))

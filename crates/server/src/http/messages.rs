@@ -30,7 +30,7 @@ use crate::{
     hub::{ChannelHandle, Published},
     input::{ClientId, UserText},
     store::{self, Message},
-    turn::{error_text, final_event, SubmitError, Submitted, TurnOptions},
+    turn::{error_text, final_event, tool_call_json, SubmitError, Submitted, TurnOptions},
     AppState,
 };
 
@@ -214,8 +214,20 @@ fn reply_status_code(code: &str) -> StatusCode {
     }
 }
 
-/// The JSON answer: both messages, or the reply's error with the ids of what was stored.
-fn reply_response(conversation_id: Uuid, submitted: &Submitted, reply: Message) -> Response {
+/// The JSON answer: both messages and the reply's tool calls, or the
+/// reply's error with the ids of what was stored.
+async fn reply_response(
+    db: &store::Pool,
+    conversation_id: Uuid,
+    submitted: &Submitted,
+    reply: Message,
+) -> Result<Response, AppError> {
+    let tool_calls: Vec<serde_json::Value> =
+        store::tool_calls_of_replies(db, conversation_id, &[reply.id])
+            .await?
+            .iter()
+            .map(tool_call_json)
+            .collect();
     let user_message = json!({
         "id": submitted.message_id,
         "seq": submitted.ack.seq(),
@@ -231,16 +243,18 @@ fn reply_response(conversation_id: Uuid, submitted: &Submitted, reply: Message) 
             "conversation_id": conversation_id,
             "user_message": user_message,
             "assistant_message": reply,
+            "tool_calls": tool_calls,
         });
-        return (reply_status_code(&code), Json(body)).into_response();
+        return Ok((reply_status_code(&code), Json(body)).into_response());
     }
-    Json(json!({
+    Ok(Json(json!({
         "conversation_id": conversation_id,
         "duplicate": submitted.duplicate,
         "user_message": user_message,
         "assistant_message": reply,
+        "tool_calls": tool_calls,
     }))
-    .into_response()
+    .into_response())
 }
 
 /// `POST /api/messages`: a pure-text request answered with the complete reply.
@@ -251,7 +265,7 @@ async fn post_message(
 ) -> Result<Response, AppError> {
     let mut turn = start_turn(&state, &user, body, IfMissing::Refuse).await?;
     let reply = wait_for_reply(&mut turn, &state.db).await?;
-    Ok(reply_response(turn.channel.id, &turn.submitted, reply))
+    reply_response(&state.db, turn.channel.id, &turn.submitted, reply).await
 }
 
 /// `POST /v2/chat`: SSE when the client accepts `text/event-stream`, else JSON.
@@ -268,7 +282,7 @@ async fn v2_chat(
     let mut turn = start_turn(&state, &user, body, IfMissing::Create).await?;
     if !wants_sse {
         let reply = wait_for_reply(&mut turn, &state.db).await?;
-        return Ok(reply_response(turn.channel.id, &turn.submitted, reply));
+        return reply_response(&state.db, turn.channel.id, &turn.submitted, reply).await;
     }
     let idle = Duration::from_secs(state.config.sse_idle_timeout_secs);
     let stream = reply_events(turn, state.db.clone(), idle);
@@ -354,6 +368,7 @@ fn reply_events(
                             ServerEvent::Delta { message_id, .. } => {
                                 (*message_id == reply_id, false)
                             }
+                            ServerEvent::Tool(tool) => (tool.message_id == reply_id, false),
                             ServerEvent::Error { message_id, .. } => {
                                 (*message_id == Some(reply_id), false)
                             }

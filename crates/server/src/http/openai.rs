@@ -149,7 +149,7 @@ fn provider_request(state: &AppState, body: CompletionRequest) -> Result<ChatReq
         messages: trim_to_budget(messages, settings.history_budget_tokens, estimate_tokens),
         max_tokens: Some(asked.clamp(1, max_reply)),
         temperature: body.temperature,
-        tools: Vec::new(),
+        ..ChatRequest::default()
     })
 }
 

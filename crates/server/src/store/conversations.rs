@@ -174,7 +174,7 @@ pub async fn search_conversations(
 }
 
 /// `text` with LIKE's wildcards taken literally.
-fn escape_like(text: &str) -> String {
+pub(super) fn escape_like(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for c in text.chars() {
         if matches!(c, '%' | '_' | '\\') {

@@ -18,12 +18,14 @@ mod messages;
 mod plans;
 mod profile;
 pub mod scratch;
+mod search;
 mod shares;
 mod steps;
 mod streaks;
 #[cfg(test)]
 mod testing;
 mod timings;
+mod tool_calls;
 mod users;
 mod writer;
 
@@ -46,10 +48,12 @@ pub use messages::*;
 pub use plans::*;
 pub use profile::*;
 pub use scratch::ScratchDatabase;
+pub use search::*;
 pub use shares::*;
 pub use steps::*;
 pub use streaks::*;
 pub use timings::*;
+pub use tool_calls::*;
 pub use users::*;
 pub use writer::MessageWriter;
 

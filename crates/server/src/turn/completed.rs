@@ -39,6 +39,10 @@ pub(super) struct Completed<'a> {
     pub(super) status: MessageStatus,
     pub(super) error_code: Option<&'a str>,
     pub(super) reply_chars: usize,
+    /// Tokens of every model request of the turn (its tool rounds included).
+    pub(super) usage: colloquy_ai::Usage,
+    /// Tool calls the model made.
+    pub(super) tool_calls: usize,
 }
 
 /// Count the turn in `metrics` and store `turn_completed` for it; a
@@ -61,6 +65,9 @@ pub(super) async fn record(
         "status": completed.status.as_str(),
         "error_code": completed.error_code,
         "reply_chars": completed.reply_chars,
+        "prompt_tokens": completed.usage.prompt_tokens,
+        "completion_tokens": completed.usage.completion_tokens,
+        "tool_calls": completed.tool_calls,
         "first_text_ms": clock.first_delta.get().copied().map(millis),
         "total_ms": millis(now),
     });

@@ -14,6 +14,7 @@ mod cluster;
 mod completed;
 mod events;
 mod first;
+mod history;
 pub mod metrics;
 mod publish;
 mod recovery;
@@ -21,6 +22,7 @@ mod replies;
 mod reply;
 mod text;
 mod title;
+mod tools;
 
 use std::{
     num::NonZeroU32,
@@ -40,7 +42,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 pub use cluster::{submit_handler, sweep_abandoned};
-pub use events::{final_event, stored_events};
+pub use events::{final_event, stored_events, tool_call_json};
 pub use recovery::close_orphaned_replies;
 
 use self::{
@@ -58,6 +60,7 @@ use crate::{
     models::{ModelChoice, Models},
     store::{self, MessageWriter, Pool, StoreError},
     streak::Streaks,
+    tools::{ToolRegistry, ToolSettings},
 };
 
 /// Settings that shape every reply.
@@ -78,6 +81,8 @@ pub struct TurnSettings {
     pub max_concurrent_generations: usize,
     /// Title a new conversation with the model after its first reply.
     pub auto_titles: bool,
+    /// Rounds of tool calls one reply may run before the model must answer.
+    pub max_tool_rounds: u32,
 }
 
 /// Why a message was not accepted.
@@ -157,6 +162,8 @@ pub struct TurnService {
     metrics: Arc<metrics::TurnMetrics>,
     /// Cluster mode: conversation leases and forwarding.
     cluster: Option<Arc<Cluster>>,
+    /// The tools replies may call.
+    tools: Arc<ToolRegistry>,
 }
 
 /// The user-facing text of an error code carried by a failed reply.
@@ -165,6 +172,7 @@ pub fn error_text(code: &str) -> &'static str {
         "no_model" => "No AI model is configured on this server.",
         "storage_error" => "The reply could not be saved. Please try again.",
         "not_found" => "This conversation was deleted.",
+        "tool_rounds_exceeded" => "The model kept calling tools past this server's limit.",
         provider_code => ProviderError::public_message_for(provider_code),
     }
 }
@@ -198,7 +206,22 @@ impl TurnService {
             metrics: Arc::default(),
             replies: Arc::default(),
             cluster,
+            tools: Arc::new(ToolRegistry::new(ToolSettings {
+                call_timeout: Duration::from_secs(10),
+                max_result_bytes: 16 * 1024,
+            })),
         }
+    }
+
+    /// The service with `tools` offered to the model (none by default).
+    pub fn with_tools(mut self, tools: Arc<ToolRegistry>) -> Self {
+        self.tools = tools;
+        self
+    }
+
+    /// The tools replies may call; an embedding program may register more.
+    pub fn tools(&self) -> &Arc<ToolRegistry> {
+        &self.tools
     }
 
     fn storage(&self) -> Storage<'_> {
@@ -357,6 +380,7 @@ impl TurnService {
             clock: completed::TurnClock::start(),
             metrics: self.metrics.clone(),
             question: text.as_str().to_owned(),
+            tools: self.tools.clone(),
             _lease: lease,
         };
         let span = tracing::info_span!("reply", conversation_id = %channel.id, %reply_id);

@@ -1,14 +1,17 @@
-//! One reply task: wait for the conversation's turn, stream the provider's
-//! deltas, then store and publish the final message (`complete`,
-//! `interrupted` or `error`).
+//! One reply task: wait for the conversation's turn, run the agent loop
+//! (stream the provider's deltas; when the model calls tools, run them
+//! ([`super::tools`]) and ask again with their results, for at most
+//! `max_tool_rounds` rounds), then store and publish the final message
+//! (`complete`, `interrupted` or `error`).
 
 use std::sync::Arc;
 
 use colloquy_ai::{
     history::{estimate_tokens, trim_to_budget},
-    ChatMessage, ChatRequest, Provider, ProviderError, Role, StreamEvent,
+    ChatMessage, ChatRequest, Completion, Provider, ProviderError, ReplyStream, StreamEvent,
+    ToolChoice, Usage,
 };
-use colloquy_protocol::{MessageStatus, Sender, ServerEvent};
+use colloquy_protocol::{MessageStatus, ServerEvent};
 use futures::StreamExt;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -17,27 +20,28 @@ use uuid::Uuid;
 use super::{
     checkpoint::{self, Checkpoints, SEQ_RESERVATION},
     completed::{self, Completed, TurnClock},
-    error_text,
+    error_text, history,
     metrics::TurnMetrics,
     publish::{publish_reply, publish_unstored_end, FinishedReply, Storage},
     replies::Replies,
     text::{clip_chars, split_chars, MAX_DELTA_CHARS},
     title::{self, FirstExchange},
+    tools::ToolRound,
     TurnSettings,
 };
 use crate::{
     hub::ChannelHandle,
     store::{self, MessageWriter, Pool, StoreError},
     time::sleep_until_some,
+    tools::ToolRegistry,
 };
-
-/// Most messages read back as history for one reply (before token trimming).
-const HISTORY_MESSAGES: u32 = 200;
 
 /// Why a reply did not complete.
 enum Failure {
     NoModel,
     Provider(ProviderError),
+    /// The model still called tools when told to answer.
+    ToolRoundsExceeded,
 }
 
 impl Failure {
@@ -45,8 +49,30 @@ impl Failure {
         match self {
             Failure::NoModel => "no_model",
             Failure::Provider(error) => error.code(),
+            Failure::ToolRoundsExceeded => "tool_rounds_exceeded",
         }
     }
+}
+
+/// What the agent loop produced: the reply's text (every round's deltas),
+/// and the provider usage and tool calls of all its rounds.
+#[derive(Default)]
+struct Generated {
+    content: String,
+    /// Characters in `content` (counted as it grows, not recounted).
+    chars: usize,
+    usage: Usage,
+    tool_calls: usize,
+}
+
+/// How one model response of the loop ended.
+enum RoundEnd {
+    /// The response finished (maybe calling tools).
+    Finished(Completion),
+    /// The reply reached `max_reply_chars`.
+    Full,
+    Cancelled,
+    Failed(ProviderError),
 }
 
 /// Everything one reply task needs.
@@ -70,6 +96,8 @@ pub(super) struct ReplyJob {
     pub(super) metrics: Arc<TurnMetrics>,
     /// The user message answered (a new conversation's title is made from it).
     pub(super) question: String,
+    /// The tools the model may call.
+    pub(super) tools: Arc<ToolRegistry>,
     /// Cluster mode: this node's hold on the conversation, until the reply is stored.
     pub(super) _lease: Option<crate::cluster::LeaseGuard>,
 }
@@ -82,12 +110,20 @@ impl ReplyJob {
                 guard = self.channel.turn_lock() => Some(guard),
                 () = self.cancel.cancelled() => None,
             };
-            match turn_guard {
-                Some(_) => self.generate().await,
-                None => (String::new(), Ok(MessageStatus::Interrupted)),
-            }
+            let mut generated = Generated::default();
+            let result = match turn_guard {
+                Some(_) => self.generate(&mut generated).await,
+                None => Ok(MessageStatus::Interrupted),
+            };
+            (generated, result)
         };
-        let (content, result) = outcome;
+        let (generated, result) = outcome;
+        let Generated {
+            content,
+            usage,
+            tool_calls,
+            ..
+        } = generated;
         let (content, status, error_code) = match result {
             Ok(status) => {
                 // A reply the listener spoke over keeps only what they heard.
@@ -114,6 +150,8 @@ impl ReplyJob {
             status,
             error_code,
             reply_chars: content.chars().count(),
+            usage,
+            tool_calls,
         };
         completed::record(&self.db, &self.metrics, &self.clock, done).await;
         if status == MessageStatus::Complete && self.settings.auto_titles {
@@ -133,45 +171,102 @@ impl ReplyJob {
         }
     }
 
-    /// Stream the reply; returns the text produced and how it ended.
-    async fn generate(&self) -> (String, Result<MessageStatus, Failure>) {
-        let mut content = String::new();
+    /// Run the agent loop into `generated`; returns how the reply ended.
+    async fn generate(&self, generated: &mut Generated) -> Result<MessageStatus, Failure> {
         let Some(provider) = &self.provider else {
-            return (content, Err(Failure::NoModel));
+            return Err(Failure::NoModel);
         };
         let Ok(_generating) = self.generations.clone().try_acquire_owned() else {
             tracing::warn!("max_concurrent_generations reached: reply refused");
-            return (content, Err(Failure::Provider(ProviderError::Overloaded)));
+            return Err(Failure::Provider(ProviderError::Overloaded));
         };
-        let request = match self.request().await {
-            Ok(request) => request,
-            Err(error) => {
-                tracing::error!(%error, "loading history failed");
-                return (
-                    content,
-                    Err(Failure::Provider(ProviderError::Model(
-                        "history unavailable".into(),
-                    ))),
-                );
-            }
-        };
-        let mut stream = tokio::select! {
-            started = provider.stream_chat(request) => match started {
-                Ok(stream) => stream,
-                Err(error) => return (content, Err(Failure::Provider(error))),
-            },
-            () = self.cancel.cancelled() => return (content, Ok(MessageStatus::Interrupted)),
-        };
-        let mut reply_chars = 0;
+        let mut messages = history::load(
+            &self.db,
+            self.channel.id,
+            self.after_seq,
+            &self.settings.system_prompt,
+        )
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "loading history failed");
+            Failure::Provider(ProviderError::Model("history unavailable".into()))
+        })?;
+        let tools = self.tools.definitions();
         let mut checkpoints = Checkpoints::new(self.settings.checkpoint_interval);
+        let mut round = 0;
+        loop {
+            // Once the rounds are spent the model must answer with what it has.
+            let tool_choice = if round < self.settings.max_tool_rounds {
+                ToolChoice::Auto
+            } else {
+                ToolChoice::None
+            };
+            let request = ChatRequest {
+                messages: trim_to_budget(
+                    messages.clone(),
+                    self.settings.history_budget_tokens,
+                    estimate_tokens,
+                ),
+                max_tokens: Some(self.settings.max_reply_tokens),
+                temperature: None,
+                tools: tools.clone(),
+                tool_choice,
+            };
+            let round_start = generated.content.len();
+            let stream = tokio::select! {
+                started = provider.stream_chat(request) => started.map_err(Failure::Provider)?,
+                () = self.cancel.cancelled() => return Ok(MessageStatus::Interrupted),
+            };
+            let completion = match self.stream_round(stream, generated, &mut checkpoints).await {
+                RoundEnd::Finished(completion) => completion,
+                RoundEnd::Full => return Ok(MessageStatus::Complete),
+                RoundEnd::Cancelled => return Ok(MessageStatus::Interrupted),
+                RoundEnd::Failed(error) => return Err(Failure::Provider(error)),
+            };
+            if let Some(usage) = completion.usage {
+                generated.usage += usage;
+            }
+            if completion.tool_calls.is_empty() {
+                return Ok(MessageStatus::Complete);
+            }
+            if tool_choice == ToolChoice::None || tools.is_empty() {
+                tracing::warn!(round, "the model called tools when it was told to answer");
+                return Err(Failure::ToolRoundsExceeded);
+            }
+            generated.tool_calls += completion.tool_calls.len();
+            let round_text = generated.content[round_start..].to_owned();
+            let tool_round = ToolRound {
+                db: &self.db,
+                channel: &self.channel,
+                registry: &self.tools,
+                reply_id: self.reply_id,
+                round,
+                cancel: &self.cancel,
+            };
+            let Ok(results) = tool_round.run(&completion.tool_calls).await else {
+                return Ok(MessageStatus::Interrupted);
+            };
+            messages.push(ChatMessage::tool_calls(round_text, completion.tool_calls));
+            messages.extend(results);
+            round += 1;
+        }
+    }
+
+    /// Stream one model response, publishing its text as deltas of the reply.
+    async fn stream_round(
+        &self,
+        mut stream: ReplyStream,
+        generated: &mut Generated,
+        checkpoints: &mut Checkpoints,
+    ) -> RoundEnd {
         loop {
             let item = tokio::select! {
                 biased;
-                () = self.cancel.cancelled() => return (content, Ok(MessageStatus::Interrupted)),
+                () = self.cancel.cancelled() => return RoundEnd::Cancelled,
                 item = stream.next() => item,
                 () = sleep_until_some(checkpoints.deadline()) => {
                     let reserved = self.channel.reserved_through();
-                    checkpoint::save(&self.writer, &self.channel, self.reply_id, &content, reserved).await;
+                    checkpoint::save(&self.writer, &self.channel, self.reply_id, &generated.content, reserved).await;
                     // Saved or not, try again only once the text grows.
                     checkpoints.saved();
                     continue;
@@ -179,29 +274,33 @@ impl ReplyJob {
             };
             match item {
                 Some(Ok(StreamEvent::Delta(text))) => {
-                    let room = self.settings.max_reply_chars.saturating_sub(reply_chars);
+                    let room = self
+                        .settings
+                        .max_reply_chars
+                        .saturating_sub(generated.chars);
                     let (text, clipped) = clip_chars(text, room);
+                    generated.chars += text.chars().count();
                     for piece in split_chars(&text, MAX_DELTA_CHARS) {
-                        content.push_str(piece);
-                        self.publish_delta(piece.to_owned(), &content, &mut checkpoints)
+                        generated.content.push_str(piece);
+                        self.publish_delta(piece.to_owned(), &generated.content, checkpoints)
                             .await;
                     }
-                    reply_chars += text.chars().count();
                     if clipped {
                         tracing::info!(
                             max = self.settings.max_reply_chars,
                             "reply reached max_reply_chars"
                         );
-                        return (content, Ok(MessageStatus::Complete));
+                        return RoundEnd::Full;
                     }
                 }
-                Some(Ok(StreamEvent::Finished(_))) => {
-                    return (content, Ok(MessageStatus::Complete))
+                Some(Ok(StreamEvent::Finished(completion))) => {
+                    return RoundEnd::Finished(completion)
                 }
-                Some(Err(error)) => return (content, Err(Failure::Provider(error))),
+                Some(Err(error)) => return RoundEnd::Failed(error),
                 None => {
-                    let error = ProviderError::Protocol("stream ended without a finish".into());
-                    return (content, Err(Failure::Provider(error)));
+                    return RoundEnd::Failed(ProviderError::Protocol(
+                        "stream ended without a finish".into(),
+                    ))
                 }
             }
         }
@@ -244,34 +343,6 @@ impl ReplyJob {
         } else {
             checkpoints.grew();
         }
-    }
-
-    /// The system instruction and the history up to the user message, trimmed to budget.
-    async fn request(&self) -> Result<ChatRequest, StoreError> {
-        let stored =
-            store::history(&self.db, self.channel.id, self.after_seq, HISTORY_MESSAGES).await?;
-        let mut messages = vec![ChatMessage::new(
-            Role::System,
-            self.settings.system_prompt.clone(),
-        )];
-        messages.extend(stored.into_iter().filter_map(|message| {
-            let role = match message.sender {
-                Sender::User => Role::User,
-                Sender::Assistant => Role::Assistant,
-                Sender::Tool => return None,
-            };
-            Some(ChatMessage::new(role, message.content))
-        }));
-        Ok(ChatRequest {
-            messages: trim_to_budget(
-                messages,
-                self.settings.history_budget_tokens,
-                estimate_tokens,
-            ),
-            max_tokens: Some(self.settings.max_reply_tokens),
-            temperature: None,
-            tools: Vec::new(),
-        })
     }
 
     /// Publish the reply's `error` event. The seq it uses is recorded as the

@@ -92,7 +92,7 @@ async fn generate(provider: &dyn Provider, exchange: &FirstExchange) -> Option<S
         ],
         max_tokens: Some(MAX_TITLE_TOKENS),
         temperature: Some(0.2),
-        tools: Vec::new(),
+        ..ChatRequest::default()
     };
     let answer = tokio::time::timeout(TIMEOUT, async {
         let stream = provider.stream_chat(request).await?;

@@ -1,5 +1,9 @@
 //! A test double of an OpenAI-compatible server: real HTTP, real SSE
-//! (`data: {chunk}` lines, `data: [DONE]`), scripted per request.
+//! (`data: {chunk}` lines, `data: [DONE]`), scripted per request. Tool
+//! calls stream as OpenAI streams them: `delta.tool_calls[]` fragments
+//! keyed by `index`, the first of each call with its `id` and function
+//! name, the rest only argument text (here cut small and interleaved
+//! between calls), then `finish_reason: "tool_calls"`.
 
 use std::{
     collections::VecDeque,
@@ -33,6 +37,8 @@ pub enum Script {
     Status(u16),
     /// Stream these tokens, then go silent without finishing.
     StallAfter(Vec<String>),
+    /// Call these tools: `(id, name, arguments text)`.
+    ToolCalls(Vec<(String, String, String)>),
 }
 
 impl Script {
@@ -42,6 +48,18 @@ impl Script {
             tokens: tokens.iter().map(|t| t.to_string()).collect(),
             delay: Duration::from_millis(5),
         }
+    }
+
+    /// Tool calls, each `(id, name, arguments text)`.
+    pub fn tool_calls(calls: &[(&str, &str, &str)]) -> Self {
+        Script::ToolCalls(
+            calls
+                .iter()
+                .map(|(id, name, arguments)| {
+                    (id.to_string(), name.to_string(), arguments.to_string())
+                })
+                .collect(),
+        )
     }
 
     /// Tokens streamed `delay` apart.
@@ -99,6 +117,10 @@ fn chunk(content: Option<&str>, finish: Option<&str>) -> Bytes {
         Some(text) => json!({ "content": text }),
         None => json!({}),
     };
+    delta_chunk(delta, finish)
+}
+
+fn delta_chunk(delta: Value, finish: Option<&str>) -> Bytes {
     let body = json!({
         "id": "chatcmpl-test",
         "object": "chat.completion.chunk",
@@ -128,6 +150,7 @@ async fn completions(
                 json!({ "error": { "message": "scripted failure", "type": "server_error" } });
             return (status, Json(error)).into_response();
         }
+        Script::ToolCalls(calls) => return tool_call_response(calls),
         Script::Tokens { tokens, delay } => (tokens, delay, true),
         Script::StallAfter(tokens) => (tokens, Duration::from_millis(5), false),
     };
@@ -153,6 +176,52 @@ async fn completions(
         futures::stream::pending().boxed()
     };
     let stream = role.chain(deltas).chain(ending).map(Ok::<_, Infallible>);
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .body(Body::from_stream(stream))
+        .unwrap()
+}
+
+/// Argument text per fragment: small, so every call arrives in pieces.
+const ARGUMENT_FRAGMENT_CHARS: usize = 4;
+
+/// A streamed response that makes `calls`: each call's first fragment
+/// (id and name), then their argument fragments interleaved by index.
+fn tool_call_response(calls: Vec<(String, String, String)>) -> Response {
+    let mut chunks = vec![delta_chunk(json!({ "role": "assistant" }), None)];
+    let mut fragments: Vec<Vec<String>> = Vec::new();
+    for (index, (id, name, arguments)) in calls.iter().enumerate() {
+        chunks.push(delta_chunk(
+            json!({ "tool_calls": [{
+                "index": index, "id": id, "type": "function",
+                "function": { "name": name, "arguments": "" },
+            }]}),
+            None,
+        ));
+        let chars: Vec<char> = arguments.chars().collect();
+        fragments.push(
+            chars
+                .chunks(ARGUMENT_FRAGMENT_CHARS)
+                .map(|piece| piece.iter().collect())
+                .collect(),
+        );
+    }
+    let longest = fragments.iter().map(Vec::len).max().unwrap_or(0);
+    for step in 0..longest {
+        for (index, pieces) in fragments.iter().enumerate() {
+            if let Some(piece) = pieces.get(step) {
+                chunks.push(delta_chunk(
+                    json!({ "tool_calls": [{ "index": index, "function": { "arguments": piece } }] }),
+                    None,
+                ));
+            }
+        }
+    }
+    let usage = json!({"choices": [], "usage": {"prompt_tokens": 20, "completion_tokens": 8, "total_tokens": 28}});
+    chunks.push(delta_chunk(json!({}), Some("tool_calls")));
+    chunks.push(Bytes::from(format!("data: {usage}\n\n")));
+    chunks.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    let stream = futures::stream::iter(chunks).map(Ok::<_, Infallible>);
     Response::builder()
         .header(header::CONTENT_TYPE, "text/event-stream")
         .body(Body::from_stream(stream))

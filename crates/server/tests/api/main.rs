@@ -31,6 +31,7 @@ mod storage_failures;
 mod streaks;
 mod throttles;
 mod titles;
+mod tools;
 #[cfg(feature = "voice-local")]
 mod voice;
 mod voice_gemini;
