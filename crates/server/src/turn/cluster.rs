@@ -2,24 +2,16 @@
 //! the conversation's lease and has caught up with whatever the previous
 //! holder published, so numbering continues exactly; a message that arrives
 //! while another node holds the lease is forwarded there
-//! ([`crate::cluster::forward`]). A reply whose node died is finished
-//! (`interrupted`) by a node that finds it unanswered with nobody holding
-//! its conversation ([`sweep_abandoned`]).
+//! ([`crate::cluster::forward`]). A reply whose node died is finished by
+//! another ([`super::abandoned`]).
 
 use std::{sync::Arc, time::Duration};
 
-use colloquy_protocol::MessageStatus;
-use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
-
-use super::{
-    publish::{publish_reply, FinishedReply},
-    SubmitError, Submitted, TurnOptions, TurnService,
-};
+use super::{SubmitError, Submitted, TurnOptions, TurnService};
 use crate::{
     cluster::{
         forward::{ForwardError, ForwardedReply, ForwardedSubmit, SubmitHandler},
-        Acquired, Cluster, LeaseGuard,
+        Acquired, LeaseGuard,
     },
     hub::{ChannelHandle, Hub},
     input::{ClientId, UserText},
@@ -29,8 +21,6 @@ use crate::{
 /// How long a new holder waits for the live feed to bring the previous
 /// holder's last events before reading them from the stream itself.
 const CATCH_UP_WAIT: Duration = Duration::from_secs(2);
-/// How far back a sweep after the first looks for unanswered messages.
-const RECENT_MILLIS: i64 = 3_600_000;
 /// How often a writer asks again for a lease another node holds.
 const RETRY_EVERY: Duration = Duration::from_millis(100);
 
@@ -141,7 +131,7 @@ impl TurnService {
     /// Bring `channel` up to date before this node writes to it: the events
     /// the previous holder published, and the numbering the database has
     /// (stored messages, reserved seqs), which continues from there.
-    async fn catch_up(&self, channel: &ChannelHandle) -> Result<(), StoreError> {
+    pub(super) async fn catch_up(&self, channel: &ChannelHandle) -> Result<(), StoreError> {
         channel.catch_up(CATCH_UP_WAIT).await;
         if let Some(numbering) = store::numbering(&self.db, channel.id).await? {
             channel.advance_to(numbering.last_seq).await;
@@ -207,101 +197,4 @@ async fn submit_forwarded(
         forwarded: true,
     };
     turns.submit_with(&channel, text, client_id, options).await
-}
-
-/// Finish, every `every`, replies whose node died before answering: a user
-/// message with no reply in a conversation nobody holds. The reply is
-/// stored `interrupted` with what its clients saw and published, so no
-/// client waits for it forever.
-pub async fn sweep_abandoned(
-    turns: Arc<TurnService>,
-    hub: Arc<Hub>,
-    cluster: Arc<Cluster>,
-    every: Duration,
-    stop: CancellationToken,
-) {
-    let mut ticks = tokio::time::interval(every);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // The first sweep looks at everything; later ones at the last hour
-    // (a reply runs for minutes at most, and every node sweeps at start).
-    let mut since = 0;
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            _ = ticks.tick() => {
-                let swept = finish_abandoned(&turns, &hub, &cluster, since).await;
-                since = store::now_millis() - RECENT_MILLIS;
-                match swept {
-                    Ok(0) => {}
-                    Ok(finished) => tracing::warn!(finished, "finished replies a stopped node left unanswered"),
-                    Err(error) => tracing::warn!(%error, "looking for abandoned replies failed"),
-                }
-            }
-        }
-    }
-}
-
-async fn finish_abandoned(
-    turns: &TurnService,
-    hub: &Arc<Hub>,
-    cluster: &Cluster,
-    since: i64,
-) -> Result<usize, StoreError> {
-    let mut finished = 0;
-    for user_message in store::orphaned_user_messages_since(&turns.db, since).await? {
-        let (conversation, Some(reply_id)) = (user_message.conversation_id, user_message.reply_id)
-        else {
-            continue;
-        };
-        if cluster.leases.held_here(conversation) {
-            continue;
-        }
-        if !matches!(cluster.leases.holder(conversation).await, Ok(None)) {
-            continue;
-        }
-        let Ok(Acquired::Here(_guard)) = cluster.leases.acquire(conversation).await else {
-            continue;
-        };
-        if finish_one(turns, hub, conversation, reply_id).await? {
-            finished += 1;
-        }
-    }
-    Ok(finished)
-}
-
-/// Store and publish `reply_id` as interrupted, holding its conversation's
-/// lease; false when it was answered meanwhile.
-async fn finish_one(
-    turns: &TurnService,
-    hub: &Arc<Hub>,
-    conversation: Uuid,
-    reply_id: Uuid,
-) -> Result<bool, StoreError> {
-    // Answered just before its node let go of the lease?
-    if store::find_message(&turns.db, conversation, reply_id)
-        .await?
-        .is_some()
-    {
-        return Ok(false);
-    }
-    let Some(numbering) = store::numbering(&turns.db, conversation).await? else {
-        return Ok(false);
-    };
-    let channel = hub.channel(conversation, numbering.owner, numbering.last_seq);
-    turns.catch_up(&channel).await?;
-    // What its clients saw: the deltas in the stream, else the checkpoint.
-    let content = match channel.streamed_text(reply_id).await {
-        Some(text) => text,
-        None => store::checkpointed_text(&turns.db, reply_id)
-            .await?
-            .unwrap_or_default(),
-    };
-    let reply = FinishedReply {
-        reply_id,
-        content: &content,
-        status: MessageStatus::Interrupted,
-        error_code: None,
-    };
-    publish_reply(turns.storage(), &channel, &reply).await?;
-    Ok(true)
 }

@@ -9,6 +9,7 @@
 //! (preceded by an `error` event). Every reply ends with that final message,
 //! so clients and the HTTP adapters have one thing to wait for.
 
+mod abandoned;
 mod checkpoint;
 mod cluster;
 mod completed;
@@ -41,7 +42,8 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 use uuid::Uuid;
 
-pub use cluster::{submit_handler, sweep_abandoned};
+pub use abandoned::sweep_abandoned;
+pub use cluster::submit_handler;
 pub use events::{final_event, stored_events, tool_call_json};
 pub use recovery::close_orphaned_replies;
 

@@ -1,0 +1,157 @@
+//! Replies whose node died (cluster mode): a user message with no reply in
+//! a conversation nobody holds. A node that finds one takes the lease and
+//! ends it as its clients last saw it: tool calls left running end with an
+//! `interrupted` error, then the reply is stored `interrupted` with the text
+//! its deltas carried, each published like any event, so no client waits
+//! for them forever.
+
+use std::{sync::Arc, time::Duration};
+
+use colloquy_protocol::MessageStatus;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::{
+    events::tool_end,
+    publish::{publish_reply, FinishedReply},
+    TurnService,
+};
+use crate::{
+    cluster::{Acquired, Cluster},
+    hub::{ChannelHandle, Hub},
+    store::{self, StoreError, ToolCallEnd},
+};
+
+/// How far back a sweep after the first looks for unanswered messages.
+const RECENT_MILLIS: i64 = 3_600_000;
+/// What a client is told of a tool call whose node died.
+const INTERRUPTED_TOOL: &str = "The server running this tool stopped.";
+
+/// Finish, every `every`, replies whose node died before answering: a user
+/// message with no reply in a conversation nobody holds. The reply is
+/// stored `interrupted` with what its clients saw and published, so no
+/// client waits for it forever.
+pub async fn sweep_abandoned(
+    turns: Arc<TurnService>,
+    hub: Arc<Hub>,
+    cluster: Arc<Cluster>,
+    every: Duration,
+    stop: CancellationToken,
+) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first sweep looks at everything; later ones at the last hour
+    // (a reply runs for minutes at most, and every node sweeps at start).
+    let mut since = 0;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => {
+                let swept = finish_abandoned(&turns, &hub, &cluster, since).await;
+                since = store::now_millis() - RECENT_MILLIS;
+                match swept {
+                    Ok(0) => {}
+                    Ok(finished) => tracing::warn!(finished, "finished replies a stopped node left unanswered"),
+                    Err(error) => tracing::warn!(%error, "looking for abandoned replies failed"),
+                }
+            }
+        }
+    }
+}
+
+async fn finish_abandoned(
+    turns: &TurnService,
+    hub: &Arc<Hub>,
+    cluster: &Cluster,
+    since: i64,
+) -> Result<usize, StoreError> {
+    let mut finished = 0;
+    for user_message in store::orphaned_user_messages_since(&turns.db, since).await? {
+        let (conversation, Some(reply_id)) = (user_message.conversation_id, user_message.reply_id)
+        else {
+            continue;
+        };
+        if cluster.leases.held_here(conversation) {
+            continue;
+        }
+        if !matches!(cluster.leases.holder(conversation).await, Ok(None)) {
+            continue;
+        }
+        let Ok(Acquired::Here(_guard)) = cluster.leases.acquire(conversation).await else {
+            continue;
+        };
+        if finish_one(turns, hub, conversation, reply_id).await? {
+            finished += 1;
+        }
+    }
+    Ok(finished)
+}
+
+/// End `reply_id` as interrupted, holding its conversation's lease; false
+/// when it was answered meanwhile.
+async fn finish_one(
+    turns: &TurnService,
+    hub: &Arc<Hub>,
+    conversation: Uuid,
+    reply_id: Uuid,
+) -> Result<bool, StoreError> {
+    // Answered just before its node let go of the lease?
+    if store::find_message(&turns.db, conversation, reply_id)
+        .await?
+        .is_some()
+    {
+        return Ok(false);
+    }
+    let Some(numbering) = store::numbering(&turns.db, conversation).await? else {
+        return Ok(false);
+    };
+    let channel = hub.channel(conversation, numbering.owner, numbering.last_seq);
+    turns.catch_up(&channel).await?;
+    end_running_tools(turns, &channel, reply_id).await?;
+    // What its clients saw: the deltas in the stream, else the checkpoint.
+    let content = match channel.streamed_text(reply_id).await {
+        Some(text) => text,
+        None => store::checkpointed_text(&turns.db, reply_id)
+            .await?
+            .unwrap_or_default(),
+    };
+    let reply = FinishedReply {
+        reply_id,
+        content: &content,
+        status: MessageStatus::Interrupted,
+        error_code: None,
+    };
+    publish_reply(turns.storage(), &channel, &reply).await?;
+    Ok(true)
+}
+
+/// Store and publish an `interrupted` end for every call of `reply_id`
+/// still running.
+async fn end_running_tools(
+    turns: &TurnService,
+    channel: &ChannelHandle,
+    reply_id: Uuid,
+) -> Result<(), StoreError> {
+    let db = &turns.db;
+    for mut call in store::unfinished_tool_calls(db, channel.id, reply_id).await? {
+        let call = &mut call;
+        channel
+            .publish(|seq| async move {
+                let end = ToolCallEnd {
+                    id: call.id,
+                    conversation_id: call.conversation_id,
+                    end_seq: seq,
+                    outcome: Err(("interrupted", INTERRUPTED_TOOL)),
+                    duration_ms: 0,
+                };
+                store::finish_tool_call(db, end).await?;
+                call.error_code = Some("interrupted".into());
+                call.error_message = Some(INTERRUPTED_TOOL.into());
+                call.end_seq = Some(seq);
+                call.duration_ms = Some(0);
+                Ok::<_, StoreError>(tool_end(call, seq))
+            })
+            .await?;
+    }
+    Ok(())
+}
