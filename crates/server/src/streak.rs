@@ -41,7 +41,7 @@ pub fn parse_timezone(name: &str) -> Option<Tz> {
 }
 
 /// What `GET /api/streak` answers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Streak {
     /// Days in a row with a message, up to today or yesterday; 0 once a day
     /// was missed.

@@ -9,12 +9,13 @@ use std::collections::BTreeMap;
 use axum::{
     extract::{Query, State},
     http::StatusCode,
-    routing::{get, post},
-    Json, Router,
+    Json,
 };
 use chrono::{DateTime, Duration as Days, NaiveDate, Utc};
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     auth::{AdminUser, AuthUser},
@@ -23,10 +24,10 @@ use crate::{
     AppState,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/analytics/events", post(record))
-        .route("/api/analytics/summary", get(summary))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(record))
+        .routes(routes!(summary))
 }
 
 /// Most events in one batch.
@@ -46,11 +47,46 @@ const SERVER_EVENTS: [&str; 3] = [
     "conversation_forked",
 ];
 
+/// One event of a batch, as a client sends it. Only the document uses this
+/// type: [`parse_event`] reads the JSON itself, to name the field at fault.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+struct AnalyticsEvent {
+    /// `^[a-z][a-z0-9_]{0,63}$`; not one of the server's own names
+    /// (`turn_completed`, `conversation_shared`, `conversation_forked`).
+    name: String,
+    /// At most 4 KiB as JSON.
+    properties: Option<Map<String, Value>>,
+    /// RFC 3339, within the last 7 days; the time received when absent.
+    ts: Option<DateTime<Utc>>,
+}
+
+/// How many events of a batch were stored.
+#[derive(Serialize, ToSchema)]
+struct Accepted {
+    accepted: usize,
+}
+
+/// Record a batch of analytics events.
+///
+/// Signed-in and guest users alike; at most 50 events a batch, batches
+/// rate-limited per user. A bad event fails the whole batch with a 400
+/// naming its field (`events[1].name`).
+#[utoipa::path(
+    post, path = "/api/analytics/events", tag = "analytics",
+    request_body = Vec<AnalyticsEvent>,
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "Stored.", body = Accepted),
+        (status = 400, description = "`invalid_event` naming the field, or a malformed body."),
+        (status = 429, description = "`rate_limited`: too many batches."),
+    ),
+)]
 async fn record(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
     ApiJson(body): ApiJson<Value>,
-) -> Result<(StatusCode, Json<Value>), AppError> {
+) -> Result<(StatusCode, Json<Accepted>), AppError> {
     state
         .limits
         .check_analytics_batch(user.id)
@@ -62,7 +98,9 @@ async fn record(
     store::insert_analytics_events(&state.db, Some(user.id), &events).await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "accepted": events.len() })),
+        Json(Accepted {
+            accepted: events.len(),
+        }),
     ))
 }
 
@@ -167,17 +205,50 @@ fn valid_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct SummaryQuery {
+    /// First day (`YYYY-MM-DD`, UTC); 29 days before `to` when absent.
     from: Option<NaiveDate>,
+    /// Last day, included; today when absent. At most 366 days in all.
     to: Option<NaiveDate>,
 }
 
+/// Event counts per name per UTC day.
+#[derive(Serialize, ToSchema)]
+struct Summary {
+    from: String,
+    to: String,
+    /// Only days with events, oldest first.
+    days: Vec<DayCounts>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct DayCounts {
+    /// `YYYY-MM-DD`.
+    date: String,
+    /// Events of each name that day.
+    counts: BTreeMap<String, i64>,
+}
+
+/// Counts of analytics events per name per day.
+///
+/// Administrators only (the `admins` setting).
+#[utoipa::path(
+    get, path = "/api/analytics/summary", tag = "analytics",
+    params(SummaryQuery),
+    security(("bearer" = ["admin"])),
+    responses(
+        (status = 200, description = "The counts.", body = Summary),
+        (status = 400, description = "`invalid_query`: bad dates, `from` after `to`, or too long a range."),
+        (status = 403, description = "`admin_required`."),
+    ),
+)]
 async fn summary(
     State(state): State<AppState>,
     AdminUser(_): AdminUser,
     query: Result<Query<SummaryQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<Summary>, AppError> {
     let Query(query) = query.map_err(|_| {
         AppError::bad_request(
             "invalid_query",
@@ -201,26 +272,26 @@ async fn summary(
     let start = day_start_millis(from);
     let end = day_start_millis(to) + DAY_MILLIS;
     let counts = store::daily_analytics_counts(&state.db, start, end).await?;
-    let mut days: BTreeMap<i64, Map<String, Value>> = BTreeMap::new();
+    let mut days: BTreeMap<i64, BTreeMap<String, i64>> = BTreeMap::new();
     for count in counts {
         days.entry(count.day)
             .or_default()
-            .insert(count.name, json!(count.count));
+            .insert(count.name, count.count);
     }
-    let days: Vec<Value> = days
+    let days = days
         .into_iter()
-        .map(|(day, counts)| {
-            let date = DateTime::from_timestamp_millis(day * DAY_MILLIS)
+        .map(|(day, counts)| DayCounts {
+            date: DateTime::from_timestamp_millis(day * DAY_MILLIS)
                 .map(|at| at.date_naive().to_string())
-                .unwrap_or_default();
-            json!({ "date": date, "counts": counts })
+                .unwrap_or_default(),
+            counts,
         })
         .collect();
-    Ok(Json(json!({
-        "from": from.to_string(),
-        "to": to.to_string(),
-        "days": days,
-    })))
+    Ok(Json(Summary {
+        from: from.to_string(),
+        to: to.to_string(),
+        days,
+    }))
 }
 
 fn day_start_millis(date: NaiveDate) -> i64 {
@@ -231,6 +302,8 @@ fn day_start_millis(date: NaiveDate) -> i64 {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]

@@ -4,14 +4,10 @@
 //! `Retry-After` beyond their budgets; password hashing waits briefly for a
 //! slot and is answered 503 `overloaded` when none frees up.
 
-use axum::{
-    extract::State,
-    http::StatusCode,
-    routing::{get, post},
-    Json, Router,
-};
+use axum::{extract::State, http::StatusCode, Json};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     auth::{hash_password, verify_password, AuthUser},
@@ -22,13 +18,13 @@ use crate::{
     AppState,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/auth/register", post(register))
-        .route("/auth/login", post(login))
-        .route("/api/auth/anonymous", post(anonymous))
-        .route("/api/auth/claim", post(claim))
-        .route("/api/auth/me", get(me))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(anonymous))
+        .routes(routes!(claim))
+        .routes(routes!(me))
 }
 
 const MIN_PASSWORD_CHARS: usize = 8;
@@ -37,10 +33,13 @@ const MAX_EMAIL_CHARS: usize = 254;
 const MAX_NAME_CHARS: usize = 200;
 
 /// The body of every successful sign-in.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct TokenResponse {
+    /// Send as `Authorization: Bearer <access_token>` (or `?token=`).
     access_token: String,
+    /// Always `bearer`.
     token_type: &'static str,
+    /// Seconds until the token expires.
     expires_in: u64,
     user: User,
 }
@@ -95,14 +94,31 @@ fn normalize_email(email: &str) -> Result<String, AppError> {
     Ok(email)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct RegisterBody {
+    /// Compared lowercased and trimmed.
     email: String,
+    /// 8 to 1024 characters.
     password: String,
+    /// One line of at most 200 characters.
     #[serde(default)]
     full_name: Option<String>,
 }
 
+/// Create an account and sign in.
+///
+/// Throttled per client address (429 with `Retry-After`); 503 `overloaded`
+/// when password hashing is saturated.
+#[utoipa::path(
+    post, path = "/auth/register", tag = "auth",
+    request_body = RegisterBody,
+    responses(
+        (status = 201, description = "Registered and signed in.", body = TokenResponse),
+        (status = 400, description = "`invalid_email`, `invalid_password`, `invalid_full_name` or a malformed body."),
+        (status = 409, description = "`conflict`: the email is taken."),
+        (status = 429, description = "`rate_limited`: too many sign-ups from this address."),
+    ),
+)]
 async fn register(
     State(state): State<AppState>,
     client: ClientIp,
@@ -148,12 +164,25 @@ async fn register(
     Ok((StatusCode::CREATED, Json(token_response(&state, user)?)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct LoginBody {
     email: String,
     password: String,
 }
 
+/// Sign in with an email and password.
+///
+/// Throttled per client address and per email (429 with `Retry-After`).
+#[utoipa::path(
+    post, path = "/auth/login", tag = "auth",
+    request_body = LoginBody,
+    responses(
+        (status = 200, description = "Signed in.", body = TokenResponse),
+        (status = 400, description = "A malformed body."),
+        (status = 401, description = "`invalid_credentials`."),
+        (status = 429, description = "`rate_limited`: too many attempts."),
+    ),
+)]
 async fn login(
     State(state): State<AppState>,
     client: ClientIp,
@@ -185,6 +214,17 @@ async fn login(
     }
 }
 
+/// Start a guest session.
+///
+/// An anonymous user that can chat at once; its conversations can later be
+/// claimed by an account (`POST /api/auth/claim`). Throttled per address.
+#[utoipa::path(
+    post, path = "/api/auth/anonymous", tag = "auth",
+    responses(
+        (status = 201, description = "A guest user and its token.", body = TokenResponse),
+        (status = 429, description = "`rate_limited`: too many guest sessions from this address."),
+    ),
+)]
 async fn anonymous(
     State(state): State<AppState>,
     client: ClientIp,
@@ -203,18 +243,38 @@ async fn anonymous(
     Ok((StatusCode::CREATED, Json(token_response(&state, user)?)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct ClaimBody {
+    /// The guest session's access token.
     anonymous_token: String,
 }
 
+/// What a claim moved.
+#[derive(Serialize, ToSchema)]
+struct Claimed {
+    claimed_conversations: u64,
+    /// The caller.
+    user: User,
+}
+
+/// Claim a guest session's conversations.
+///
 /// Move an anonymous user's conversations to the signed-in caller, then
 /// retire the anonymous user (its token stops working).
+#[utoipa::path(
+    post, path = "/api/auth/claim", tag = "auth",
+    request_body = ClaimBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Claimed.", body = Claimed),
+        (status = 400, description = "`sign_in_required` (the caller is a guest) or `invalid_anonymous_token`."),
+    ),
+)]
 async fn claim(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
     ApiJson(body): ApiJson<ClaimBody>,
-) -> Result<Json<serde_json::Value>, AppError> {
+) -> Result<Json<Claimed>, AppError> {
     if user.is_anonymous {
         return Err(AppError::bad_request(
             "sign_in_required",
@@ -248,11 +308,18 @@ async fn claim(
         .await
         .map_err(|e| AppError::Internal(e.into()))?;
     tracing::info!(user_id = %user.id, moved, "anonymous session claimed");
-    Ok(Json(
-        json!({ "claimed_conversations": moved, "user": user }),
-    ))
+    Ok(Json(Claimed {
+        claimed_conversations: moved,
+        user,
+    }))
 }
 
+/// The caller's user.
+#[utoipa::path(
+    get, path = "/api/auth/me", tag = "auth",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The caller.", body = User)),
+)]
 async fn me(AuthUser(user): AuthUser) -> Json<User> {
     Json(user)
 }

@@ -1,13 +1,14 @@
 //! `GET /api/config`: what a client needs to boot (seed 000): socket URLs,
 //! auth modes, models and limits. Public: it holds nothing secret.
 
-use axum::{extract::State, http::HeaderMap, routing::get, Json, Router};
+use axum::{extract::State, http::HeaderMap, Json};
 use serde_json::{json, Value};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/config", get(client_config))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(client_config))
 }
 
 /// `ws`/`wss` base for the host the client reached us on.
@@ -31,6 +32,20 @@ fn voices(state: &AppState) -> Vec<&'static str> {
     Vec::new()
 }
 
+/// What a client needs to boot.
+///
+/// An object of sections: `name` and `version`; `websocket` (`chat_url`,
+/// `chat_v2_url`, `voice_url` for the host asked, their `paths`, and
+/// `token_query_param`); `http` (paths of the HTTP chat endpoints); `auth`
+/// (`modes` and the sign-in paths); `models` (`available`: `id`, `name`,
+/// `provider`, `model`; and the `default` id); `voice` (`engine`,
+/// `available`, sample rates, `tts_default`, `voices`); `limits`
+/// (`max_message_chars`, `max_frame_bytes`, heartbeat seconds).
+/// Public: it holds nothing secret.
+#[utoipa::path(
+    get, path = "/api/config", tag = "server",
+    responses((status = 200, description = "The client configuration.", body = Object)),
+)]
 async fn client_config(State(state): State<AppState>, headers: HeaderMap) -> Json<Value> {
     let config = &state.config;
     let base = socket_base(&headers).unwrap_or_default();

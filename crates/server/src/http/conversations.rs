@@ -5,11 +5,11 @@ use axum::{
     body::Bytes,
     extract::{rejection::BytesRejection, State},
     http::StatusCode,
-    routing::get,
-    Json, Router,
+    Json,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use colloquy_protocol::ConversationAction;
@@ -23,34 +23,56 @@ use crate::{
     AppState,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/conversations", get(list).post(create))
-        .route(
-            "/api/conversations/{id}",
-            get(show).patch(rename).delete(remove),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, rename, remove))
 }
 
 const DEFAULT_PAGE: u32 = 20;
 const MAX_PAGE: u32 = 100;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Page {
+    /// 1 to 100; 20 when absent.
     limit: Option<u32>,
+    /// Conversations to skip (a page's `next_offset`).
     offset: Option<u32>,
-    /// Only conversations whose title or messages contain this text.
+    /// Only conversations whose title or messages contain this text (at
+    /// most 200 characters).
     q: Option<String>,
+}
+
+/// One page of the caller's conversations, newest activity first.
+#[derive(Serialize, ToSchema)]
+struct ConversationPage {
+    conversations: Vec<Conversation>,
+    limit: u32,
+    offset: u32,
+    has_more: bool,
+    /// The `offset` of the next page, when there is one.
+    next_offset: Option<u32>,
 }
 
 /// Longest search text accepted, in characters.
 const MAX_SEARCH_CHARS: usize = 200;
 
+/// The caller's conversations, a page at a time, optionally searched.
+#[utoipa::path(
+    get, path = "/api/conversations", tag = "conversations",
+    params(Page),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of conversations.", body = ConversationPage),
+        (status = 400, description = "`invalid_query`: a bad `limit`, `offset` or `q`."),
+    ),
+)]
 async fn list(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
     ApiQuery(page): ApiQuery<Page>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<ConversationPage>, AppError> {
     let limit = page.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(AppError::bad_request(
@@ -72,21 +94,36 @@ async fn list(
     };
     let has_more = conversations.len() > limit as usize;
     conversations.truncate(limit as usize);
-    Ok(Json(json!({
-        "conversations": conversations,
-        "limit": limit,
-        "offset": offset,
-        "has_more": has_more,
-        "next_offset": has_more.then_some(offset + limit),
-    })))
+    Ok(Json(ConversationPage {
+        conversations,
+        limit,
+        offset,
+        has_more,
+        next_offset: has_more.then_some(offset + limit),
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct CreateBody {
+    /// One line; empty (or absent) for an untitled conversation, which
+    /// gets a title after its first reply.
     #[serde(default)]
     title: String,
 }
 
+/// Create a conversation.
+///
+/// The body is optional: an empty POST creates an untitled conversation.
+/// The caller's sockets are told with a `conversation` `created` event.
+#[utoipa::path(
+    post, path = "/api/conversations", tag = "conversations",
+    request_body(content = Option<CreateBody>, description = "Optional."),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created.", body = Conversation),
+        (status = 400, description = "`invalid_json` or an invalid `title`."),
+    ),
+)]
 async fn create(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -108,7 +145,8 @@ async fn create(
     Ok((StatusCode::CREATED, Json(conversation)))
 }
 
-#[derive(Serialize)]
+/// A conversation with a page of its messages.
+#[derive(Serialize, ToSchema)]
 struct ConversationWithMessages {
     #[serde(flatten)]
     conversation: Conversation,
@@ -127,13 +165,28 @@ struct ConversationWithMessages {
 const DEFAULT_MESSAGES_PAGE: u32 = 200;
 const MAX_MESSAGES_PAGE: u32 = 1000;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct MessagesPage {
     /// Only messages before this turn position (a page's `next_before`).
     before: Option<u64>,
+    /// 1 to 1000 messages; 200 when absent.
     limit: Option<u32>,
 }
 
+/// A conversation and its newest messages.
+///
+/// Older messages come a page at a time with `before`.
+#[utoipa::path(
+    get, path = "/api/conversations/{id}", tag = "conversations",
+    params(("id" = Uuid, Path, description = "The conversation."), MessagesPage),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The conversation.", body = ConversationWithMessages),
+        (status = 400, description = "`invalid_path` or `invalid_query`."),
+        (status = 404, description = "`not_found`: no such conversation of the caller's."),
+    ),
+)]
 async fn show(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -181,11 +234,27 @@ async fn show(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct RenameBody {
+    /// One non-empty line.
     title: String,
 }
 
+/// Rename a conversation.
+///
+/// A title the user sets is never replaced by a generated one. The
+/// caller's sockets are told with a `conversation` `renamed` event.
+#[utoipa::path(
+    patch, path = "/api/conversations/{id}", tag = "conversations",
+    params(("id" = Uuid, Path, description = "The conversation.")),
+    request_body = RenameBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Renamed.", body = Conversation),
+        (status = 400, description = "`empty_title`, an invalid title or a malformed body."),
+        (status = 404, description = "`not_found`: no such conversation of the caller's."),
+    ),
+)]
 async fn rename(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -218,6 +287,19 @@ async fn rename(
     Ok(Json(conversation))
 }
 
+/// Delete a conversation and its messages.
+///
+/// Replies still running for it are stopped; the caller's sockets are told
+/// with a `conversation` `deleted` event.
+#[utoipa::path(
+    delete, path = "/api/conversations/{id}", tag = "conversations",
+    params(("id" = Uuid, Path, description = "The conversation.")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 404, description = "`not_found`: no such conversation of the caller's."),
+    ),
+)]
 async fn remove(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,

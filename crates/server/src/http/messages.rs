@@ -13,20 +13,21 @@ use axum::{
         sse::{Event, KeepAlive, Sse},
         IntoResponse, Response,
     },
-    routing::post,
-    Json, Router,
+    Json,
 };
 use colloquy_protocol::{MessageStatus, Sender, ServerEvent};
 use futures::Stream;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::{self, error::RecvError};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::{
     auth::AuthUser,
     conversation::{self, IfMissing, OpenError},
     error::{ApiJson, AppError},
+    http::openapi::ErrorDetail,
     hub::{ChannelHandle, Published},
     input::{ClientId, UserText},
     store::{self, Message},
@@ -34,18 +35,22 @@ use crate::{
     AppState,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/messages", post(post_message))
-        .route("/v2/chat", post(v2_chat))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(post_message))
+        .routes(routes!(v2_chat))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct MessageBody {
+    /// The conversation (also accepted as `conversationId` or
+    /// `session_id`); a new one when absent.
     #[serde(default, alias = "conversationId", alias = "session_id")]
     conversation_id: Option<Uuid>,
+    /// The user's text (also accepted as `message`).
     #[serde(alias = "message")]
     content: String,
+    /// Makes a resend idempotent: a repeat gets the original reply.
     #[serde(default)]
     client_id: Option<String>,
     /// One of `/api/config`'s `models.available` ids; the default when absent.
@@ -214,6 +219,41 @@ fn reply_status_code(code: &str) -> StatusCode {
     }
 }
 
+/// The stored user message of a turn.
+#[derive(Serialize, ToSchema)]
+struct UserMessageRef {
+    id: Uuid,
+    seq: Option<u64>,
+    client_id: Option<String>,
+}
+
+/// A turn's answer: the user's message, the complete reply and the tool
+/// calls the reply made.
+#[derive(Serialize, ToSchema)]
+struct Reply {
+    conversation_id: Uuid,
+    /// The message repeated a `client_id` already sent: this is the
+    /// original's reply.
+    duplicate: bool,
+    user_message: UserMessageRef,
+    assistant_message: Message,
+    /// In call order: name, arguments, result or error, duration.
+    #[schema(value_type = Vec<Object>)]
+    tool_calls: Vec<serde_json::Value>,
+}
+
+/// A turn whose reply failed: the error and what was stored.
+#[derive(Serialize, ToSchema)]
+struct ReplyFailed {
+    error: ErrorDetail,
+    conversation_id: Uuid,
+    user_message: UserMessageRef,
+    /// The reply as stored, `status: error`, with what arrived before the failure.
+    assistant_message: Message,
+    #[schema(value_type = Vec<Object>)]
+    tool_calls: Vec<serde_json::Value>,
+}
+
 /// The JSON answer: both messages and the reply's tool calls, or the
 /// reply's error with the ids of what was stored.
 async fn reply_response(
@@ -228,36 +268,61 @@ async fn reply_response(
             .iter()
             .map(tool_call_json)
             .collect();
-    let user_message = json!({
-        "id": submitted.message_id,
-        "seq": submitted.ack.seq(),
-        "client_id": match &submitted.ack { ServerEvent::Ack { client_id, .. } => client_id.clone(), _ => None },
-    });
+    let user_message = UserMessageRef {
+        id: submitted.message_id,
+        seq: submitted.ack.seq(),
+        client_id: match &submitted.ack {
+            ServerEvent::Ack { client_id, .. } => client_id.clone(),
+            _ => None,
+        },
+    };
     if reply.status == MessageStatus::Error {
         let code = reply
             .error_code
             .clone()
             .unwrap_or_else(|| "provider_error".into());
-        let body = json!({
-            "error": { "code": code, "message": error_text(&code) },
-            "conversation_id": conversation_id,
-            "user_message": user_message,
-            "assistant_message": reply,
-            "tool_calls": tool_calls,
-        });
-        return Ok((reply_status_code(&code), Json(body)).into_response());
+        let status = reply_status_code(&code);
+        let body = ReplyFailed {
+            error: ErrorDetail {
+                message: error_text(&code).into(),
+                code,
+            },
+            conversation_id,
+            user_message,
+            assistant_message: reply,
+            tool_calls,
+        };
+        return Ok((status, Json(body)).into_response());
     }
-    Ok(Json(json!({
-        "conversation_id": conversation_id,
-        "duplicate": submitted.duplicate,
-        "user_message": user_message,
-        "assistant_message": reply,
-        "tool_calls": tool_calls,
-    }))
+    Ok(Json(Reply {
+        conversation_id,
+        duplicate: submitted.duplicate,
+        user_message,
+        assistant_message: reply,
+        tool_calls,
+    })
     .into_response())
 }
 
-/// `POST /api/messages`: a pure-text request answered with the complete reply.
+/// Send a message and wait for the complete reply.
+///
+/// `POST /api/messages`: a pure-text request answered with the complete
+/// reply, in an existing conversation or a new one. The same turn as the
+/// sockets: their subscribers see it live.
+#[utoipa::path(
+    post, path = "/api/messages", tag = "chat",
+    request_body = MessageBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The reply.", body = Reply),
+        (status = 400, description = "An invalid `content`, `client_id` or `model` (`unknown_model`), or a malformed body."),
+        (status = 404, description = "`not_found`: no such conversation of the caller's."),
+        (status = 429, description = "`rate_limited`: too many messages."),
+        (status = 502, description = "The reply failed upstream (`provider_error`, ...).", body = ReplyFailed),
+        (status = 503, description = "`busy`, `shutting_down`, `unavailable`; or the reply failed with `no_model`, `overloaded`, `provider_rate_limited`, `storage_error` (then the body is a `ReplyFailed`)."),
+        (status = 504, description = "The reply timed out upstream (`provider_timeout`).", body = ReplyFailed),
+    ),
+)]
 async fn post_message(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -268,7 +333,27 @@ async fn post_message(
     reply_response(&state.db, turn.channel.id, &turn.submitted, reply).await
 }
 
-/// `POST /v2/chat`: SSE when the client accepts `text/event-stream`, else JSON.
+/// Send a message; the reply streams as Server-Sent Events or comes as JSON.
+///
+/// `POST /v2/chat`: SSE when the client accepts `text/event-stream` (events
+/// `ready`, `ack`, then the reply's `delta`s up to its final `message`, each
+/// `data` a socket event as JSON, `id` its seq), else the same JSON as
+/// `POST /api/messages`. A conversation id not yet used is created.
+#[utoipa::path(
+    post, path = "/v2/chat", tag = "chat",
+    request_body = MessageBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The reply: an event stream, or JSON.",
+            content((String = "text/event-stream"), (Reply = "application/json"))),
+        (status = 400, description = "An invalid `content`, `client_id` or `model`, or a malformed body."),
+        (status = 404, description = "`not_found`: the conversation is another user's."),
+        (status = 429, description = "`rate_limited`: too many messages."),
+        (status = 502, description = "JSON only: the reply failed upstream.", body = ReplyFailed),
+        (status = 503, description = "`busy`, `shutting_down` or `unavailable`; JSON only: the reply failed with `no_model`, `overloaded`, `provider_rate_limited` or `storage_error`."),
+        (status = 504, description = "JSON only: the reply timed out upstream.", body = ReplyFailed),
+    ),
+)]
 async fn v2_chat(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,

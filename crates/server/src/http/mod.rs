@@ -1,5 +1,7 @@
 //! HTTP routes, one `router()` per resource, merged here with the sockets,
 //! tracing (paths only: query strings can hold tokens) and body limits.
+//! Each `router()` is an `OpenApiRouter`, so merging them also assembles
+//! the OpenAPI document that [`openapi`] serves.
 
 mod analytics;
 mod auth;
@@ -7,6 +9,7 @@ mod config;
 mod conversations;
 mod messages;
 mod openai;
+mod openapi;
 mod plans;
 mod profile;
 mod shares;
@@ -20,25 +23,28 @@ use axum::{
     http::StatusCode,
     middleware::{self, Next},
     response::{IntoResponse, Response},
-    routing::get,
-    Json, Router,
+    Extension, Json, Router,
 };
-use serde_json::json;
+use serde::Serialize;
+use serde_json::Value;
 use tower_http::trace::TraceLayer;
+use utoipa::{OpenApi, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{error::AppError, AppState};
 
 /// The whole application: HTTP endpoints and WebSocket upgrades.
 pub fn router(state: AppState) -> Router {
     let max_body_bytes = state.config.max_body_bytes;
-    Router::new()
-        .route("/healthz", get(health))
+    let (router, api) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(health))
         .merge(analytics::router())
         .merge(auth::router())
         .merge(config::router())
         .merge(conversations::router())
         .merge(messages::router())
         .merge(openai::router())
+        .merge(openapi::router())
         .merge(plans::router())
         .merge(profile::router())
         .merge(shares::router())
@@ -46,6 +52,9 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::ws::router())
         .merge(crate::voice::socket::router())
         .merge(ui::router())
+        .split_for_parts();
+    router
+        .layer(Extension(openapi::ApiDocs::new(api)))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), deadline))
         .layer(DefaultBodyLimit::max(max_body_bytes))
@@ -55,16 +64,40 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// What `GET /healthz` answers.
+#[derive(Serialize, ToSchema)]
+struct Health {
+    /// `ok`, or `degraded` while a cluster node cannot reach NATS.
+    status: &'static str,
+    /// In cluster mode: this node's name, `nats` (`connected` or
+    /// `disconnected`) and `leases_held`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster: Option<Value>,
+}
+
+/// Liveness of this node.
+///
 /// `ok`, or in cluster mode `degraded` while NATS is unreachable (still
 /// 200: the node serves its sockets, and every node would be down alike).
-async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
-    match &state.cluster {
-        None => Json(json!({ "status": "ok" })),
-        Some(cluster) => Json(json!({
-            "status": if cluster.connected() { "ok" } else { "degraded" },
-            "cluster": cluster.health(),
-        })),
-    }
+#[utoipa::path(
+    get, path = "/healthz", tag = "server",
+    responses((status = 200, description = "The node is serving.", body = Health)),
+)]
+async fn health(State(state): State<AppState>) -> Json<Health> {
+    Json(match &state.cluster {
+        None => Health {
+            status: "ok",
+            cluster: None,
+        },
+        Some(cluster) => Health {
+            status: if cluster.connected() {
+                "ok"
+            } else {
+                "degraded"
+            },
+            cluster: Some(cluster.health()),
+        },
+    })
 }
 
 async fn not_found() -> AppError {

@@ -13,8 +13,7 @@ use axum::{
         sse::{Event, KeepAlive, Sse},
         IntoResponse, Response,
     },
-    routing::{get, post},
-    Json, Router,
+    Json,
 };
 use colloquy_ai::{
     collect_reply,
@@ -22,8 +21,10 @@ use colloquy_ai::{
     ChatMessage, ChatRequest, FinishReason, ProviderError, Role, StreamEvent, Usage,
 };
 use futures::{Stream, StreamExt};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::{
@@ -33,52 +34,116 @@ use crate::{
     AppState,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/chat/completions", post(completions))
-        .route("/v1/models", get(models))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(completions))
+        .routes(routes!(models))
 }
 
 /// Most messages one request may carry.
 const MAX_MESSAGES: usize = 500;
 
-#[derive(Deserialize)]
+/// OpenAI's chat completion request; other fields are ignored.
+#[derive(Deserialize, ToSchema)]
 struct CompletionRequest {
+    /// A `GET /v1/models` id.
     model: String,
+    /// 1 to 500 messages; the oldest are dropped past the history budget.
     messages: Vec<RequestMessage>,
+    /// Stream the reply as Server-Sent Events.
     #[serde(default)]
     stream: bool,
     stream_options: Option<StreamOptions>,
+    /// Capped at the server's `max_reply_tokens`.
     max_tokens: Option<u32>,
+    /// Preferred over `max_tokens`.
     max_completion_tokens: Option<u32>,
+    /// 0 to 2.
     temperature: Option<f32>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct StreamOptions {
+    /// End the stream with a chunk holding `usage`.
     #[serde(default)]
     include_usage: bool,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct RequestMessage {
+    /// `system`, `developer`, `user` or `assistant`.
     role: String,
     content: Option<Content>,
 }
 
 /// OpenAI accepts a string or an array of parts; only text parts are read.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(untagged)]
 enum Content {
     Text(String),
     Parts(Vec<Part>),
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct Part {
+    /// Only `text` is supported.
     #[serde(rename = "type")]
     kind: String,
     text: Option<String>,
+}
+
+/// OpenAI's `chat.completion` object.
+#[derive(Serialize, ToSchema)]
+struct Completion {
+    id: String,
+    /// `chat.completion`.
+    object: &'static str,
+    /// Unix seconds.
+    created: i64,
+    model: String,
+    /// Exactly one.
+    choices: Vec<Choice>,
+    usage: TokenUsage,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Choice {
+    index: u32,
+    message: AssistantMessage,
+    /// `stop`, `length`, ...
+    finish_reason: String,
+}
+
+#[derive(Serialize, ToSchema)]
+struct AssistantMessage {
+    /// `assistant`.
+    role: &'static str,
+    content: String,
+}
+
+#[derive(Serialize, ToSchema)]
+struct TokenUsage {
+    prompt_tokens: u32,
+    completion_tokens: u32,
+    total_tokens: u32,
+}
+
+/// OpenAI's model list.
+#[derive(Serialize, ToSchema)]
+struct ModelList {
+    /// `list`.
+    object: &'static str,
+    data: Vec<ModelEntry>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ModelEntry {
+    /// What a request's `model` names.
+    id: String,
+    /// `model`.
+    object: &'static str,
+    created: i64,
+    owned_by: &'static str,
 }
 
 impl Content {
@@ -161,6 +226,25 @@ fn provider_error(error: ProviderError) -> AppError {
     }
 }
 
+/// An OpenAI-compatible chat completion.
+///
+/// With a Colloquy access token as the API key; stateless (nothing is
+/// stored), limited and counted like a chat turn. With `stream: true` the
+/// reply comes as Server-Sent Events of `chat.completion.chunk` objects
+/// ending with `[DONE]`; a failure mid-stream is a chunk with an `error`.
+#[utoipa::path(
+    post, path = "/v1/chat/completions", tag = "openai",
+    request_body = CompletionRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The completion, or its chunks as an event stream.",
+            content((Completion = "application/json"), (String = "text/event-stream"))),
+        (status = 400, description = "`invalid_request_error`, `model_not_found` or a malformed body."),
+        (status = 429, description = "`rate_limited`: the user's message budget is spent."),
+        (status = 502, description = "The model failed (its error code)."),
+        (status = 503, description = "`overloaded`: every generation slot is busy."),
+    ),
+)]
 async fn completions(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -207,18 +291,21 @@ async fn completions(
     let (text, completion) = collect_reply(replies).await.map_err(provider_error)?;
     drop(permit);
     let usage = completion.usage.unwrap_or_default();
-    Ok(Json(json!({
-        "id": meta.id,
-        "object": "chat.completion",
-        "created": meta.created,
-        "model": meta.model,
-        "choices": [{
-            "index": 0,
-            "message": { "role": "assistant", "content": text },
-            "finish_reason": finish_reason(&completion.finish_reason),
+    Ok(Json(Completion {
+        id: meta.id,
+        object: "chat.completion",
+        created: meta.created,
+        model: meta.model,
+        choices: vec![Choice {
+            index: 0,
+            message: AssistantMessage {
+                role: "assistant",
+                content: text,
+            },
+            finish_reason: finish_reason(&completion.finish_reason).to_owned(),
         }],
-        "usage": usage_json(usage),
-    }))
+        usage: token_usage(usage),
+    })
     .into_response())
 }
 
@@ -238,12 +325,12 @@ fn finish_reason(reason: &FinishReason) -> &str {
     }
 }
 
-fn usage_json(usage: Usage) -> Value {
-    json!({
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.prompt_tokens + usage.completion_tokens,
-    })
+fn token_usage(usage: Usage) -> TokenUsage {
+    TokenUsage {
+        prompt_tokens: usage.prompt_tokens,
+        completion_tokens: usage.completion_tokens,
+        total_tokens: usage.prompt_tokens + usage.completion_tokens,
+    }
 }
 
 /// The reply as OpenAI's chunks: the role, the text, the finish (and the
@@ -287,8 +374,8 @@ fn chunks(
                         None,
                     )];
                     if include_usage {
-                        let usage = usage_json(completion.usage.unwrap_or_default());
-                        events.push(chunk(json!({}), None, Some(usage)));
+                        let usage = token_usage(completion.usage.unwrap_or_default());
+                        events.push(chunk(json!({}), None, Some(json!(usage))));
                     }
                     events
                 }
@@ -314,15 +401,27 @@ fn error_event(error: &ProviderError) -> Event {
     Event::default().data(body.to_string())
 }
 
-async fn models(State(state): State<AppState>, AuthUser(_): AuthUser) -> Json<Value> {
-    let data: Vec<Value> = state
+/// The models a completion can name.
+#[utoipa::path(
+    get, path = "/v1/models", tag = "openai",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The models.", body = ModelList)),
+)]
+async fn models(State(state): State<AppState>, AuthUser(_): AuthUser) -> Json<ModelList> {
+    let data = state
         .turns
         .models()
         .choices()
         .iter()
-        .map(|choice| {
-            json!({ "id": choice.id, "object": "model", "created": 0, "owned_by": "colloquy" })
+        .map(|choice| ModelEntry {
+            id: choice.id.clone(),
+            object: "model",
+            created: 0,
+            owned_by: "colloquy",
         })
         .collect();
-    Json(json!({ "object": "list", "data": data }))
+    Json(ModelList {
+        object: "list",
+        data,
+    })
 }

@@ -4,14 +4,10 @@
 //! exists. Step positions (`order`, 1-based) stay dense: the store shifts the
 //! other steps when one is inserted, moved or deleted.
 
-use axum::{
-    extract::State,
-    http::StatusCode,
-    routing::{get, post},
-    Json, Router,
-};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use axum::{extract::State, http::StatusCode, Json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::{
@@ -25,15 +21,12 @@ use crate::{
     AppState,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/plans", get(list).post(create))
-        .route("/api/plans/{id}", get(show).patch(update).delete(remove))
-        .route("/api/plans/{id}/steps", post(create_step))
-        .route(
-            "/api/steps/{id}",
-            get(show_step).patch(update_step).delete(remove_step),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, update, remove))
+        .routes(routes!(create_step))
+        .routes(routes!(show_step, update_step, remove_step))
 }
 
 const DEFAULT_PAGE: u32 = 20;
@@ -114,11 +107,14 @@ fn parse_optional(
 }
 
 /// A step as a client sends it.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct StepBody {
+    /// One non-empty line.
     title: String,
+    /// At most 4000 characters; line breaks allowed.
     #[serde(default)]
     description: Option<String>,
+    /// An emoji or icon name: one line of at most 64 characters.
     #[serde(default)]
     icon: Option<String>,
 }
@@ -164,17 +160,41 @@ fn step_not_found(error: StoreError) -> AppError {
 
 // ---- Plans ----
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Page {
+    /// 1 to 100; 20 when absent.
     limit: Option<u32>,
+    /// Plans to skip (a page's `next_offset`).
     offset: Option<u32>,
 }
 
+/// One page of the caller's plans.
+#[derive(Serialize, ToSchema)]
+struct PlanPage {
+    plans: Vec<Plan>,
+    limit: u32,
+    offset: u32,
+    has_more: bool,
+    /// The `offset` of the next page, when there is one.
+    next_offset: Option<u32>,
+}
+
+/// The caller's plans, a page at a time.
+#[utoipa::path(
+    get, path = "/api/plans", tag = "plans",
+    params(Page),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of plans.", body = PlanPage),
+        (status = 400, description = "`invalid_query`."),
+    ),
+)]
 async fn list(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
     ApiQuery(page): ApiQuery<Page>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<PlanPage>, AppError> {
     let limit = page.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(AppError::bad_request(
@@ -187,24 +207,37 @@ async fn list(
     let mut plans = store::list_plans(&state.db, user.id, limit + 1, offset).await?;
     let has_more = plans.len() > limit as usize;
     plans.truncate(limit as usize);
-    Ok(Json(json!({
-        "plans": plans,
-        "limit": limit,
-        "offset": offset,
-        "has_more": has_more,
-        "next_offset": has_more.then_some(offset + limit),
-    })))
+    Ok(Json(PlanPage {
+        plans,
+        limit,
+        offset,
+        has_more,
+        next_offset: has_more.then_some(offset + limit),
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct CreateBody {
+    /// One non-empty line.
     title: String,
+    /// At most 4000 characters.
     #[serde(default)]
     description: Option<String>,
+    /// The first steps, in order (at most 100).
     #[serde(default)]
     steps: Option<Vec<StepBody>>,
 }
 
+/// Create a plan, optionally with its first steps.
+#[utoipa::path(
+    post, path = "/api/plans", tag = "plans",
+    request_body = CreateBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created.", body = PlanWithSteps),
+        (status = 400, description = "`empty_title`, `description_too_long`, `invalid_icon`, `too_many_steps`, ... (a step's fault is prefixed `steps[i]: `), or a malformed body."),
+    ),
+)]
 async fn create(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -239,6 +272,16 @@ async fn create(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
+/// A plan with its steps in order.
+#[utoipa::path(
+    get, path = "/api/plans/{id}", tag = "plans",
+    params(("id" = Uuid, Path, description = "The plan.")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The plan.", body = PlanWithSteps),
+        (status = 404, description = "`not_found`: no such plan of the caller's."),
+    ),
+)]
 async fn show(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -250,14 +293,28 @@ async fn show(
     Ok(Json(plan))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct UpdateBody {
+    /// One non-empty line; absent: unchanged.
     #[serde(default)]
     title: Option<String>,
+    /// Absent: unchanged.
     #[serde(default)]
     description: Option<String>,
 }
 
+/// Change a plan's title or description.
+#[utoipa::path(
+    patch, path = "/api/plans/{id}", tag = "plans",
+    params(("id" = Uuid, Path, description = "The plan.")),
+    request_body = UpdateBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The plan as changed.", body = Plan),
+        (status = 400, description = "An invalid field or a malformed body."),
+        (status = 404, description = "`not_found`: no such plan of the caller's."),
+    ),
+)]
 async fn update(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -276,6 +333,16 @@ async fn update(
     Ok(Json(plan))
 }
 
+/// Delete a plan and its steps.
+#[utoipa::path(
+    delete, path = "/api/plans/{id}", tag = "plans",
+    params(("id" = Uuid, Path, description = "The plan.")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 404, description = "`not_found`: no such plan of the caller's."),
+    ),
+)]
 async fn remove(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -290,7 +357,7 @@ async fn remove(
 
 // ---- Steps ----
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct CreateStepBody {
     #[serde(flatten)]
     step: StepBody,
@@ -299,6 +366,21 @@ struct CreateStepBody {
     order: Option<i64>,
 }
 
+/// Add a step to a plan.
+///
+/// Appended, or inserted at `order`, the later steps moving down one.
+#[utoipa::path(
+    post, path = "/api/plans/{id}/steps", tag = "plans",
+    params(("id" = Uuid, Path, description = "The plan.")),
+    request_body = CreateStepBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created.", body = Step),
+        (status = 400, description = "An invalid field (`invalid_order`, ...) or a malformed body."),
+        (status = 404, description = "`not_found`: no such plan of the caller's."),
+        (status = 409, description = "`conflict`: the plan holds 100 steps already."),
+    ),
+)]
 async fn create_step(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -314,6 +396,16 @@ async fn create_step(
     Ok((StatusCode::CREATED, Json(step)))
 }
 
+/// A step.
+#[utoipa::path(
+    get, path = "/api/steps/{id}", tag = "plans",
+    params(("id" = Uuid, Path, description = "The step.")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The step.", body = Step),
+        (status = 404, description = "`not_found`: no such step of the caller's."),
+    ),
+)]
 async fn show_step(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -325,8 +417,9 @@ async fn show_step(
     Ok(Json(step))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct UpdateStepBody {
+    /// Absent: unchanged (so for every field).
     #[serde(default)]
     title: Option<String>,
     #[serde(default)]
@@ -338,6 +431,18 @@ struct UpdateStepBody {
     order: Option<i64>,
 }
 
+/// Change or move a step.
+#[utoipa::path(
+    patch, path = "/api/steps/{id}", tag = "plans",
+    params(("id" = Uuid, Path, description = "The step.")),
+    request_body = UpdateStepBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The step as changed.", body = Step),
+        (status = 400, description = "An invalid field or a malformed body."),
+        (status = 404, description = "`not_found`: no such step of the caller's."),
+    ),
+)]
 async fn update_step(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -360,6 +465,16 @@ async fn update_step(
     Ok(Json(step))
 }
 
+/// Delete a step; the later ones move up.
+#[utoipa::path(
+    delete, path = "/api/steps/{id}", tag = "plans",
+    params(("id" = Uuid, Path, description = "The step.")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 404, description = "`not_found`: no such step of the caller's."),
+    ),
+)]
 async fn remove_step(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,

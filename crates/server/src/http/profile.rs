@@ -4,9 +4,11 @@
 //! (IANA name) the caller's days are counted in; plus `GET /api/streak`,
 //! the daily activity streak counted in that zone.
 
-use axum::{extract::State, routing::get, Json, Router};
+use axum::{extract::State, Json};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     auth::AuthUser,
@@ -16,10 +18,10 @@ use crate::{
     AppState,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/profile", get(show).patch(update))
-        .route("/api/streak", get(streak))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(show, update))
+        .routes(routes!(streak))
 }
 
 /// Longest full name, in characters (the registration limit).
@@ -28,6 +30,12 @@ const MAX_NAME_CHARS: usize = 200;
 /// prompt, so it stays far below the request body limit.
 const MAX_USER_DATA_BYTES: usize = 16 * 1024;
 
+/// The caller's profile.
+#[utoipa::path(
+    get, path = "/api/profile", tag = "profile",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The profile.", body = Profile)),
+)]
 async fn show(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -38,13 +46,16 @@ async fn show(
     Ok(Json(profile))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct UpdateBody {
     /// Absent: unchanged; `null` or blank: cleared.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     full_name: Option<Option<String>>,
-    /// Absent (or `null`): unchanged; an object replaces the stored one.
+    /// Absent (or `null`): unchanged; an object (at most 16 KiB of JSON)
+    /// replaces the stored one.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     user_data: Option<Value>,
     /// Absent (or `null`): unchanged; else an IANA name such as `Europe/Paris`.
     #[serde(default)]
@@ -59,6 +70,18 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     T::deserialize(deserializer).map(Some)
 }
 
+/// Change the caller's profile.
+///
+/// Only the fields present change.
+#[utoipa::path(
+    patch, path = "/api/profile", tag = "profile",
+    request_body = UpdateBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The profile as changed.", body = Profile),
+        (status = 400, description = "`invalid_full_name`, `invalid_user_data`, `user_data_too_large`, `invalid_timezone` or a malformed body."),
+    ),
+)]
 async fn update(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -95,6 +118,14 @@ async fn update(
     Ok(Json(profile))
 }
 
+/// The caller's daily activity streak.
+///
+/// Days in a row with a user message, counted in the profile's time zone.
+#[utoipa::path(
+    get, path = "/api/streak", tag = "profile",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The streak.", body = Streak)),
+)]
 async fn streak(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,

@@ -5,17 +5,14 @@
 //! conversation of their own. Sharing again issues a new link and the old
 //! one stops working; so does revoking, or deleting the conversation.
 
-use axum::{
-    extract::State,
-    http::StatusCode,
-    routing::{get, post},
-    Json, Router,
-};
+use axum::{extract::State, http::StatusCode, Json};
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use colloquy_protocol::{MessageStatus, Sender};
 use rand::{rngs::OsRng, RngCore};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::json;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::{
@@ -27,11 +24,11 @@ use crate::{
     AppState,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/conversations/{id}/share", post(share).delete(revoke))
-        .route("/api/shared/{share_id}", get(read))
-        .route("/api/shared/{share_id}/fork", post(fork))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(share, revoke))
+        .routes(routes!(read))
+        .routes(routes!(fork))
 }
 
 /// Most messages a snapshot keeps (the newest ones).
@@ -40,11 +37,37 @@ pub const MAX_SHARED_MESSAGES: u32 = 1000;
 const SHARE_ID_BYTES: usize = 16;
 
 /// One message of a snapshot: what a reader sees, nothing about who.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 struct SharedMessage {
     sender: Sender,
     content: String,
     created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A new share link.
+#[derive(Serialize, ToSchema)]
+struct ShareCreated {
+    /// At least 128 random bits, URL-safe.
+    share_id: String,
+    /// The read-only page, `/s/{share_id}`.
+    url: String,
+    created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A shared snapshot as anyone with the link reads it.
+#[derive(Serialize, ToSchema)]
+struct SharedConversation {
+    share_id: String,
+    title: String,
+    created_at: chrono::DateTime<chrono::Utc>,
+    messages: Vec<SharedMessage>,
+}
+
+/// The caller's copy of a shared conversation.
+#[derive(Serialize, ToSchema)]
+struct Forked {
+    conversation_id: Uuid,
+    title: String,
 }
 
 fn new_share_id() -> String {
@@ -65,11 +88,25 @@ fn rate_limited(retry_after: std::time::Duration) -> AppError {
     }
 }
 
+/// Share a snapshot of a conversation as it is now.
+///
+/// Under a new unguessable id; the previous link of this conversation stops
+/// working. Rate-limited per user.
+#[utoipa::path(
+    post, path = "/api/conversations/{id}/share", tag = "shares",
+    params(("id" = Uuid, Path, description = "The conversation.")),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Shared.", body = ShareCreated),
+        (status = 404, description = "`not_found`: no such conversation of the caller's."),
+        (status = 429, description = "`rate_limited`: too many share links."),
+    ),
+)]
 async fn share(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
     ApiPath(id): ApiPath<Uuid>,
-) -> Result<(StatusCode, Json<Value>), AppError> {
+) -> Result<(StatusCode, Json<ShareCreated>), AppError> {
     let conversation = store::find_conversation(&state.db, id, user.id)
         .await?
         .ok_or(AppError::NotFound("conversation"))?;
@@ -100,11 +137,11 @@ async fn share(
     record(&state, user.id, "conversation_shared", messages.len()).await;
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "share_id": share.id,
-            "url": share_path(&share.id),
-            "created_at": share.created_at,
-        })),
+        Json(ShareCreated {
+            url: share_path(&share.id),
+            share_id: share.id,
+            created_at: share.created_at,
+        }),
     ))
 }
 
@@ -115,6 +152,18 @@ fn worth_sharing(message: &Message) -> bool {
         && !message.content.is_empty()
 }
 
+/// Revoke a conversation's share link.
+///
+/// Afterwards the link answers 404.
+#[utoipa::path(
+    delete, path = "/api/conversations/{id}/share", tag = "shares",
+    params(("id" = Uuid, Path, description = "The conversation.")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Revoked (or there was no link)."),
+        (status = 404, description = "`not_found`: no such conversation of the caller's."),
+    ),
+)]
 async fn revoke(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -153,11 +202,24 @@ async fn load(
     Ok((share, messages))
 }
 
+/// Read a shared conversation.
+///
+/// No token needed; nothing about the owner is returned. Rate-limited per
+/// client address.
+#[utoipa::path(
+    get, path = "/api/shared/{share_id}", tag = "shares",
+    params(("share_id" = String, Path, description = "The id from the share link.")),
+    responses(
+        (status = 200, description = "The snapshot.", body = SharedConversation),
+        (status = 404, description = "`not_found`: no such link, or it was revoked."),
+        (status = 429, description = "`rate_limited`: too many reads from this address."),
+    ),
+)]
 async fn read(
     State(state): State<AppState>,
     client: ClientIp,
     ApiPath(share_id): ApiPath<String>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<SharedConversation>, AppError> {
     state
         .limits
         .check_shared_read(client.rate_key())
@@ -166,19 +228,30 @@ async fn read(
             retry_after,
         })?;
     let (share, messages) = load(&state, &share_id).await?;
-    Ok(Json(json!({
-        "share_id": share.id,
-        "title": share.title,
-        "created_at": share.created_at,
-        "messages": messages,
-    })))
+    Ok(Json(SharedConversation {
+        share_id: share.id,
+        title: share.title,
+        created_at: share.created_at,
+        messages,
+    }))
 }
 
+/// Copy a shared conversation into the caller's own.
+#[utoipa::path(
+    post, path = "/api/shared/{share_id}/fork", tag = "shares",
+    params(("share_id" = String, Path, description = "The id from the share link.")),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The caller's new conversation.", body = Forked),
+        (status = 404, description = "`not_found`: no such link, or it was revoked."),
+        (status = 429, description = "`rate_limited`: too many forks."),
+    ),
+)]
 async fn fork(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
     ApiPath(share_id): ApiPath<String>,
-) -> Result<(StatusCode, Json<Value>), AppError> {
+) -> Result<(StatusCode, Json<Forked>), AppError> {
     state.limits.check_share(user.id).map_err(rate_limited)?;
     let (share, messages) = load(&state, &share_id).await?;
     let id = Uuid::now_v7();
@@ -200,7 +273,10 @@ async fn fork(
     record(&state, user.id, "conversation_forked", messages.len()).await;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "conversation_id": id, "title": share.title })),
+        Json(Forked {
+            conversation_id: id,
+            title: share.title,
+        }),
     ))
 }
 

@@ -16,9 +16,9 @@ use axum::{
     http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     routing::get,
-    Router,
 };
 use rust_embed::RustEmbed;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{error::AppError, AppState};
 
@@ -46,22 +46,14 @@ const PAGE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self';
 /// The read-only page of a share link, served at `/s/{share_id}`.
 const SHARED_PAGE: &str = "shared.html";
 
-/// One route per embedded file, plus `/`, `/v2/chat/test` and `/s/{share_id}`.
-pub fn router() -> Router<AppState> {
-    let mut router = Router::new()
-        .route(
-            "/",
-            get(|headers: HeaderMap| async move { serve(INDEX, &headers) }),
-        )
-        .route(
-            "/v2/chat/test",
-            get(|headers: HeaderMap| async move { serve(V2_TEST_PAGE, &headers) }),
-        )
-        // A share link's read-only page; the page reads the id from its URL.
-        .route(
-            "/s/{share_id}",
-            get(|headers: HeaderMap| async move { serve(SHARED_PAGE, &headers) }),
-        );
+/// `/`, `/v2/chat/test` and `/s/{share_id}`, documented; then one route per
+/// embedded file, left out of the OpenAPI document: they are the UI's
+/// scripts and styles, not an API, and the tag `ui` says they exist.
+pub fn router() -> OpenApiRouter<AppState> {
+    let mut router = OpenApiRouter::new()
+        .routes(routes!(index))
+        .routes(routes!(v2_test_page))
+        .routes(routes!(shared_page));
     for path in Assets::iter() {
         // Route syntax characters in a file name would change the route's
         // meaning (or panic the router); such files are simply not served.
@@ -71,6 +63,8 @@ pub fn router() -> Router<AppState> {
         }
         let route = format!("/{path}");
         let path = path.into_owned();
+        // The one route added outside the document (see the test
+        // `no_route_is_added_outside_the_document`).
         router = router.route(
             &route,
             get(move |headers: HeaderMap| {
@@ -80,6 +74,62 @@ pub fn router() -> Router<AppState> {
         );
     }
     router
+}
+
+/// The chat UI.
+#[utoipa::path(
+    get, path = "/", tag = "ui",
+    responses((status = 200, description = "The page.", content_type = "text/html", body = String)),
+)]
+async fn index(headers: HeaderMap) -> Response {
+    serve(INDEX, &headers)
+}
+
+/// The seed 001 socket test page.
+#[utoipa::path(
+    get, path = "/v2/chat/test", tag = "ui",
+    responses((status = 200, description = "The page.", content_type = "text/html", body = String)),
+)]
+async fn v2_test_page(headers: HeaderMap) -> Response {
+    serve(V2_TEST_PAGE, &headers)
+}
+
+/// The read-only page of a share link.
+///
+/// The page reads the id from its URL and loads `GET /api/shared/{share_id}`.
+#[utoipa::path(
+    get, path = "/s/{share_id}", tag = "ui",
+    params(("share_id" = String, Path, description = "The id from the share link.")),
+    responses((status = 200, description = "The page.", content_type = "text/html", body = String)),
+)]
+async fn shared_page(headers: HeaderMap) -> Response {
+    serve(SHARED_PAGE, &headers)
+}
+
+/// The headers of every HTML page this server sends: the CSP above and no
+/// framing, besides those of every file.
+pub(super) fn page_headers(out: &mut HeaderMap) {
+    file_headers(out);
+    out.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(PAGE_CSP),
+    );
+    out.insert(
+        HeaderName::from_static("x-frame-options"),
+        HeaderValue::from_static("DENY"),
+    );
+}
+
+/// The headers of every file: no sniffing, no referrer.
+fn file_headers(out: &mut HeaderMap) {
+    out.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    out.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
 }
 
 /// Answer one asset: `304` when the browser's copy is current, else the bytes.
@@ -106,23 +156,10 @@ fn serve(path: &str, headers: &HeaderMap) -> Response {
     if let Ok(value) = HeaderValue::from_str(&etag) {
         out.insert(header::ETAG, value);
     }
-    out.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    out.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
     if path.ends_with(".html") {
-        out.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(PAGE_CSP),
-        );
-        out.insert(
-            HeaderName::from_static("x-frame-options"),
-            HeaderValue::from_static("DENY"),
-        );
+        page_headers(out);
+    } else {
+        file_headers(out);
     }
     response
 }

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::{from_millis, is_unique_violation, now_millis, parse_id, StoreError};
 
 /// A conversation's metadata.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Conversation {
     pub id: Uuid,
     pub user_id: Uuid,

@@ -17,7 +17,7 @@ use super::{
 };
 
 /// A stored message.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Message {
     pub id: Uuid,
     pub conversation_id: Uuid,

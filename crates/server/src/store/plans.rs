@@ -23,7 +23,7 @@ use super::{
 };
 
 /// A plan (an "impact" in seed 004).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Plan {
     pub id: Uuid,
     pub user_id: Uuid,
@@ -35,7 +35,7 @@ pub struct Plan {
 }
 
 /// A plan with its steps in order.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PlanWithSteps {
     #[serde(flatten)]
     pub plan: Plan,

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::StoreError;
 
 /// What the coach knows about a user.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Profile {
     pub full_name: Option<String>,
     /// Always a JSON object.

@@ -34,7 +34,7 @@ pub const MAX_STEPS_PER_PLAN: usize = 100;
 pub const TOO_MANY_STEPS: &str = "a plan holds at most 100 steps";
 
 /// One step of a plan.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Step {
     pub id: Uuid,
     pub plan_id: Uuid,

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::{now_millis, parse_id, StoreError};
 
 /// A stored turn timing, instants in epoch milliseconds.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct TurnTiming {
     pub reply_id: Uuid,
     pub transport: String,

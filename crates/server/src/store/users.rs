@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::{from_millis, is_unique_violation, now_millis, parse_id, StoreError};
 
 /// A user as the API shows it (never the password hash).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct User {
     pub id: Uuid,
     pub email: Option<String>,

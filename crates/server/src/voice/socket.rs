@@ -15,10 +15,9 @@ use axum::{
     },
     http::{HeaderMap, Uri},
     response::{IntoResponse, Response},
-    routing::any,
-    Router,
 };
 use futures::{SinkExt, StreamExt};
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::{
@@ -43,10 +42,31 @@ use crate::{
 
 const CONFIG_ERROR: &str = "Server configuration error for AI client";
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/voice/stream/{step_id}", any(voice_stream))
+/// The voice socket, upgraded from `GET` (see [`crate::ws::router`]).
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(voice_stream))
 }
 
+/// The voice socket of a plan's step: speak with the coach.
+///
+/// Binary frames only: 16 kHz PCM16 mono in, 24 kHz PCM16 mono out. A
+/// request that is no WebSocket handshake gets 400 `websocket_required`, a
+/// disallowed `Origin` 403. Refusals after the upgrade are close codes with
+/// a reason: 1008 `Not authenticated`, `User not found`, `Step not found` or
+/// `Impact not found` (and too many sockets); 1011 `Server configuration
+/// error for AI client` when no voice engine or model is configured, or
+/// `Session unavailable` when storage failed (retry); 1013 when voice or the
+/// server is full (retry later); 1001 without heartbeat.
+#[utoipa::path(
+    get, path = "/voice/stream/{step_id}", tag = "sockets",
+    params(("step_id" = Uuid, Path, description = "The step (of one of the caller's plans) to talk about.")),
+    security(("bearer" = [])),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol."),
+        (status = 400, description = "`websocket_required`."),
+        (status = 403, description = "`origin_not_allowed`."),
+    ),
+)]
 async fn voice_stream(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -15,11 +15,11 @@ use axum::{
     },
     http::{HeaderMap, Uri},
     response::{IntoResponse, Response},
-    routing::any,
-    Router,
 };
 use colloquy_protocol::Seq;
 use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::{
@@ -33,22 +33,37 @@ use crate::{
     AppState,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/chat/ws", any(chat_v1))
-        .route("/v2/chat/{session_id}", any(chat_v2))
+/// The two JSON chat sockets, upgraded from `GET` (the only method an
+/// HTTP/1.1 WebSocket handshake uses; this server speaks no HTTP/2).
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(chat_v1))
+        .routes(routes!(chat_v2))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct SocketQuery {
+    /// The conversation to open (also accepted as `conversation_id`); a new
+    /// one when absent.
     #[serde(default, alias = "conversation_id", rename = "conversationId")]
+    #[param(value_type = Option<uuid::Uuid>)]
     conversation_id: Option<String>,
     /// Resume: replay every event after this seq.
     #[serde(default)]
+    #[param(value_type = Option<u64>)]
     last_seq: Option<String>,
     /// Speak replies (seed 000's `tts` preference): `1`/`true` or `0`/`false`.
     #[serde(default)]
     tts: Option<String>,
+}
+
+/// What both chat sockets' documentation says about the upgrade and its
+/// refusals; the handlers' own comments say what differs.
+macro_rules! chat_socket_doc {
+    () => {
+        "The upgrade is answered 101; a request that is no WebSocket handshake gets 400          `websocket_required`, a disallowed `Origin` 403 `origin_not_allowed`. Then JSON          events both ways (`colloquy-protocol`). Refusals after the upgrade are close          codes with a reason: 1008 (`Not authenticated`, `User not found`, `Conversation          not found`, an invalid id or `last_seq`, too many sockets: retrying will not          help), 1009 (a frame over `max_frame_bytes`), 1011 (storage failed: retry),          1012 (the server restarts: reconnect and resume), 1013 (the server is full, or          the client fell too far behind: retry later), 1001 (no heartbeat)."
+    };
 }
 
 fn socket_query(uri: &Uri) -> SocketQuery {
@@ -79,9 +94,22 @@ fn parse_last_seq(query: &SocketQuery) -> Result<Option<Seq>, &'static str> {
     }
 }
 
+/// The JSON chat socket.
+///
 /// `/api/v1/chat/ws?conversationId=...` (seed 003); a new conversation when
 /// none is given: its id comes in `ready`, and it is stored (listed,
 /// announced `created`) with its first message.
+#[utoipa::path(
+    get, path = "/api/v1/chat/ws", tag = "sockets",
+    description = chat_socket_doc!(),
+    params(SocketQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol."),
+        (status = 400, description = "`websocket_required`."),
+        (status = 403, description = "`origin_not_allowed`."),
+    ),
+)]
 async fn chat_v1(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -104,8 +132,25 @@ async fn chat_v1(
     accept(state, headers, uri, upgrade, request).await
 }
 
+/// The seed 001 chat socket, one conversation per session id.
+///
 /// `/v2/chat/{session_id}` (seed 001): the session id is the conversation id,
 /// the caller's if no one else has it yet (stored with its first message).
+#[utoipa::path(
+    get, path = "/v2/chat/{session_id}", tag = "sockets",
+    description = chat_socket_doc!(),
+    params(
+        ("session_id" = Uuid, Path, description = "The conversation's id, chosen by the client."),
+        ("last_seq" = Option<u64>, Query, description = "Resume: replay every event after this seq."),
+        ("tts" = Option<String>, Query, description = "Speak replies: `1`/`true` or `0`/`false`."),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol."),
+        (status = 400, description = "`websocket_required`."),
+        (status = 403, description = "`origin_not_allowed`."),
+    ),
+)]
 async fn chat_v2(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -23,6 +23,7 @@ mod local_model;
 mod models;
 mod new_conversations;
 mod openai_compat;
+mod openapi;
 mod plans;
 mod process_server;
 mod resume;
