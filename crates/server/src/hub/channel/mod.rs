@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 mod relayed;
 
-use super::{ChannelSizes, Published, Relay};
+use super::{ChannelSizes, Published, Relay, Relayed};
 
 /// One conversation's event numbering, fan-out, replay ring and in-flight replies.
 pub struct ConversationChannel {
@@ -62,6 +62,9 @@ struct Log {
     synced: bool,
     /// Cluster mode: the broker sequence of the newest event known here.
     stream_seq: Option<u64>,
+    /// Cluster mode: other nodes' events that arrived while the history
+    /// was being read (at most [`PENDING_EVENTS`]).
+    pending: Vec<Relayed>,
 }
 
 impl Log {
@@ -124,6 +127,7 @@ impl ConversationChannel {
                 streaming: HashMap::new(),
                 synced,
                 stream_seq: None,
+                pending: Vec::new(),
             }),
             sender,
             turn: tokio::sync::Mutex::new(()),
@@ -138,17 +142,22 @@ impl ConversationChannel {
     /// the broker's history of the conversation (once per channel).
     async fn log(&self) -> tokio::sync::MutexGuard<'_, Log> {
         let mut log = self.log.lock().await;
-        if !log.synced {
-            if let Some(relay) = &self.relay {
-                for relayed in relay.history(self.id).await {
-                    let _ = log.apply(&relayed, true);
-                }
-                if log.newest_in_ring() != Some(log.last_seq) {
-                    log.clear_ring();
-                }
-                self.reserve_through(log.last_seq);
-            }
+        if log.synced {
+            return log;
+        }
+        let Some(relay) = &self.relay else {
             log.synced = true;
+            return log;
+        };
+        // The history is read without holding the numbering: the node's one
+        // feed of other nodes' events must never wait on a channel's read.
+        // What the feed brings meanwhile waits in `pending`.
+        drop(log);
+        let history = relay.history(self.id).await;
+        let mut log = self.log.lock().await;
+        if !log.synced {
+            log.sync(&history);
+            self.reserve_through(log.last_seq);
         }
         log
     }

@@ -10,7 +10,26 @@ use uuid::Uuid;
 use super::{ConversationChannel, Log};
 use crate::hub::{Published, Relayed};
 
+/// Most events kept while a channel reads its history.
+const PENDING_EVENTS: usize = 4096;
+
 impl Log {
+    /// Take in the broker's `history`, then what arrived while it was read.
+    pub(super) fn sync(&mut self, history: &[Relayed]) {
+        for relayed in history {
+            let _ = self.apply(relayed, true);
+        }
+        if self.newest_in_ring() != Some(self.last_seq) {
+            self.clear_ring();
+        }
+        let mut pending = std::mem::take(&mut self.pending);
+        pending.sort_by_key(|relayed| relayed.stream_seq);
+        for relayed in pending {
+            let _ = self.apply(&relayed, false);
+        }
+        self.synced = true;
+    }
+
     pub(super) fn newest_in_ring(&self) -> Option<Seq> {
         self.ring.back().and_then(|p| p.event.seq())
     }
@@ -56,10 +75,15 @@ impl Log {
 impl ConversationChannel {
     /// Cluster mode: an event another node published. Events already here
     /// (or older) are dropped, so each is delivered once, in order. A
-    /// channel not synced yet ignores it: it will read it from the history.
+    /// channel still reading its history keeps it for after.
     pub async fn inject(&self, relayed: Relayed) {
         let mut log = self.log.lock().await;
         if !log.synced {
+            // Applied after the history; past the bound, the history read
+            // is newer than what is dropped, or the ring notes the gap.
+            if log.pending.len() < PENDING_EVENTS {
+                log.pending.push(relayed);
+            }
             return;
         }
         if let Some(new) = log.apply(&relayed, false) {
@@ -258,6 +282,19 @@ mod tests {
         assert_eq!(events.recv().await.unwrap().event.seq(), Some(2));
         assert_eq!(events.recv().await.unwrap().event.seq(), Some(3));
         assert!(events.try_recv().is_err(), "nothing else");
+    }
+
+    #[tokio::test]
+    async fn events_that_arrive_while_the_history_is_read_follow_it() {
+        let relay = MemoryRelay::holding([delta(1, 1), delta(1, 2)]);
+        let hub = Hub::with_relay(SIZES, Some(relay));
+        let channel = hub.channel(Uuid::nil(), Uuid::nil(), 0);
+        // Not read yet: these wait, whatever their order and overlap.
+        channel.inject(relayed(102, delta(1, 3))).await;
+        channel.inject(relayed(101, delta(1, 2))).await;
+        let subscription = channel.subscribe_after(0, no_store).await.unwrap();
+        assert_eq!(subscription.last_seq, 3);
+        assert_eq!(replayed(&subscription.replay), [1, 2, 3]);
     }
 
     #[tokio::test]
