@@ -26,8 +26,9 @@ use crate::hub::{Hub, Published, Relay, Relayed};
 const SEQ_HEADER: &str = "Colloquy-Seq";
 /// The node that published an event (it does not take its own back).
 const NODE_HEADER: &str = "Colloquy-Node";
-/// How long reading a conversation's history may wait for the next event.
-const HISTORY_WAIT: Duration = Duration::from_secs(2);
+/// How long reading a conversation's history may wait for the next event
+/// (a loaded broker can be slow; a read cut short leaves a gap, not a loss).
+const HISTORY_WAIT: Duration = Duration::from_secs(5);
 /// User events waiting to be sent; past it they are dropped (they are hints).
 const USER_EVENTS_QUEUE: usize = 1024;
 

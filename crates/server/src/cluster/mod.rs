@@ -145,7 +145,7 @@ impl Cluster {
         let mut jetstream = jetstream::new(client.clone());
         // A publish that takes longer is a broker in trouble: give up on it
         // (the event still reaches this node's sockets) rather than stall the reply.
-        jetstream.set_timeout(Duration::from_secs(2));
+        jetstream.set_timeout(Duration::from_secs(5));
         let names = Names {
             namespace: settings.namespace.clone(),
         };

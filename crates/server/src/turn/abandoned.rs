@@ -5,9 +5,10 @@
 //! its deltas carried, each published like any event, so no client waits
 //! for them forever.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use colloquy_protocol::MessageStatus;
+use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -24,6 +25,8 @@ use crate::{
 
 /// How far back a sweep after the first looks for unanswered messages.
 const RECENT_MILLIS: i64 = 3_600_000;
+/// Conversations finished at once.
+const FINISH_AT_ONCE: usize = 16;
 /// What a client is told of a tool call whose node died.
 const INTERRUPTED_TOOL: &str = "The server running this tool stopped.";
 
@@ -65,21 +68,47 @@ async fn finish_abandoned(
     cluster: &Cluster,
     since: i64,
 ) -> Result<usize, StoreError> {
-    let mut finished = 0;
+    // A conversation's unanswered messages in turn order, conversations at
+    // once: a node that died mid-reply leaves many, all waited for.
+    let mut abandoned: BTreeMap<Uuid, Vec<Uuid>> = BTreeMap::new();
     for user_message in store::orphaned_user_messages_since(&turns.db, since).await? {
-        let (conversation, Some(reply_id)) = (user_message.conversation_id, user_message.reply_id)
-        else {
-            continue;
-        };
-        if cluster.leases.held_here(conversation) {
-            continue;
+        if let Some(reply_id) = user_message.reply_id {
+            abandoned
+                .entry(user_message.conversation_id)
+                .or_default()
+                .push(reply_id);
         }
-        if !matches!(cluster.leases.holder(conversation).await, Ok(None)) {
-            continue;
-        }
-        let Ok(Acquired::Here(_guard)) = cluster.leases.acquire(conversation).await else {
-            continue;
-        };
+    }
+    let finished: Vec<Result<usize, StoreError>> = futures::stream::iter(abandoned)
+        .map(|(conversation, replies)| {
+            finish_conversation(turns, hub, cluster, conversation, replies)
+        })
+        .buffer_unordered(FINISH_AT_ONCE)
+        .collect()
+        .await;
+    finished
+        .into_iter()
+        .try_fold(0, |total, done| Ok(total + done?))
+}
+
+/// Finish `replies` of `conversation` if nobody holds it; how many were.
+async fn finish_conversation(
+    turns: &TurnService,
+    hub: &Arc<Hub>,
+    cluster: &Cluster,
+    conversation: Uuid,
+    replies: Vec<Uuid>,
+) -> Result<usize, StoreError> {
+    if cluster.leases.held_here(conversation)
+        || !matches!(cluster.leases.holder(conversation).await, Ok(None))
+    {
+        return Ok(0);
+    }
+    let Ok(Acquired::Here(_guard)) = cluster.leases.acquire(conversation).await else {
+        return Ok(0);
+    };
+    let mut finished = 0;
+    for reply_id in replies {
         if finish_one(turns, hub, conversation, reply_id).await? {
             finished += 1;
         }

@@ -61,6 +61,10 @@ impl TurnService {
         };
         let deadline = tokio::time::Instant::now() + cluster.lease_ttl() + CATCH_UP_WAIT;
         loop {
+            // Known to be cut off: say so now rather than after time-outs.
+            if !cluster.connected() {
+                return Err(SubmitError::ClusterUnavailable);
+            }
             let acquired = cluster.leases.acquire(channel.id).await.map_err(|error| {
                 tracing::warn!(%error, "cannot take a conversation's lease");
                 SubmitError::ClusterUnavailable

@@ -18,6 +18,9 @@ use uuid::Uuid;
 
 mod relayed;
 
+/// How long a resume from ahead of this node's copy waits for it to catch up.
+const RESUME_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(3);
+
 use super::{ChannelSizes, Published, Relay, Relayed};
 
 /// One conversation's event numbering, fan-out, replay ring and in-flight replies.
@@ -63,8 +66,12 @@ struct Log {
     /// Cluster mode: the broker sequence of the newest event known here.
     stream_seq: Option<u64>,
     /// Cluster mode: other nodes' events that arrived while the history
-    /// was being read (at most [`PENDING_EVENTS`]).
+    /// was being read (at most `PENDING_EVENTS`).
     pending: Vec<Relayed>,
+    /// Every event after this seq is in the ring or stored: a resume from
+    /// before it cannot be exact (cluster mode: events that never reached
+    /// this node).
+    complete_from: Seq,
 }
 
 impl Log {
@@ -128,6 +135,7 @@ impl ConversationChannel {
                 synced,
                 stream_seq: None,
                 pending: Vec::new(),
+                complete_from: 0,
             }),
             sender,
             turn: tokio::sync::Mutex::new(()),
@@ -206,7 +214,14 @@ impl ConversationChannel {
         F: FnOnce(Seq, usize) -> Fut,
         Fut: Future<Output = Result<Vec<ServerEvent>, E>>,
     {
-        let log = self.log().await;
+        let mut log = self.log().await;
+        if after > log.last_seq && self.relay.is_some() {
+            // The client saw more than this node has: another node's feed
+            // is ahead of ours. Catch up before answering.
+            drop(log);
+            self.catch_up(RESUME_CATCH_UP).await;
+            log = self.log().await;
+        }
         let events = self.sender.subscribe();
         let last_seq = log.last_seq;
         let max_replay = self.max_replay;
@@ -223,6 +238,9 @@ impl ConversationChannel {
         }
         if after == last_seq {
             return Ok(subscription(Replay::Events(Vec::new())));
+        }
+        if after < log.complete_from {
+            return Ok(subscription(Replay::ResyncRequired));
         }
         let ring_reaches = log
             .oldest_in_ring()

@@ -19,8 +19,14 @@ impl Log {
         for relayed in history {
             let _ = self.apply(relayed, true);
         }
-        if self.newest_in_ring() != Some(self.last_seq) {
-            self.clear_ring();
+        // History that stops short of what the database has: the rest never
+        // reached the broker. (No history at all: nothing streamed lately,
+        // and the stored messages are all there is.)
+        if self
+            .newest_in_ring()
+            .is_some_and(|newest| newest != self.last_seq)
+        {
+            self.gap(self.last_seq);
         }
         let mut pending = std::mem::take(&mut self.pending);
         pending.sort_by_key(|relayed| relayed.stream_seq);
@@ -41,9 +47,17 @@ impl Log {
         self.streaming.clear();
     }
 
+    /// Nothing before `through` can be replayed exactly from here any more:
+    /// events of it never reached this node.
+    pub(super) fn gap(&mut self, through: Seq) {
+        self.clear_ring();
+        self.complete_from = self.complete_from.max(through);
+    }
+
     /// Take in an event from the broker. While `syncing`, events already
     /// numbered (the conversation's recent past) only fill the ring; later
-    /// ones are new. The ring stays a gapless run ending at `last_seq`.
+    /// ones are new. The ring stays a gapless run ending at `last_seq`; a
+    /// missing seq is a gap ([`Log::gap`]), never skipped silently.
     /// Returns the event when it is new (to be sent to subscribers).
     pub(super) fn apply(&mut self, relayed: &Relayed, syncing: bool) -> Option<Arc<Published>> {
         self.stream_seq = self.stream_seq.max(Some(relayed.stream_seq));
@@ -54,17 +68,19 @@ impl Log {
                     .newest_in_ring()
                     .is_some_and(|newest| seq != newest + 1)
                 {
-                    self.clear_ring();
+                    self.gap(seq - 1);
                 }
                 self.record(&relayed.published);
             }
             return None;
         }
-        if self
+        if seq != self.last_seq + 1 {
+            self.gap(seq - 1);
+        } else if self
             .newest_in_ring()
             .is_some_and(|newest| newest != self.last_seq)
         {
-            self.clear_ring();
+            self.gap(self.last_seq);
         }
         self.last_seq = seq;
         self.record(&relayed.published);
@@ -128,7 +144,7 @@ impl ConversationChannel {
         let mut log = self.log().await;
         if seq > log.last_seq {
             log.last_seq = seq;
-            log.clear_ring();
+            log.gap(seq);
         }
         self.reserve_through(seq);
     }
@@ -303,17 +319,23 @@ mod tests {
         let relay = MemoryRelay::holding([delta(1, 1), delta(1, 2)]);
         let hub = Hub::with_relay(SIZES, Some(relay));
         let channel = hub.channel(Uuid::nil(), Uuid::nil(), 4);
-        let asked = Arc::new(Mutex::new(None));
-        let stored = {
-            let asked = asked.clone();
-            move |after: Seq, _| async move {
-                *asked.lock().unwrap() = Some(after);
-                Ok::<_, std::convert::Infallible>(Vec::new())
-            }
-        };
-        let subscription = channel.subscribe_after(1, stored).await.unwrap();
+        let subscription = channel.subscribe_after(1, no_store).await.unwrap();
         assert_eq!(subscription.last_seq, 4);
-        assert_eq!(*asked.lock().unwrap(), Some(1), "the database is asked");
+        assert!(matches!(subscription.replay, Replay::ResyncRequired));
+    }
+
+    #[tokio::test]
+    async fn a_gap_in_the_feed_is_never_replayed_over() {
+        let relay = MemoryRelay::holding([delta(1, 1), delta(1, 2)]);
+        let hub = Hub::with_relay(SIZES, Some(relay));
+        let channel = hub.channel(Uuid::nil(), Uuid::nil(), 0);
+        let _ = channel.subscribe().await;
+        // Seqs 3 and 4 never arrived.
+        channel.inject(relayed(104, delta(1, 5))).await;
+        let from_before = channel.subscribe_after(2, no_store).await.unwrap();
+        assert!(matches!(from_before.replay, Replay::ResyncRequired));
+        let from_after = channel.subscribe_after(4, no_store).await.unwrap();
+        assert_eq!(replayed(&from_after.replay), [5]);
     }
 
     #[tokio::test]
