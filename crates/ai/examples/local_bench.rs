@@ -43,6 +43,7 @@ fn request() -> ChatRequest {
         max_tokens: Some(128),
         temperature: None,
         tools: Vec::new(),
+        tool_choice: Default::default(),
     }
 }
 
