@@ -73,7 +73,12 @@ pub struct SeqAudit {
     pub out_of_order: u64,
     /// Seqs jumped over and never seen since.
     missing: std::collections::BTreeSet<Seq>,
+    /// The first duplicated seqs (up to [`SAMPLES`]), to tell where they came from.
+    duplicate_samples: Vec<Seq>,
 }
+
+/// Duplicated seqs remembered per socket for a report.
+const SAMPLES: usize = 16;
 
 /// Most missing seqs remembered per socket; past that they are only counted.
 const MISSING_MEMORY: usize = 4096;
@@ -82,6 +87,16 @@ impl SeqAudit {
     /// Events never received (gaps not filled later).
     pub fn lost(&self) -> u64 {
         self.missing.len() as u64
+    }
+
+    /// Seqs jumped over and never seen since, lowest first.
+    pub fn missing_seqs(&self) -> impl Iterator<Item = Seq> + '_ {
+        self.missing.iter().copied()
+    }
+
+    /// The first seqs that arrived a second time.
+    pub fn duplicate_samples(&self) -> &[Seq] {
+        &self.duplicate_samples
     }
 
     /// Account for `seq` arriving after `last`; `true` when it is new and in order.
@@ -98,6 +113,9 @@ impl SeqAudit {
             self.out_of_order += 1;
         } else {
             self.duplicates += 1;
+            if self.duplicate_samples.len() < SAMPLES {
+                self.duplicate_samples.push(seq);
+            }
         }
         false
     }

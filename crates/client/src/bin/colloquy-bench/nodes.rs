@@ -73,15 +73,24 @@ impl Nodes {
 
     /// Resume `socket` on a node picked by [`Self::pick_other`]: `at` holds
     /// the node it was on and follows it; `partner` is where the other
-    /// socket of its conversation is.
+    /// socket of its conversation is. The move is added to `moves`
+    /// (described with `why`), for a report of what went wrong.
     pub async fn resume_elsewhere(
         &self,
         socket: &mut ChatSocket,
         at: &AtomicUsize,
         partner: &AtomicUsize,
+        (why, moves): (&str, &mut Vec<String>),
     ) -> Result<(), ClientError> {
-        let to = self.pick_other(at.load(Ordering::Relaxed), partner.load(Ordering::Relaxed));
+        let from = at.load(Ordering::Relaxed);
+        let to = self.pick_other(from, partner.load(Ordering::Relaxed));
         at.store(to, Ordering::Relaxed);
+        moves.push(format!(
+            "{why} at seq {}: node {} -> {}",
+            socket.last_seq(),
+            from + 1,
+            to + 1
+        ));
         socket.resume_at(self.url(to)).await
     }
 }

@@ -42,6 +42,10 @@ pub struct Totals {
     pub watchers: WatcherTotals,
     /// Why turns failed, and how often.
     pub failure_reasons: BTreeMap<&'static str, u64>,
+    /// The codes of the error events, and how often.
+    pub error_codes: BTreeMap<String, u64>,
+    /// Descriptions of the first turns with lost, duplicated or reordered events.
+    pub anomalies: Vec<String>,
 }
 
 /// What the watcher sockets saw: one per conversation, on another node
@@ -115,6 +119,8 @@ impl Default for Totals {
             refusals_retried: 0,
             watchers: WatcherTotals::default(),
             failure_reasons: BTreeMap::new(),
+            error_codes: BTreeMap::new(),
+            anomalies: Vec::new(),
         }
     }
 }
@@ -166,6 +172,9 @@ pub fn report(
     println!("  duplicated               {}", totals.duplicated);
     println!("  out of order             {}", totals.out_of_order);
     println!("  error events             {}", totals.error_events);
+    for (code, count) in &totals.error_codes {
+        println!("    {code:<22} {count}");
+    }
     println!(
         "  chaos drops / reconnects {} / {}",
         totals.chaos_drops, totals.reconnects
@@ -209,6 +218,9 @@ pub fn report(
         }
     }
     report_cluster(totals);
+    for anomaly in &totals.anomalies {
+        println!("  anomaly: {anomaly}");
+    }
     let clean = totals.clean();
     println!(
         "  verdict                  {}",

@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use colloquy_client::{ChatSocket, ClientError, ServerEvent};
+use colloquy_client::{ChatSocket, ClientError, Seq, SeqAudit, ServerEvent};
 use colloquy_protocol::MessageStatus;
 use rand::Rng;
 use uuid::Uuid;
@@ -36,6 +36,8 @@ const TURN_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// `REFUSAL_PAUSE`, longer than any lease TTL or shutdown grace.
 const MAX_REFUSALS: u32 = 60;
 const REFUSAL_PAUSE: Duration = Duration::from_millis(500);
+/// Turns with lost, duplicated or reordered events described in the report.
+const ANOMALY_SAMPLES: usize = 12;
 
 /// Refusals that a later try may not get: the node is draining, no lease
 /// can be taken yet, or the conversation's holder has not let go yet.
@@ -80,6 +82,8 @@ struct Turn {
     first_delta: Option<Duration>,
     dropped: bool,
     refusals: u32,
+    /// The sender's moves during this turn, for the anomaly samples.
+    moves: Vec<String>,
 }
 
 enum Outcome {
@@ -90,7 +94,7 @@ enum Outcome {
 }
 
 /// Why the sender moves to another node.
-#[derive(PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 enum Move {
     /// Its connection dropped: counted as caused by the kill or not.
     Dropped,
@@ -120,10 +124,45 @@ pub async fn run_turn(ctx: &TurnContext<'_>, socket: &mut ChatSocket, turn: usiz
         first_delta: None,
         dropped: false,
         refusals: 0,
+        moves: Vec::new(),
     };
     ctx.shared.totals().turns_started += 1;
+    let before = socket.audit().clone();
     let outcome = converse(ctx, socket, &mut turn).await;
+    sample_anomaly(ctx, socket, &turn, &before);
     account(ctx, &turn, outcome);
+}
+
+/// Keep a description of a turn whose events were lost, duplicated or
+/// reordered: where the socket moved and which seqs went wrong, so a report
+/// can say where to look.
+fn sample_anomaly(ctx: &TurnContext<'_>, socket: &ChatSocket, turn: &Turn, before: &SeqAudit) {
+    let after = socket.audit();
+    if after == before {
+        return;
+    }
+    let mut totals = ctx.shared.totals();
+    if totals.anomalies.len() >= ANOMALY_SAMPLES {
+        return;
+    }
+    let new_duplicates = &after.duplicate_samples()[before.duplicate_samples().len()..];
+    let missing: Vec<Seq> = after
+        .missing_seqs()
+        .filter(|seq| !before.missing_seqs().any(|old| old == *seq))
+        .take(16)
+        .collect();
+    totals.anomalies.push(format!(
+        "conversation {} reply {}: {} deltas, last seq {}; moves [{}]; +{} duplicated (seqs {:?}), +{} out of order, lost seqs {:?}",
+        socket.conversation_id(),
+        turn.reply_id.map(|id| id.to_string()).unwrap_or_default(),
+        turn.deltas,
+        socket.last_seq(),
+        turn.moves.join(", "),
+        after.duplicates - before.duplicates,
+        new_duplicates,
+        after.out_of_order - before.out_of_order,
+        missing,
+    ));
 }
 
 async fn converse(ctx: &TurnContext<'_>, socket: &mut ChatSocket, turn: &mut Turn) -> Outcome {
@@ -137,7 +176,7 @@ async fn converse(ctx: &TurnContext<'_>, socket: &mut ChatSocket, turn: &mut Tur
             Err(_) => return Outcome::Failed("no event for 60 s"),
             Ok(Ok(event)) => event,
             Ok(Err(error)) if error.is_retryable() => {
-                if move_sender(ctx, socket, Move::Dropped).await.is_err() {
+                if move_sender(ctx, socket, turn, Move::Dropped).await.is_err() {
                     return Outcome::Failed("could not resume");
                 }
                 if turn.reply_id.is_none() {
@@ -171,7 +210,7 @@ async fn converse(ctx: &TurnContext<'_>, socket: &mut ChatSocket, turn: &mut Tur
                     turn.dropped = true;
                     ctx.shared.totals().chaos_drops += 1;
                     socket.abort();
-                    if move_sender(ctx, socket, Move::Chaos).await.is_err() {
+                    if move_sender(ctx, socket, turn, Move::Chaos).await.is_err() {
                         return Outcome::Failed("could not resume after a chaos drop");
                     }
                 }
@@ -196,7 +235,11 @@ async fn converse(ctx: &TurnContext<'_>, socket: &mut ChatSocket, turn: &mut Tur
                 code,
                 ..
             } if id == turn.client_id && turn.reply_id.is_none() => {
-                ctx.shared.totals().error_events += 1;
+                {
+                    let mut totals = ctx.shared.totals();
+                    totals.error_events += 1;
+                    *totals.error_codes.entry(code.clone()).or_default() += 1;
+                }
                 if !worth_retrying(&code) || turn.refusals >= MAX_REFUSALS {
                     tracing::warn!(code, "message refused");
                     return Outcome::Failed("the message was refused");
@@ -205,15 +248,20 @@ async fn converse(ctx: &TurnContext<'_>, socket: &mut ChatSocket, turn: &mut Tur
                 ctx.shared.totals().refusals_retried += 1;
                 if code == "shutting_down" {
                     socket.abort();
-                    if move_sender(ctx, socket, Move::Away).await.is_err() {
+                    if move_sender(ctx, socket, turn, Move::Away).await.is_err() {
                         return Outcome::Failed("could not leave a draining node");
                     }
                 }
                 tokio::time::sleep(REFUSAL_PAUSE).await;
                 let _ = socket.resend_text(&turn.question, &turn.client_id).await;
             }
-            ServerEvent::Error { message_id, .. } => {
-                ctx.shared.totals().error_events += 1;
+            ServerEvent::Error {
+                message_id, code, ..
+            } => {
+                let mut totals = ctx.shared.totals();
+                totals.error_events += 1;
+                *totals.error_codes.entry(code).or_default() += 1;
+                drop(totals);
                 if message_id.is_some() && message_id == turn.reply_id {
                     return Outcome::Failed("the reply failed");
                 }
@@ -228,6 +276,7 @@ async fn converse(ctx: &TurnContext<'_>, socket: &mut ChatSocket, turn: &mut Tur
 async fn move_sender(
     ctx: &TurnContext<'_>,
     socket: &mut ChatSocket,
+    turn: &mut Turn,
     why: Move,
 ) -> Result<(), ClientError> {
     let nodes = &ctx.plan.nodes;
@@ -239,8 +288,14 @@ async fn move_sender(
             totals.unexpected_drops += 1;
         }
     }
+    let why = format!("{why:?}");
     nodes
-        .resume_elsewhere(socket, &ctx.place.sender, &ctx.place.watcher)
+        .resume_elsewhere(
+            socket,
+            &ctx.place.sender,
+            &ctx.place.watcher,
+            (&why, &mut turn.moves),
+        )
         .await
 }
 

@@ -24,6 +24,10 @@ pub struct WatchContext {
     pub place: Arc<Placement>,
 }
 
+/// Watchers with lost, duplicated or reordered events described in the
+/// report (the senders' turns add their own, up to the same number).
+const ANOMALY_SAMPLES: usize = 12;
+
 /// How long a watcher waits for the rest once it knows the last `seq`.
 const TAIL_TIMEOUT: Duration = Duration::from_secs(60);
 /// Before that it waits for the sender, whose turns have their own timeout.
@@ -40,6 +44,8 @@ struct Seen {
     replies_interrupted: u64,
     kill_drops: u64,
     unexpected_drops: u64,
+    /// Where the watcher moved, for the anomaly samples.
+    moves: Vec<String>,
 }
 
 impl Seen {
@@ -125,6 +131,18 @@ pub async fn watch(
     let target = goal.borrow().unwrap_or_else(|| socket.last_seq());
     let audit = socket.audit();
     let mut totals = ctx.shared.totals();
+    let unclean = audit.lost() + audit.duplicates + audit.out_of_order > 0;
+    if (unclean || !complete) && totals.anomalies.len() < ANOMALY_SAMPLES {
+        let lost: Vec<Seq> = audit.missing_seqs().take(16).collect();
+        totals.anomalies.push(format!(
+            "watcher of conversation {}: last seq {} of {target}; moves [{}]; duplicated seqs {:?}, {} out of order, lost seqs {lost:?}",
+            socket.conversation_id(),
+            socket.last_seq(),
+            seen.moves.join(", "),
+            audit.duplicate_samples(),
+            audit.out_of_order,
+        ));
+    }
     let w = &mut totals.watchers;
     // The conversation was empty when the watcher opened it, so its events
     // are seqs 1 to the sender's last.
@@ -158,6 +176,11 @@ async fn move_watcher(
         seen.unexpected_drops += 1;
     }
     nodes
-        .resume_elsewhere(socket, &ctx.place.watcher, &ctx.place.sender)
+        .resume_elsewhere(
+            socket,
+            &ctx.place.watcher,
+            &ctx.place.sender,
+            ("Dropped", &mut seen.moves),
+        )
         .await
 }
