@@ -258,9 +258,11 @@ fn report_cluster(totals: &Totals) {
             w.kill_drops, w.unexpected_drops, w.reconnects
         );
     }
-    if totals.kill_drops + totals.turns_interrupted + totals.refusals_retried > 0 {
-        println!("  sockets dropped by kill  {}", totals.kill_drops);
+    if totals.refusals_retried > 0 {
         println!("  refusals retried         {}", totals.refusals_retried);
+    }
+    if totals.kill_drops + totals.turns_interrupted + w.kill_drops > 0 {
+        println!("  sockets dropped by kill  {}", totals.kill_drops);
         println!(
             "  interrupted by the kill  {} ({} with a final text other than their deltas)",
             totals.turns_interrupted, totals.interrupted_mismatched
