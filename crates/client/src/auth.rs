@@ -1,21 +1,11 @@
 //! Getting an access token over HTTP.
 
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::ClientError;
+use crate::{http::success_json, ClientError};
 
 async fn token_from(response: reqwest::Response) -> Result<String, ClientError> {
-    let status = response.status();
-    let body: Value = response
-        .json()
-        .await
-        .map_err(|e| ClientError::Http(e.to_string()))?;
-    if !status.is_success() {
-        return Err(ClientError::Http(format!(
-            "HTTP {status}: {}",
-            body["error"]["message"]
-        )));
-    }
+    let body = success_json(response).await?;
     body["access_token"]
         .as_str()
         .map(str::to_owned)

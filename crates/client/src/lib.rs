@@ -5,7 +5,9 @@
 //! `seq`). When the connection drops, [`ChatSocket::resume`] reconnects with
 //! exponential backoff and full jitter and asks the server to replay every
 //! event after the last `seq` seen, so the caller gets each event exactly
-//! once and in order. [`auth`] has the HTTP calls to get a token.
+//! once and in order; [`ChatSocket::resume_at`] resumes through another
+//! server of a cluster. [`auth`] has the HTTP calls to get a token,
+//! [`conversations`] the one to create a conversation before opening it.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), colloquy_client::ClientError> {
@@ -21,6 +23,8 @@
 
 pub mod auth;
 mod backoff;
+pub mod conversations;
+mod http;
 mod socket;
 
 pub use backoff::Backoff;

@@ -57,6 +57,10 @@ pub struct ChatSocket {
     last_seq: Seq,
     reconnects: u32,
     audit: SeqAudit,
+    /// The `client_id` of a message sent again after a resume: the server
+    /// answers a repeat with the original `ack`, which this socket may
+    /// already have delivered (replayed); that one answer is not a duplicate.
+    resent: Option<String>,
 }
 
 /// What the server's numbering looked like from here: anything but zeros
@@ -69,7 +73,12 @@ pub struct SeqAudit {
     pub out_of_order: u64,
     /// Seqs jumped over and never seen since.
     missing: std::collections::BTreeSet<Seq>,
+    /// The first duplicated seqs (up to [`SAMPLES`]), to tell where they came from.
+    duplicate_samples: Vec<Seq>,
 }
+
+/// Duplicated seqs remembered per socket for a report.
+const SAMPLES: usize = 16;
 
 /// Most missing seqs remembered per socket; past that they are only counted.
 const MISSING_MEMORY: usize = 4096;
@@ -78,6 +87,16 @@ impl SeqAudit {
     /// Events never received (gaps not filled later).
     pub fn lost(&self) -> u64 {
         self.missing.len() as u64
+    }
+
+    /// Seqs jumped over and never seen since, lowest first.
+    pub fn missing_seqs(&self) -> impl Iterator<Item = Seq> + '_ {
+        self.missing.iter().copied()
+    }
+
+    /// The first seqs that arrived a second time.
+    pub fn duplicate_samples(&self) -> &[Seq] {
+        &self.duplicate_samples
     }
 
     /// Account for `seq` arriving after `last`; `true` when it is new and in order.
@@ -94,6 +113,9 @@ impl SeqAudit {
             self.out_of_order += 1;
         } else {
             self.duplicates += 1;
+            if self.duplicate_samples.len() < SAMPLES {
+                self.duplicate_samples.push(seq);
+            }
         }
         false
     }
@@ -150,7 +172,13 @@ impl ChatSocket {
             last_seq,
             reconnects: 0,
             audit: SeqAudit::default(),
+            resent: None,
         })
+    }
+
+    /// The server this socket connects to (`http://host:port`).
+    pub fn base_url(&self) -> &str {
+        &self.settings.base_url
     }
 
     pub fn conversation_id(&self) -> Uuid {
@@ -196,6 +224,34 @@ impl ChatSocket {
         .await
     }
 
+    /// Send again, after a resume, a message whose fate is unknown (it may
+    /// have been stored, and its `ack` replayed, or lost with the old
+    /// connection). Send it with the same `client_id`: the server stores it
+    /// once and answers a repeat with the original `ack`, which this socket
+    /// then skips without counting it a duplicate.
+    pub async fn resend_text(&mut self, content: &str, client_id: &str) -> Result<(), ClientError> {
+        self.resent = Some(client_id.to_owned());
+        self.send_text(content, Some(client_id)).await
+    }
+
+    /// The answer to [`Self::resend_text`] repeating an `ack` already delivered.
+    fn is_repeated_ack(&mut self, event: &ServerEvent) -> bool {
+        let ServerEvent::Ack {
+            client_id: Some(id),
+            seq,
+            ..
+        } = event
+        else {
+            return false;
+        };
+        let repeat = *seq <= self.last_seq && self.resent.as_deref() == Some(id.as_str());
+        if repeat {
+            // Only one answer per resend: a second copy is a real duplicate.
+            self.resent = None;
+        }
+        repeat
+    }
+
     /// The next new event. Events already delivered (by `seq`) are skipped.
     /// A lost connection is reported as [`ClientError::Disconnected`]; call
     /// [`Self::resume`] to continue where it stopped.
@@ -209,6 +265,9 @@ impl ChatSocket {
                     return Err(error);
                 }
             };
+            if self.is_repeated_ack(&event) {
+                continue;
+            }
             if let Some(seq) = event.seq() {
                 if !self.audit.observe(self.last_seq, seq) {
                     continue;
@@ -222,6 +281,14 @@ impl ChatSocket {
     /// Drop the connection at once, as a network failure would (for chaos testing).
     pub fn abort(&mut self) {
         self.stream = None;
+    }
+
+    /// [`Self::resume`] through another server of the same cluster (its
+    /// node went away, or a load balancer would pick another): any node
+    /// replays the conversation's events after [`Self::last_seq`].
+    pub async fn resume_at(&mut self, base_url: &str) -> Result<(), ClientError> {
+        self.settings.base_url = base_url.trim_end_matches('/').to_owned();
+        self.resume().await
     }
 
     /// Reconnect with backoff and jitter, replaying every event after
@@ -253,6 +320,34 @@ impl ChatSocket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_repeated_ack_answering_a_resend_is_skipped_once_without_counting() {
+        let ack = |seq| ServerEvent::Ack {
+            client_id: Some("c-1".into()),
+            message_id: Uuid::nil(),
+            seq,
+            content: String::new(),
+            reply_id: Uuid::nil(),
+        };
+        let mut socket = ChatSocket {
+            stream: None,
+            settings: SocketSettings::new("http://127.0.0.1:1", "token"),
+            conversation_id: Uuid::nil(),
+            last_seq: 5,
+            reconnects: 0,
+            audit: SeqAudit::default(),
+            resent: None,
+        };
+        assert!(!socket.is_repeated_ack(&ack(3)), "no resend: a duplicate");
+        socket.resent = Some("c-1".into());
+        assert!(!socket.is_repeated_ack(&ack(6)), "a new ack is delivered");
+        assert!(socket.is_repeated_ack(&ack(3)));
+        assert!(
+            !socket.is_repeated_ack(&ack(3)),
+            "a second copy is a duplicate"
+        );
+    }
 
     #[test]
     fn audit_tells_duplicates_reorderings_and_losses_apart() {

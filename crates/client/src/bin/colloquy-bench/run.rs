@@ -1,25 +1,30 @@
-//! The load itself: users, sockets opened at a set rate, chat turns checked
-//! event by event, optional chaos (sockets dropped mid-reply, then resumed).
+//! The load itself: users, sockets opened at a set rate over the run's
+//! servers, each with its turns (see [`crate::turn`]) and, on a cluster, a
+//! watcher on another node (see [`crate::watcher`]).
 
 use std::{
     sync::{
         atomic::{AtomicU64, Ordering},
-        Arc, Mutex,
+        Arc, Mutex, OnceLock,
     },
     time::{Duration, Instant},
 };
 
-use colloquy_client::{auth, ChatSocket, ClientError, ServerEvent, SocketSettings};
-use rand::Rng;
+use colloquy_client::{auth, conversations, ChatSocket, ClientError, SocketSettings};
 use tokio::sync::{watch, Semaphore};
-use uuid::Uuid;
 
-use crate::stats::{Totals, Which};
+use crate::{
+    nodes::{Nodes, Placement},
+    stats::Totals,
+    turn::{self, TurnContext},
+    watcher,
+};
 
 /// What one run does.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    pub base_url: String,
+    /// The servers; sockets are spread over them round-robin.
+    pub nodes: Arc<Nodes>,
     pub sockets: usize,
     pub sockets_per_user: usize,
     pub connect_rate: u32,
@@ -41,6 +46,14 @@ pub struct Shared {
     pub settled: AtomicU64,
     /// Sockets that finished their turns (or gave up).
     pub finished: AtomicU64,
+    /// The node kill, once it happened.
+    pub kill: OnceLock<Kill>,
+}
+
+/// A node the bench killed mid-run.
+#[derive(Debug, Clone, Copy)]
+pub struct Kill {
+    pub at: Instant,
 }
 
 impl Shared {
@@ -50,10 +63,11 @@ impl Shared {
             open_now: AtomicU64::new(0),
             settled: AtomicU64::new(0),
             finished: AtomicU64::new(0),
+            kill: OnceLock::new(),
         })
     }
 
-    fn totals(&self) -> std::sync::MutexGuard<'_, Totals> {
+    pub fn totals(&self) -> std::sync::MutexGuard<'_, Totals> {
         self.totals.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -72,9 +86,10 @@ pub async fn make_users(plan: &Plan) -> anyhow::Result<Vec<String>> {
     let client = reqwest::Client::new();
     let limit = Arc::new(Semaphore::new(32));
     let mut tasks = Vec::with_capacity(users);
-    for _ in 0..users {
+    for user in 0..users {
         let client = client.clone();
-        let base = plan.base_url.clone();
+        // Any node signs a token good on every node of a cluster.
+        let base = plan.nodes.url(user).to_owned();
         let limit = limit.clone();
         tasks.push(tokio::spawn(async move {
             let _permit = limit.acquire().await;
@@ -102,6 +117,7 @@ pub async fn start_sockets(
         let token = tokens[index / plan.sockets_per_user.max(1)].clone();
         tokio::spawn(socket_task(
             plan.clone(),
+            index,
             token,
             shared.clone(),
             phase.clone(),
@@ -112,7 +128,7 @@ pub async fn start_sockets(
     }
 }
 
-async fn connect(settings: SocketSettings) -> Result<ChatSocket, ClientError> {
+pub async fn connect(settings: SocketSettings) -> Result<ChatSocket, ClientError> {
     let mut backoff = settings.backoff.clone();
     loop {
         match ChatSocket::connect(settings.clone()).await {
@@ -126,17 +142,20 @@ async fn connect(settings: SocketSettings) -> Result<ChatSocket, ClientError> {
     }
 }
 
+/// Socket number `index`: open it (and its watcher), run its turns, report.
 async fn socket_task(
     plan: Arc<Plan>,
+    index: usize,
     token: String,
     shared: Arc<Shared>,
     mut phase: watch::Receiver<Phase>,
     turn_slots: Arc<Semaphore>,
 ) {
-    let connected = connect(SocketSettings::new(&plan.base_url, &token)).await;
+    let place = Placement::new(plan.nodes.home(index), plan.nodes.watcher_home(index));
+    let opened = open_pair(&plan, &token, &place, &shared).await;
     shared.settled.fetch_add(1, Ordering::Relaxed);
-    let mut socket = match connected {
-        Ok(socket) => socket,
+    let (mut socket, watcher) = match opened {
+        Ok(opened) => opened,
         Err(error) => {
             tracing::warn!(%error, "socket could not connect");
             shared.totals().connect_failures += 1;
@@ -150,13 +169,33 @@ async fn socket_task(
         totals.sockets_opened += 1;
         totals.peak_held = totals.peak_held.max(open);
     }
+    let (goal_tx, goal_rx) = watch::channel(None);
+    let place = Arc::new(place);
+    let watching = watcher.map(|socket| {
+        tokio::spawn(watcher::watch(
+            watcher::WatchContext {
+                plan: plan.clone(),
+                shared: shared.clone(),
+                place: place.clone(),
+            },
+            socket,
+            goal_rx,
+        ))
+    });
     let _ = phase.wait_for(|p| *p >= Phase::Turns).await;
+    let context = TurnContext {
+        plan: &plan,
+        shared: &shared,
+        place: &place,
+    };
     for turn in 0..plan.turns {
         let Ok(_slot) = turn_slots.acquire().await else {
             break;
         };
-        run_turn(&plan, &mut socket, &shared, turn).await;
+        turn::run_turn(&context, &mut socket, turn).await;
     }
+    // Everything the conversation holds now, the watcher must see too.
+    let _ = goal_tx.send(Some(socket.last_seq()));
     {
         let audit = socket.audit();
         let mut totals = shared.totals();
@@ -165,138 +204,49 @@ async fn socket_task(
         totals.out_of_order += audit.out_of_order;
         totals.reconnects += u64::from(socket.reconnects());
     }
+    if let Some(watching) = watching {
+        let _ = watching.await;
+    }
     shared.finished.fetch_add(1, Ordering::Relaxed);
     let _ = phase.wait_for(|p| *p >= Phase::Release).await;
     shared.open_now.fetch_sub(1, Ordering::Relaxed);
 }
 
-/// A short question that differs from turn to turn and socket to socket,
-/// so a model cannot serve it from a cache of the previous prompt.
-fn question(turn: usize) -> String {
-    const TOPICS: [&str; 8] = [
-        "the sea",
-        "volcanoes",
-        "bread",
-        "owls",
-        "trains",
-        "chess",
-        "rain",
-        "bees",
-    ];
-    let topic = TOPICS[rand::thread_rng().gen_range(0..TOPICS.len())];
-    format!(
-        "Tell me one fact about {topic} (question {turn}-{}).",
-        rand::thread_rng().gen_range(0..1000)
-    )
-}
-
-/// One turn: send, then check every event up to the final message.
-async fn run_turn(plan: &Plan, socket: &mut ChatSocket, shared: &Shared, turn: usize) {
-    let client_id = format!("bench-{}-{turn}", Uuid::now_v7());
-    let drop_after = rand::thread_rng()
-        .gen_bool(plan.chaos.clamp(0.0, 1.0))
-        .then(|| {
-            let deltas = plan.expected.as_ref().map_or(4, |(_, deltas)| *deltas);
-            rand::thread_rng().gen_range(1..=deltas.max(1))
-        });
-    shared.totals().turns_started += 1;
-    let started = Instant::now();
-    if socket
-        .send_text(&question(turn), Some(&client_id))
-        .await
-        .is_err()
-    {
-        shared.totals().turns_failed += 1;
-        return;
+/// The sender's socket and, on a cluster, its conversation's watcher on
+/// another node. A cluster's conversation is created over HTTP first so the
+/// watcher can open it before its first message: a conversation not yet
+/// stored exists only on the node whose socket made it up.
+async fn open_pair(
+    plan: &Plan,
+    token: &str,
+    place: &Placement,
+    shared: &Shared,
+) -> Result<(ChatSocket, Option<ChatSocket>), ClientError> {
+    let home = plan
+        .nodes
+        .url(place.sender.load(Ordering::Relaxed))
+        .to_owned();
+    let mut settings = SocketSettings::new(&home, token);
+    if !plan.nodes.is_cluster() {
+        return Ok((connect(settings).await?, None));
     }
-    let mut reply_id = None;
-    let mut text = String::new();
-    let mut deltas = 0usize;
-    let mut received = 0u64;
-    let mut first_delta = None;
-    let mut dropped = false;
-    let outcome = loop {
-        let event = match socket.next_event().await {
-            Ok(event) => event,
-            Err(ClientError::Disconnected) => {
-                shared.totals().unexpected_drops += 1;
-                if socket.resume().await.is_err() {
-                    break Err("could not resume");
-                }
-                continue;
-            }
-            Err(_) => break Err("socket closed"),
-        };
-        match event {
-            ServerEvent::Ack {
-                client_id: Some(id),
-                reply_id: reply,
-                ..
-            } if id == client_id => {
-                reply_id = Some(reply);
-                received += 1;
-            }
-            ServerEvent::Delta {
-                message_id,
-                content,
-                ..
-            } if Some(message_id) == reply_id => {
-                received += 1;
-                deltas += 1;
-                text.push_str(&content);
-                first_delta.get_or_insert_with(|| started.elapsed());
-                if drop_after == Some(deltas) && !dropped {
-                    dropped = true;
-                    shared.totals().chaos_drops += 1;
-                    socket.abort();
-                    if socket.resume().await.is_err() {
-                        break Err("could not resume after a chaos drop");
-                    }
-                }
-            }
-            ServerEvent::Message {
-                message_id,
-                content,
-                ..
-            } if Some(message_id) == reply_id => {
-                received += 1;
-                break Ok(content);
-            }
-            ServerEvent::Error { message_id, .. } => {
-                shared.totals().error_events += 1;
-                if message_id.is_some() && message_id == reply_id {
-                    break Err("the reply failed");
-                }
-            }
-            _ => {}
+    let client = reqwest::Client::new();
+    settings.conversation_id = Some(conversations::create_with(&client, &home, token).await?);
+    let socket = connect(settings.clone()).await?;
+    settings.base_url = plan
+        .nodes
+        .url(place.watcher.load(Ordering::Relaxed))
+        .to_owned();
+    match connect(settings).await {
+        Ok(watcher) => {
+            shared.totals().watchers.opened += 1;
+            Ok((socket, Some(watcher)))
         }
-    };
-    let mut totals = shared.totals();
-    // A real model's reply length is known only once it is whole.
-    let deltas_expected = plan.expected.as_ref().map_or(deltas, |(_, deltas)| *deltas);
-    totals.events_expected += deltas_expected as u64 + 2;
-    totals.events_received += received;
-    match outcome {
-        Ok(final_text) => {
-            totals.turns_completed += 1;
-            let as_expected = plan
-                .expected
-                .as_ref()
-                .is_none_or(|(reply, _)| *reply == final_text);
-            if final_text != text || !as_expected {
-                totals.replies_mismatched += 1;
-            }
-            let total = started.elapsed();
-            if let Some(first) = first_delta {
-                totals.record(Which::FirstDelta, first);
-                totals.generated_tokens += deltas.saturating_sub(1) as u64;
-                totals.generation_time += total.saturating_sub(first);
-            }
-            totals.record(Which::Final, total);
-        }
-        Err(why) => {
-            tracing::warn!(why, "turn failed");
-            totals.turns_failed += 1;
+        Err(error) => {
+            tracing::warn!(%error, "watcher could not connect");
+            shared.totals().watchers.connect_failures += 1;
+            // The turns still run; the watcher's failure fails the verdict.
+            Ok((socket, None))
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Starting a `colloquy` server for the bench as a child process, pointed at
-//! the bench's upstream, with a throwaway data dir; and reading its memory.
+//! the bench's upstream, with a throwaway data dir; stopping or killing it;
+//! and reading its memory.
 
 use std::{
     net::{SocketAddr, TcpListener},
@@ -15,8 +16,66 @@ use tokio::process::{Child, Command};
 pub struct SpawnedServer {
     pub base_url: String,
     pub pid: u32,
-    _child: Child,
+    child: Child,
     _data_dir: tempfile::TempDir,
+}
+
+/// The signal that stops a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StopSignal {
+    /// As an operator stops it: it finishes its replies, then closes its sockets.
+    Sigterm,
+    /// As a crash: nothing runs after it.
+    Sigkill,
+}
+
+impl StopSignal {
+    fn name(self) -> &'static str {
+        match self {
+            StopSignal::Sigterm => "TERM",
+            StopSignal::Sigkill => "KILL",
+        }
+    }
+}
+
+impl SpawnedServer {
+    /// Send `signal` now, without waiting for the process to end. The
+    /// `kill` utility does it: one call in a bench is not worth an unsafe
+    /// libc binding.
+    pub fn signal(&self, signal: StopSignal) -> anyhow::Result<()> {
+        let status = std::process::Command::new("kill")
+            .args(["-s", signal.name(), &self.pid.to_string()])
+            .stderr(Stdio::null())
+            .status()
+            .context("running kill")?;
+        if !status.success() {
+            bail!("kill -s {} {} failed", signal.name(), self.pid);
+        }
+        Ok(())
+    }
+
+    /// Stop as an operator would (SIGTERM), SIGKILL after `grace`; reaps the process.
+    pub async fn stop(&mut self, grace: Duration) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.signal(StopSignal::Sigterm);
+        }
+        if tokio::time::timeout(grace, self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+/// How to start a server beyond its model.
+#[derive(Default)]
+pub struct SpawnOptions {
+    /// Settings added or overridden (e.g. a limit raised for a large run).
+    pub env: Vec<(String, String)>,
+    /// Prefix of the server's log lines on the bench's stderr (one of
+    /// several nodes); `None` passes them through as they are.
+    pub log_label: Option<String>,
 }
 
 /// The `colloquy` binary next to this one (same target dir), unless given.
@@ -39,12 +98,11 @@ pub enum Model {
     Local(PathBuf),
 }
 
-/// Start the server and wait until `/healthz` answers. `extra_env` adds or
-/// overrides settings (e.g. raising a limit for a large run).
+/// Start the server and wait until `/healthz` answers.
 pub async fn spawn(
     binary: &PathBuf,
     model: &Model,
-    extra_env: &[(String, String)],
+    options: &SpawnOptions,
 ) -> anyhow::Result<SpawnedServer> {
     let data_dir = tempfile::tempdir()?;
     let port = free_port()?;
@@ -56,7 +114,11 @@ pub async fn spawn(
         .env("COLLOQUY_LOG", "warn")
         .env_remove("OPENAI_API_KEY")
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(if options.log_label.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::inherit()
+        })
         .kill_on_drop(true);
     match model {
         Model::Upstream(upstream) => {
@@ -70,16 +132,20 @@ pub async fn spawn(
                 .env("COLLOQUY_LOCAL__MODEL_PATH", path);
         }
     }
-    for (key, value) in extra_env {
+    for (key, value) in &options.env {
         command.env(key, value);
     }
-    let child = command.spawn().with_context(|| {
+    let mut child = command.spawn().with_context(|| {
         format!(
             "starting {} (build it with `cargo build --release -p colloquy`)",
             binary.display()
         )
     })?;
     let pid = child.id().context("server exited at once")?;
+    if let (Some(label), Some(stderr)) = (options.log_label.clone(), child.stderr.take()) {
+        // Ends with the pipe, when the process exits.
+        tokio::spawn(forward_log(label, stderr));
+    }
     let base_url = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     let started = Instant::now();
@@ -89,7 +155,7 @@ pub async fn spawn(
                 return Ok(SpawnedServer {
                     base_url,
                     pid,
-                    _child: child,
+                    child,
                     _data_dir: data_dir,
                 });
             }
@@ -97,6 +163,16 @@ pub async fn spawn(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     bail!("the server did not become healthy within 120 s")
+}
+
+/// Copy a node's log lines to stderr, each prefixed with the node's label,
+/// so the lines of several nodes can be told apart.
+async fn forward_log(label: String, stderr: tokio::process::ChildStderr) {
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        eprintln!("[{label}] {line}");
+    }
 }
 
 /// Resident memory of process `pid` in bytes (Linux `/proc`).

@@ -1,6 +1,6 @@
 //! Counters and latency histograms gathered across all sockets, and the report.
 
-use std::time::Duration;
+use std::{collections::BTreeMap, time::Duration};
 
 use hdrhistogram::Histogram;
 
@@ -27,6 +27,62 @@ pub struct Totals {
     pub generation_time: Duration,
     pub first_delta_us: Histogram<u64>,
     pub final_us: Histogram<u64>,
+    /// Sockets dropped because the bench killed their node, then resumed elsewhere.
+    pub kill_drops: u64,
+    /// Turns whose reply ended `interrupted` after the node kill.
+    pub turns_interrupted: u64,
+    /// Interrupted replies whose final text is not what their deltas carried.
+    pub interrupted_mismatched: u64,
+    /// From the kill to each interrupted final message.
+    pub kill_to_interrupted_us: Histogram<u64>,
+    /// Messages refused with a retryable error (a draining node, a lease
+    /// still held by the killed node) and sent again.
+    pub refusals_retried: u64,
+    /// The conversations' watchers (cluster runs only).
+    pub watchers: WatcherTotals,
+    /// Why turns failed, and how often.
+    pub failure_reasons: BTreeMap<&'static str, u64>,
+    /// The codes of the error events, and how often.
+    pub error_codes: BTreeMap<String, u64>,
+    /// Descriptions of the first turns with lost, duplicated or reordered events.
+    pub anomalies: Vec<String>,
+}
+
+/// What the watcher sockets saw: one per conversation, on another node
+/// than its sender, each expected to see every event of every turn.
+#[derive(Debug, Default)]
+pub struct WatcherTotals {
+    pub opened: u64,
+    pub connect_failures: u64,
+    /// Events with a `seq` the senders' conversations had at the end.
+    pub events_expected: u64,
+    pub events_received: u64,
+    pub lost: u64,
+    pub duplicated: u64,
+    pub out_of_order: u64,
+    /// Final messages seen, and those whose text was not their deltas (or
+    /// not the expected reply, for one that completed).
+    pub replies_seen: u64,
+    pub replies_mismatched: u64,
+    pub replies_interrupted: u64,
+    /// Watchers that gave up before seeing their conversation's last event.
+    pub incomplete: u64,
+    pub kill_drops: u64,
+    pub unexpected_drops: u64,
+    pub reconnects: u64,
+}
+
+impl WatcherTotals {
+    pub fn clean(&self) -> bool {
+        self.connect_failures == 0
+            && self.lost == 0
+            && self.duplicated == 0
+            && self.out_of_order == 0
+            && self.replies_mismatched == 0
+            && self.incomplete == 0
+            && self.unexpected_drops == 0
+            && self.events_received == self.events_expected
+    }
 }
 
 impl Default for Totals {
@@ -56,6 +112,15 @@ impl Default for Totals {
             generation_time: Duration::ZERO,
             first_delta_us: histogram(),
             final_us: histogram(),
+            kill_drops: 0,
+            turns_interrupted: 0,
+            interrupted_mismatched: 0,
+            kill_to_interrupted_us: histogram(),
+            refusals_retried: 0,
+            watchers: WatcherTotals::default(),
+            failure_reasons: BTreeMap::new(),
+            error_codes: BTreeMap::new(),
+            anomalies: Vec::new(),
         }
     }
 }
@@ -107,11 +172,17 @@ pub fn report(
     println!("  duplicated               {}", totals.duplicated);
     println!("  out of order             {}", totals.out_of_order);
     println!("  error events             {}", totals.error_events);
+    for (code, count) in &totals.error_codes {
+        println!("    {code:<22} {count}");
+    }
     println!(
         "  chaos drops / reconnects {} / {}",
         totals.chaos_drops, totals.reconnects
     );
     println!("  unexpected drops         {}", totals.unexpected_drops);
+    for (why, count) in &totals.failure_reasons {
+        println!("  turns failed: {why:<18} {count}");
+    }
     if !totals.first_delta_us.is_empty() {
         let p50 = ms(&totals.first_delta_us, 0.50);
         let p99 = ms(&totals.first_delta_us, 0.99);
@@ -146,6 +217,10 @@ pub fn report(
             println!("  memory per idle socket    {:.1} KiB", per_socket / 1024.0);
         }
     }
+    report_cluster(totals);
+    for anomaly in &totals.anomalies {
+        println!("  anomaly: {anomaly}");
+    }
     let clean = totals.clean();
     println!(
         "  verdict                  {}",
@@ -157,12 +232,60 @@ pub fn report(
     );
 }
 
+/// The watcher and node-kill lines: printed only when the run had them,
+/// so a single-node report reads as before.
+fn report_cluster(totals: &Totals) {
+    let w = &totals.watchers;
+    if w.opened + w.connect_failures > 0 {
+        println!(
+            "  watchers opened          {} ({} failed to connect)",
+            w.opened, w.connect_failures
+        );
+        println!(
+            "  watcher events exp/recv  {} / {}",
+            w.events_expected, w.events_received
+        );
+        println!(
+            "  watcher lost/dup/order   {} / {} / {}",
+            w.lost, w.duplicated, w.out_of_order
+        );
+        println!(
+            "  watcher replies seen     {} ({} mismatched, {} interrupted, {} watchers incomplete)",
+            w.replies_seen, w.replies_mismatched, w.replies_interrupted, w.incomplete
+        );
+        println!(
+            "  watcher drops kill/other {} / {} ({} reconnects)",
+            w.kill_drops, w.unexpected_drops, w.reconnects
+        );
+    }
+    if totals.refusals_retried > 0 {
+        println!("  refusals retried         {}", totals.refusals_retried);
+    }
+    if totals.kill_drops + totals.turns_interrupted + w.kill_drops > 0 {
+        println!("  sockets dropped by kill  {}", totals.kill_drops);
+        println!(
+            "  interrupted by the kill  {} ({} with a final text other than their deltas)",
+            totals.turns_interrupted, totals.interrupted_mismatched
+        );
+    }
+    if !totals.kill_to_interrupted_us.is_empty() {
+        let h = &totals.kill_to_interrupted_us;
+        println!(
+            "  kill to interrupted final min {:.0} ms   p50 {:.0} ms   max {:.0} ms",
+            h.min() as f64 / 1000.0,
+            ms(h, 0.50),
+            h.max() as f64 / 1000.0
+        );
+    }
+}
+
 impl Totals {
     pub fn record(&mut self, histogram: Which, value: Duration) {
         let micros = value.as_micros().clamp(1, 600_000_000) as u64;
         let target = match histogram {
             Which::FirstDelta => &mut self.first_delta_us,
             Which::Final => &mut self.final_us,
+            Which::KillToInterrupted => &mut self.kill_to_interrupted_us,
         };
         let _ = target.record(micros);
     }
@@ -175,6 +298,8 @@ impl Totals {
             && self.replies_mismatched == 0
             && self.turns_failed == 0
             && self.connect_failures == 0
+            && self.interrupted_mismatched == 0
+            && self.watchers.clean()
     }
 }
 
@@ -182,4 +307,5 @@ impl Totals {
 pub enum Which {
     FirstDelta,
     Final,
+    KillToInterrupted,
 }
