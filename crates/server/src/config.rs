@@ -21,11 +21,13 @@ mod cluster;
 mod debug;
 mod engines;
 mod models;
+mod summaries;
 mod tools;
 pub use auth::AuthLimitsConfig;
 pub use cluster::ClusterConfig;
 pub use engines::{AudioConfig, LocalModelConfig, DEFAULT_VOICE_INSTRUCTIONS};
 pub use models::{ModelEntry, MAX_MODEL_ID_CHARS};
+pub use summaries::SummariesConfig;
 pub use tools::ToolsConfig;
 
 /// The default system instruction given to the model.
@@ -172,6 +174,8 @@ pub struct Config {
     pub audio: AudioConfig,
     /// Tools the model may call, and the agent loop's limits.
     pub tools: ToolsConfig,
+    /// Conversation summaries, on request and rolling.
+    pub summaries: SummariesConfig,
 }
 
 impl Default for Config {
@@ -239,6 +243,7 @@ impl Default for Config {
             gemini_live_endpoint: None,
             audio: AudioConfig::default(),
             tools: ToolsConfig::default(),
+            summaries: SummariesConfig::default(),
         }
     }
 }
@@ -423,6 +428,7 @@ impl Config {
         models::validate(&self.models)?;
         self.cluster.validate()?;
         self.tools.validate(self.max_frame_bytes)?;
+        self.summaries.validate()?;
         Ok(())
     }
 

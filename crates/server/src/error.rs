@@ -71,6 +71,16 @@ impl AppError {
         }
     }
 
+    /// 502 with the provider's stable error code and its public message:
+    /// the model failed, never the request.
+    pub fn provider(error: &colloquy_ai::ProviderError) -> Self {
+        AppError::Provider {
+            status: StatusCode::BAD_GATEWAY,
+            code: error.code(),
+            message: colloquy_ai::ProviderError::public_message_for(error.code()).into(),
+        }
+    }
+
     /// 503 `overloaded`: too much work queued; the client retries later.
     pub fn overloaded() -> Self {
         AppError::Unavailable {

@@ -8,14 +8,16 @@
 //!   [`auth::AdminUser`] extractors.
 //! - [`client_ip`]: the client address of a request (trusted proxies aside).
 //! - [`store`]: SQLite persistence (users, conversations, messages, coaching
-//!   profiles, plans and steps, turn timings, reply checkpoints) and migrations.
+//!   profiles, plans and steps, turn timings, conversation summaries, reply
+//!   checkpoints) and migrations.
 //! - [`hub`]: per-conversation event numbering and fan-out to subscribers
 //!   (`registry` of held channels, `channel` numbering and replay, `user`
 //!   channels, the `relay` hook that carries events between nodes).
 //! - [`cluster`]: cluster mode over NATS: the event stream, conversation
 //!   leases, forwarding a message to the node that holds its conversation.
 //! - [`turn`]: one reply from user message to stored assistant message
-//!   (`reply` task, `publish`, `events`, `checkpoint`, `recovery` after a crash).
+//!   (`reply` task, `publish`, `events`, `checkpoint`, `recovery` after a crash,
+//!   `summary` and the `rolling` summary of trimmed history, timings).
 //! - [`tools`]: what the model may call during a reply: the registry
 //!   (schema checks, time and size limits) and the built-in tools.
 //! - [`conversation`]: opening a conversation with ownership checks; a new
@@ -186,6 +188,11 @@ impl App {
                 max_concurrent_generations: config.max_concurrent_generations,
                 auto_titles: config.auto_titles,
                 max_tool_rounds: config.tools.max_tool_rounds,
+                summary_limits: turn::SummaryLimits {
+                    max_chars: config.summaries.max_chars,
+                    max_tokens: config.summaries.max_tokens(),
+                },
+                rolling_summaries: config.summaries.rolling,
             },
             limits.clone(),
             streaks.clone(),

@@ -140,6 +140,7 @@ pub struct Limits {
     user_messages: KeyedLimiter<Uuid>,
     analytics_batches: KeyedLimiter<Uuid>,
     shares: KeyedLimiter<Uuid>,
+    summaries: KeyedLimiter<Uuid>,
     shared_reads: KeyedLimiter<IpAddr>,
     socket_messages: Quota,
     socket_frames: Quota,
@@ -178,6 +179,7 @@ impl Limits {
                 config.analytics_batches_per_minute_per_user,
             )),
             shares: KeyedLimiter::new(per_hour(config.shares_per_hour_per_user)),
+            summaries: KeyedLimiter::new(per_hour(config.summaries.per_hour_per_user)),
             shared_reads: KeyedLimiter::new(per_minute(config.shared_reads_per_minute_per_ip)),
             socket_messages: per_minute(config.messages_per_minute_per_socket),
             socket_frames: per_second(config.frames_per_second_per_socket),
@@ -255,6 +257,11 @@ impl Limits {
         self.shares.check(&user)
     }
 
+    /// Spend one of `user`'s summary requests; `Err` is how long until the next.
+    pub fn check_summary(&self, user: Uuid) -> Result<(), Duration> {
+        self.summaries.check(&user)
+    }
+
     /// Spend one shared-conversation read of `client` (a rate key).
     pub fn check_shared_read(&self, client: IpAddr) -> Result<(), Duration> {
         self.shared_reads.check(&client)
@@ -293,6 +300,7 @@ impl Limits {
         self.user_messages.prune();
         self.analytics_batches.prune();
         self.shares.prune();
+        self.summaries.prune();
         self.shared_reads.prune();
         self.anonymous_per_ip.prune();
         self.registrations_per_ip.prune();
@@ -305,6 +313,7 @@ impl Limits {
         self.user_messages.len()
             + self.analytics_batches.len()
             + self.shares.len()
+            + self.summaries.len()
             + self.shared_reads.len()
             + self.anonymous_per_ip.len()
             + self.registrations_per_ip.len()

@@ -13,6 +13,7 @@ mod openapi;
 mod plans;
 mod profile;
 mod shares;
+mod summaries;
 mod ui;
 mod voice;
 
@@ -48,6 +49,7 @@ pub fn router(state: AppState) -> Router {
         .merge(plans::router())
         .merge(profile::router())
         .merge(shares::router())
+        .merge(summaries::router())
         .merge(voice::router())
         .merge(crate::ws::router())
         .merge(crate::voice::socket::router())

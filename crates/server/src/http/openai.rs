@@ -219,11 +219,7 @@ fn provider_request(state: &AppState, body: CompletionRequest) -> Result<ChatReq
 }
 
 fn provider_error(error: ProviderError) -> AppError {
-    AppError::Provider {
-        status: axum::http::StatusCode::BAD_GATEWAY,
-        code: error.code(),
-        message: ProviderError::public_message_for(error.code()).into(),
-    }
+    AppError::provider(&error)
 }
 
 /// An OpenAI-compatible chat completion.

@@ -1,6 +1,6 @@
 //! Persistence: users, conversations, messages, coaching profiles, plans
-//! and steps, and voice turn timings, in SQLite (WAL mode, the embedded
-//! default) or PostgreSQL (several nodes), through sqlx. Every query lives
+//! and steps, turn timings and conversation summaries, in SQLite (WAL
+//! mode, the embedded default) or PostgreSQL (several nodes), through sqlx. Every query lives
 //! here, in functions that take a pool or an executor; migrations in
 //! `migrations/<backend>/` run at start and are append-only.
 //!
@@ -22,6 +22,7 @@ mod search;
 mod shares;
 mod steps;
 mod streaks;
+mod summaries;
 #[cfg(test)]
 mod testing;
 mod timings;
@@ -52,6 +53,7 @@ pub use search::*;
 pub use shares::*;
 pub use steps::*;
 pub use streaks::*;
+pub use summaries::*;
 pub use timings::*;
 pub use tool_calls::*;
 pub use users::*;

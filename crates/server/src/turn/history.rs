@@ -3,7 +3,8 @@
 //! reply preceded by the tool rounds it ran, in the provider's own shape
 //! (an assistant turn with `tool_calls`, then one `tool` message per call
 //! naming its `tool_call_id`), so the model knows what its tools returned
-//! in earlier turns.
+//! in earlier turns. Each message keeps the seq it was stored under, so
+//! the turns the token budget trims can be summarized ([`super::rolling`]).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -19,34 +20,54 @@ const HISTORY_MESSAGES: u32 = 200;
 /// Most tool calls read back with them.
 const HISTORY_TOOL_CALLS: u32 = 200;
 
+/// A conversation as the model reads it.
+pub(super) struct History {
+    /// The system instruction, then the stored messages.
+    pub(super) messages: Vec<ChatMessage>,
+    /// The seq of each message after the system instruction: its own, or for
+    /// a tool round, the seq of the message before it.
+    pub(super) seqs: Vec<u64>,
+}
+
 /// The system instruction and the stored conversation up to seq `through`.
 pub(super) async fn load(
     db: &Pool,
     conversation_id: Uuid,
     through: u64,
     system_prompt: &str,
-) -> Result<Vec<ChatMessage>, StoreError> {
+) -> Result<History, StoreError> {
     let stored = store::history(db, conversation_id, through, HISTORY_MESSAGES).await?;
     let from = stored.first().map_or(through, |message| message.seq);
     let calls =
         store::tool_calls_between(db, conversation_id, from, through, HISTORY_TOOL_CALLS).await?;
     let mut rounds = rounds_by_reply(calls);
     let mut messages = vec![ChatMessage::new(Role::System, system_prompt)];
+    let mut seqs = Vec::new();
+    let mut previous_seq = from.saturating_sub(1);
     for message in stored {
         match message.sender {
-            Sender::User => messages.push(ChatMessage::new(Role::User, message.content)),
+            Sender::User => {
+                messages.push(ChatMessage::new(Role::User, message.content));
+                seqs.push(message.seq);
+            }
             Sender::Assistant => {
                 if let Some(rounds) = rounds.remove(&message.id) {
                     for calls in rounds.into_values() {
-                        messages.extend(round_messages(calls));
+                        let round = round_messages(calls);
+                        // Trimmed alone, a round leaves its reply's text in
+                        // the prompt: it counts as the turn before.
+                        seqs.extend(std::iter::repeat_n(previous_seq, round.len()));
+                        messages.extend(round);
                     }
                 }
                 messages.push(ChatMessage::new(Role::Assistant, message.content));
+                seqs.push(message.seq);
             }
-            Sender::Tool => {}
+            Sender::Tool => continue,
         }
+        previous_seq = message.seq;
     }
-    Ok(messages)
+    Ok(History { messages, seqs })
 }
 
 /// Calls grouped by reply, then by round, in the order they were made.

@@ -1,6 +1,6 @@
 //! Latency of every turn, whatever its transport, for `/metrics`: from the
-//! message accepted (its ack) to the reply's first text and to its end,
-//! and how turns ended. Voice turns also have their speech-based figures
+//! message received to it stored (its ack), from the ack to the reply's
+//! first text and to its end, and how turns ended. Voice turns also have their speech-based figures
 //! (`voice::timings`).
 
 use prometheus_client::{
@@ -18,6 +18,7 @@ struct Ending {
 /// The histograms and counters of all turns.
 pub struct TurnMetrics {
     registry: Registry,
+    stored_seconds: Histogram,
     first_text_seconds: Histogram,
     turn_seconds: Histogram,
     turns: Family<Ending, Counter>,
@@ -39,9 +40,15 @@ fn buckets() -> impl Iterator<Item = f64> {
 impl Default for TurnMetrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("colloquy_turn");
+        let stored_seconds = Histogram::new(buckets());
         let first_text_seconds = Histogram::new(buckets());
         let turn_seconds = Histogram::new(buckets());
         let turns = Family::<Ending, Counter>::default();
+        registry.register(
+            "received_to_stored_seconds",
+            "From a message reaching the turn service to it stored and acknowledged",
+            stored_seconds.clone(),
+        );
         registry.register(
             "ack_to_first_text_seconds",
             "From a message's ack to the first text of its reply, every transport",
@@ -55,6 +62,7 @@ impl Default for TurnMetrics {
         registry.register("turns", "Replies finished, by status", turns.clone());
         Self {
             registry,
+            stored_seconds,
             first_text_seconds,
             turn_seconds,
             turns,
@@ -63,13 +71,17 @@ impl Default for TurnMetrics {
 }
 
 impl TurnMetrics {
-    /// Count one finished reply (`first_text` is `None` when it had none).
-    pub fn observe(&self, status: &str, first_text: Option<f64>, total: f64) {
+    /// Count one finished reply, in seconds: `stored` from receipt to ack,
+    /// `first_text` and `total` from the ack (`None`: it had none).
+    pub fn observe(&self, status: &str, stored: Option<f64>, first_text: Option<f64>, total: f64) {
         self.turns
             .get_or_create(&Ending {
                 status: status.to_owned(),
             })
             .inc();
+        if let Some(stored) = stored {
+            self.stored_seconds.observe(stored);
+        }
         if let Some(first_text) = first_text {
             self.first_text_seconds.observe(first_text);
         }

@@ -11,16 +11,20 @@
 
 mod abandoned;
 mod checkpoint;
+mod clock;
 mod cluster;
 mod completed;
 mod events;
 mod first;
 mod history;
 pub mod metrics;
+mod oneshot;
 mod publish;
 mod recovery;
 mod replies;
 mod reply;
+mod rolling;
+mod summary;
 mod text;
 mod title;
 mod tools;
@@ -46,6 +50,7 @@ pub use abandoned::sweep_abandoned;
 pub use cluster::submit_handler;
 pub use events::{final_event, stored_events, tool_call_json};
 pub use recovery::close_orphaned_replies;
+pub use summary::{SummaryError, SummaryLimits};
 
 use self::{
     cluster::Holding,
@@ -85,6 +90,10 @@ pub struct TurnSettings {
     pub auto_titles: bool,
     /// Rounds of tool calls one reply may run before the model must answer.
     pub max_tool_rounds: u32,
+    /// How long conversation summaries may be.
+    pub summary_limits: SummaryLimits,
+    /// Replace turns trimmed from a prompt with the rolling summary.
+    pub rolling_summaries: bool,
 }
 
 /// Why a message was not accepted.
@@ -295,6 +304,7 @@ impl TurnService {
         client_id: Option<ClientId>,
         options: TurnOptions,
     ) -> Result<Submitted, SubmitError> {
+        let clock = clock::TurnClock::start();
         if self.stopping.load(Ordering::Acquire) {
             return Err(SubmitError::ShuttingDown);
         }
@@ -339,7 +349,10 @@ impl TurnService {
         };
         let published = publish_user_message(self.storage(), channel, user_message).await;
         let ack = match published {
-            Ok(published) => published.event.clone(),
+            Ok(published) => {
+                clock.stored();
+                published.event.clone()
+            }
             // Two sends with the same client_id raced; the other one won.
             Err(StoreError::Conflict(_)) => {
                 let client_id = client_id.as_ref().map(ClientId::as_str).unwrap_or_default();
@@ -379,10 +392,15 @@ impl TurnService {
             reply_id,
             after_seq,
             cancel,
-            clock: completed::TurnClock::start(),
+            clock,
             metrics: self.metrics.clone(),
             question: text.as_str().to_owned(),
             tools: self.tools.clone(),
+            rolling: self.settings.rolling_summaries.then(|| rolling::Rolling {
+                tasks: self.tasks.clone(),
+                stop: self.stop_replies.clone(),
+                limits: self.settings.summary_limits,
+            }),
             _lease: lease,
         };
         let span = tracing::info_span!("reply", conversation_id = %channel.id, %reply_id);
@@ -394,6 +412,27 @@ impl TurnService {
             reply_id,
             duplicate: false,
         })
+    }
+
+    /// Summarize a conversation through seq `through_seq` with the default
+    /// model, continuing its stored summary, and store it; a generation
+    /// permit is needed, as for a reply (none free: `Overloaded`).
+    pub async fn summarize(
+        &self,
+        conversation_id: Uuid,
+        through_seq: u64,
+    ) -> Result<store::StoredSummary, SummaryError> {
+        let provider = self.provider().ok_or(SummaryError::NoModel)?;
+        let _permit = self.try_generation().ok_or(SummaryError::Overloaded)?;
+        let limits = self.settings.summary_limits;
+        summary::summarize(
+            &self.db,
+            provider.as_ref(),
+            conversation_id,
+            through_seq,
+            limits,
+        )
+        .await
     }
 
     /// Cut a finished reply to what the listener heard before speaking over

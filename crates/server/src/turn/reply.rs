@@ -2,12 +2,13 @@
 //! (stream the provider's deltas; when the model calls tools, run them
 //! ([`super::tools`]) and ask again with their results, for at most
 //! `max_tool_rounds` rounds), then store and publish the final message
-//! (`complete`, `interrupted` or `error`).
+//! (`complete`, `interrupted` or `error`). Each prompt is the history fitted
+//! to the token budget, trimmed turns replaced by the rolling summary
+//! ([`super::rolling`]), which is refreshed after the reply when needed.
 
 use std::sync::Arc;
 
 use colloquy_ai::{
-    history::{estimate_tokens, trim_to_budget},
     ChatMessage, ChatRequest, Completion, Provider, ProviderError, ReplyStream, StreamEvent,
     ToolChoice, Usage,
 };
@@ -19,11 +20,13 @@ use uuid::Uuid;
 
 use super::{
     checkpoint::{self, Checkpoints, SEQ_RESERVATION},
-    completed::{self, Completed, TurnClock},
+    clock::TurnClock,
+    completed::{self, Completed},
     error_text, history,
     metrics::TurnMetrics,
     publish::{publish_reply, publish_unstored_end, FinishedReply, Storage},
     replies::Replies,
+    rolling::{self, Prompt, Rolling},
     text::{clip_chars, split_chars, MAX_DELTA_CHARS},
     title::{self, FirstExchange},
     tools::ToolRound,
@@ -63,6 +66,8 @@ struct Generated {
     chars: usize,
     usage: Usage,
     tool_calls: usize,
+    /// The seq a new rolling summary should reach, if the stored one falls short.
+    refresh_summary_through: Option<u64>,
 }
 
 /// How one model response of the loop ended.
@@ -98,6 +103,8 @@ pub(super) struct ReplyJob {
     pub(super) question: String,
     /// The tools the model may call.
     pub(super) tools: Arc<ToolRegistry>,
+    /// Rolling summaries of trimmed history (`None`: disabled).
+    pub(super) rolling: Option<Rolling>,
     /// Cluster mode: this node's hold on the conversation, until the reply is stored.
     pub(super) _lease: Option<crate::cluster::LeaseGuard>,
 }
@@ -122,6 +129,7 @@ impl ReplyJob {
             content,
             usage,
             tool_calls,
+            refresh_summary_through,
             ..
         } = generated;
         let (content, status, error_code) = match result {
@@ -147,6 +155,8 @@ impl ReplyJob {
         self.replies.finish(self.channel.id, self.reply_id);
         let done = Completed {
             user_id: self.channel.owner,
+            conversation_id: self.channel.id,
+            reply_id: self.reply_id,
             status,
             error_code,
             reply_chars: content.chars().count(),
@@ -154,6 +164,19 @@ impl ReplyJob {
             tool_calls,
         };
         completed::record(&self.db, &self.metrics, &self.clock, done).await;
+        // A failed reply says the model is failing: no summary asked of it.
+        let refresh = refresh_summary_through.filter(|_| status != MessageStatus::Error);
+        if let (Some(rolling), Some(provider), Some(through)) =
+            (&self.rolling, &self.provider, refresh)
+        {
+            rolling::refresh(
+                rolling,
+                self.db.clone(),
+                provider.clone(),
+                self.generations.clone(),
+                (self.channel.id, through),
+            );
+        }
         if status == MessageStatus::Complete && self.settings.auto_titles {
             if let Some(provider) = &self.provider {
                 let exchange = FirstExchange {
@@ -180,7 +203,7 @@ impl ReplyJob {
             tracing::warn!("max_concurrent_generations reached: reply refused");
             return Err(Failure::Provider(ProviderError::Overloaded));
         };
-        let mut messages = history::load(
+        let history = history::load(
             &self.db,
             self.channel.id,
             self.after_seq,
@@ -191,6 +214,16 @@ impl ReplyJob {
             tracing::error!(%error, "loading history failed");
             Failure::Provider(ProviderError::Model("history unavailable".into()))
         })?;
+        let mut messages = history.messages;
+        let mut prompt = Prompt {
+            db: &self.db,
+            conversation_id: self.channel.id,
+            seqs: history.seqs,
+            budget: self.settings.history_budget_tokens,
+            summaries: self.rolling.is_some(),
+            summary: None,
+            trimmed_through: None,
+        };
         let tools = self.tools.definitions();
         let mut checkpoints = Checkpoints::new(self.settings.checkpoint_interval);
         let mut round = 0;
@@ -201,12 +234,10 @@ impl ReplyJob {
             } else {
                 ToolChoice::None
             };
+            let fitted = prompt.fit(&messages).await;
+            generated.refresh_summary_through = prompt.refresh_through();
             let request = ChatRequest {
-                messages: trim_to_budget(
-                    messages.clone(),
-                    self.settings.history_budget_tokens,
-                    estimate_tokens,
-                ),
+                messages: fitted,
                 max_tokens: Some(self.settings.max_reply_tokens),
                 temperature: None,
                 tools: tools.clone(),

@@ -7,9 +7,11 @@
 
 use std::{sync::Arc, time::Duration};
 
-use colloquy_ai::{collect_reply, ChatMessage, ChatRequest, Provider, Role};
+use colloquy_ai::{ChatMessage, ChatRequest, Provider, Role};
 use colloquy_protocol::ConversationAction;
 use tokio::sync::Semaphore;
+
+use super::oneshot;
 
 use crate::{
     conversation,
@@ -94,13 +96,7 @@ async fn generate(provider: &dyn Provider, exchange: &FirstExchange) -> Option<S
         temperature: Some(0.2),
         ..ChatRequest::default()
     };
-    let answer = tokio::time::timeout(TIMEOUT, async {
-        let stream = provider.stream_chat(request).await?;
-        collect_reply(stream).await.map(|(text, _)| text)
-    })
-    .await
-    .ok()
-    .and_then(Result::ok);
+    let answer = oneshot::answer(provider, request, TIMEOUT).await.ok();
     match answer.as_deref().and_then(clean) {
         Some(title) => Some(title),
         None => {

@@ -245,6 +245,9 @@ impl TurnRecorder {
         let timing = TurnTiming {
             reply_id: timer.reply_id,
             transport: self.transport.to_owned(),
+            // The turn service adds its own moments to the same row.
+            received_at: None,
+            stored_at: None,
             speech_end_at: at(timer.speech_end),
             transcript_at: at(timer.transcript),
             first_token_at: at(timer.first_token),

@@ -72,6 +72,11 @@ pub fn test_config(data: &TestData, upstream: &FakeOpenAi) -> Config {
         // A title request would take the next scripted reply: only the
         // title tests opt in.
         auto_titles: false,
+        // A rolling summary request would too: only the summary tests opt in.
+        summaries: colloquy::config::SummariesConfig {
+            rolling: false,
+            ..Default::default()
+        },
         ..Config::default()
     }
 }

@@ -30,9 +30,11 @@ mod resume;
 mod shares;
 mod storage_failures;
 mod streaks;
+mod summaries;
 mod throttles;
 mod titles;
 mod tools;
+mod turn_timings;
 #[cfg(feature = "voice-local")]
 mod voice;
 mod voice_gemini;

@@ -340,6 +340,13 @@ async fn seed_004_binary_socket_turn_with_context_and_timings() {
         "timings out of order: {timing}"
     );
     assert_eq!(timing["interrupted"], false);
+    // One row for the spoken turn: the turn service's figures merged in.
+    assert_eq!(timings["timings"].as_array().unwrap().len(), 1, "{timings}");
+    assert_eq!(timing["transport"], "voice");
+    assert!(
+        timing["received_at"].is_i64() && timing["stored_at"].is_i64(),
+        "{timing}"
+    );
     let metrics = app.get("/metrics", &token).await.text().await.unwrap();
     assert!(
         metrics.contains("colloquy_voice_speech_end_to_first_audio_seconds_count 1"),

@@ -1,0 +1,119 @@
+//! Conversation summaries: one per conversation, saying what its messages
+//! through `through_seq` were about. Both the summary endpoint and the
+//! rolling summary of trimmed history write it; a summary only ever moves
+//! forward, so two writers racing cannot replace a newer one with an older.
+
+use chrono::{DateTime, Utc};
+use sqlx::{
+    any::{AnyExecutor, AnyRow},
+    Row,
+};
+use uuid::Uuid;
+
+use super::{from_millis, now_millis, parse_id, StoreError};
+
+/// A stored summary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredSummary {
+    pub summary: String,
+    /// The newest message the summary covers.
+    pub through_message_id: Uuid,
+    /// That message's seq: the prompt uses it to tell what the summary covers.
+    pub through_seq: u64,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What [`save_summary`] writes.
+#[derive(Debug, Clone, Copy)]
+pub struct NewSummary<'a> {
+    pub summary: &'a str,
+    pub through_message_id: Uuid,
+    pub through_seq: u64,
+}
+
+fn summary_from_row(row: &AnyRow) -> Result<StoredSummary, StoreError> {
+    let seq: i64 = row.try_get("through_seq")?;
+    Ok(StoredSummary {
+        summary: row.try_get("summary")?,
+        through_message_id: parse_id(row.try_get("through_message_id")?)?,
+        through_seq: u64::try_from(seq).unwrap_or_default(),
+        updated_at: from_millis(row.try_get("updated_at")?),
+    })
+}
+
+/// Store the summary of `conversation_id` unless the stored one covers
+/// more (a later message); returns whether it was written. A deleted
+/// conversation refuses it ([`StoreError::NotFound`]).
+pub async fn save_summary(
+    db: impl AnyExecutor<'_>,
+    conversation_id: Uuid,
+    new: NewSummary<'_>,
+) -> Result<bool, StoreError> {
+    let written = sqlx::query(
+        "INSERT INTO conversation_summaries
+           (conversation_id, summary, through_message_id, through_seq, updated_at)
+         SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM conversations WHERE id = $1)
+         ON CONFLICT (conversation_id) DO UPDATE SET
+           summary = excluded.summary, through_message_id = excluded.through_message_id,
+           through_seq = excluded.through_seq, updated_at = excluded.updated_at
+         WHERE conversation_summaries.through_seq <= excluded.through_seq",
+    )
+    .bind(conversation_id.to_string())
+    .bind(new.summary)
+    .bind(new.through_message_id.to_string())
+    .bind(i64::try_from(new.through_seq).unwrap_or(i64::MAX))
+    .bind(now_millis())
+    .execute(db)
+    .await?;
+    Ok(written.rows_affected() > 0)
+}
+
+/// The stored summary of `conversation_id`, if it has one.
+pub async fn find_summary(
+    db: impl AnyExecutor<'_>,
+    conversation_id: Uuid,
+) -> Result<Option<StoredSummary>, StoreError> {
+    let row = sqlx::query("SELECT * FROM conversation_summaries WHERE conversation_id = $1")
+        .bind(conversation_id.to_string())
+        .fetch_optional(db)
+        .await?;
+    row.as_ref().map(summary_from_row).transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{self, testing};
+
+    fn summary(text: &str, through_seq: u64) -> NewSummary<'_> {
+        NewSummary {
+            summary: text,
+            through_message_id: Uuid::from_u128(u128::from(through_seq)),
+            through_seq,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_summary_only_moves_forward_and_goes_with_its_conversation() {
+        let (_keep, pool, user) = testing::database().await;
+        let id = Uuid::now_v7();
+        store::create_conversation(&pool, id, user, "t")
+            .await
+            .unwrap();
+        assert_eq!(find_summary(&pool, id).await.unwrap(), None);
+
+        assert!(save_summary(&pool, id, summary("first", 4)).await.unwrap());
+        assert!(save_summary(&pool, id, summary("later", 9)).await.unwrap());
+        // An older summary finishing late does not replace the newer one.
+        assert!(!save_summary(&pool, id, summary("stale", 6)).await.unwrap());
+        let stored = find_summary(&pool, id).await.unwrap().unwrap();
+        assert_eq!(stored.summary, "later");
+        assert_eq!(stored.through_seq, 9);
+        assert_eq!(stored.through_message_id, Uuid::from_u128(9));
+
+        store::delete_conversation(&pool, id, user).await.unwrap();
+        assert_eq!(find_summary(&pool, id).await.unwrap(), None);
+        // Nor can a summary outlive (or precede) its conversation.
+        assert!(!save_summary(&pool, id, summary("gone", 12)).await.unwrap());
+    }
+}
