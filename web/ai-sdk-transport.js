@@ -1,6 +1,6 @@
 // @ts-check
 /**
- * @file A `ChatTransport` for the Vercel AI SDK (v5): `useChat` (or any
+ * @file A `ChatTransport` for the Vercel AI SDK (v5, v6 and v7): `useChat` (or any
  * `AbstractChat`) talks to Colloquy's `/api/v1/chat/ws` by passing
  * `transport: new ColloquyChatTransport({ token })`.
  *
@@ -15,7 +15,12 @@
  * `delta` → `text-start` / `text-delta`; the final `message` → the rest of
  * the text (it supersedes the deltas), `text-end`, then `finish`
  * (`abort` when the reply was stopped); `error` → `error`; `tool`
- * start/end → `tool-input-available` / `tool-output-available`.
+ * `start` → `tool-input-available`, `end` → `tool-output-available` (or
+ * `tool-output-error`). The server runs its tools itself and the client
+ * declares none, so tool chunks are `dynamic` (the SDK's `dynamic-tool`
+ * parts), and they carry only the fields of the SDK's chunk schemas
+ * (versions before 7.0.32 reject any other). Text after a tool call is a
+ * new text part, so the parts keep the order things happened in.
  * Aborting (`chat.stop()`) sends `stop`.
  *
  * No import of the `ai` package is needed: the chunks are plain objects.
@@ -38,6 +43,7 @@ import { ColloquyClient, newClientId } from "./colloquy-client.js";
  *   | { type: "text-end", id: string }
  *   | { type: "tool-input-available", toolCallId: string, toolName: string, input: unknown, dynamic: true }
  *   | { type: "tool-output-available", toolCallId: string, output: unknown, dynamic: true }
+ *   | { type: "tool-output-error", toolCallId: string, errorText: string, dynamic: true }
  *   | { type: "finish", finishReason?: "stop" | "error" }
  *   | { type: "abort" }
  *   | { type: "error", errorText: string }} ColloquyChunk
@@ -176,10 +182,12 @@ export class ColloquyChatTransport {
     const cleanups = [];
     let replyId = target.replyId ?? null;
     let text = "";
-    let textOpen = false;
+    /** The open text part's id, if one is open; parts after a tool call get new ids. */
+    let textId = /** @type {string | null} */ (null);
+    let textParts = 0;
     let ended = false;
-    /** @type {Map<string, number>} tool name -> running call count (for call ids) */
-    const toolCalls = new Map();
+    /** Calls whose input was sent (an output needs its call's input first). */
+    const toolCalls = new Set();
 
     const end = () => {
       if (ended) return;
@@ -200,10 +208,17 @@ export class ColloquyChatTransport {
           end();
           controller.close();
         };
-        const openText = () => {
-          if (textOpen || !replyId) return;
-          textOpen = true;
-          push({ type: "text-start", id: replyId });
+        /** The open text part's id (opened now when none is). @param {string} reply */
+        const openText = (reply) => {
+          if (textId) return textId;
+          textParts += 1;
+          textId = textParts === 1 ? reply : `${reply}:${textParts}`;
+          push({ type: "text-start", id: textId });
+          return textId;
+        };
+        const closeText = () => {
+          if (textId) push({ type: "text-end", id: textId });
+          textId = null;
         };
         const onAbort = () => {
           // Frames are handled in order, so a stop right behind an
@@ -227,21 +242,22 @@ export class ColloquyChatTransport {
           }),
           client.on("delta", (event) => {
             if (event.message_id !== replyId || !event.content) return;
-            openText();
+            const id = openText(replyId);
             text += event.content;
-            push({ type: "text-delta", id: replyId, delta: event.content });
+            push({ type: "text-delta", id, delta: event.content });
           }),
           client.on("tool", (event) => {
-            if (!replyId || (event.message_id && event.message_id !== replyId)) return;
-            const count = toolCalls.get(event.name) ?? 0;
-            if (event.status === "start") {
-              toolCalls.set(event.name, count + 1);
-              const toolCallId = event.call_id ?? `${replyId}:${event.name}:${count + 1}`;
-              push({ type: "tool-input-available", toolCallId, toolName: event.name, input: event.input ?? {}, dynamic: true });
-            } else {
-              const toolCallId = event.call_id ?? `${replyId}:${event.name}:${Math.max(count, 1)}`;
-              push({ type: "tool-output-available", toolCallId, output: event.output ?? null, dynamic: true });
+            if (!replyId || event.message_id !== replyId) return;
+            closeText();
+            const toolCallId = event.call_id;
+            if (event.status === "start" || !toolCalls.has(toolCallId)) {
+              toolCalls.add(toolCallId);
+              const input = event.status === "start" ? (event.arguments ?? {}) : {};
+              push({ type: "tool-input-available", toolCallId, toolName: event.name, input, dynamic: true });
             }
+            if (event.status !== "end") return;
+            if (event.error) push({ type: "tool-output-error", toolCallId, errorText: event.error.message, dynamic: true });
+            else push({ type: "tool-output-available", toolCallId, output: event.result ?? null, dynamic: true });
           }),
           client.on("error", (event) => {
             // The AI SDK ends the response at an error chunk; the final
@@ -252,11 +268,8 @@ export class ColloquyChatTransport {
             if (event.message_id !== replyId) return;
             // The final message is the whole reply: send what the deltas missed.
             const rest = event.content.startsWith(text) ? event.content.slice(text.length) : "";
-            if (rest) {
-              openText();
-              push({ type: "text-delta", id: replyId, delta: rest });
-            }
-            if (textOpen) push({ type: "text-end", id: replyId });
+            if (rest) push({ type: "text-delta", id: openText(replyId), delta: rest });
+            closeText();
             if (event.status === "interrupted") finish({ type: "abort" });
             else if (event.status === "error") finish();
             else finish({ type: "finish", finishReason: "stop" });

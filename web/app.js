@@ -320,7 +320,7 @@ async function openConversation(id, attempt = 0) {
     const conversation = await api.getConversation(id);
     if (currentId !== id || session !== epoch) return;
     setTitle(displayTitle(conversation));
-    state.load(conversation.messages);
+    state.load(conversation.messages, conversation.tool_calls);
     view.reset(state);
     connect(id, state.lastSeq);
   } catch (error) {
@@ -437,7 +437,7 @@ function connect(id, lastSeq) {
   socket.on("rejected", ({ client_id, content, error }) => refused(client_id, content, error));
   socket.on("resync", (conversation) => {
     if (!live()) return;
-    state.load(conversation.messages);
+    state.load(conversation.messages, conversation.tool_calls);
     view.reset(state);
     composer.update();
   });

@@ -8,12 +8,14 @@
  *
  * The list is not a live region: a screen reader would read a streaming
  * reply over and over. Instead each message is announced once, through a
- * separate status element, when it is whole (or has failed).
+ * separate status element, when it is whole (or has failed); so is each
+ * tool call, when it starts and when it ends.
  */
 
 import { renderMarkdown } from "./markdown.js";
 import { isBusy, REFUSED_FOR_GOOD } from "./conversation-state.js";
 import { icon } from "./icons.js";
+import { renderToolCalls, toolAnnouncement } from "./tool-calls.js";
 
 /** @typedef {import("./conversation-state.js").UiMessage} UiMessage */
 /** @typedef {import("./conversation-state.js").ConversationState} ConversationState */
@@ -70,6 +72,10 @@ export class ChatView {
   #nodes = new Map();
   /** Messages already announced (or there before: history is not read out). */
   #announced = /** @type {Set<string>} */ (new Set());
+  /** Tool calls read out so far: call id -> the status last read. */
+  #toolsAnnounced = /** @type {Map<string, string>} */ (new Map());
+  /** Tool calls the user expanded (a redraw keeps them open). */
+  #openTools = /** @type {Set<string>} */ (new Set());
   /** The reply that offers Regenerate: the latest, once nothing is being written. */
   /** @type {string | null} */
   #regenerable = null;
@@ -96,7 +102,7 @@ export class ChatView {
     this.state = null;
     list.addEventListener("click", (event) => {
       const target = /** @type {HTMLElement} */ (event.target);
-      if (target.closest("button, a, input, textarea, form")) return;
+      if (target.closest("button, a, input, textarea, form, details")) return;
       const article = /** @type {HTMLElement | null} */ (target.closest(".msg"));
       if (article) this.select(article.dataset.id === this.selectedId ? null : (article.dataset.id ?? null));
     });
@@ -117,7 +123,10 @@ export class ChatView {
     this.selectedId = null;
     this.#regenerable = null;
     this.#nodes.clear();
-    this.#announced = new Set(state.messages.filter((m) => !isBusy(m)).map((m) => m.id));
+    const history = state.messages.filter((m) => !isBusy(m));
+    this.#announced = new Set(history.map((m) => m.id));
+    this.#toolsAnnounced = new Map(history.flatMap((m) => m.tools.map((t) => [t.id, t.status])));
+    this.#openTools = new Set();
     if (this.announcer) this.announcer.textContent = "";
     this.list.replaceChildren();
     this.#dirty = new Set(state.messages.map((m) => m.id));
@@ -179,7 +188,13 @@ export class ChatView {
       const old = this.#nodes.get(message.id);
       // A new node (or a re-keyed one) has no place in the list yet.
       if (!old) this.#structural = true;
+      // Keyboard focus inside the message (a tool call's summary) survives the redraw.
+      const focused = /** @type {HTMLElement | null} */ (document.activeElement);
+      const focusKey = old && focused && old.contains(focused) ? focused.dataset.focusKey : undefined;
       const node = old ? patch(old, fresh) : fresh;
+      if (focusKey) {
+        /** @type {HTMLElement | null} */ (node.querySelector(`[data-focus-key="${CSS.escape(focusKey)}"]`))?.focus({ preventScroll: true });
+      }
       this.#nodes.set(message.id, node);
       this.#announce(message, node);
     }
@@ -205,7 +220,12 @@ export class ChatView {
    * @param {UiMessage} message @param {HTMLElement} node
    */
   #announce(message, node) {
-    if (!this.announcer || this.#announced.has(message.id)) return;
+    if (!this.announcer) return;
+    const tools = this.#toolWords(message);
+    if (this.#announced.has(message.id)) {
+      if (tools) this.announcer.textContent = tools;
+      return;
+    }
     const mine = message.role === "user";
     const text = () => node.querySelector(".msg-bubble")?.textContent?.trim() ?? "";
     let words = "";
@@ -218,9 +238,23 @@ export class ChatView {
     } else if (message.status === "interrupted") {
       words = `Reply, ${message.spokenOver ? "interrupted" : "stopped"}: ${text()}`;
     }
-    if (!words) return;
-    this.#announced.add(message.id);
-    this.announcer.textContent = words;
+    if (words) this.#announced.add(message.id);
+    if (words || tools) this.announcer.textContent = [tools, words].filter(Boolean).join(" ");
+  }
+
+  /**
+   * What to read out about the message's tool calls: each start and each
+   * end, once.
+   * @param {UiMessage} message
+   */
+  #toolWords(message) {
+    const words = [];
+    for (const tool of message.tools) {
+      if (this.#toolsAnnounced.get(tool.id) === tool.status) continue;
+      this.#toolsAnnounced.set(tool.id, tool.status);
+      words.push(toolAnnouncement(tool));
+    }
+    return words.join(" ");
   }
 
   /** @param {UiMessage} message */
@@ -252,17 +286,7 @@ export class ChatView {
     const main = h("div", "msg-main");
     article.appendChild(main);
 
-    if (message.tools.length) {
-      const tools = h("ul", "msg-tools");
-      tools.setAttribute("aria-label", "Tool activity");
-      for (const tool of message.tools) {
-        const done = tool.status === "done";
-        const chip = h("li", `tool-chip ${done ? "done" : "running"}`);
-        chip.append(h("span", "tool-dot"), h("span", "", done ? `Used ${tool.name}` : `Running ${tool.name}…`));
-        tools.appendChild(chip);
-      }
-      main.appendChild(tools);
-    }
+    if (message.tools.length) main.appendChild(renderToolCalls(message.tools, this.#openTools));
 
     if (mine && this.editingId === message.id) {
       main.appendChild(this.#editor(message));

@@ -27,7 +27,11 @@
  *   answers nothing before the deadline is closed and replaced, with
  *   backoff (see heartbeat.js); the browser saying it went offline sends
  *   a ping at once;
- * - on `resync_required` reloads the conversation over HTTP and resumes from
+ * - passes tool calls on (`on("tool")`: a `start`, then an `end` with the
+ *   result or error, paired by `call_id`); they carry a `seq` like deltas,
+ *   so a resume replays them exactly once, in order;
+ * - on `resync_required` reloads the conversation over HTTP (its
+ *   `tool_calls` hold the calls of the stored replies) and resumes from
  *   what was loaded;
  * - never loops on an authentication failure (close code 1008), and keeps
  *   reconnecting, token kept, when the server is in trouble: 1011 (it
@@ -60,6 +64,8 @@
 /** @typedef {import("./protocol.js").ClientEvent} ClientEvent */
 /** @typedef {import("./protocol.js").StoredConversation} StoredConversation */
 /** @typedef {import("./protocol.js").StoredMessage} StoredMessage */
+/** @typedef {import("./protocol.js").StoredToolCall} StoredToolCall */
+/** @typedef {import("./protocol.js").ToolError} ToolError */
 
 import { Heartbeat } from "./heartbeat.js";
 

@@ -8,6 +8,7 @@
 /** @typedef {import("./colloquy-client.js").ServerEvent} ServerEvent */
 /** @typedef {import("./colloquy-client.js").StoredMessage} StoredMessage */
 /** @typedef {import("./colloquy-client.js").ToolEvent} ToolEvent */
+/** @typedef {import("./protocol.js").StoredToolCall} StoredToolCall */
 
 /**
  * `waiting`: acknowledged, no reply text yet; `streaming`: deltas arriving;
@@ -17,10 +18,17 @@
  */
 
 /**
+ * One tool call of a reply. `done`: it ended with a result (or the reply
+ * ended without telling how it went: no `result`); `failed`: with `error`.
+ * Arguments and results are the model's and the tool's: untrusted.
  * @typedef {object} ToolRun
- * @property {string} id
+ * @property {string} id the call id
  * @property {string} name
- * @property {"running" | "done"} status
+ * @property {"running" | "done" | "failed"} status
+ * @property {unknown} [arguments]
+ * @property {unknown} [result]
+ * @property {{ code: string, message: string }} [error]
+ * @property {number} [durationMs]
  */
 
 /**
@@ -80,8 +88,9 @@ export class ConversationState {
    * user messages after the last stored reply are still running (or
    * queued): they get `waiting` placeholders that the socket's replay fills.
    * @param {StoredMessage[]} stored
+   * @param {StoredToolCall[]} [toolCalls] the tool calls of the stored replies
    */
-  load(stored) {
+  load(stored, toolCalls = []) {
     this.messages = [];
     this.#byId.clear();
     this.#heard.clear();
@@ -99,6 +108,13 @@ export class ConversationState {
       });
       if (m.client_id?.startsWith(VOICE_CLIENT_ID)) message.spoken = true;
       if (m.error_code) message.error = { code: m.error_code, message: errorText(m.error_code) };
+    }
+    for (const call of toolCalls) {
+      const reply = this.#byId.get(call.message_id);
+      if (reply?.role !== "assistant") continue;
+      const run = toolRun(reply, call.call_id, call.name);
+      run.arguments = call.arguments;
+      if (call.status === "end") endRun(run, call);
     }
     const lastReply = this.messages.findLastIndex((m) => m.role === "assistant");
     for (const m of this.messages.slice(lastReply + 1)) {
@@ -217,7 +233,7 @@ export class ConversationState {
         // Spoken over, it stays interrupted even if its generation completed.
         reply.status = heard !== undefined && event.status === "complete" ? "interrupted" : event.status;
         reply.seq = event.seq;
-        for (const tool of reply.tools) tool.status = "done";
+        settleTools(reply);
         return [reply];
       }
       case "error": {
@@ -234,7 +250,7 @@ export class ConversationState {
         const reply = this.#ensureReply(event.message_id);
         this.#heard.set(event.message_id, event.content);
         Object.assign(reply, { content: event.content, status: "interrupted", spokenOver: true });
-        for (const tool of reply.tools) tool.status = "done";
+        settleTools(reply);
         return [reply];
       }
       default:
@@ -259,17 +275,11 @@ export class ConversationState {
 
   /** @param {ToolEvent} event */
   #tool(event) {
-    const reply = event.message_id
-      ? this.#ensureReply(event.message_id)
-      : [...this.messages].reverse().find(isBusy);
-    if (!reply) return [];
-    const id = event.call_id ?? event.name;
-    const run = [...reply.tools].reverse().find((t) => t.id === id && t.status === "running");
-    if (event.status === "start" || !run) {
-      reply.tools.push({ id, name: event.name, status: event.status === "end" ? "done" : "running" });
-    } else {
-      run.status = "done";
-    }
+    if (!event.message_id || !event.call_id) return [];
+    const reply = this.#ensureReply(event.message_id);
+    const run = toolRun(reply, event.call_id, event.name);
+    if (event.status === "start") run.arguments = event.arguments;
+    else endRun(run, event);
     return [reply];
   }
 
@@ -289,4 +299,38 @@ export class ConversationState {
     this.#byId.set(message.id, message);
     return message;
   }
+}
+
+/**
+ * The run of call `id` in `reply`, added (running) when it is new.
+ * @param {UiMessage} reply @param {string} id @param {string} name
+ */
+function toolRun(reply, id, name) {
+  let run = reply.tools.find((t) => t.id === id);
+  if (!run) {
+    run = { id, name, status: "running" };
+    reply.tools.push(run);
+  }
+  return run;
+}
+
+/**
+ * A call ended: with its result, or its error.
+ * @param {ToolRun} run
+ * @param {{ result?: unknown, error?: { code: string, message: string }, duration_ms?: number }} end
+ */
+function endRun(run, end) {
+  if (end.error) {
+    run.status = "failed";
+    run.error = { code: end.error.code, message: end.error.message };
+  } else {
+    run.status = "done";
+    run.result = end.result;
+  }
+  if (typeof end.duration_ms === "number") run.durationMs = end.duration_ms;
+}
+
+/** A reply ended: a call that never reported its end is not running any more. @param {UiMessage} reply */
+function settleTools(reply) {
+  for (const tool of reply.tools) if (tool.status === "running") tool.status = "done";
 }

@@ -31,8 +31,16 @@
  */
 /** @typedef {{ type: "pong" }} PongEvent */
 /**
- * Tool progress. Not sent by the server yet; the shape the UI expects.
- * @typedef {{ type: "tool", name: string, status: "start" | "end", message_id?: string, seq?: number, call_id?: string, input?: unknown, output?: unknown }} ToolEvent
+ * Why a tool call failed: a stable `code` (`unknown_tool`, `invalid_arguments`,
+ * `timeout`, `cancelled`, ...) and a readable message.
+ * @typedef {{ code: string, message: string }} ToolError
+ */
+/**
+ * One tool call of reply `message_id`: `start` (with the `arguments` the
+ * model gave), then `end` (with the tool's `result`, or `error`, and
+ * `duration_ms`); `call_id` pairs them. Numbered like every conversation event.
+ * @typedef {{ type: "tool", message_id: string, call_id: string, name: string, status: "start" | "end", seq: number,
+ *   arguments?: unknown, result?: unknown, error?: ToolError, duration_ms?: number }} ToolEvent
  */
 /**
  * One of the user's conversations changed elsewhere (another tab, device or
@@ -102,6 +110,21 @@
  * @property {StoredMessage[]} messages
  * @property {boolean} [has_more] older messages exist (ask with `before=next_before`)
  * @property {number | null} [next_before]
+ * @property {StoredToolCall[]} [tool_calls] the tool calls of the replies on this page, oldest first
+ */
+/**
+ * A tool call of a stored reply (`message_id`), as its `tool` events show it
+ * (`end` fields present once it ended); `round` counts the agent loop's rounds.
+ * @typedef {object} StoredToolCall
+ * @property {string} message_id
+ * @property {string} call_id
+ * @property {string} name
+ * @property {"start" | "end"} status
+ * @property {unknown} [arguments]
+ * @property {unknown} [result]
+ * @property {ToolError} [error]
+ * @property {number} [duration_ms]
+ * @property {number} [round]
  */
 /**
  * @typedef {object} StoredMessage

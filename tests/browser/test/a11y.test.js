@@ -52,7 +52,8 @@ test("axe-core: no serious or critical violations on sign-in, chat, drawer, rena
   await sendMessage(seed.page, "An earlier question");
   await waitForReply(seed.page, "You said: An earlier question");
   await seed.page.getByRole("button", { name: "New chat" }).click();
-  stack.upstream.reply(REPLY);
+  // The reply calls a tool first: its call is shown (and checked) inline.
+  stack.upstream.toolTurn([{ id: "call_a11y", name: "calculate", arguments: JSON.stringify({ expression: "6 * 7" }) }], () => REPLY);
   await sendMessage(seed.page, "Show me a list and some code");
   await seed.page.locator(".msg-assistant[aria-busy=false] .code-block").waitFor();
   const id = await conversationId(seed.page);
@@ -75,6 +76,9 @@ test("axe-core: no serious or critical violations on sign-in, chat, drawer, rena
       const { page, context } = await stack.page({ token, viewport, colorScheme });
       await page.goto(`${stack.server.url}/#/c/${id}`);
       await page.locator(".msg-assistant .code-block").waitFor();
+      // The tool call, expanded: its arguments and result are checked too.
+      await page.locator(".tool-summary", { hasText: "Used calculate" }).click();
+      await page.locator(".tool-details[open] .tool-value").first().waitFor();
       await page.locator("#conn-badge[data-state=open]").waitFor();
       await page.locator(".conv-link", { hasText: "Show me a list" }).waitFor();
       await page.mouse.move(0, 0);

@@ -179,32 +179,6 @@ test("a guest chats, then creates an account and keeps the conversation (claim)"
   await context.close();
 });
 
-test("tool progress events (not sent by the server yet) render as chips on the reply", async () => {
-  const token = await stack.token();
-  const { page, context } = await stack.page({ token });
-  /** @type {import("playwright-core").WebSocketRoute | null} */
-  let route = null;
-  await page.routeWebSocket(/\/api\/v1\/chat\/ws/, (ws) => {
-    route = ws;
-    ws.connectToServer();
-  });
-  await page.goto(`${stack.server.url}/`);
-  const gate = deferred();
-  stack.upstream.reply("Found it.", { before: (index) => (index === 0 ? gate.promise : undefined) });
-  try {
-    await sendMessage(page, "Search for something");
-    await page.locator(".msg-assistant .typing").waitFor();
-    /** @type {any} */ (route).send(JSON.stringify({ type: "tool", name: "search", status: "start" }));
-    await page.locator(".tool-chip.running", { hasText: "Running search…" }).waitFor();
-    /** @type {any} */ (route).send(JSON.stringify({ type: "tool", name: "search", status: "end" }));
-    await page.locator(".tool-chip.done", { hasText: "Used search" }).waitFor();
-  } finally {
-    gate.resolve();
-  }
-  await waitForReply(page, "Found it.");
-  await context.close();
-});
-
 test("a server without a model answers with no_model, shown in place", async () => {
   const bare = await startServer({ upstreamUrl: stack.upstream.url, env: { COLLOQUY_MODEL: "none" } });
   try {

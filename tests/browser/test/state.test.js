@@ -48,13 +48,33 @@ test("a reply error is attached to the reply; a refused text is marked failed", 
   assert.equal(state.get("local:c2")?.status, "failed");
 });
 
-test("tool events show as running, then done, on the reply in progress", () => {
+test("tool events show as running, then done with the result or failed with the error, on their reply", () => {
   const state = new ConversationState();
   state.apply({ type: "ack", message_id: "u1", seq: 1, content: "x", reply_id: "a1" });
-  state.apply({ type: "tool", name: "search", status: "start" });
-  assert.deepEqual(state.get("a1")?.tools, [{ id: "search", name: "search", status: "running" }]);
-  state.apply({ type: "tool", name: "search", status: "end" });
-  assert.deepEqual(state.get("a1")?.tools, [{ id: "search", name: "search", status: "done" }]);
+  const base = /** @type {const} */ ({ type: "tool", message_id: "a1", name: "calculate" });
+  state.apply({ ...base, call_id: "c1", status: "start", arguments: { expression: "6 * 7" }, seq: 2 });
+  state.apply({ ...base, call_id: "c2", status: "start", arguments: { expression: "1 / x" }, seq: 3 });
+  assert.deepEqual(state.get("a1")?.tools.map((t) => [t.id, t.status]), [["c1", "running"], ["c2", "running"]]);
+  // Calls of one round end in the order they finish.
+  state.apply({ ...base, call_id: "c2", status: "end", error: { code: "invalid_expression", message: "bad" }, duration_ms: 2, seq: 4 });
+  state.apply({ ...base, call_id: "c1", status: "end", result: 42, duration_ms: 1, seq: 5 });
+  assert.deepEqual(state.get("a1")?.tools, [
+    { id: "c1", name: "calculate", status: "done", arguments: { expression: "6 * 7" }, result: 42, durationMs: 1 },
+    { id: "c2", name: "calculate", status: "failed", arguments: { expression: "1 / x" }, error: { code: "invalid_expression", message: "bad" }, durationMs: 2 },
+  ]);
+  // A reply that ends leaves no call running.
+  state.apply({ ...base, call_id: "c3", status: "start", arguments: {}, seq: 6 });
+  state.apply({ type: "message", message_id: "a1", seq: 7, content: "", sender: "assistant", status: "interrupted", is_final: true });
+  assert.equal(state.get("a1")?.tools[2].status, "done");
+});
+
+test("a loaded conversation puts the stored tool calls on their replies", () => {
+  const state = new ConversationState();
+  state.load(
+    [stored({ id: "u1", sender: "user", content: "6 x 7?", seq: 1, reply_id: "a1" }), stored({ id: "a1", sender: "assistant", content: "42", seq: 4 })],
+    [{ message_id: "a1", call_id: "c1", name: "calculate", status: "end", arguments: { expression: "6 * 7" }, result: 42, duration_ms: 3, round: 0 }],
+  );
+  assert.deepEqual(state.get("a1")?.tools, [{ id: "c1", name: "calculate", status: "done", arguments: { expression: "6 * 7" }, result: 42, durationMs: 3 }]);
 });
 
 test("a transcript shows as the user's message at once; its ack confirms it without a second bubble", () => {
