@@ -13,8 +13,12 @@ use std::{
 };
 
 use async_nats::jetstream::kv::{self, CreateErrorKind};
+use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+/// Lease renewals in flight at once.
+const RENEWALS_AT_ONCE: usize = 64;
 
 /// This node's leases.
 pub struct Leases {
@@ -168,28 +172,37 @@ impl Leases {
         }
     }
 
+    /// Renew every lease held, many at once: one at a time, a node holding
+    /// a thousand conversations on a loaded broker took longer than the TTL
+    /// to get round them, and other nodes took over replies still running.
     async fn renew_all(&self) {
         let held: Vec<(Uuid, u64)> = lock(&self.held)
             .iter()
             .map(|(id, held)| (*id, held.revision))
             .collect();
-        for (conversation, revision) in held {
-            let key = conversation.simple().to_string();
-            match self
-                .bucket
-                .update(&key, self.node.clone().into(), revision)
-                .await
-            {
-                Ok(renewed) => {
-                    if let Some(held) = lock(&self.held).get_mut(&conversation) {
-                        if held.revision == revision {
-                            held.revision = renewed;
-                        }
+        futures::stream::iter(held)
+            .for_each_concurrent(RENEWALS_AT_ONCE, |(conversation, revision)| {
+                self.renew(conversation, revision)
+            })
+            .await;
+    }
+
+    async fn renew(&self, conversation: Uuid, revision: u64) {
+        let key = conversation.simple().to_string();
+        match self
+            .bucket
+            .update(&key, self.node.clone().into(), revision)
+            .await
+        {
+            Ok(renewed) => {
+                if let Some(held) = lock(&self.held).get_mut(&conversation) {
+                    if held.revision == revision {
+                        held.revision = renewed;
                     }
                 }
-                Err(error) => {
-                    tracing::warn!(%conversation, %error, "renewing a conversation lease failed");
-                }
+            }
+            Err(error) => {
+                tracing::warn!(%conversation, %error, "renewing a conversation lease failed");
             }
         }
     }
