@@ -21,7 +21,7 @@ mod cluster;
 mod debug;
 mod engines;
 mod models;
-mod tools;
+pub mod tools;
 pub use auth::AuthLimitsConfig;
 pub use cluster::ClusterConfig;
 pub use engines::{AudioConfig, LocalModelConfig, DEFAULT_VOICE_INSTRUCTIONS};
