@@ -1,7 +1,8 @@
 //! `[[tools.mcp]]` end to end: the server starts the MCP test double
 //! (`examples/mcp_test_server.rs`, built with rmcp's server side) over
 //! stdio, offers its tools as `calc__<tool>`, and calls them when the fake
-//! upstream asks; a server that exits is started again.
+//! upstream asks; a server that exits is started again; a server whose
+//! tool list changes is listed again.
 
 use std::{
     path::{Path, PathBuf},
@@ -94,6 +95,19 @@ async fn add(app: &TestApp, email: &str, a: i64, b: i64) -> Vec<Value> {
     call_tool(app, email, "calc__add", &arguments).await
 }
 
+/// Wait until the registry offers `name`.
+async fn offered_soon(app: &TestApp, name: &str) {
+    let tools = app.state.turns.tools().clone();
+    let offered = async {
+        while !tools.definitions().iter().any(|d| d.name == name) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), offered)
+        .await
+        .unwrap_or_else(|_| panic!("{name} is offered"));
+}
+
 fn tool_event<'a>(events: &'a [Value], status: &str) -> &'a Value {
     events
         .iter()
@@ -149,16 +163,32 @@ async fn an_mcp_server_that_exits_is_unavailable_then_restarted_with_its_tools()
     assert_eq!(events.last().unwrap()["status"], "complete");
 
     // The supervisor starts the server again after its backoff.
-    let tools = app.state.turns.tools().clone();
-    let back = async {
-        while !tools.definitions().iter().any(|d| d.name == "calc__add") {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(20), back)
-        .await
-        .expect("the MCP server is back");
+    offered_soon(&app, "calc__add").await;
     let events = add(&app, "mcp-again@example.com", 1, 1).await;
+    assert_eq!(
+        tool_event(&events, "end")["result"],
+        json!({ "content": "2" })
+    );
+}
+
+#[tokio::test]
+async fn a_tool_list_change_adds_the_new_tool() {
+    let app = spawn_app_with_calc().await;
+    assert!(!app
+        .state
+        .turns
+        .tools()
+        .definitions()
+        .iter()
+        .any(|d| d.name == "calc__sub"));
+    let events = call_tool(&app, "mcp-grow@example.com", "calc__grow", "{}").await;
+    assert_eq!(
+        tool_event(&events, "end")["result"],
+        json!({ "content": "grown" })
+    );
+    offered_soon(&app, "calc__sub").await;
+    let arguments = json!({ "a": 5, "b": 3 }).to_string();
+    let events = call_tool(&app, "mcp-sub@example.com", "calc__sub", &arguments).await;
     assert_eq!(
         tool_event(&events, "end")["result"],
         json!({ "content": "2" })

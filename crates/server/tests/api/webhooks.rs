@@ -73,6 +73,16 @@ async fn start_backend(received: Received) -> String {
     let app = Router::new()
         .route("/lookup", post(lookup))
         .route("/big", post(|| async { "x".repeat(64 * 1024) }))
+        // No length announced and no end: only reading stops it.
+        .route(
+            "/endless",
+            post(|| async {
+                let chunks = futures::stream::repeat_with(|| {
+                    Ok::<_, std::convert::Infallible>(Bytes::from_static(&[b'x'; 512]))
+                });
+                axum::body::Body::from_stream(chunks)
+            }),
+        )
         .route(
             "/slow",
             post(|| async {
@@ -108,7 +118,7 @@ async fn webhook_calls_are_signed_and_capped_in_size_and_time_and_errors_end_the
     let received = Received::default();
     let backend = start_backend(received.clone()).await;
     let app = spawn_app_with(|config| {
-        config.tools.http = ["lookup", "big", "slow", "down"]
+        config.tools.http = ["lookup", "big", "endless", "slow", "down"]
             .into_iter()
             .map(|name| webhook(&format!("{name}_order"), format!("{backend}/{name}")))
             .collect();
@@ -119,6 +129,7 @@ async fn webhook_calls_are_signed_and_capped_in_size_and_time_and_errors_end_the
     app.upstream.push(Script::tool_calls(&[
         ("c_lookup", "lookup_order", r#"{"order": "A-17"}"#),
         ("c_big", "big_order", "{}"),
+        ("c_endless", "endless_order", "{}"),
         ("c_slow", "slow_order", "{}"),
         ("c_down", "down_order", "{}"),
     ]));
@@ -139,6 +150,7 @@ async fn webhook_calls_are_signed_and_capped_in_size_and_time_and_errors_end_the
         json!({ "order": "A-17", "status": "shipped" })
     );
     assert_eq!(end_of("c_big")["error"]["code"], "result_too_large");
+    assert_eq!(end_of("c_endless")["error"]["code"], "result_too_large");
     assert_eq!(end_of("c_slow")["error"]["code"], "timeout");
     let down = &end_of("c_down")["error"];
     assert_eq!(down["code"], "tool_failed");
@@ -165,8 +177,8 @@ async fn webhook_calls_are_signed_and_capped_in_size_and_time_and_errors_end_the
         .iter()
         .filter(|m| m["role"] == "tool")
         .collect();
-    assert_eq!(results.len(), 4);
-    assert!(results[3]["content"]
+    assert_eq!(results.len(), 5);
+    assert!(results[4]["content"]
         .as_str()
         .unwrap()
         .contains("tool_failed"));
