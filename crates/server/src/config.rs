@@ -22,7 +22,7 @@ mod debug;
 mod engines;
 mod models;
 mod summaries;
-mod tools;
+pub mod tools;
 pub use auth::AuthLimitsConfig;
 pub use cluster::ClusterConfig;
 pub use engines::{AudioConfig, LocalModelConfig, DEFAULT_VOICE_INSTRUCTIONS};

@@ -19,7 +19,8 @@
 //!   (`reply` task, `publish`, `events`, `checkpoint`, `recovery` after a crash,
 //!   `summary` and the `rolling` summary of trimmed history, timings).
 //! - [`tools`]: what the model may call during a reply: the registry
-//!   (schema checks, time and size limits) and the built-in tools.
+//!   (schema checks, time and size limits), the built-in tools, MCP
+//!   servers and webhook tools.
 //! - [`conversation`]: opening a conversation with ownership checks; a new
 //!   one is stored with its first message, its id reserved meanwhile.
 //! - [`input`]: client input parsed into valid types.
@@ -98,6 +99,8 @@ pub struct Lifecycle {
 pub struct App {
     listener: TcpListener,
     state: AppState,
+    /// The MCP servers' supervisors, stopped after the last reply.
+    mcp: tools::mcp::McpServers,
 }
 
 /// How long sockets get to close after being told to.
@@ -174,6 +177,7 @@ impl App {
             .context("voice loading task")??;
         tracing::info!(engine = voice.name(), "voice ready");
         let streaks = streak::Streaks::new(db.clone(), streak::Clock::default());
+        let (tool_registry, mcp) = build_tools(&config.tools).await?;
         let turns = TurnService::new(
             db.clone(),
             models,
@@ -198,10 +202,7 @@ impl App {
             streaks.clone(),
             cluster.clone(),
         )
-        .with_tools(Arc::new(
-            tools::builtin::registry(&config.tools.enabled, config.tools.settings())
-                .context("registering the built-in tools")?,
-        ));
+        .with_tools(tool_registry.clone());
         let listener = TcpListener::bind(config.addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.addr))?;
@@ -226,7 +227,11 @@ impl App {
             voice: Arc::new(voice),
             lifecycle: Lifecycle::default(),
         };
-        Ok(Self { listener, state })
+        Ok(Self {
+            listener,
+            state,
+            mcp,
+        })
     }
 
     /// The address actually bound (useful with port 0).
@@ -248,6 +253,7 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let state = self.state;
+        let mcp = self.mcp;
         let stop_accepting = CancellationToken::new();
         let router = http::router(state.clone());
         // Events are small writes in quick succession: without TCP_NODELAY,
@@ -289,6 +295,7 @@ impl App {
             .turns
             .drain(Duration::from_secs(state.config.shutdown_grace_secs))
             .await;
+        mcp.stop().await;
         state.lifecycle.close_sockets.cancel();
         state.lifecycle.sockets.close();
         if tokio::time::timeout(SOCKET_CLOSE_WAIT, state.lifecycle.sockets.wait())
@@ -309,6 +316,29 @@ impl App {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The tools offered to the model: the enabled built-ins, the webhook
+/// tools and the MCP servers' tools (whose supervisors are returned).
+async fn build_tools(
+    config: &config::tools::ToolsConfig,
+) -> anyhow::Result<(Arc<tools::ToolRegistry>, tools::mcp::McpServers)> {
+    let registry = Arc::new(
+        tools::builtin::registry(&config.enabled, config.settings())
+            .context("registering the built-in tools")?,
+    );
+    for webhook in &config.http {
+        let tool = tools::webhook::HttpTool::new(webhook, config.settings())?;
+        registry
+            .register(Arc::new(tool))
+            .with_context(|| format!("registering the webhook tool {}", webhook.name))?;
+    }
+    let mcp = if config.mcp.is_empty() {
+        tools::mcp::McpServers::none()
+    } else {
+        tools::mcp::McpServers::start(&config.mcp, registry.clone(), config.mcp_restart()).await
+    };
+    Ok((registry, mcp))
 }
 
 /// Cluster mode's background work: following other nodes' events, keeping

@@ -1,12 +1,54 @@
-//! The `[tools]` settings: which built-in tools the model may call, and the
-//! limits of the agent loop that runs them.
+//! The `[tools]` settings: which built-in tools the model may call, the
+//! deployment's external tools (`[[tools.mcp]]` servers and
+//! `[[tools.http]]` webhooks), and the limits of the agent loop that runs
+//! them.
 
-use std::time::Duration;
+use std::{collections::HashSet, time::Duration};
 
 use anyhow::bail;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use crate::tools::{builtin, ToolSettings};
+use crate::tools::{builtin, is_valid_tool_name, ToolSettings};
+
+/// Longest MCP server name: it prefixes each of its tools' names
+/// (`<server>__<tool>`), which must fit in 64 characters.
+pub const MAX_MCP_SERVER_NAME: usize = 24;
+
+/// An MCP server (`[[tools.mcp]]`): a command to run and talk to over its
+/// stdio, or the URL of a streamable HTTP endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct McpServerConfig {
+    /// Prefix of its tools' names as the model sees them (`<name>__<tool>`).
+    pub name: String,
+    /// The program to start (stdio transport).
+    #[serde(default)]
+    pub command: Option<String>,
+    /// Its arguments.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// A streamable HTTP endpoint instead of a command.
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+/// A webhook tool (`[[tools.http]]`): the model calls it, we POST the call,
+/// signed, to the team's backend.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HttpToolConfig {
+    /// The tool's name as the model sees it.
+    pub name: String,
+    pub description: String,
+    /// JSON Schema of the arguments.
+    pub parameters: Value,
+    /// Where calls are POSTed.
+    pub url: String,
+    /// The environment variable holding the signing secret (never the
+    /// secret itself, so the file can be shared).
+    pub secret_env: String,
+}
 
 /// Tools (`[tools]`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -21,6 +63,15 @@ pub struct ToolsConfig {
     pub tool_timeout_secs: u64,
     /// A tool result whose JSON is longer than this fails with `result_too_large`.
     pub max_result_bytes: usize,
+    /// MCP servers whose tools are offered to the model.
+    pub mcp: Vec<McpServerConfig>,
+    /// Webhook tools.
+    pub http: Vec<HttpToolConfig>,
+    /// First wait before restarting an MCP server that stopped; doubled on
+    /// each failure in a row.
+    pub mcp_restart_min_ms: u64,
+    /// Longest wait between restarts.
+    pub mcp_restart_max_secs: u64,
 }
 
 impl Default for ToolsConfig {
@@ -33,6 +84,10 @@ impl Default for ToolsConfig {
             max_tool_rounds: 4,
             tool_timeout_secs: 10,
             max_result_bytes: 16 * 1024,
+            mcp: Vec::new(),
+            http: Vec::new(),
+            mcp_restart_min_ms: 500,
+            mcp_restart_max_secs: 60,
         }
     }
 }
@@ -58,10 +113,80 @@ impl ToolsConfig {
         let largest = self
             .max_result_bytes
             .max(colloquy_ai::openai::MAX_TOOL_ARGUMENT_BYTES);
-        if !self.enabled.is_empty() && largest.saturating_add(4096) > max_frame_bytes {
+        self.validate_external()?;
+        let any_tools = !self.enabled.is_empty() || !self.mcp.is_empty() || !self.http.is_empty();
+        if any_tools && largest.saturating_add(4096) > max_frame_bytes {
             bail!("invalid configuration: tools.max_result_bytes (and 64 KiB of tool arguments) + 4096 must not exceed max_frame_bytes");
         }
         Ok(())
+    }
+
+    /// Check the `[[tools.mcp]]` and `[[tools.http]]` entries: valid,
+    /// distinct names; one transport per MCP server.
+    fn validate_external(&self) -> anyhow::Result<()> {
+        if self.mcp_restart_min_ms == 0 || self.mcp_restart_max_secs == 0 {
+            bail!("invalid configuration: tools.mcp_restart_min_ms and tools.mcp_restart_max_secs must be greater than 0");
+        }
+        let mut servers = HashSet::new();
+        for server in &self.mcp {
+            if server.name.len() > MAX_MCP_SERVER_NAME
+                || server.name.contains("__")
+                || !is_valid_tool_name(&server.name)
+            {
+                bail!("invalid configuration: tools.mcp name `{}` must be 1 to {MAX_MCP_SERVER_NAME} letters, digits, `_` or `-`, without `__`", server.name);
+            }
+            if !servers.insert(server.name.as_str()) {
+                bail!(
+                    "invalid configuration: two tools.mcp servers are named `{}`",
+                    server.name
+                );
+            }
+            match (&server.command, &server.url) {
+                (Some(_), None) => {}
+                (None, Some(url)) if reqwest::Url::parse(url).is_ok() => {}
+                (None, Some(_)) => bail!(
+                    "invalid configuration: tools.mcp `{}` has an invalid url",
+                    server.name
+                ),
+                _ => bail!(
+                    "invalid configuration: tools.mcp `{}` needs either `command` or `url`",
+                    server.name
+                ),
+            }
+        }
+        let mut names: HashSet<&str> = builtin::NAMES.iter().copied().collect();
+        for tool in &self.http {
+            if !is_valid_tool_name(&tool.name) || tool.name.contains("__") {
+                bail!("invalid configuration: tools.http name `{}` must be 1 to 64 letters, digits, `_` or `-`, without `__`", tool.name);
+            }
+            if !names.insert(tool.name.as_str()) {
+                bail!(
+                    "invalid configuration: tools.http `{}` repeats a tool name",
+                    tool.name
+                );
+            }
+            if reqwest::Url::parse(&tool.url).is_err() {
+                bail!(
+                    "invalid configuration: tools.http `{}` has an invalid url",
+                    tool.name
+                );
+            }
+            if tool.secret_env.is_empty() {
+                bail!(
+                    "invalid configuration: tools.http `{}` needs `secret_env`",
+                    tool.name
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// How long to wait before restarting a stopped MCP server.
+    pub fn mcp_restart(&self) -> crate::tools::mcp::Backoff {
+        crate::tools::mcp::Backoff::new(
+            Duration::from_millis(self.mcp_restart_min_ms),
+            Duration::from_secs(self.mcp_restart_max_secs),
+        )
     }
 
     /// The limits every call runs under.
@@ -92,5 +217,57 @@ mod tests {
             ..ToolsConfig::default()
         };
         assert!(no_rounds.validate(256 * 1024).is_err());
+    }
+
+    #[test]
+    fn external_tools_need_distinct_valid_names_and_one_transport() {
+        let server = |name: &str, command: Option<&str>, url: Option<&str>| McpServerConfig {
+            name: name.into(),
+            command: command.map(Into::into),
+            args: Vec::new(),
+            url: url.map(Into::into),
+        };
+        let with_mcp = |servers: Vec<McpServerConfig>| ToolsConfig {
+            mcp: servers,
+            ..ToolsConfig::default()
+        };
+        with_mcp(vec![server("files", Some("mcp-files"), None)])
+            .validate(256 * 1024)
+            .unwrap();
+        for bad in [
+            vec![server("files", None, None)],
+            vec![server("files", Some("a"), Some("http://x"))],
+            vec![server("a__b", Some("a"), None)],
+            vec![
+                server("files", Some("a"), None),
+                server("files", Some("b"), None),
+            ],
+            vec![server("files", None, Some("not a url"))],
+        ] {
+            assert!(
+                with_mcp(bad.clone()).validate(256 * 1024).is_err(),
+                "{bad:?}"
+            );
+        }
+        let webhook = |name: &str| HttpToolConfig {
+            name: name.into(),
+            description: String::new(),
+            parameters: serde_json::json!({ "type": "object" }),
+            url: "http://backend.test/tool".into(),
+            secret_env: "TOOL_SECRET".into(),
+        };
+        let with_http = |tools: Vec<HttpToolConfig>| ToolsConfig {
+            http: tools,
+            ..ToolsConfig::default()
+        };
+        with_http(vec![webhook("lookup_order")])
+            .validate(256 * 1024)
+            .unwrap();
+        assert!(with_http(vec![webhook("calculate")])
+            .validate(256 * 1024)
+            .is_err());
+        assert!(with_http(vec![webhook("a b")])
+            .validate(256 * 1024)
+            .is_err());
     }
 }

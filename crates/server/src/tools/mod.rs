@@ -3,21 +3,26 @@
 //! offers the enabled ones to the model and runs a call safely
 //! ([`ToolRegistry`]: unknown names refused, arguments checked against the
 //! tool's JSON Schema, a time limit, a size limit on results), and the
-//! built-in tools ([`builtin`]).
+//! built-in tools ([`builtin`]), and the deployment's external tools:
+//! MCP servers ([`mcp`]) and signed HTTP webhooks ([`webhook`]).
 //!
 //! A tool only ever acts for the conversation's owner: the
 //! [`ToolContext`] it gets names that user, and every built-in scopes its
-//! queries to them.
+//! queries to them. An MCP server learns nothing of the user beyond the
+//! arguments the model wrote; a webhook is told the owner's id so the
+//! team's backend can scope its answer.
 
 pub mod builtin;
+pub mod mcp;
 mod registry;
+pub mod webhook;
 
 use async_trait::async_trait;
 use colloquy_ai::ToolDefinition;
 use serde_json::Value;
 use uuid::Uuid;
 
-pub use registry::{InvalidTool, ToolOutput, ToolRegistry, ToolSettings};
+pub use registry::{is_valid_tool_name, InvalidTool, ToolOutput, ToolRegistry, ToolSettings};
 
 use crate::store::{Pool, StoreError};
 
@@ -28,6 +33,8 @@ pub struct ToolContext {
     /// The conversation's owner: a tool reads and changes only their data.
     pub user_id: Uuid,
     pub conversation_id: Uuid,
+    /// The model's id for this call (what the `tool` events carry).
+    pub call_id: String,
 }
 
 /// Why a call failed: a stable code and a message that both the model and
@@ -63,4 +70,11 @@ pub trait Tool: Send + Sync + 'static {
     /// Run the call. `arguments` already satisfy the schema. Dropping the
     /// future cancels the call (stop, shutdown, time-out).
     async fn call(&self, context: &ToolContext, arguments: Value) -> Result<Value, ToolFailure>;
+
+    /// Whether the tool can run now. One that cannot (its MCP server is
+    /// restarting) is not offered to the model, and a call to it fails
+    /// with `tool_unavailable`.
+    fn available(&self) -> bool {
+        true
+    }
 }

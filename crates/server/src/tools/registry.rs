@@ -77,12 +77,7 @@ impl ToolRegistry {
     /// the same name).
     pub fn register(&self, tool: Arc<dyn Tool>) -> Result<(), InvalidTool> {
         let definition = tool.definition();
-        let name_ok = (1..=64).contains(&definition.name.len())
-            && definition
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-        if !name_ok {
+        if !is_valid_tool_name(&definition.name) {
             return Err(InvalidTool::Name(definition.name));
         }
         let validator =
@@ -99,10 +94,16 @@ impl ToolRegistry {
         Ok(())
     }
 
-    /// The definitions to offer the model, by name.
+    /// Stop offering the tool called `name` (an MCP server no longer lists it).
+    pub fn unregister(&self, name: &str) {
+        self.write().remove(name);
+    }
+
+    /// The definitions to offer the model, by name: the tools that can run now.
     pub fn definitions(&self) -> Vec<ToolDefinition> {
         self.read()
             .values()
+            .filter(|registered| registered.tool.available())
             .map(|registered| registered.definition.clone())
             .collect()
     }
@@ -124,6 +125,9 @@ impl ToolRegistry {
                 format!("There is no tool named {:?}.", call.name),
             )
         })?;
+        if !registered.tool.available() {
+            return Err(unavailable());
+        }
         let arguments = parse_arguments(&call.arguments)?;
         let violations: Vec<String> = registered
             .validator
@@ -177,6 +181,23 @@ impl ToolRegistry {
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// Whether `name` is a valid function name for the model:
+/// `^[a-zA-Z0-9_-]{1,64}$`.
+pub fn is_valid_tool_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// The failure of a call to a tool that cannot run now.
+pub(super) fn unavailable() -> ToolFailure {
+    ToolFailure::new(
+        "tool_unavailable",
+        "The tool is unavailable right now; try again later.",
+    )
 }
 
 /// The model's argument text as JSON; nothing at all means no arguments.
@@ -235,6 +256,7 @@ mod tests {
             db,
             user_id: uuid::Uuid::nil(),
             conversation_id: uuid::Uuid::nil(),
+            call_id: "c1".into(),
         }
     }
 
@@ -314,6 +336,41 @@ mod tests {
                     .await
             ),
             "result_too_large"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_tool_that_cannot_run_is_not_offered_and_its_calls_fail_as_unavailable() {
+        struct Down;
+        #[async_trait]
+        impl Tool for Down {
+            fn definition(&self) -> ToolDefinition {
+                ToolDefinition {
+                    name: "down".into(),
+                    description: String::new(),
+                    parameters: json!({ "type": "object" }),
+                }
+            }
+            async fn call(&self, _: &ToolContext, _: Value) -> Result<Value, ToolFailure> {
+                Ok(Value::Null)
+            }
+            fn available(&self) -> bool {
+                false
+            }
+        }
+        let context = context();
+        let registry = registry(Duration::ZERO, 1024);
+        registry.register(Arc::new(Down)).unwrap();
+        let names: Vec<String> = registry.definitions().into_iter().map(|d| d.name).collect();
+        assert_eq!(names, ["echo"]);
+        assert_eq!(
+            code(registry.call(&context, &call("down", "{}")).await),
+            "tool_unavailable"
+        );
+        registry.unregister("down");
+        assert_eq!(
+            code(registry.call(&context, &call("down", "{}")).await),
+            "unknown_tool"
         );
     }
 

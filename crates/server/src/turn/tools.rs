@@ -60,16 +60,20 @@ impl ToolRound<'_> {
             db: self.db.clone(),
             user_id: self.channel.owner,
             conversation_id: self.channel.id,
+            call_id: String::new(),
         };
         let mut outcomes: Vec<Option<Result<ToolOutput, ToolFailure>>> = vec![None; calls.len()];
         let mut running: FuturesUnordered<_> = calls
             .iter()
             .enumerate()
             .map(|(index, call)| {
-                let context = &context;
+                let context = ToolContext {
+                    call_id: call.id.clone(),
+                    ..context.clone()
+                };
                 async move {
                     let started = Instant::now();
-                    let outcome = self.registry.call(context, call).await;
+                    let outcome = self.registry.call(&context, call).await;
                     (index, outcome, started.elapsed())
                 }
             })

@@ -20,6 +20,7 @@ mod lifecycle;
 mod limits;
 #[cfg(feature = "local-llm")]
 mod local_model;
+mod mcp_tools;
 mod models;
 mod new_conversations;
 mod openai_compat;
@@ -39,3 +40,4 @@ mod turn_timings;
 mod voice;
 mod voice_gemini;
 mod voice_socket;
+mod webhooks;
