@@ -200,6 +200,20 @@ impl Relay for EventRelay {
     }
 }
 
+/// Whether a message carries this node's own id (it was applied here already).
+fn from_this_node(cluster: &Cluster, headers: Option<&HeaderMap>) -> bool {
+    headers
+        .and_then(|headers| headers.get(NODE_HEADER))
+        .is_some_and(|node| node.as_str() == cluster.node)
+}
+
+/// The id a subject ends with, after `prefix`.
+fn id_after(subject: &str, prefix: &str) -> Option<Uuid> {
+    subject
+        .strip_prefix(prefix)
+        .and_then(|id| Uuid::parse_str(id).ok())
+}
+
 /// Send queued user events in order over plain NATS.
 async fn send_user_events(
     cluster: Arc<Cluster>,
@@ -257,19 +271,10 @@ pub async fn follow_conversations(cluster: Arc<Cluster>, hub: Arc<Hub>, stop: Ca
                     continue;
                 };
                 last_seen = Some(info.stream_sequence);
-                let from_here = message
-                    .headers
-                    .as_ref()
-                    .and_then(|headers| headers.get(NODE_HEADER))
-                    .is_some_and(|node| node.as_str() == cluster.node);
-                if from_here {
+                if from_this_node(&cluster, message.headers.as_ref()) {
                     continue;
                 }
-                let Some(conversation) = message
-                    .subject
-                    .strip_prefix(prefix.as_str())
-                    .and_then(|id| Uuid::parse_str(id).ok())
-                else {
+                let Some(conversation) = id_after(&message.subject, &prefix) else {
                     continue;
                 };
                 let Some(channel) = hub.lookup(conversation) else {
@@ -298,18 +303,10 @@ pub async fn follow_users(cluster: Arc<Cluster>, hub: Arc<Hub>, stop: Cancellati
         let followed = async {
             let mut messages = cluster.client.subscribe(cluster.names.users()).await?;
             while let Some(message) = messages.next().await {
-                let from_here = message
-                    .headers
-                    .as_ref()
-                    .and_then(|headers| headers.get(NODE_HEADER))
-                    .is_some_and(|node| node.as_str() == cluster.node);
-                if from_here {
+                if from_this_node(&cluster, message.headers.as_ref()) {
                     continue;
                 }
-                let user = message
-                    .subject
-                    .strip_prefix(prefix.as_str())
-                    .and_then(|id| Uuid::parse_str(id).ok());
+                let user = id_after(&message.subject, &prefix);
                 if let (Some(user), Some(published)) = (user, Published::decode(&message.payload)) {
                     hub.deliver_to_user(user, Arc::new(published));
                 }
