@@ -1,6 +1,11 @@
 //! Authentication: argon2 password hashes, HS256 JWT access tokens, and the
 //! [`AuthUser`] extractor that accepts a token as `Authorization: Bearer` or
-//! `?token=` on every endpoint and socket.
+//! `?token=` on every endpoint and socket. Besides our own tokens, those of
+//! an external identity provider ([`external`], keys from [`jwks`]) name
+//! users created on first sight.
+
+pub mod external;
+pub mod jwks;
 
 use std::{path::Path, time::Duration};
 
@@ -253,18 +258,47 @@ pub async fn authenticate(
     uri: &Uri,
 ) -> Result<User, AuthFailure> {
     let token = token_from(headers, uri).ok_or(AuthFailure::NotAuthenticated)?;
-    let user_id = state
-        .tokens
-        .verify(&token)
-        .map_err(|_| AuthFailure::NotAuthenticated)?;
-    match store::find_user(&state.db, user_id).await {
-        Ok(Some(user)) => Ok(user),
-        Ok(None) => Err(AuthFailure::UserNotFound),
-        Err(error) => {
-            tracing::error!(%error, "loading user failed");
-            Err(AuthFailure::Unavailable)
-        }
+    user_for_token(state, &token).await
+}
+
+/// The user a token names: one of ours, else (when configured) one of the
+/// external identity provider's, whose user is created on first sight.
+pub async fn user_for_token(state: &AppState, token: &str) -> Result<User, AuthFailure> {
+    if let Ok(user_id) = state.tokens.verify(token) {
+        return match store::find_user(&state.db, user_id).await {
+            Ok(Some(user)) => Ok(user),
+            Ok(None) => Err(AuthFailure::UserNotFound),
+            Err(error) => {
+                tracing::error!(%error, "loading user failed");
+                Err(AuthFailure::Unavailable)
+            }
+        };
     }
+    let external = state
+        .external_tokens
+        .as_ref()
+        .ok_or(AuthFailure::NotAuthenticated)?;
+    let claims = external
+        .verify(token)
+        .await
+        .map_err(|_| AuthFailure::NotAuthenticated)?;
+    let email = claims
+        .email
+        .as_deref()
+        .map(|email| email.trim().to_lowercase())
+        .filter(|email| !email.is_empty() && email.len() <= external::MAX_EMAIL_CHARS);
+    let identity = store::ExternalIdentity {
+        issuer: claims.iss.as_deref().unwrap_or_default(),
+        subject: &claims.sub,
+        email: email.as_deref(),
+        is_anonymous: claims.is_anonymous,
+    };
+    store::user_for_external_identity(&state.db, &identity)
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "loading an external user failed");
+            AuthFailure::Unavailable
+        })
 }
 
 /// The signed-in (or anonymous) user making an HTTP request; 401 otherwise

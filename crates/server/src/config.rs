@@ -17,15 +17,19 @@ use figment::{
 use serde::{Deserialize, Serialize};
 
 mod auth;
+mod billing;
 mod cluster;
 mod debug;
 mod engines;
+mod external_auth;
 mod models;
 mod summaries;
 pub mod tools;
 pub use auth::AuthLimitsConfig;
+pub use billing::BillingConfig;
 pub use cluster::ClusterConfig;
 pub use engines::{AudioConfig, LocalModelConfig, DEFAULT_VOICE_INSTRUCTIONS};
+pub use external_auth::{ExternalAuthConfig, MAX_JWKS_CACHE_SECS};
 pub use models::{ModelEntry, MAX_MODEL_ID_CHARS};
 pub use summaries::SummariesConfig;
 pub use tools::ToolsConfig;
@@ -176,6 +180,8 @@ pub struct Config {
     pub tools: ToolsConfig,
     /// Conversation summaries, on request and rolling.
     pub summaries: SummariesConfig,
+    /// Stripe billing: prices of plans, Checkout return URLs, webhook tolerance.
+    pub billing: BillingConfig,
 }
 
 impl Default for Config {
@@ -244,6 +250,7 @@ impl Default for Config {
             audio: AudioConfig::default(),
             tools: ToolsConfig::default(),
             summaries: SummariesConfig::default(),
+            billing: BillingConfig::default(),
         }
     }
 }
@@ -271,7 +278,7 @@ impl Config {
             check_file_keys(&text).with_context(|| format!("in config file {}", path.display()))?;
             figment = figment.merge(Toml::string(&text));
         }
-        let config: Config = figment
+        let mut config: Config = figment
             .merge(
                 Env::prefixed("COLLOQUY_")
                     .split("__")
@@ -281,6 +288,7 @@ impl Config {
             .merge(Serialized::defaults(overrides))
             .extract()
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        config.billing.read_secrets();
         config.validate()?;
         Ok(config)
     }
@@ -426,6 +434,8 @@ impl Config {
                 .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         }
         models::validate(&self.models)?;
+        self.auth.external.validate()?;
+        self.billing.validate()?;
         self.cluster.validate()?;
         self.tools.validate(self.max_frame_bytes)?;
         self.summaries.validate()?;

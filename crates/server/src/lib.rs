@@ -5,7 +5,8 @@
 //! # Layout
 //! - [`config`]: one typed configuration (defaults, file, env, flags).
 //! - [`auth`]: password hashes, access tokens, the [`auth::AuthUser`] and
-//!   [`auth::AdminUser`] extractors.
+//!   [`auth::AdminUser`] extractors; external identity provider tokens
+//!   (`external`, keys from a cached JWKS in `jwks`).
 //! - [`client_ip`]: the client address of a request (trusted proxies aside).
 //! - [`store`]: SQLite persistence (users, conversations, messages, coaching
 //!   profiles, plans and steps, turn timings, conversation summaries, reply
@@ -33,6 +34,7 @@
 //! - [`ws`]: the JSON chat sockets: the session loop, audio decoding.
 //! - [`voice`]: speech in and out: engines, the voice pipeline (listen, speak,
 //!   barge-in), the binary voice socket and its Gemini Live bridge, turn timings.
+//! - [`stripe`]: Stripe billing: webhook signatures and events, Checkout.
 //! - [`error`]: the JSON error type of the HTTP API.
 
 pub mod auth;
@@ -49,6 +51,7 @@ pub mod models;
 pub mod socket;
 pub mod store;
 pub mod streak;
+pub mod stripe;
 mod time;
 pub mod tools;
 pub mod turn;
@@ -76,6 +79,9 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub db: store::Pool,
     pub tokens: Arc<TokenService>,
+    /// External identity provider tokens (`auth.jwks_url`,
+    /// `auth.external_hs256_secret`); `None` when not configured.
+    pub external_tokens: Option<Arc<auth::external::ExternalTokens>>,
     pub hub: Arc<Hub>,
     pub turns: Arc<TurnService>,
     pub limits: Arc<limits::Limits>,
@@ -84,6 +90,8 @@ pub struct AppState {
     pub lifecycle: Lifecycle,
     /// Cluster mode (`nats_url`); `None` for a single node.
     pub cluster: Option<Arc<Cluster>>,
+    /// Stripe's API (`STRIPE_API_KEY`); `None` when billing is not set up.
+    pub stripe: Option<Arc<stripe::checkout::StripeClient>>,
 }
 
 /// What shutdown needs to reach: open sockets.
@@ -154,6 +162,12 @@ impl App {
         }
         let secret = auth::load_or_create_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
         let tokens = TokenService::new(&secret, Duration::from_secs(config.token_ttl_secs));
+        let external_tokens = auth::external::ExternalTokens::from_config(&config.auth.external)
+            .context("setting up external sign-in")?
+            .map(Arc::new);
+        let stripe = stripe::checkout::StripeClient::from_config(&config.billing)
+            .context("setting up Stripe")?
+            .map(Arc::new);
         // Loading the embedded model reads ~100 MB and builds contexts: off the runtime.
         let models_config = config.clone();
         let models = tokio::task::spawn_blocking(move || models::Models::load(&models_config))
@@ -221,6 +235,8 @@ impl App {
             config: Arc::new(config),
             db,
             tokens: Arc::new(tokens),
+            external_tokens,
+            stripe,
             turns: Arc::new(turns),
             limits,
             streaks,

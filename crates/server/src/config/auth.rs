@@ -1,7 +1,10 @@
 //! The `[auth]` settings: throttles on creating identities and checking
-//! passwords, apart from the rest of the configuration.
+//! passwords, apart from the rest of the configuration, and (flattened into
+//! the same section) the external identity provider.
 
 use serde::{Deserialize, Serialize};
+
+use super::ExternalAuthConfig;
 
 /// Throttles on creating identities and checking passwords (`[auth]`).
 /// Each `*_per_*` budget is also the burst: that many at once, then refilled
@@ -22,6 +25,9 @@ pub struct AuthLimitsConfig {
     /// How long a sign-in waits for a hashing slot before it is answered
     /// 503 `overloaded`.
     pub password_hash_wait_ms: u64,
+    /// External identity provider tokens (`auth.jwks_url`, ...).
+    #[serde(flatten)]
+    pub external: ExternalAuthConfig,
 }
 
 impl Default for AuthLimitsConfig {
@@ -34,6 +40,7 @@ impl Default for AuthLimitsConfig {
             password_hash_concurrency: std::thread::available_parallelism()
                 .map_or(1, |cores| cores.get()),
             password_hash_wait_ms: 500,
+            external: ExternalAuthConfig::default(),
         }
     }
 }

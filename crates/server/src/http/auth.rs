@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
-    auth::{hash_password, verify_password, AuthUser},
+    auth::{hash_password, user_for_token, verify_password, AuthFailure, AuthUser},
     client_ip::ClientIp,
     error::{ApiJson, AppError},
     limits::{AuthAction, PasswordSlot},
@@ -287,13 +287,13 @@ async fn claim(
             "anonymous_token is not a valid anonymous session",
         )
     };
-    let anonymous_id = state
-        .tokens
-        .verify(&body.anonymous_token)
-        .map_err(|_| invalid())?;
-    let anonymous = store::find_user(&state.db, anonymous_id)
-        .await?
-        .ok_or_else(invalid)?;
+    // Our guest tokens and the identity provider's anonymous ones alike.
+    let anonymous = user_for_token(&state, &body.anonymous_token)
+        .await
+        .map_err(|failure| match failure {
+            AuthFailure::Unavailable => AppError::from(failure),
+            _ => invalid(),
+        })?;
     if !anonymous.is_anonymous {
         return Err(invalid());
     }

@@ -14,6 +14,7 @@
 mod analytics;
 mod checkpoints;
 mod conversations;
+mod identities;
 mod messages;
 mod plans;
 mod profile;
@@ -22,6 +23,7 @@ mod search;
 mod shares;
 mod steps;
 mod streaks;
+mod stripe;
 mod summaries;
 #[cfg(test)]
 mod testing;
@@ -45,6 +47,7 @@ pub use checkpoints::{
     ReplyCheckpoint,
 };
 pub use conversations::*;
+pub use identities::*;
 pub use messages::*;
 pub use plans::*;
 pub use profile::*;
@@ -53,6 +56,7 @@ pub use search::*;
 pub use shares::*;
 pub use steps::*;
 pub use streaks::*;
+pub use stripe::*;
 pub use summaries::*;
 pub use timings::*;
 pub use tool_calls::*;

@@ -34,7 +34,7 @@ pub struct NewUser<'a> {
     pub is_anonymous: bool,
 }
 
-fn user_from_row(row: &AnyRow) -> Result<User, StoreError> {
+pub(super) fn user_from_row(row: &AnyRow) -> Result<User, StoreError> {
     Ok(User {
         id: parse_id(row.try_get("id")?)?,
         email: row.try_get("email")?,

@@ -2,6 +2,7 @@
 //! per test, a fake OpenAI-compatible upstream speaking real SSE, and real
 //! HTTP and WebSocket clients.
 
+mod fake_idp;
 mod fake_openai;
 mod helpers;
 
@@ -14,6 +15,7 @@ mod cluster_failures;
 mod cluster_nodes;
 mod conversations;
 mod crash;
+mod external_auth;
 mod failures;
 mod http_chat;
 mod lifecycle;
