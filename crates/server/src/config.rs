@@ -23,6 +23,7 @@ mod debug;
 mod engines;
 mod external_auth;
 mod models;
+pub mod plans;
 mod summaries;
 pub mod tools;
 pub use auth::AuthLimitsConfig;
@@ -31,6 +32,7 @@ pub use cluster::ClusterConfig;
 pub use engines::{AudioConfig, LocalModelConfig, DEFAULT_VOICE_INSTRUCTIONS};
 pub use external_auth::{ExternalAuthConfig, MAX_JWKS_CACHE_SECS};
 pub use models::{ModelEntry, MAX_MODEL_ID_CHARS};
+pub use plans::PlanConfig;
 pub use summaries::SummariesConfig;
 pub use tools::ToolsConfig;
 
@@ -180,6 +182,13 @@ pub struct Config {
     pub tools: ToolsConfig,
     /// Conversation summaries, on request and rolling.
     pub summaries: SummariesConfig,
+    /// Plans by name (`[plans.<name>]`), on top of the built-in `free` and
+    /// `anonymous` ones (see [`plans`]).
+    pub plans: std::collections::BTreeMap<String, PlanConfig>,
+    /// The plan of signed-in users with no plan of their own.
+    pub default_plan: String,
+    /// The plan of guest users.
+    pub anonymous_plan: String,
     /// Stripe billing: prices of plans, Checkout return URLs, webhook tolerance.
     pub billing: BillingConfig,
 }
@@ -250,6 +259,9 @@ impl Default for Config {
             audio: AudioConfig::default(),
             tools: ToolsConfig::default(),
             summaries: SummariesConfig::default(),
+            plans: Default::default(),
+            default_plan: plans::DEFAULT_PLAN.into(),
+            anonymous_plan: plans::ANONYMOUS_PLAN.into(),
             billing: BillingConfig::default(),
         }
     }
@@ -439,6 +451,11 @@ impl Config {
         self.cluster.validate()?;
         self.tools.validate(self.max_frame_bytes)?;
         self.summaries.validate()?;
+        plans::validate(&self.plans, &self.default_plan, &self.anonymous_plan)?;
+        let plans = self.effective_plans();
+        if let Some(plan) = self.billing.prices.keys().find(|plan| !plans.contains_key(*plan)) {
+            bail!("invalid configuration: billing.prices.{plan} names no plan (add [plans.{plan}])");
+        }
         Ok(())
     }
 
@@ -447,6 +464,11 @@ impl Config {
         self.database_url
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("colloquy.db").display()))
+    }
+
+    /// Every plan in effect: the built-in ones overlaid with `[plans]`.
+    pub fn effective_plans(&self) -> std::collections::BTreeMap<String, PlanConfig> {
+        plans::effective_plans(&self.plans)
     }
 
     /// Directory of the voice models.
@@ -495,6 +517,11 @@ fn check_file_keys(text: &str) -> anyhow::Result<()> {
         let Some(default) = known.get(key) else {
             bail!("unknown setting `{key}`");
         };
+        // Plan names are the operator's own; each plan's keys are checked
+        // when it is read (`deny_unknown_fields`).
+        if key == "plans" {
+            continue;
+        }
         if let (Some(section), Some(defaults)) = (value.as_table(), default.as_object()) {
             if let Some(unknown) = section.keys().find(|k| !defaults.contains_key(*k)) {
                 bail!("unknown setting `{key}.{unknown}`");
@@ -547,6 +574,35 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("max_frame_bytes"));
+    }
+
+    #[test]
+    fn plans_load_from_the_file_and_from_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("colloquy.toml");
+        std::fs::write(
+            &path,
+            "default_plan = \"pro\"\n[plans.pro]\nmessages_per_day = 50\nmodels = [\"fake-model\"]\n",
+        )
+        .unwrap();
+        // A plan name no other test uses: the environment is the process's.
+        std::env::set_var("COLLOQUY_PLANS__ENVTESTPLAN__TOKENS_PER_DAY", "1234");
+        let config = Config::load(Some(&path), &Overrides::default()).unwrap();
+        std::env::remove_var("COLLOQUY_PLANS__ENVTESTPLAN__TOKENS_PER_DAY");
+        let plans = config.effective_plans();
+        assert_eq!(config.default_plan, "pro");
+        assert_eq!(plans["pro"].messages_per_day, Some(50));
+        assert_eq!(plans["pro"].tokens_per_day, None);
+        assert_eq!(plans["pro"].models, Some(vec!["fake-model".to_owned()]));
+        assert_eq!(plans["envtestplan"].tokens_per_day, Some(1234));
+        assert!(plans.contains_key("free") && plans.contains_key("anonymous"));
+
+        std::fs::write(&path, "[plans.pro]\nmessages_per_dya = 5\n").unwrap();
+        let error = Config::load(Some(&path), &Overrides::default()).unwrap_err();
+        assert!(error.to_string().contains("messages_per_dya"), "{error}");
+        std::fs::write(&path, "anonymous_plan = \"nope\"\n").unwrap();
+        let error = Config::load(Some(&path), &Overrides::default()).unwrap_err();
+        assert!(error.to_string().contains("anonymous_plan"), "{error}");
     }
 
     /// A TOML value of any type and size, as an operator might mistype it.

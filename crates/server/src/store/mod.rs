@@ -29,6 +29,8 @@ mod summaries;
 mod testing;
 mod timings;
 mod tool_calls;
+mod usage;
+mod user_plans;
 mod users;
 mod writer;
 
@@ -60,6 +62,8 @@ pub use stripe::*;
 pub use summaries::*;
 pub use timings::*;
 pub use tool_calls::*;
+pub use usage::*;
+pub use user_plans::*;
 pub use users::*;
 pub use writer::MessageWriter;
 
