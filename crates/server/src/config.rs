@@ -453,8 +453,15 @@ impl Config {
         self.summaries.validate()?;
         plans::validate(&self.plans, &self.default_plan, &self.anonymous_plan)?;
         let plans = self.effective_plans();
-        if let Some(plan) = self.billing.prices.keys().find(|plan| !plans.contains_key(*plan)) {
-            bail!("invalid configuration: billing.prices.{plan} names no plan (add [plans.{plan}])");
+        if let Some(plan) = self
+            .billing
+            .prices
+            .keys()
+            .find(|plan| !plans.contains_key(*plan))
+        {
+            bail!(
+                "invalid configuration: billing.prices.{plan} names no plan (add [plans.{plan}])"
+            );
         }
         Ok(())
     }

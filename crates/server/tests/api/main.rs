@@ -4,10 +4,12 @@
 
 mod fake_idp;
 mod fake_openai;
+mod fake_stripe;
 mod helpers;
 
 mod analytics;
 mod auth;
+mod billing;
 mod bounds;
 mod chat_socket;
 mod cluster;
