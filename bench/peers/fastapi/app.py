@@ -152,6 +152,8 @@ async def answer(conversation: Conversation, content: str, client_id: str | None
             if text:
                 reply.append(text)
                 await conversation.send({"type": "delta", "message_id": reply_id, "content": text})
+    except WebSocketDisconnect:
+        raise
     except Exception as exc:  # the provider failed: tell the client, keep the socket
         await conversation.send({"type": "error", "code": "provider_error", "message": str(exc), "message_id": reply_id})
         return
