@@ -15,7 +15,7 @@ use crate::{
     nodes::Nodes,
     run::{self, Kill, Phase, Plan, Shared},
     server::{self, StopSignal},
-    stats::{self, Memory},
+    stats::{self, ServerUsage},
     RunArgs,
 };
 
@@ -58,9 +58,16 @@ async fn drive(args: &RunArgs, launched: &Launched) -> anyhow::Result<bool> {
             .collect();
         (!sizes.is_empty()).then(|| sizes.iter().sum())
     };
-    let mut memory = Memory {
+    let cpu = || {
+        let times: Vec<Duration> = pids
+            .iter()
+            .filter_map(|&pid| server::cpu_time(pid))
+            .collect();
+        (!times.is_empty()).then(|| times.iter().sum::<Duration>())
+    };
+    let mut usage = ServerUsage {
         before_sockets: rss(),
-        ..Memory::default()
+        ..ServerUsage::default()
     };
     let started = Instant::now();
     eprintln!(
@@ -84,13 +91,14 @@ async fn drive(args: &RunArgs, launched: &Launched) -> anyhow::Result<bool> {
     run::start_sockets(plan.clone(), tokens, shared.clone(), phase_rx).await;
     wait_until(|| shared.settled.load(Ordering::Relaxed) as usize >= plan.sockets).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    memory.sockets_idle = rss();
-    memory.peak = memory.sockets_idle;
+    usage.sockets_idle = rss();
+    usage.peak = usage.sockets_idle;
     eprintln!(
         "{} sockets open; running {} turn(s) each",
         shared.open_now.load(Ordering::Relaxed),
         plan.turns
     );
+    let cpu_at_turns = cpu();
     let _ = phase_tx.send(Phase::Turns);
     if let Some(signal) = args.kill_node {
         tokio::time::sleep(Duration::from_millis(args.kill_after_ms)).await;
@@ -98,8 +106,11 @@ async fn drive(args: &RunArgs, launched: &Launched) -> anyhow::Result<bool> {
     }
     while (shared.finished.load(Ordering::Relaxed) as usize) < plan.sockets {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        memory.peak = memory.peak.max(rss());
+        usage.peak = usage.peak.max(rss());
     }
+    usage.turns_cpu = cpu()
+        .zip(cpu_at_turns)
+        .map(|(after, before)| after.saturating_sub(before));
     {
         let mut totals = shared.totals();
         let held = shared.open_now.load(Ordering::Relaxed);
@@ -109,7 +120,7 @@ async fn drive(args: &RunArgs, launched: &Launched) -> anyhow::Result<bool> {
     let totals = shared.totals();
     stats::report(
         &totals,
-        &memory,
+        &usage,
         plan.sockets as u64,
         args.local_model.is_none().then_some(shape.interval),
         started.elapsed(),

@@ -125,12 +125,15 @@ impl Default for Totals {
     }
 }
 
-/// Memory figures read from the server process.
+/// Memory and CPU figures read from the server processes.
 #[derive(Default)]
-pub struct Memory {
+pub struct ServerUsage {
     pub before_sockets: Option<u64>,
     pub sockets_idle: Option<u64>,
     pub peak: Option<u64>,
+    /// CPU time (user + system) the servers spent from the release of the
+    /// turns until the last one ended: the cost of the turns alone.
+    pub turns_cpu: Option<Duration>,
 }
 
 fn ms(histogram: &Histogram<u64>, quantile: f64) -> f64 {
@@ -145,7 +148,7 @@ fn mib(bytes: Option<u64>) -> String {
 /// before its first token (`None` with a real model).
 pub fn report(
     totals: &Totals,
-    memory: &Memory,
+    usage: &ServerUsage,
     sockets: u64,
     upstream_first_token: Option<Duration>,
     elapsed: Duration,
@@ -208,14 +211,23 @@ pub fn report(
             "  tokens/s per reply        {per_reply:.1} (deltas after the first, over their time)"
         );
     }
-    println!("  server RSS before sockets {}", mib(memory.before_sockets));
-    println!("  server RSS sockets idle   {}", mib(memory.sockets_idle));
-    println!("  server RSS peak           {}", mib(memory.peak));
-    if let (Some(before), Some(idle)) = (memory.before_sockets, memory.sockets_idle) {
+    println!("  server RSS before sockets {}", mib(usage.before_sockets));
+    println!("  server RSS sockets idle   {}", mib(usage.sockets_idle));
+    println!("  server RSS peak           {}", mib(usage.peak));
+    if let (Some(before), Some(idle)) = (usage.before_sockets, usage.sockets_idle) {
         if totals.sockets_opened > 0 {
             let per_socket = idle.saturating_sub(before) as f64 / totals.sockets_opened as f64;
             println!("  memory per idle socket    {:.1} KiB", per_socket / 1024.0);
         }
+    }
+    if let Some(cpu) = usage.turns_cpu {
+        let turns = totals.turns_completed.max(1) as f64;
+        println!(
+            "  server CPU per turn       {:.3} ms ({:.2} s over {} turns)",
+            cpu.as_secs_f64() * 1000.0 / turns,
+            cpu.as_secs_f64(),
+            totals.turns_completed
+        );
     }
     report_cluster(totals);
     for anomaly in &totals.anomalies {
