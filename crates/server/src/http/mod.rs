@@ -5,6 +5,7 @@
 
 mod analytics;
 mod auth;
+mod branches;
 mod config;
 mod conversations;
 mod messages;
@@ -41,6 +42,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(health))
         .merge(analytics::router())
         .merge(auth::router())
+        .merge(branches::router())
         .merge(config::router())
         .merge(conversations::router())
         .merge(messages::router())

@@ -8,6 +8,7 @@ mod helpers;
 mod analytics;
 mod auth;
 mod bounds;
+mod branches;
 mod chat_socket;
 mod cluster;
 mod cluster_failures;
