@@ -83,7 +83,7 @@ export class ConversationState {
   messages = [];
   /** @type {Map<string, UiMessage>} */
   #byId = new Map();
-  /** The conversation's newest seq when it was loaded (see `load`). */
+  /** The conversation's newest seq, when no reply was in progress at `load`. */
   #seqFloor = 0;
   /** Replies the user spoke over: reply id -> the text that was heard. */
   #heard = /** @type {Map<string, string>} */ (new Map());
@@ -94,11 +94,12 @@ export class ConversationState {
    * queued): they get `waiting` placeholders that the socket's replay fills.
    * @param {StoredMessage[]} stored
    * @param {StoredToolCall[]} [toolCalls] the tool calls of the stored replies
-   * @param {number} [lastSeq] the conversation's newest seq: a socket resumes
-   *   after it, not after the newest message shown (another branch may be newer)
+   * @param {number} [lastSeq] the conversation's newest seq: with no reply in
+   *   progress a socket resumes after it, not after the newest message shown
+   *   (another branch may be newer, and its events are not this path's)
    */
   load(stored, toolCalls = [], lastSeq = 0) {
-    this.#seqFloor = lastSeq;
+    this.#seqFloor = 0;
     this.messages = [];
     this.#byId.clear();
     this.#heard.clear();
@@ -131,6 +132,8 @@ export class ConversationState {
     for (const m of this.messages.slice(lastReply + 1)) {
       if (m.replyId && !this.#byId.has(m.replyId)) this.#add(this.#reply(m.replyId));
     }
+    // A reply in progress is replayed from the socket, from the newest message shown.
+    if (!this.busy) this.#seqFloor = lastSeq;
   }
 
   /** Highest seq among loaded messages (where a socket resumes). */
