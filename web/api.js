@@ -29,6 +29,13 @@
  * @property {{ max_message_chars?: number }} [limits]
  */
 /**
+ * A conversation's stored summary (`/api/conversations/{id}/summary`).
+ * @typedef {object} Summary
+ * @property {string} summary
+ * @property {string} through_message_id the newest message it covers
+ * @property {string} updated_at
+ */
+/**
  * @typedef {object} ConversationSummary
  * @property {string} id
  * @property {string} title
@@ -49,6 +56,15 @@ export class ApiError extends Error {
     this.status = status;
     this.code = code;
   }
+}
+
+/**
+ * Whether a failed request is the server's (or the network's) trouble, to
+ * be retried with the session kept: no answer, 429, or a 5xx.
+ * @param {unknown} error
+ */
+export function isRetryable(error) {
+  return error instanceof ApiError && (error.status === 0 || error.status === 429 || error.status >= 500);
 }
 
 /** Storage that survives a browser refusing localStorage (private modes). */
@@ -212,6 +228,30 @@ export class Api {
   /** @param {string} id */
   deleteConversation(id) {
     return this.request("DELETE", `/api/conversations/${encodeURIComponent(id)}`);
+  }
+
+  /**
+   * Show another branch: the active path becomes the one through
+   * `messageId` to its newest message. Answers with the new path.
+   * @param {string} id @param {string} messageId @returns {Promise<StoredConversation>}
+   */
+  switchBranch(id, messageId) {
+    return this.request("PUT", `/api/conversations/${encodeURIComponent(id)}/active`, { message_id: messageId });
+  }
+
+  /** The stored summary of a conversation (404 when there is none). @param {string} id @returns {Promise<Summary>} */
+  getSummary(id) {
+    return this.request("GET", `/api/conversations/${encodeURIComponent(id)}/summary`);
+  }
+
+  /** Have the model summarize the conversation now. @param {string} id @returns {Promise<Summary>} */
+  summarize(id) {
+    return this.request("POST", `/api/conversations/${encodeURIComponent(id)}/summary`);
+  }
+
+  /** The caller's daily activity streak. @returns {Promise<{ current: number, longest: number, last_active_date: string | null }>} */
+  streak() {
+    return this.request("GET", "/api/streak");
   }
 
   /**

@@ -12,18 +12,20 @@
  * hands it the open conversation's socket.
  */
 
-import { Api, ApiError } from "./api.js";
+import { Api, ApiError, isRetryable } from "./api.js";
 import { Account } from "./account.js";
 import { AuthView } from "./auth.js";
+import { Branches } from "./branches.js";
 import { ChatView } from "./chat-view.js";
 import { ConnectionBadge } from "./connection-badge.js";
 import { backoffDelay, ColloquyClient } from "./colloquy-client.js";
-import { Composer, charCount, tooLongText } from "./composer.js";
-import { ConversationState, isBusy, REFUSED_FOR_GOOD } from "./conversation-state.js";
+import { Composer } from "./composer.js";
+import { ConversationState, isBusy } from "./conversation-state.js";
 import { ask } from "./dialog.js";
 import { Drawer } from "./drawer.js";
 import { wireExport } from "./export.js";
 import { Notice } from "./notice.js";
+import { showRefusal } from "./refusal.js";
 import { Sidebar, displayTitle } from "./sidebar.js";
 import { fillIcons } from "./icons.js";
 import { wireMessageActions } from "./message-actions.js";
@@ -31,6 +33,8 @@ import { ConversationSearch } from "./search.js";
 import { wirePreferences } from "./preferences.js";
 import { Settings } from "./settings.js";
 import { wireShare } from "./share.js";
+import { StreakBadge } from "./streak.js";
+import { wireSummary } from "./summary-view.js";
 import { VOICE_ERROR_CODES, VoiceController } from "./voice-ui.js";
 
 /** @typedef {import("./api.js").User} User */
@@ -88,6 +92,21 @@ const headerMenu = { button: /** @type {HTMLButtonElement} */ (byId("export-butt
 const storedId = () => (state.lastSeq > 0 ? currentId : null);
 wireExport(headerMenu, { api, currentId: storedId, failed: handleApiError });
 wireShare(headerMenu, { api, currentId: storedId, notify: showNotice, failed: handleApiError });
+wireSummary({ ...headerMenu, dialog: /** @type {HTMLDialogElement} */ (byId("summary-dialog")) }, { api, currentId: storedId, failed: handleApiError });
+const streak = new StreakBadge(byId("streak"), api);
+const branches = new Branches({
+  api,
+  conversationId: storedId,
+  state: () => state,
+  client: () => client,
+  canSend: (text) => Boolean(text.trim()) && !composer.refusal(text),
+  send,
+  show: showPath,
+  removed: (ids) => ids.forEach((id) => view.remove(id)),
+  failed: handleApiError,
+  notify: (text) => showNotice(text),
+  model: () => picker.model,
+});
 const voice = new VoiceController(
   {
     mic: /** @type {HTMLButtonElement} */ (byId("mic-button")),
@@ -151,15 +170,6 @@ fillIcons();
 const { panel: settingsPanel, picker } = wirePreferences(settings, { composer, voice });
 view.reset(state);
 boot();
-
-/**
- * Whether a failed request is the server's (or the network's) trouble, to
- * be retried with the session kept: no answer, 429, or a 5xx.
- * @param {unknown} error
- */
-function isRetryable(error) {
-  return error instanceof ApiError && (error.status === 0 || error.status === 429 || error.status >= 500);
-}
 
 /** Backoff of the HTTP retries, the same as the socket's. @param {number} attempt */
 const retryDelay = (attempt) => backoffDelay(attempt, 500, 10_000);
@@ -267,6 +277,7 @@ async function loadConfig() {
 
 async function refreshList() {
   const session = epoch;
+  streak.refresh();
   try {
     // While the search field holds text the list shows its matches.
     const query = search.query;
@@ -320,8 +331,7 @@ async function openConversation(id, attempt = 0) {
     const conversation = await api.getConversation(id);
     if (currentId !== id || session !== epoch) return;
     setTitle(displayTitle(conversation));
-    state.load(conversation.messages, conversation.tool_calls);
-    view.reset(state);
+    showPath(conversation);
     connect(id, state.lastSeq);
   } catch (error) {
     if (currentId !== id || session !== epoch) return;
@@ -416,6 +426,7 @@ function connect(id, lastSeq) {
     }
     const { changed, structural } = state.apply(event);
     if (changed.length) view.update(changed, structural || event.type === "message");
+    branches.observe(event);
     if (event.type === "ack" || event.type === "message") refreshListSoon();
     composer.update();
   });
@@ -435,12 +446,7 @@ function connect(id, lastSeq) {
     showNotice(event.message);
   });
   socket.on("rejected", ({ client_id, content, error }) => refused(client_id, content, error));
-  socket.on("resync", (conversation) => {
-    if (!live()) return;
-    state.load(conversation.messages, conversation.tool_calls);
-    view.reset(state);
-    composer.update();
-  });
+  socket.on("resync", (conversation) => live() && showPath(conversation));
   socket.on("fatal", ({ reason }) => {
     if (!live()) return;
     if (/auth/i.test(reason)) signOut("Your session has expired. Please sign in again.");
@@ -451,6 +457,7 @@ function connect(id, lastSeq) {
 }
 
 function closeClient() {
+  branches.reset();
   voice.detach();
   client?.disconnect();
   client = null;
@@ -460,8 +467,11 @@ function closeClient() {
 
 // ---- sending ---------------------------------------------------------------
 
-/** @param {string} text @returns {boolean} whether it was sent */
-function send(text) {
+/**
+ * @param {string} text @param {{ parentId?: string | null }} [options] `parentId`: an edit's (see branches.js)
+ * @returns {boolean} whether it was sent
+ */
+function send(text, options = {}) {
   if (!text.trim()) return false;
   // Too long for the server: say so here instead of sending it to be refused.
   const refusal = composer.refusal(text);
@@ -471,34 +481,15 @@ function send(text) {
   }
   notice.hide();
   const socket = client ?? connect(currentId, currentId ? state.lastSeq : undefined);
-  const clientId = socket.send(text, { model: picker.model });
+  const clientId = socket.send(text, { model: picker.model, parentId: options.parentId });
   view.update([state.addLocal(clientId, text)], true);
   composer.update();
   return true;
 }
 
-/**
- * The server refused a text. One refused for what it is (too long) goes
- * back into the box with the reason, as if never sent (when the box is
- * free); any other stays in place, marked, with Retry.
- * @param {string} clientId @param {string} content @param {{ code: string, message: string }} error
- */
+/** The server refused a text (see refusal.js). @param {string} clientId @param {string} content @param {{ code: string, message: string }} error */
 function refused(clientId, content, error) {
-  const localId = `local:${clientId}`;
-  if (REFUSED_FOR_GOOD.includes(error.code) && !composer.value.trim() && state.remove(localId)) {
-    view.remove(localId);
-    composer.value = content;
-    const limit = /limit is (\d+)/.exec(error.message);
-    composer.showError(
-      error.code === "message_too_long" && limit
-        ? tooLongText(charCount(content), Number(limit[1]))
-        : `Not sent: ${error.message}.`,
-    );
-    composer.focus();
-  } else {
-    view.update(state.reject(clientId, error));
-  }
-  composer.update();
+  showRefusal({ composer, state, view }, clientId, content, error);
 }
 
 /** Send a failed text again, in its place. @param {import("./conversation-state.js").UiMessage} message */
@@ -525,10 +516,27 @@ for (const button of document.querySelectorAll(".suggestion")) {
   });
 }
 
+/**
+ * Show a conversation's path as loaded (a branch switch, a reload after an
+ * edit); `focus` names a message's control to give focus back to.
+ * @param {import("./protocol.js").StoredConversation} conversation
+ * @param {{ id: string, action: string }} [focus]
+ */
+function showPath(conversation, focus) {
+  state.load(conversation.messages, conversation.tool_calls, conversation.last_seq);
+  view.reset(state);
+  composer.update();
+  if (focus) requestAnimationFrame(() => view.focusBranchStep(focus.id, focus.action));
+}
+
+
 wireMessageActions(ui.messages, {
   state: () => state,
   view,
   send,
+  edit: (message, text) => branches.edit(message, text),
+  regenerate: (id) => branches.regenerate(id),
+  switchBranch: (target, action) => branches.switchTo(target, action),
   retry,
   done: () => composer.focus(),
   sendOnEnter: () => settings.values.sendOnEnter,
@@ -567,6 +575,7 @@ function forgetSession() {
   state = new ConversationState();
   view.reset(state);
   sidebar.clear();
+  streak.clear();
   search.clear();
   setTitle("New chat");
   notice.hide();

@@ -12,6 +12,7 @@
  * tool call, when it starts and when it ends.
  */
 
+import { branchNav } from "./branches.js";
 import { renderMarkdown } from "./markdown.js";
 import { isBusy, REFUSED_FOR_GOOD } from "./conversation-state.js";
 import { icon } from "./icons.js";
@@ -150,6 +151,17 @@ export class ChatView {
     this.#nodes.delete(id);
     this.#dirty.delete(id);
     this.update([], true);
+  }
+
+  /**
+   * Focus the `action` button of message `id` (or, when that one is
+   * disabled, the other step of its branch control).
+   * @param {string} id @param {string} action
+   */
+  focusBranchStep(id, action) {
+    const buttons = [...this.list.querySelectorAll(`[data-id="${CSS.escape(id)}"][data-action^="branch-"]`)];
+    const wanted = buttons.find((b) => b instanceof HTMLButtonElement && b.dataset.action === action && !b.disabled);
+    /** @type {HTMLElement | undefined} */ (wanted ?? buttons.find((b) => !(/** @type {HTMLButtonElement} */ (b).disabled)))?.focus();
   }
 
   /** Scroll to the end at the next redraw, and follow what streams in there. */
@@ -327,6 +339,8 @@ export class ChatView {
       main.appendChild(note);
     }
 
+    const branches = branchNav(message);
+    if (branches) main.appendChild(branches);
     if (!busy && message.status !== "sending") {
       const actions = h("div", "msg-actions");
       if (message.content) actions.appendChild(actionButton("copy", "Copy message", message.id, "copy"));

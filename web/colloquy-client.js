@@ -66,6 +66,11 @@
 /** @typedef {import("./protocol.js").StoredMessage} StoredMessage */
 /** @typedef {import("./protocol.js").StoredToolCall} StoredToolCall */
 /** @typedef {import("./protocol.js").ToolError} ToolError */
+/**
+ * A text waiting for its `ack`: what it says, the model it asks for, and
+ * (an edit) the reply it follows, `null` for a new first message.
+ * @typedef {{ content: string, model?: string, parentId?: string | null }} PendingText
+ */
 
 import { Heartbeat } from "./heartbeat.js";
 
@@ -168,7 +173,7 @@ export class ColloquyClient {
   /** @type {ReturnType<typeof setTimeout> | undefined} */
   #retryTimer;
   /** Texts not yet acknowledged, in send order: client_id -> the text and the model it asks for. */
-  #pending = /** @type {Map<string, { content: string, model?: string }>} */ (new Map());
+  #pending = /** @type {Map<string, PendingText>} */ (new Map());
   /** client_ids written on the current socket and not acknowledged yet. */
   #inFlight = /** @type {string[]} */ ([]);
   /** Replies acknowledged (their `reply_id`) and not final yet. */
@@ -267,17 +272,27 @@ export class ColloquyClient {
    * Send a user message. Queued while disconnected and resent after a
    * reconnect until acknowledged; returns its `client_id`.
    * @param {string} content
-   * @param {{ clientId?: string, model?: string }} [options] `model`: one of `/api/config`'s `models.available` ids (default: the server's)
+   * @param {{ clientId?: string, model?: string, parentId?: string | null }} [options] `model`: one of `/api/config`'s `models.available` ids (default: the server's);
+   *   `parentId` (an edit): the reply it follows, `null` for a new first message (default: the end of the conversation)
    */
   send(content, options = {}) {
     const clientId = options.clientId ?? newClientId();
-    const text = { content, model: options.model };
+    const text = { content, model: options.model, parentId: options.parentId };
     this.#pending.set(clientId, text);
     if (this.#ready) {
       this.#writeText(clientId, text);
       this.#heartbeat.update();
     }
     return clientId;
+  }
+
+  /**
+   * Ask for a new reply to the question reply `replyId` answered, kept
+   * beside it. Not queued: returns whether it was written.
+   * @param {string} replyId @param {{ model?: string }} [options]
+   */
+  regenerate(replyId, options = {}) {
+    return this.#write({ type: "regenerate", message_id: replyId, ...(options.model ? { model: options.model } : {}) });
   }
 
   /** Cancel the reply in progress (delivered after a reconnect if the socket is down). */
@@ -451,10 +466,12 @@ export class ColloquyClient {
     return true;
   }
 
-  /** @param {string} clientId @param {{ content: string, model?: string }} text */
-  #writeText(clientId, { content, model }) {
+  /** @param {string} clientId @param {PendingText} text */
+  #writeText(clientId, { content, model, parentId }) {
     // No `model`: the server's default (and what older servers understand).
-    if (this.#write({ type: "text", content, client_id: clientId, ...(model ? { model } : {}) })) this.#inFlight.push(clientId);
+    // No `parent_id`: the end of the conversation (an edit names one).
+    const branch = parentId !== undefined ? { parent_id: parentId } : {};
+    if (this.#write({ type: "text", content, client_id: clientId, ...(model ? { model } : {}), ...branch })) this.#inFlight.push(clientId);
   }
 
   /** @param {unknown} data */

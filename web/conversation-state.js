@@ -44,6 +44,9 @@
  * @property {ToolRun[]} tools
  * @property {boolean} [spoken] a user message that was spoken (its text is the transcript)
  * @property {boolean} [spokenOver] a reply the user interrupted by speaking: it holds what was heard
+ * @property {string | null} [parentId] the message it follows (branches); `null` for a first message
+ * @property {string[]} [siblingIds] it and its alternatives (an edit, a regenerated reply), oldest first
+ * @property {number} [siblingIndex] its place among them
  */
 
 /** The `client_id` prefix the server gives transcribed (spoken) messages. */
@@ -80,6 +83,8 @@ export class ConversationState {
   messages = [];
   /** @type {Map<string, UiMessage>} */
   #byId = new Map();
+  /** The conversation's newest seq, when no reply was in progress at `load`. */
+  #seqFloor = 0;
   /** Replies the user spoke over: reply id -> the text that was heard. */
   #heard = /** @type {Map<string, string>} */ (new Map());
 
@@ -89,8 +94,12 @@ export class ConversationState {
    * queued): they get `waiting` placeholders that the socket's replay fills.
    * @param {StoredMessage[]} stored
    * @param {StoredToolCall[]} [toolCalls] the tool calls of the stored replies
+   * @param {number} [lastSeq] the conversation's newest seq: with no reply in
+   *   progress a socket resumes after it, not after the newest message shown
+   *   (another branch may be newer, and its events are not this path's)
    */
-  load(stored, toolCalls = []) {
+  load(stored, toolCalls = [], lastSeq = 0) {
+    this.#seqFloor = 0;
     this.messages = [];
     this.#byId.clear();
     this.#heard.clear();
@@ -105,6 +114,9 @@ export class ConversationState {
         clientId: m.client_id,
         replyId: m.reply_id,
         tools: [],
+        parentId: m.parent_id,
+        siblingIds: m.sibling_ids,
+        siblingIndex: m.sibling_index,
       });
       if (m.client_id?.startsWith(VOICE_CLIENT_ID)) message.spoken = true;
       if (m.error_code) message.error = { code: m.error_code, message: errorText(m.error_code) };
@@ -120,11 +132,26 @@ export class ConversationState {
     for (const m of this.messages.slice(lastReply + 1)) {
       if (m.replyId && !this.#byId.has(m.replyId)) this.#add(this.#reply(m.replyId));
     }
+    // A reply in progress is replayed from the socket, from the newest message shown.
+    if (!this.busy) this.#seqFloor = lastSeq;
   }
 
   /** Highest seq among loaded messages (where a socket resumes). */
   get lastSeq() {
-    return this.messages.reduce((max, m) => Math.max(max, m.seq ?? 0), 0);
+    return this.messages.reduce((max, m) => Math.max(max, m.seq ?? 0), this.#seqFloor);
+  }
+
+  /**
+   * Take out `id` and every message after it (an edit or a regenerated
+   * reply replaces them on the path shown); returns the ids taken out.
+   * @param {string} id
+   */
+  dropFrom(id) {
+    const index = this.messages.findIndex((m) => m.id === id);
+    if (index < 0) return [];
+    const dropped = this.messages.splice(index);
+    for (const m of dropped) this.#byId.delete(m.id);
+    return dropped.map((m) => m.id);
   }
 
   /** @param {string} id */

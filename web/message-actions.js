@@ -2,8 +2,8 @@
 /**
  * @file What the buttons on a message do: copy (a message or a code
  * block), edit and resend, retry a text the server refused, regenerate a
- * reply. Delegated from the message list, since the view redraws its
- * buttons.
+ * reply, step between alternatives (branches). Delegated from the message
+ * list, since the view redraws its buttons.
  */
 
 import { copy } from "./clipboard.js";
@@ -18,6 +18,9 @@ import { isSendKey } from "./composer.js";
  * @property {() => ConversationState} state the open conversation
  * @property {ChatView} view
  * @property {(text: string) => boolean} send send a new message; false when it was not sent
+ * @property {(message: UiMessage, text: string) => boolean} edit send `text` as an alternative of `message`; false when it was not sent
+ * @property {(replyId: string) => void} regenerate ask for another reply in place of this one
+ * @property {(targetId: string, action: string) => void} switchBranch show the alternative `targetId`
  * @property {(message: UiMessage) => void} retry resend a text that failed
  * @property {() => void} done give focus back to the message box
  * @property {() => boolean} sendOnEnter whether Enter sends (the setting), as in the message box
@@ -53,11 +56,10 @@ export function wireMessageActions(container, hooks) {
       requestAnimationFrame(() => focusAction(id, "edit"));
     } else if (action === "retry" && message) {
       hooks.retry(message);
-    } else if (action === "regenerate") {
-      // Ask again: resend the user message this reply answered.
-      const index = state.messages.findIndex((m) => m.id === id);
-      const prompt = state.messages.slice(0, index).findLast((m) => m.role === "user");
-      if (prompt) hooks.send(prompt.content);
+    } else if (action === "regenerate" && message) {
+      hooks.regenerate(id);
+    } else if ((action === "branch-prev" || action === "branch-next") && button.dataset.target) {
+      hooks.switchBranch(button.dataset.target, action);
     }
   });
 
@@ -66,12 +68,11 @@ export function wireMessageActions(container, hooks) {
     if (!form.classList.contains("msg-edit")) return;
     event.preventDefault();
     const text = /** @type {HTMLTextAreaElement} */ (form.querySelector("textarea")).value;
-    // Not sent (too long, say): the editor stays open with its text.
-    if (!hooks.send(text)) return;
     const message = hooks.state().get(form.dataset.id ?? "");
+    // Not sent (too long, say): the editor stays open with its text.
+    if (!(message ? hooks.edit(message, text) : hooks.send(text))) return;
     view.editingId = null;
-    if (message) view.update([message]);
-    // The edited text is sent as a new message at the end: show it and its
+    // The edit replaces the message and what followed it: show it and its
     // reply, wherever the edit was made.
     view.revealEnd();
     hooks.done();

@@ -75,7 +75,11 @@
 /**
  * `audio`: microphone audio, base64 PCM16 LE mono at `sample_rate` (16 kHz);
  * `audio_end`: the microphone was turned off, transcribe what is pending.
- * @typedef {{ type: "text", content: string, client_id?: string, model?: string }
+ * `parent_id` (branches): the reply a `text` follows, `null` for a new first
+ * message (an edit names the edited message's parent); `regenerate`: a new
+ * reply to the question reply `message_id` answered, kept beside it.
+ * @typedef {{ type: "text", content: string, client_id?: string, model?: string, parent_id?: string | null }
+ *   | { type: "regenerate", message_id: string, model?: string }
  *   | { type: "stop" } | { type: "ping" } | { type: "resume", last_seq: number }
  *   | { type: "audio", data: string, sample_rate: number } | { type: "audio_end" }} ClientEvent
  */
@@ -136,6 +140,10 @@
  * @property {string} [client_id]
  * @property {string} [reply_id]
  * @property {string} [error_code]
+ * @property {string | null} [parent_id] the message it follows (branches)
+ * @property {number} [sibling_count] messages with the same parent, this one included
+ * @property {number} [sibling_index] this one's place among them, from 0
+ * @property {string[]} [sibling_ids] their ids, oldest first
  * @property {string} created_at
  */
 

@@ -220,6 +220,7 @@ impl ChatSocket {
             content: content.to_owned(),
             client_id: client_id.map(str::to_owned),
             model: None,
+            parent_id: None,
         })
         .await
     }

@@ -26,6 +26,23 @@ pub enum ClientEvent {
         client_id: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         model: Option<String>,
+        /// Branches: the message this one follows. Absent: the end of the
+        /// conversation's active path. An edit names the edited message's
+        /// parent (a reply id, or `null` for the first message), so the
+        /// edit and the original become alternatives.
+        #[serde(
+            default,
+            deserialize_with = "present",
+            skip_serializing_if = "Option::is_none"
+        )]
+        parent_id: Option<Option<Uuid>>,
+    },
+    /// Write a new reply to the question the reply `message_id` answered,
+    /// kept beside it as an alternative. `model` as for `text`.
+    Regenerate {
+        message_id: Uuid,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model: Option<String>,
     },
     /// Cancel the reply in progress for this conversation.
     Stop,
@@ -46,6 +63,17 @@ pub enum ClientEvent {
     /// The client stopped recording: transcribe what was said without
     /// waiting for the end-of-speech silence.
     AudioEnd,
+}
+
+/// For `#[serde(default, deserialize_with = "present")]` on an
+/// `Option<Option<T>>` field that may be sent as `null`: absent is `None`,
+/// `null` is `Some(None)`.
+pub fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 /// Who wrote a message.
@@ -294,6 +322,7 @@ mod tests {
                 content: "hi".into(),
                 client_id: Some("c1".into()),
                 model: None,
+                parent_id: None,
             }
         );
         let picked: ClientEvent =
@@ -304,6 +333,7 @@ mod tests {
                 content: "hi".into(),
                 client_id: None,
                 model: Some("m".into()),
+                parent_id: None,
             }
         );
         let without: ClientEvent =
@@ -314,6 +344,45 @@ mod tests {
                 content: "hi".into(),
                 client_id: None,
                 model: None,
+                parent_id: None,
+            }
+        );
+    }
+
+    #[test]
+    fn text_parent_id_tells_absent_null_and_an_id_apart() {
+        let parse = |json: &str| match serde_json::from_str::<ClientEvent>(json).unwrap() {
+            ClientEvent::Text { parent_id, .. } => parent_id,
+            other => panic!("not text: {other:?}"),
+        };
+        let id = Uuid::now_v7();
+        assert_eq!(parse(r#"{"type":"text","content":"a"}"#), None);
+        assert_eq!(
+            parse(r#"{"type":"text","content":"a","parent_id":null}"#),
+            Some(None)
+        );
+        assert_eq!(
+            parse(&format!(
+                r#"{{"type":"text","content":"a","parent_id":"{id}"}}"#
+            )),
+            Some(Some(id))
+        );
+        let edit = ClientEvent::Text {
+            content: "a".into(),
+            client_id: None,
+            model: None,
+            parent_id: Some(None),
+        };
+        let json = serde_json::to_string(&edit).unwrap();
+        assert_eq!(serde_json::from_str::<ClientEvent>(&json).unwrap(), edit);
+        let regenerate: ClientEvent =
+            serde_json::from_str(&format!(r#"{{"type":"regenerate","message_id":"{id}"}}"#))
+                .unwrap();
+        assert_eq!(
+            regenerate,
+            ClientEvent::Regenerate {
+                message_id: id,
+                model: None
             }
         );
     }

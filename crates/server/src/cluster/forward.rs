@@ -29,6 +29,12 @@ pub struct ForwardedSubmit {
     /// The model the message picked (by id), if any.
     pub model: Option<String>,
     pub system_prompt: Option<String>,
+    /// The message it follows (an edit names one).
+    #[serde(default)]
+    pub parent: crate::store::Parent,
+    /// Not a message: regenerate this reply (`content` is empty).
+    #[serde(default)]
+    pub regenerate: Option<Uuid>,
 }
 
 /// The holder's answer: the ack, or why the message was refused.

@@ -14,12 +14,13 @@ use uuid::Uuid;
 
 use colloquy_protocol::ConversationAction;
 
+use super::branches::{self, ConversationWithMessages};
 use crate::{
     auth::AuthUser,
     conversation,
     error::{ApiJson, ApiPath, ApiQuery, AppError},
     input::Title,
-    store::{self, Conversation, Message},
+    store::{self, Conversation},
     AppState,
 };
 
@@ -145,22 +146,6 @@ async fn create(
     Ok((StatusCode::CREATED, Json(conversation)))
 }
 
-/// A conversation with a page of its messages.
-#[derive(Serialize, ToSchema)]
-struct ConversationWithMessages {
-    #[serde(flatten)]
-    conversation: Conversation,
-    /// The newest messages before the requested position, oldest first,
-    /// each reply right after its question.
-    messages: Vec<Message>,
-    /// The tool calls of the replies on this page (`message_id` names the
-    /// reply), each as its `tool` events show it.
-    tool_calls: Vec<serde_json::Value>,
-    /// Older messages exist: ask again with `before=next_before`.
-    has_more: bool,
-    next_before: Option<u64>,
-}
-
 /// Messages per page when the client does not say.
 const DEFAULT_MESSAGES_PAGE: u32 = 200;
 const MAX_MESSAGES_PAGE: u32 = 1000;
@@ -168,15 +153,17 @@ const MAX_MESSAGES_PAGE: u32 = 1000;
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct MessagesPage {
-    /// Only messages before this turn position (a page's `next_before`).
+    /// Only messages before this path position (a page's `next_before`).
     before: Option<u64>,
     /// 1 to 1000 messages; 200 when absent.
     limit: Option<u32>,
 }
 
-/// A conversation and its newest messages.
+/// A conversation and the newest messages of its active path.
 ///
-/// Older messages come a page at a time with `before`.
+/// Each message has `parent_id`, `sibling_count`, `sibling_index` and
+/// `sibling_ids` (its alternatives: edits, regenerated replies). Older
+/// messages come a page at a time with `before`.
 #[utoipa::path(
     get, path = "/api/conversations/{id}", tag = "conversations",
     params(("id" = Uuid, Path, description = "The conversation."), MessagesPage),
@@ -203,35 +190,9 @@ async fn show(
     let conversation = store::find_conversation(&state.db, id, user.id)
         .await?
         .ok_or(AppError::NotFound("conversation"))?;
-    let page = store::messages_before(&state.db, id, page.before, limit).await?;
-    let has_more = match page.first_position {
-        Some(first) if page.messages.len() == limit as usize => {
-            !store::messages_before(&state.db, id, Some(first), 1)
-                .await?
-                .messages
-                .is_empty()
-        }
-        _ => false,
-    };
-    let next_before = page.first_position.filter(|_| has_more);
-    let messages = page.messages;
-    let reply_ids: Vec<Uuid> = messages
-        .iter()
-        .filter(|message| message.sender == colloquy_protocol::Sender::Assistant)
-        .map(|message| message.id)
-        .collect();
-    let tool_calls = store::tool_calls_of_replies(&state.db, id, &reply_ids)
-        .await?
-        .iter()
-        .map(crate::turn::tool_call_json)
-        .collect();
-    Ok(Json(ConversationWithMessages {
-        conversation,
-        messages,
-        tool_calls,
-        has_more,
-        next_before,
-    }))
+    Ok(Json(
+        branches::path_page(&state, conversation, page.before, limit).await?,
+    ))
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -30,7 +30,7 @@ use crate::{
     http::openapi::ErrorDetail,
     hub::{ChannelHandle, Published},
     input::{ClientId, UserText},
-    store::{self, Message},
+    store::{self, Message, Parent},
     turn::{error_text, final_event, tool_call_json, SubmitError, Submitted, TurnOptions},
     AppState,
 };
@@ -56,6 +56,12 @@ struct MessageBody {
     /// One of `/api/config`'s `models.available` ids; the default when absent.
     #[serde(default)]
     model: Option<String>,
+    /// Branches: the reply this message follows (`null`: a new first
+    /// message). Absent: the end of the active path. An edit names the
+    /// edited message's parent.
+    #[serde(default, deserialize_with = "colloquy_protocol::present")]
+    #[schema(value_type = Option<Uuid>)]
+    parent_id: Option<Option<Uuid>>,
 }
 
 /// A turn started over HTTP, subscribed to its conversation before it began.
@@ -99,6 +105,7 @@ async fn start_turn(
             client_id,
             TurnOptions {
                 model,
+                parent: body.parent_id.map_or(Parent::ActiveLeaf, Parent::Message),
                 ..TurnOptions::default()
             },
         )
@@ -118,6 +125,7 @@ async fn start_turn(
                 code: "busy",
                 message: SubmitError::Busy.to_string(),
             },
+            SubmitError::InvalidBranch(message) => AppError::bad_request("invalid_branch", message),
             SubmitError::Store(e) => e.into(),
         })?;
     Ok(HttpTurn {
@@ -204,6 +212,8 @@ fn unstored_reply(
         client_id: None,
         reply_id: None,
         error_code: error_code.or_else(|| Some("storage_error".into())),
+        // Not stored: it is on no path.
+        parent_id: None,
         created_at: chrono::Utc::now(),
     }
 }

@@ -6,6 +6,7 @@
 mod analytics;
 mod auth;
 mod billing;
+mod branches;
 mod config;
 mod conversations;
 mod messages;
@@ -43,6 +44,7 @@ pub fn router(state: AppState) -> Router {
         .merge(analytics::router())
         .merge(auth::router())
         .merge(billing::router())
+        .merge(branches::router())
         .merge(config::router())
         .merge(conversations::router())
         .merge(messages::router())

@@ -20,7 +20,7 @@ use crate::{
     client_ip::ClientIp,
     conversation,
     error::{ApiPath, AppError},
-    store::{self, Message, NewMessage},
+    store::{self, Message, NewMessage, Parent},
     AppState,
 };
 
@@ -111,7 +111,7 @@ async fn share(
         .await?
         .ok_or(AppError::NotFound("conversation"))?;
     state.limits.check_share(user.id).map_err(rate_limited)?;
-    let page = store::messages_before(&state.db, id, None, MAX_SHARED_MESSAGES).await?;
+    let page = store::active_path_page(&state.db, id, None, MAX_SHARED_MESSAGES).await?;
     let messages: Vec<SharedMessage> = page
         .messages
         .into_iter()
@@ -257,8 +257,10 @@ async fn fork(
     let id = Uuid::now_v7();
     conversation::create(&state, user.id, id, &share.title).await?;
     for (index, message) in messages.iter().enumerate() {
+        let copy_id = Uuid::now_v7();
+        // Each copy follows the one before: the snapshot's path.
         let copy = NewMessage {
-            id: Uuid::now_v7(),
+            id: copy_id,
             conversation_id: id,
             sender: message.sender,
             content: message.content.clone(),
@@ -267,6 +269,8 @@ async fn fork(
             client_id: None,
             reply_id: None,
             error_code: None,
+            parent: Parent::ActiveLeaf,
+            activate: Some(copy_id),
         };
         store::insert_message(&state.db, copy).await?;
     }

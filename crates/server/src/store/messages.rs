@@ -33,7 +33,20 @@ pub struct Message {
     /// For a failed reply, the error code the client was sent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_code: Option<String>,
+    /// The message this one follows (none for a first message); messages
+    /// with the same parent are alternatives (branches).
+    pub parent_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
+}
+
+/// Which message a new one follows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub enum Parent {
+    /// The conversation's active leaf, read in the inserting transaction.
+    #[default]
+    ActiveLeaf,
+    /// This one (`None`: a new first message, the edit of the first one).
+    Message(Option<Uuid>),
 }
 
 /// What [`insert_message`] stores.
@@ -48,6 +61,10 @@ pub struct NewMessage {
     pub client_id: Option<String>,
     pub reply_id: Option<Uuid>,
     pub error_code: Option<String>,
+    pub parent: Parent,
+    /// Make this message id the conversation's active leaf (a user message
+    /// names its coming reply).
+    pub activate: Option<Uuid>,
 }
 
 fn parse_sender(text: &str) -> Result<Sender, StoreError> {
@@ -68,9 +85,10 @@ fn parse_status(text: &str) -> Result<MessageStatus, StoreError> {
     }
 }
 
-fn message_from_row(row: &AnyRow) -> Result<Message, StoreError> {
+pub(super) fn message_from_row(row: &AnyRow) -> Result<Message, StoreError> {
     let seq: i64 = row.try_get("seq")?;
     let reply_id: Option<String> = row.try_get("reply_id")?;
+    let parent_id: Option<String> = row.try_get("parent_id")?;
     Ok(Message {
         id: parse_id(row.try_get("id")?)?,
         conversation_id: parse_id(row.try_get("conversation_id")?)?,
@@ -81,6 +99,7 @@ fn message_from_row(row: &AnyRow) -> Result<Message, StoreError> {
         client_id: row.try_get("client_id")?,
         reply_id: reply_id.as_deref().map(parse_id).transpose()?,
         error_code: row.try_get("error_code")?,
+        parent_id: parent_id.as_deref().map(parse_id).transpose()?,
         created_at: from_millis(row.try_get("created_at")?),
     })
 }
@@ -102,10 +121,15 @@ pub async fn insert_message_in(
     new: NewMessage,
 ) -> Result<Message, StoreError> {
     let now = now_millis();
+    let parent_id = match new.parent {
+        Parent::Message(parent) => parent,
+        Parent::ActiveLeaf => super::active_leaf(&mut *conn, new.conversation_id).await?,
+    };
     sqlx::query(
         "INSERT INTO messages
-           (id, conversation_id, sender, content, status, seq, client_id, reply_id, error_code, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+           (id, conversation_id, sender, content, status, seq, client_id, reply_id, error_code,
+            created_at, parent_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(new.id.to_string())
     .bind(new.conversation_id.to_string())
@@ -117,6 +141,7 @@ pub async fn insert_message_in(
     .bind(new.reply_id.map(|id| id.to_string()))
     .bind(&new.error_code)
     .bind(now)
+    .bind(parent_id.map(|id| id.to_string()))
     .execute(&mut *conn)
     .await
     .map_err(|e| {
@@ -140,13 +165,15 @@ pub async fn insert_message_in(
         "UPDATE conversations
          SET last_seq = CASE WHEN last_seq > $1 THEN last_seq ELSE $1 END, updated_at = $2,
              title = CASE WHEN title = '' THEN $3 ELSE title END,
-             title_source = CASE WHEN title = '' AND $3 <> '' THEN 'message' ELSE title_source END
+             title_source = CASE WHEN title = '' AND $3 <> '' THEN 'message' ELSE title_source END,
+             active_leaf_id = COALESCE($5, active_leaf_id)
          WHERE id = $4",
     )
     .bind(new.seq as i64)
     .bind(now)
     .bind(title)
     .bind(new.conversation_id.to_string())
+    .bind(new.activate.map(|id| id.to_string()))
     .execute(&mut *conn)
     .await?;
     Ok(Message {
@@ -159,6 +186,7 @@ pub async fn insert_message_in(
         client_id: new.client_id,
         reply_id: new.reply_id,
         error_code: new.error_code,
+        parent_id,
         created_at: from_millis(now),
     })
 }
@@ -245,63 +273,6 @@ pub async fn orphaned_user_messages_since(
     rows.iter().map(message_from_row).collect()
 }
 
-/// One page of a conversation in turn order.
-#[derive(Debug)]
-pub struct MessagePage {
-    /// Oldest first.
-    pub messages: Vec<Message>,
-    /// The turn position of the first message: pass it as `before` for the
-    /// page before this one.
-    pub first_position: Option<u64>,
-}
-
-/// The newest `limit` messages before turn position `before` (all when
-/// `None`), oldest first. Messages are in turn order: each reply right
-/// after the question it answers, even when another question was sent while
-/// it streamed (by seq that question would come first). A user message's
-/// position is 2 × its seq; its reply's is one more; a reply to no stored
-/// question sits at 2 × its own seq + 1.
-pub async fn messages_before(
-    db: impl AnyExecutor<'_>,
-    conversation_id: Uuid,
-    before: Option<u64>,
-    limit: u32,
-) -> Result<MessagePage, StoreError> {
-    let before = before.map_or(i64::MAX, |position| {
-        i64::try_from(position).unwrap_or(i64::MAX)
-    });
-    let rows = sqlx::query(
-        "SELECT * FROM (
-            SELECT m.*,
-                   CASE WHEN q.seq IS NOT NULL THEN 2 * q.seq + 1
-                        WHEN m.sender = 'user' THEN 2 * m.seq
-                        ELSE 2 * m.seq + 1 END AS position
-            FROM messages m
-            LEFT JOIN messages q
-              ON q.conversation_id = m.conversation_id AND q.reply_id = m.id AND q.sender = 'user'
-            WHERE m.conversation_id = $1
-         ) AS turns
-         WHERE position < $2
-         ORDER BY position DESC LIMIT $3",
-    )
-    .bind(conversation_id.to_string())
-    .bind(before)
-    .bind(i64::from(limit))
-    .fetch_all(db)
-    .await?;
-    let mut messages = Vec::with_capacity(rows.len());
-    let mut first_position = None;
-    for row in rows.iter().rev() {
-        let position: i64 = row.try_get("position")?;
-        first_position.get_or_insert(u64::try_from(position).unwrap_or_default());
-        messages.push(message_from_row(row)?);
-    }
-    Ok(MessagePage {
-        messages,
-        first_position,
-    })
-}
-
 /// All messages of a conversation, in order.
 pub async fn list_messages(
     db: impl AnyExecutor<'_>,
@@ -311,30 +282,6 @@ pub async fn list_messages(
         .bind(conversation_id.to_string())
         .fetch_all(db)
         .await?;
-    rows.iter().map(message_from_row).collect()
-}
-
-/// The newest `limit` messages with content up to `up_to_seq`, oldest
-/// first: the history a reply is generated from. Failed replies are left
-/// out so the model does not imitate them.
-pub async fn history(
-    db: impl AnyExecutor<'_>,
-    conversation_id: Uuid,
-    up_to_seq: u64,
-    limit: u32,
-) -> Result<Vec<Message>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT * FROM (
-            SELECT * FROM messages
-            WHERE conversation_id = $1 AND seq <= $2 AND status != 'error' AND content != ''
-            ORDER BY seq DESC LIMIT $3
-         ) AS recent ORDER BY seq",
-    )
-    .bind(conversation_id.to_string())
-    .bind(up_to_seq as i64)
-    .bind(i64::from(limit))
-    .fetch_all(db)
-    .await?;
     rows.iter().map(message_from_row).collect()
 }
 

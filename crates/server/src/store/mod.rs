@@ -12,6 +12,7 @@
 //! `MAX`, aliased subqueries), and the unit tests run on both.
 
 mod analytics;
+mod branches;
 mod checkpoints;
 mod conversations;
 mod identities;
@@ -44,6 +45,7 @@ use sqlx::{
 };
 
 pub use analytics::*;
+pub use branches::*;
 pub use checkpoints::{
     checkpointed_text, highest_possible_seq, numbering, save_checkpoint_in, Numbering,
     ReplyCheckpoint,

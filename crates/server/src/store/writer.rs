@@ -171,6 +171,8 @@ mod tests {
             client_id: Some(client_id.into()),
             reply_id: None,
             error_code: None,
+            parent: store::Parent::ActiveLeaf,
+            activate: None,
         }
     }
 

@@ -70,13 +70,16 @@ async fn finish_abandoned(
 ) -> Result<usize, StoreError> {
     // A conversation's unanswered messages in turn order, conversations at
     // once: a node that died mid-reply leaves many, all waited for.
-    let mut abandoned: BTreeMap<Uuid, Vec<Uuid>> = BTreeMap::new();
+    let mut abandoned: BTreeMap<Uuid, Vec<Unanswered>> = BTreeMap::new();
     for user_message in store::orphaned_user_messages_since(&turns.db, since).await? {
         if let Some(reply_id) = user_message.reply_id {
             abandoned
                 .entry(user_message.conversation_id)
                 .or_default()
-                .push(reply_id);
+                .push(Unanswered {
+                    reply_id,
+                    question_id: user_message.id,
+                });
         }
     }
     let finished: Vec<Result<usize, StoreError>> = futures::stream::iter(abandoned)
@@ -97,7 +100,7 @@ async fn finish_conversation(
     hub: &Arc<Hub>,
     cluster: &Cluster,
     conversation: Uuid,
-    replies: Vec<Uuid>,
+    replies: Vec<Unanswered>,
 ) -> Result<usize, StoreError> {
     if cluster.leases.held_here(conversation)
         || !matches!(cluster.leases.holder(conversation).await, Ok(None))
@@ -108,21 +111,30 @@ async fn finish_conversation(
         return Ok(0);
     };
     let mut finished = 0;
-    for reply_id in replies {
-        if finish_one(turns, hub, conversation, reply_id).await? {
+    for reply in replies {
+        if finish_one(turns, hub, conversation, reply).await? {
             finished += 1;
         }
     }
     Ok(finished)
 }
 
-/// End `reply_id` as interrupted, holding its conversation's lease; false
+/// A reply its node left unwritten, and the question it answers.
+struct Unanswered {
+    reply_id: Uuid,
+    question_id: Uuid,
+}
+
+/// End a reply as interrupted, holding its conversation's lease; false
 /// when it was answered meanwhile.
 async fn finish_one(
     turns: &TurnService,
     hub: &Arc<Hub>,
     conversation: Uuid,
-    reply_id: Uuid,
+    Unanswered {
+        reply_id,
+        question_id,
+    }: Unanswered,
 ) -> Result<bool, StoreError> {
     // Answered just before its node let go of the lease?
     if store::find_message(&turns.db, conversation, reply_id)
@@ -149,6 +161,7 @@ async fn finish_one(
         content: &content,
         status: MessageStatus::Interrupted,
         error_code: None,
+        question_id: Some(question_id),
     };
     publish_reply(turns.storage(), &channel, &reply).await?;
     Ok(true)

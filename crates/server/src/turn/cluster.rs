@@ -41,6 +41,9 @@ impl SubmitError {
             "busy" => SubmitError::Busy,
             "rate_limited" => SubmitError::RateLimited,
             "storage_error" => SubmitError::Store(StoreError::Unavailable),
+            "invalid_branch" => {
+                SubmitError::InvalidBranch("the branch named is not in this conversation")
+            }
             _ => SubmitError::ClusterUnavailable,
         }
     }
@@ -111,6 +114,27 @@ impl TurnService {
         }
     }
 
+    /// [`TurnService::hold_or_forward`] for a new reply, then its limits:
+    /// every transport pays the owner's message budget here, and a
+    /// conversation has at most `max_pending_replies` waiting.
+    pub(super) async fn admit(
+        &self,
+        channel: &ChannelHandle,
+        forward: impl Fn() -> ForwardedSubmit,
+        forwarded: bool,
+    ) -> Result<Holding, SubmitError> {
+        let holding = self.hold_or_forward(channel, forward, forwarded).await?;
+        if let Holding::Here(_) = holding {
+            if !self.limits.allow_user_message(channel.owner) {
+                return Err(SubmitError::RateLimited);
+            }
+            if self.replies.pending(channel.id) >= self.settings.max_pending_replies {
+                return Err(SubmitError::Busy);
+            }
+        }
+        Ok(holding)
+    }
+
     /// Hold `channel`'s conversation to store something this node already
     /// has (a voice exchange), waiting up to a lease TTL for another holder
     /// to finish.
@@ -125,6 +149,8 @@ impl TurnService {
             client_id: None,
             model: None,
             system_prompt: None,
+            parent: crate::store::Parent::ActiveLeaf,
+            regenerate: None,
         };
         match self.hold_or_forward(channel, no_forward, true).await? {
             Holding::Here(guard) => Ok(guard),
@@ -185,6 +211,17 @@ async fn submit_forwarded(
             _ => return Err(SubmitError::ConversationGone),
         },
     };
+    let options = TurnOptions {
+        system_prompt: submit.system_prompt,
+        model: submit
+            .model
+            .and_then(|model| turns.models.find(&model).cloned()),
+        forwarded: true,
+        parent: submit.parent,
+    };
+    if let Some(reply_id) = submit.regenerate {
+        return turns.regenerate(&channel, reply_id, options).await;
+    }
     // Checked by the node that took the message; its own limit applies there.
     let text = UserText::parse(submit.content, usize::MAX)
         .map_err(|_| SubmitError::Store(StoreError::Corrupt("forwarded text".into())))?;
@@ -193,12 +230,5 @@ async fn submit_forwarded(
         .map(ClientId::parse)
         .transpose()
         .map_err(|_| SubmitError::Store(StoreError::Corrupt("forwarded client_id".into())))?;
-    let options = TurnOptions {
-        system_prompt: submit.system_prompt,
-        model: submit
-            .model
-            .and_then(|model| turns.models.find(&model).cloned()),
-        forwarded: true,
-    };
     turns.submit_with(&channel, text, client_id, options).await
 }

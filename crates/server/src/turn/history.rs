@@ -5,11 +5,13 @@
 //! naming its `tool_call_id`), so the model knows what its tools returned
 //! in earlier turns. Each message keeps the seq it was stored under, so
 //! the turns the token budget trims can be summarized ([`super::rolling`]).
+//! Only the branch being answered is read: the path from the first message
+//! to the question, never the alternatives beside it.
 
 use std::collections::{BTreeMap, HashMap};
 
 use colloquy_ai::{ChatMessage, Role, ToolCall};
-use colloquy_protocol::Sender;
+use colloquy_protocol::{MessageStatus, Sender};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -29,15 +31,26 @@ pub(super) struct History {
     pub(super) seqs: Vec<u64>,
 }
 
-/// The system instruction and the stored conversation up to seq `through`.
+/// The system instruction and the stored path up to the user message
+/// `question` (failed or empty replies left out, so the model does not
+/// imitate them).
 pub(super) async fn load(
     db: &Pool,
     conversation_id: Uuid,
-    through: u64,
+    question: Uuid,
     system_prompt: &str,
 ) -> Result<History, StoreError> {
-    let stored = store::history(db, conversation_id, through, HISTORY_MESSAGES).await?;
-    let from = stored.first().map_or(through, |message| message.seq);
+    let mut stored = store::path_before(db, conversation_id, question, HISTORY_MESSAGES).await?;
+    stored.retain(|message| message.status != MessageStatus::Error && !message.content.is_empty());
+    // A path's seqs need not rise (a question sent while the reply before
+    // it streamed has a lower seq than that reply): its tool calls are
+    // those between its lowest and highest seq.
+    let through = stored.iter().map(|message| message.seq).max().unwrap_or(0);
+    let from = stored
+        .iter()
+        .map(|message| message.seq)
+        .min()
+        .unwrap_or(through);
     let calls =
         store::tool_calls_between(db, conversation_id, from, through, HISTORY_TOOL_CALLS).await?;
     let mut rounds = rounds_by_reply(calls);

@@ -21,6 +21,7 @@ pub mod metrics;
 mod oneshot;
 mod publish;
 mod recovery;
+mod regenerate;
 mod replies;
 mod reply;
 mod rolling;
@@ -39,7 +40,7 @@ use std::{
 };
 
 use colloquy_ai::{ChatMessage, Provider, ProviderError, Role};
-use colloquy_protocol::{MessageStatus, ServerEvent};
+use colloquy_protocol::{MessageStatus, Sender, ServerEvent};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::Semaphore;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -65,7 +66,7 @@ use crate::{
     input::{ClientId, UserText},
     limits::Limits,
     models::{ModelChoice, Models},
-    store::{self, MessageWriter, Pool, StoreError},
+    store::{self, MessageWriter, Parent, Pool, StoreError},
     streak::Streaks,
     tools::{ToolRegistry, ToolSettings},
 };
@@ -109,6 +110,9 @@ pub enum SubmitError {
     RateLimited,
     #[error("the cluster cannot be reached; please retry")]
     ClusterUnavailable,
+    /// A `parent_id` or `regenerate` target that is not in the conversation.
+    #[error("{0}")]
+    InvalidBranch(&'static str),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -122,6 +126,7 @@ impl SubmitError {
             SubmitError::Busy => "busy",
             SubmitError::RateLimited => "rate_limited",
             SubmitError::ClusterUnavailable => "unavailable",
+            SubmitError::InvalidBranch(_) => "invalid_branch",
             SubmitError::Store(_) => "storage_error",
         }
     }
@@ -136,6 +141,9 @@ pub struct TurnOptions {
     pub model: Option<ModelChoice>,
     /// Cluster mode: another node handed this message over; it is not handed on.
     pub forwarded: bool,
+    /// The message it follows: by default the active leaf; an edit names
+    /// the edited message's parent, so the two are alternatives.
+    pub parent: Parent,
 }
 
 /// An accepted user message.
@@ -315,6 +323,14 @@ impl TurnService {
                 return Ok(duplicate(existing));
             }
         }
+        if let Parent::Message(Some(parent)) = options.parent {
+            let found = store::find_message(&self.db, channel.id, parent).await?;
+            if !found.is_some_and(|message| message.sender == Sender::Assistant) {
+                return Err(SubmitError::InvalidBranch(
+                    "parent_id names no reply in this conversation",
+                ));
+            }
+        }
         let forward = || ForwardedSubmit {
             conversation_id: channel.id,
             owner: channel.owner,
@@ -322,22 +338,14 @@ impl TurnService {
             client_id: client_id.as_ref().map(|id| id.as_str().to_owned()),
             model: options.model.as_ref().map(|model| model.id.clone()),
             system_prompt: options.system_prompt.clone(),
+            parent: options.parent,
+            regenerate: None,
         };
-        let lease = match self
-            .hold_or_forward(channel, forward, options.forwarded)
-            .await?
-        {
+        // A resend (above) costs nothing; a new message pays here.
+        let lease = match self.admit(channel, forward, options.forwarded).await? {
             Holding::Here(lease) => lease,
             Holding::Forwarded(submitted) => return Ok(submitted),
         };
-        // Every transport pays the owner's message budget here; a resend
-        // (above) costs nothing.
-        if !self.limits.allow_user_message(channel.owner) {
-            return Err(SubmitError::RateLimited);
-        }
-        if self.replies.pending(channel.id) >= self.settings.max_pending_replies {
-            return Err(SubmitError::Busy);
-        }
         let message_id = Uuid::now_v7();
         let reply_id = Uuid::now_v7();
         let client_id_text = client_id.as_ref().map(|id| id.as_str().to_owned());
@@ -346,6 +354,7 @@ impl TurnService {
             content: text.as_str(),
             client_id: client_id_text,
             reply_id,
+            parent: options.parent,
         };
         let published = publish_user_message(self.storage(), channel, user_message).await;
         let ack = match published {
@@ -366,11 +375,26 @@ impl TurnService {
             Err(StoreError::NotFound) => return Err(SubmitError::ConversationGone),
             Err(other) => return Err(other.into()),
         };
-        let Some(after_seq) = ack.seq() else {
-            return Err(SubmitError::Store(StoreError::Corrupt(
-                "ack without seq".into(),
-            )));
+        let start = ReplyStart {
+            reply_id,
+            question_id: message_id,
+            question: text.as_str().to_owned(),
+            clock,
+            lease,
         };
+        self.start_reply(channel, start, options);
+        self.streaks.record_activity(channel.owner).await;
+        Ok(Submitted {
+            ack,
+            message_id,
+            reply_id,
+            duplicate: false,
+        })
+    }
+
+    /// Register and spawn the task that writes a reply.
+    fn start_reply(&self, channel: &ChannelHandle, start: ReplyStart, options: TurnOptions) {
+        let reply_id = start.reply_id;
         let cancel = self.stop_replies.child_token();
         self.replies.register(channel.id, reply_id, cancel.clone());
         let mut settings = self.settings.clone();
@@ -390,28 +414,21 @@ impl TurnService {
             replies: self.replies.clone(),
             generations: self.generations.clone(),
             reply_id,
-            after_seq,
+            question_id: start.question_id,
             cancel,
-            clock,
+            clock: start.clock,
             metrics: self.metrics.clone(),
-            question: text.as_str().to_owned(),
+            question: start.question,
             tools: self.tools.clone(),
             rolling: self.settings.rolling_summaries.then(|| rolling::Rolling {
                 tasks: self.tasks.clone(),
                 stop: self.stop_replies.clone(),
                 limits: self.settings.summary_limits,
             }),
-            _lease: lease,
+            _lease: start.lease,
         };
         let span = tracing::info_span!("reply", conversation_id = %channel.id, %reply_id);
         self.tasks.spawn(job.run().instrument(span));
-        self.streaks.record_activity(channel.owner).await;
-        Ok(Submitted {
-            ack,
-            message_id,
-            reply_id,
-            duplicate: false,
-        })
     }
 
     /// Summarize a conversation through seq `through_seq` with the default
@@ -487,16 +504,18 @@ impl TurnService {
         }
         let _lease = self.hold(channel).await?;
         let reply_id = Uuid::now_v7();
+        let question_id = user_text.as_ref().map(|_| Uuid::now_v7());
         let gone = |error| match error {
             StoreError::NotFound => SubmitError::ConversationGone,
             other => SubmitError::Store(other),
         };
-        if let Some(text) = user_text {
+        if let (Some(text), Some(id)) = (user_text, question_id) {
             let user_message = UserMessage {
-                id: Uuid::now_v7(),
+                id,
                 content: text.as_str(),
                 client_id: None,
                 reply_id,
+                parent: Parent::ActiveLeaf,
             };
             publish_user_message(self.storage(), channel, user_message)
                 .await
@@ -508,6 +527,7 @@ impl TurnService {
             content: reply,
             status,
             error_code: None,
+            question_id,
         };
         publish_reply(self.storage(), channel, &reply)
             .await
@@ -550,6 +570,16 @@ impl TurnService {
             self.tasks.wait().await;
         }
     }
+}
+
+/// What a reply task starts from.
+struct ReplyStart {
+    reply_id: Uuid,
+    /// The user message answered.
+    question_id: Uuid,
+    question: String,
+    clock: clock::TurnClock,
+    lease: Option<crate::cluster::LeaseGuard>,
 }
 
 fn duplicate(existing: store::Message) -> Submitted {

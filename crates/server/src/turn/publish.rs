@@ -16,7 +16,7 @@ use super::{
 };
 use crate::{
     hub::{ChannelHandle, Published},
-    store::{Message, MessageWriter, NewMessage, Pool, StoreError},
+    store::{Message, MessageWriter, NewMessage, Parent, Pool, StoreError},
 };
 
 /// Where messages are written: the group-commit writer, and the pool for
@@ -41,8 +41,10 @@ pub(super) struct UserMessage<'a> {
     pub id: Uuid,
     pub content: &'a str,
     pub client_id: Option<String>,
-    /// The reply that will answer it.
+    /// The reply that will answer it (it becomes the active leaf).
     pub reply_id: Uuid,
+    /// The message it follows.
+    pub parent: Parent,
 }
 
 /// A finished assistant reply to store and publish as its final `message`.
@@ -51,6 +53,8 @@ pub(super) struct FinishedReply<'a> {
     pub content: &'a str,
     pub status: MessageStatus,
     pub error_code: Option<&'a str>,
+    /// The question it answers, if any.
+    pub question_id: Option<Uuid>,
 }
 
 /// Whether a failed write may succeed if tried again.
@@ -107,6 +111,8 @@ pub(super) async fn publish_user_message(
                     client_id: message.client_id,
                     reply_id: Some(message.reply_id),
                     error_code: None,
+                    parent: message.parent,
+                    activate: Some(message.reply_id),
                 },
             )
             .await?;
@@ -137,6 +143,13 @@ pub(super) async fn publish_reply(
                     client_id: None,
                     reply_id: None,
                     error_code: reply.error_code.map(str::to_owned),
+                    parent: match reply.question_id {
+                        Some(question) => Parent::Message(Some(question)),
+                        // An exchange with no words heard follows the path.
+                        None => Parent::ActiveLeaf,
+                    },
+                    // A question made its reply the leaf when it was stored.
+                    activate: reply.question_id.is_none().then_some(reply.reply_id),
                 },
             )
             .await?;

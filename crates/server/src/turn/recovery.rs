@@ -11,7 +11,7 @@
 
 use colloquy_protocol::{MessageStatus, Sender};
 
-use crate::store::{self, NewMessage, Pool, StoreError, ToolCallEnd};
+use crate::store::{self, NewMessage, Parent, Pool, StoreError, ToolCallEnd};
 
 /// Store an `interrupted` reply for every user message a crash left
 /// unanswered, so no client waits forever for it. Returns how many.
@@ -50,6 +50,8 @@ pub async fn close_orphaned_replies(db: &Pool) -> Result<usize, StoreError> {
             client_id: None,
             reply_id: None,
             error_code: None,
+            parent: Parent::Message(Some(user_message.id)),
+            activate: None,
         };
         store::insert_message(db, reply).await?;
     }

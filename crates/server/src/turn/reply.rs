@@ -92,8 +92,8 @@ pub(super) struct ReplyJob {
     /// Server-wide permits for generating; none free fails the reply with `overloaded`.
     pub(super) generations: Arc<Semaphore>,
     pub(super) reply_id: Uuid,
-    /// The seq of the user message being answered.
-    pub(super) after_seq: u64,
+    /// The user message being answered: the prompt is the path up to it.
+    pub(super) question_id: Uuid,
     pub(super) cancel: CancellationToken,
     /// When the turn's stages happened (for `turn_completed`).
     pub(super) clock: TurnClock,
@@ -206,7 +206,7 @@ impl ReplyJob {
         let history = history::load(
             &self.db,
             self.channel.id,
-            self.after_seq,
+            self.question_id,
             &self.settings.system_prompt,
         )
         .await
@@ -413,6 +413,7 @@ impl ReplyJob {
             content,
             status,
             error_code,
+            question_id: Some(self.question_id),
         };
         let storage = Storage {
             writer: &self.writer,

@@ -181,6 +181,7 @@ mod tests {
             client_id: None,
             reply_id: None,
             error_code: None,
+            parent_id: None,
             created_at: chrono::Utc::now(),
         }
     }

@@ -18,6 +18,7 @@ use tokio::sync::broadcast::{
     error::{RecvError, TryRecvError},
 };
 use tokio::sync::OwnedSemaphorePermit;
+use uuid::Uuid;
 
 use super::{
     audio::{AudioDecoder, InvalidAudio},
@@ -28,8 +29,8 @@ use crate::{
     input::{ClientId, UserText},
     limits::{SocketLimits, Verdict},
     socket::{self, close_code, close_message, Exit, Inbound, Liveness, Wake},
-    store::User,
-    turn::{stored_events, TurnOptions},
+    store::{Parent, User},
+    turn::{stored_events, SubmitError, TurnOptions},
     voice::{
         pipeline::{self, PipelineDeps, PipelineSettings, VoiceInput, VoiceLink, VoiceOutput},
         AudioBudget,
@@ -354,7 +355,14 @@ impl Session {
                 content,
                 client_id,
                 model,
-            } => self.submit(content, client_id, model).await,
+                parent_id,
+            } => {
+                let parent = parent_id.map_or(Parent::ActiveLeaf, Parent::Message);
+                self.submit(content, client_id, model, parent).await
+            }
+            ClientEvent::Regenerate { message_id, model } => {
+                self.regenerate(message_id, model).await
+            }
             ClientEvent::Audio { data, sample_rate } => self.audio(data, sample_rate).await,
             ClientEvent::AudioEnd => match &self.voice {
                 Some(link) => {
@@ -495,28 +503,69 @@ impl Session {
         self.send_event(&event).await
     }
 
-    async fn submit(
-        &mut self,
-        content: String,
-        client_id: Option<String>,
-        model: Option<String>,
-    ) -> bool {
-        let id = client_id.clone();
-        let id = id.as_deref();
+    /// The socket's message rate: `Some(alive)` when the message is refused.
+    async fn refuse_over_rate(&mut self, id: Option<&str>) -> Option<bool> {
         match self.limits.message() {
-            Verdict::Allowed => {}
-            Verdict::Limited => {
-                return self
-                    .refuse("rate_limited", "too many messages; slow down", id)
-                    .await;
-            }
+            Verdict::Allowed => None,
+            Verdict::Limited => Some(
+                self.refuse("rate_limited", "too many messages; slow down", id)
+                    .await,
+            ),
             Verdict::Abusive => {
                 self.refuse("rate_limited", "too many messages; closing", id)
                     .await;
                 let close = close_message(close_code::POLICY, "rate limit exceeded");
                 let _ = self.send(close).await;
-                return false;
+                Some(false)
             }
+        }
+    }
+
+    /// A `regenerate` event; `false` when the socket is gone. The new
+    /// reply's events reach this socket through the broadcast.
+    async fn regenerate(&mut self, reply_id: Uuid, model: Option<String>) -> bool {
+        if let Some(alive) = self.refuse_over_rate(None).await {
+            return alive;
+        }
+        let options = match self.state.turns.models().pick(model.as_deref()) {
+            Ok(model) => TurnOptions {
+                model,
+                ..TurnOptions::default()
+            },
+            Err(invalid) => return self.refuse(invalid.code, &invalid.message, None).await,
+        };
+        match self
+            .state
+            .turns
+            .regenerate(&self.channel, reply_id, options)
+            .await
+        {
+            Ok(_) => true,
+            Err(error) => self.refuse_submit(error, None).await,
+        }
+    }
+
+    /// Tell the client why a message or regenerate was refused.
+    async fn refuse_submit(&mut self, error: SubmitError, id: Option<&str>) -> bool {
+        tracing::warn!(%error, "message refused");
+        let message = match error.code() {
+            "storage_error" => "the message could not be stored; please retry".to_owned(),
+            _ => error.to_string(),
+        };
+        self.refuse(error.code(), &message, id).await
+    }
+
+    async fn submit(
+        &mut self,
+        content: String,
+        client_id: Option<String>,
+        model: Option<String>,
+        parent: Parent,
+    ) -> bool {
+        let id = client_id.clone();
+        let id = id.as_deref();
+        if let Some(alive) = self.refuse_over_rate(id).await {
+            return alive;
         }
         let parsed =
             UserText::parse(content, self.state.config.max_message_chars).and_then(|text| {
@@ -530,6 +579,7 @@ impl Session {
         let options = match self.state.turns.models().pick(model.as_deref()) {
             Ok(model) => TurnOptions {
                 model,
+                parent,
                 ..TurnOptions::default()
             },
             Err(invalid) => return self.refuse(invalid.code, &invalid.message, id).await,
@@ -543,14 +593,7 @@ impl Session {
             // A fresh ack reaches this socket through the broadcast, like every other tab.
             Ok(submitted) if !submitted.duplicate => true,
             Ok(submitted) => self.send_event(&submitted.ack).await,
-            Err(error) => {
-                tracing::warn!(%error, "message refused");
-                let message = match error.code() {
-                    "storage_error" => "the message could not be stored; please retry".to_owned(),
-                    _ => error.to_string(),
-                };
-                self.refuse(error.code(), &message, id).await
-            }
+            Err(error) => self.refuse_submit(error, id).await,
         }
     }
 }

@@ -291,3 +291,74 @@ async fn sockets_per_user_are_counted_across_nodes() {
     assert!(opened, "a socket opens once another one closed");
     cluster.finish().await;
 }
+
+#[tokio::test]
+async fn an_edit_and_a_regenerate_through_another_node_are_stored_as_branches() {
+    let cluster = spawn_cluster(2).await;
+    let (first, second) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let token = first.register("branch-nodes@example.com").await;
+    let id = conversation_with_one_turn(first, &token).await;
+    let stored = first.conversation(&id, &token).await;
+    let (question, reply) = (&stored["messages"][0], &stored["messages"][1]);
+
+    let mut on_first = open(first, &token, &id, None).await;
+    let mut on_second = open(second, &token, &id, None).await;
+    cluster.upstream.push(slow_script(30, 15));
+    cluster.upstream.push(Script::tokens(&["edited"]));
+    cluster.upstream.push(Script::tokens(&["again"]));
+    send_text(&mut on_first, "a long one", Some("n-1")).await;
+    // While node one holds the conversation, edit and regenerate through node two.
+    on_first.next_event().await;
+    on_second
+        .send_json(json!({ "type": "text", "content": "hello there", "client_id": "n-2", "parent_id": null }))
+        .await;
+    let edit = loop {
+        let event = on_second.next_event().await;
+        assert_ne!(event["type"], "error", "unexpected error: {event}");
+        if event["type"] == "ack" && event["client_id"] == "n-2" {
+            break event;
+        }
+    };
+    on_second
+        .send_json(json!({ "type": "regenerate", "message_id": reply["id"] }))
+        .await;
+    let edit_reply = edit["reply_id"].as_str().unwrap();
+    let mut finals = Vec::new();
+    while finals.len() < 3 {
+        let event = on_second.next_event().await;
+        assert_ne!(event["type"], "error", "unexpected error: {event}");
+        if event["type"] == "message" {
+            finals.push(event);
+        }
+    }
+    assert_eq!(finals[1]["message_id"], edit_reply);
+    assert_eq!(finals[1]["content"], "edited");
+    assert_eq!(finals[2]["content"], "again");
+
+    // The regenerate came last: its branch is the one shown.
+    let shown = second.conversation(&id, &token).await;
+    let messages = shown["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 2, "{shown}");
+    assert_eq!(messages[0]["id"], question["id"]);
+    assert_eq!(
+        messages[0]["sibling_ids"],
+        json!([question["id"], edit["message_id"]])
+    );
+    assert_eq!(messages[1]["content"], "again");
+    assert_eq!(messages[1]["sibling_ids"][0], reply["id"]);
+    assert_eq!(messages[1]["sibling_count"], 2);
+    let prompts = cluster.upstream.requests();
+    let regenerated: Vec<&str> = prompts.last().unwrap()["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .skip(1)
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        regenerated,
+        ["hello"],
+        "the regenerated reply read only its question"
+    );
+    cluster.finish().await;
+}

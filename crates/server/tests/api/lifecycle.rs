@@ -147,6 +147,8 @@ async fn a_reply_left_unfinished_by_a_crash_is_stored_as_interrupted_at_the_next
             client_id: None,
             reply_id: Some(reply_id),
             error_code: None,
+            parent: store::Parent::ActiveLeaf,
+            activate: Some(reply_id),
         },
     )
     .await

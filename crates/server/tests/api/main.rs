@@ -11,6 +11,7 @@ mod analytics;
 mod auth;
 mod billing;
 mod bounds;
+mod branches;
 mod chat_socket;
 mod cluster;
 mod cluster_failures;
