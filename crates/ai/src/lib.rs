@@ -28,7 +28,8 @@ pub mod provider;
 pub mod selector;
 
 pub use gemini_live::{
-    run_session as run_live_session, LiveConfig, LiveError, LiveEvent, LiveUsage,
+    run_session as run_live_session, LiveChannels, LiveConfig, LiveError, LiveEvent, LiveSetup,
+    LiveToolResult, LiveUsage,
 };
 pub use local::LocalConfig;
 #[cfg(feature = "local-llm")]

@@ -7,15 +7,15 @@ mod support;
 
 use std::{sync::Arc, time::Duration};
 
-use colloquy_ai::gemini_live::{run_session, LiveConfig, LiveError, LiveEvent, LiveUsage};
-use futures::{SinkExt, StreamExt};
+use colloquy_ai::gemini_live::{
+    run_session, LiveChannels, LiveConfig, LiveError, LiveEvent, LiveSetup, LiveUsage,
+};
 use serde_json::{json, Value};
-use support::fake_gemini_live::{msg, FakeConfig, FakeLive, Script, Step, PATIENCE};
+use support::fake_gemini_live::{msg, rejection, FakeConfig, FakeLive, Script, Step, PATIENCE};
 use tokio::{
     sync::{mpsc, Notify},
     task::JoinHandle,
 };
-use tokio_tungstenite::tungstenite::Message;
 
 const KEY: &str = "test-key-0123456789";
 const MODEL: &str = "gemini-live-test";
@@ -53,11 +53,17 @@ impl Caller {
     fn start(config: LiveConfig, instruction: &str, audio_capacity: usize) -> Caller {
         let (audio_tx, audio_rx) = mpsc::channel(audio_capacity);
         let (events_tx, events_rx) = mpsc::channel(64);
-        let instruction = instruction.to_owned();
-        let task =
-            tokio::spawn(
-                async move { run_session(&config, instruction, audio_rx, events_tx).await },
-            );
+        let (_, tool_results_rx) = mpsc::channel(1);
+        let setup = LiveSetup {
+            system_instruction: instruction.to_owned(),
+            tools: Vec::new(),
+        };
+        let channels = LiveChannels {
+            audio_in: audio_rx,
+            tool_results_in: tool_results_rx,
+            events_out: events_tx,
+        };
+        let task = tokio::spawn(async move { run_session(&config, setup, channels).await });
         Caller {
             audio: Some(audio_tx),
             events: events_rx,
@@ -565,30 +571,6 @@ async fn run_session_without_a_key_fails_before_connecting() {
 }
 
 // The fake must be as strict as the service, or the tests above prove little.
-
-/// Connect a raw client, send `messages` in order and return the close
-/// code and reason the fake answers with.
-async fn rejection(url: String, messages: Vec<Value>) -> (u16, String) {
-    let (mut socket, _) = tokio_tungstenite::connect_async(url)
-        .await
-        .expect("the upgrade succeeds");
-    for message in messages {
-        // The fake may already have closed; later sends may fail.
-        let _ = socket.send(Message::text(message.to_string())).await;
-    }
-    let read = async {
-        while let Some(Ok(message)) = socket.next().await {
-            if let Message::Close(frame) = message {
-                return frame.map(|f| (u16::from(f.code), f.reason.to_string()));
-            }
-        }
-        None
-    };
-    let closed = tokio::time::timeout(PATIENCE, read)
-        .await
-        .expect("the fake answers");
-    closed.expect("the fake closes with a code")
-}
 
 fn setup_message(model: &str) -> Value {
     json!({"setup": {

@@ -21,7 +21,7 @@ use super::{
         PrebuiltVoiceConfig, ServerMessage, SessionResumption, Setup, SpeechConfig, TextPart,
         VoiceConfig,
     },
-    LiveConfig, LiveError,
+    LiveConfig, LiveError, LiveSetup,
 };
 
 /// An open, set-up connection.
@@ -50,7 +50,7 @@ pub(crate) fn tls_connector() -> Result<Connector, LiveError> {
 /// The JSON of the setup message; `handle` resumes an earlier session.
 pub(crate) fn setup_json(
     config: &LiveConfig,
-    system_instruction: &str,
+    live_setup: &LiveSetup,
     handle: Option<&str>,
 ) -> Result<String, LiveError> {
     let setup = Setup {
@@ -65,7 +65,7 @@ pub(crate) fn setup_json(
         },
         system_instruction: Content {
             parts: [TextPart {
-                text: system_instruction,
+                text: &live_setup.system_instruction,
             }],
         },
         input_audio_transcription: Empty {},
@@ -76,6 +76,7 @@ pub(crate) fn setup_json(
                 sliding_window: Empty {},
             },
         ),
+        tools: super::tools::declarations(&live_setup.tools),
     };
     ClientMessage::Setup(setup).to_json().map_err(|error| {
         LiveError::Protocol(format!("could not encode the setup message: {error}"))
@@ -203,9 +204,12 @@ mod tests {
     fn gemini_setup_message_mirrors_the_live_api() {
         let mut config = LiveConfig::new("key", "gemini-live-test");
         config.voice = Some("Puck".into());
+        let live_setup = LiveSetup {
+            system_instruction: "Be \"kind\".\n".into(),
+            tools: Vec::new(),
+        };
         let json: Value =
-            serde_json::from_str(&setup_json(&config, "Be \"kind\".\n", Some("h-1")).unwrap())
-                .unwrap();
+            serde_json::from_str(&setup_json(&config, &live_setup, Some("h-1")).unwrap()).unwrap();
         assert_eq!(
             json,
             json!({"setup": {
@@ -224,13 +228,40 @@ mod tests {
 
         config.voice = None;
         config.context_window_compression = false;
-        let json: Value = serde_json::from_str(&setup_json(&config, "", None).unwrap()).unwrap();
+        let json: Value =
+            serde_json::from_str(&setup_json(&config, &LiveSetup::default(), None).unwrap())
+                .unwrap();
         assert_eq!(json["setup"]["sessionResumption"], json!({}));
         assert_eq!(
             json["setup"]["generationConfig"],
             json!({"responseModalities": ["AUDIO"]})
         );
         assert!(json["setup"].get("contextWindowCompression").is_none());
+    }
+
+    #[test]
+    fn gemini_setup_declares_tools_with_their_json_schema() {
+        let config = LiveConfig::new("key", "gemini-live-test");
+        let schema = json!({"type": "object", "properties": {"expression": {"type": "string"}},
+            "required": ["expression"], "additionalProperties": false});
+        let live_setup = LiveSetup {
+            system_instruction: String::new(),
+            tools: vec![crate::ToolDefinition {
+                name: "calculate".into(),
+                description: "Arithmetic.".into(),
+                parameters: schema.clone(),
+            }],
+        };
+        let json: Value =
+            serde_json::from_str(&setup_json(&config, &live_setup, None).unwrap()).unwrap();
+        assert_eq!(
+            json["setup"]["tools"],
+            json!([{"functionDeclarations": [{
+                "name": "calculate",
+                "description": "Arithmetic.",
+                "parametersJsonSchema": schema,
+            }]}])
+        );
     }
 
     #[test]

@@ -3,9 +3,10 @@
 //! base64 `realtimeInput`), the model's spoken reply down (24 kHz PCM16 in
 //! `serverContent.modelTurn`), with transcripts of both sides.
 //!
-//! [`run_session`] is the whole API: give it a [`LiveConfig`], the system
-//! instruction (built by the caller), a channel of audio chunks in and a
-//! channel of [`LiveEvent`]s out. It runs both directions concurrently,
+//! [`run_session`] is the whole API: give it a [`LiveConfig`], a
+//! [`LiveSetup`] (the system instruction, built by the caller, and the
+//! tools the model may call) and [`LiveChannels`]: audio chunks and tool
+//! results in, [`LiveEvent`]s out. It runs both directions concurrently,
 //! resumes transparently when the service rotates the connection (`goAway`,
 //! session resumption handles), and returns when either side ends or the
 //! service ends the session ([`LiveError`]).
@@ -18,6 +19,8 @@
 //! - `session`: [`run_session`] and the resumption loop.
 //! - `pump`: the two halves of a connection (audio up, events down).
 //! - `buffer`: the bounded audio buffer used while (re)connecting.
+//! - `tools`: function declarations, `toolCall`, `toolCallCancellation`
+//!   and `toolResponse`, and the calls the service still waits for.
 
 mod buffer;
 mod config;
@@ -25,9 +28,13 @@ mod connection;
 mod error;
 mod pump;
 mod session;
+mod tools;
 mod wire;
 
 use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use crate::{ToolCall, ToolDefinition};
 
 pub use config::{
     LiveConfig, API_KEY_VAR, DEFAULT_CONNECT_TIMEOUT, DEFAULT_ENDPOINT,
@@ -36,6 +43,7 @@ pub use config::{
 };
 pub use error::LiveError;
 pub use session::run_session;
+pub use tools::LiveToolResult;
 pub use wire::{INPUT_AUDIO_MIME, OUTPUT_AUDIO_RATE};
 
 /// Something the model (or the service) did, in the order it happened.
@@ -60,6 +68,37 @@ pub enum LiveEvent {
     /// The connection was replaced by a resumed one; nothing was lost that
     /// the caller needs to act on. Informational.
     Reconnected,
+    /// The model asks for these calls (`toolCall`); the caller runs them and
+    /// sends each result through [`LiveChannels::tool_results_in`]. The
+    /// model waits for them before it goes on.
+    ToolCalls(Vec<ToolCall>),
+    /// The service no longer wants these calls (`toolCallCancellation`,
+    /// e.g. the user spoke over the model): stop them; their results would
+    /// not be sent. Only ids of calls still waiting for a result.
+    ToolCallsCancelled(Vec<String>),
+}
+
+/// What a session is set up with (its `setup` message).
+#[derive(Debug, Clone, Default)]
+pub struct LiveSetup {
+    /// The system instruction, verbatim.
+    pub system_instruction: String,
+    /// Functions the model may call; none declared when empty.
+    pub tools: Vec<ToolDefinition>,
+}
+
+/// The caller's ends of a session.
+#[derive(Debug)]
+pub struct LiveChannels {
+    /// The user's audio: 16 kHz mono PCM16 LE chunks. Closing it ends the
+    /// session.
+    pub audio_in: mpsc::Receiver<Vec<u8>>,
+    /// Results of the calls of [`LiveEvent::ToolCalls`], each sent as a
+    /// `toolResponse` (results of cancelled or unknown calls are dropped).
+    /// Closing it only stops results; the session goes on.
+    pub tool_results_in: mpsc::Receiver<LiveToolResult>,
+    /// Where the session's events go; dropping the receiver ends the session.
+    pub events_out: mpsc::Sender<LiveEvent>,
 }
 
 /// `usageMetadata`: token counts the service reports during a session.

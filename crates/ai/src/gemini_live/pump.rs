@@ -1,6 +1,7 @@
 //! The two halves of one connection. *Upstream* reads the caller's audio
-//! and writes `realtimeInput` frames; *downstream* reads server frames,
-//! keeps the resumption handle and forwards [`LiveEvent`]s in order. Each
+//! and tool results and writes `realtimeInput` and `toolResponse` frames;
+//! *downstream* reads server frames, keeps the resumption handle and the
+//! open tool calls, and forwards [`LiveEvent`]s in order. Each
 //! stops only at a safe point when asked (see [`session`](super::session)).
 
 use std::time::Duration;
@@ -21,8 +22,9 @@ use tokio_tungstenite::tungstenite::{
 
 use super::{
     connection::{closed_error, server_error, LiveSocket},
+    tools::OpenCalls,
     wire::{self, ServerContent, ServerMessage, BASE64},
-    LiveError, LiveEvent,
+    LiveError, LiveEvent, LiveToolResult,
 };
 
 /// How long we wait, after ending a connection ourselves, for the service's
@@ -42,19 +44,62 @@ pub(super) enum UpEnd {
     Stopped,
 }
 
-/// Read the caller's audio and send it as `realtimeInput` frames.
+/// Tool results on their way up, and what upstream needs to vet them.
+pub(super) struct ToolsUp<'a> {
+    /// `None` once the caller closed it.
+    pub results_in: &'a mut Option<mpsc::Receiver<LiveToolResult>>,
+    pub open: &'a OpenCalls,
+    /// A result whose send failed or stalled, to send after a resumption.
+    pub unsent: &'a mut Option<LiveToolResult>,
+}
+
+/// Wait for the next tool result, or forever once the caller closed them.
+async fn next_result(
+    results_in: &mut Option<mpsc::Receiver<LiveToolResult>>,
+) -> Option<LiveToolResult> {
+    match results_in {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Read the caller's audio and tool results and send them as
+/// `realtimeInput` and `toolResponse` frames.
 pub(super) async fn upstream(
     sink: &mut SplitSink<LiveSocket, Message>,
     audio_in: &mut mpsc::Receiver<Vec<u8>>,
     in_flight: &mut Option<Vec<u8>>,
+    tools: ToolsUp<'_>,
     stop: &Notify,
     send_timeout: Duration,
 ) -> UpEnd {
     loop {
-        let chunk = tokio::select! {
+        let input = tokio::select! {
             biased;
             () = stop.notified() => return UpEnd::Stopped,
-            chunk = audio_in.recv() => chunk,
+            result = next_result(tools.results_in) => Err(result),
+            chunk = audio_in.recv() => Ok(chunk),
+        };
+        let chunk = match input {
+            Ok(chunk) => chunk,
+            Err(None) => {
+                *tools.results_in = None;
+                continue;
+            }
+            Err(Some(result)) => {
+                if !tools.open.answer(&result) {
+                    tracing::debug!(
+                        "dropping the result of a tool call Gemini Live no longer waits for"
+                    );
+                    continue;
+                }
+                let result = tools.unsent.insert(result);
+                if let Err(error) = send_tool_result(sink, result, send_timeout).await {
+                    return UpEnd::Failed(error);
+                }
+                *tools.unsent = None;
+                continue;
+            }
         };
         match chunk {
             Some(chunk) if chunk.is_empty() => {}
@@ -81,6 +126,7 @@ pub(super) async fn upstream(
 /// Per-connection state downstream updates.
 pub(super) struct DownState<'a> {
     pub handle: &'a mut Option<String>,
+    pub open_calls: &'a OpenCalls,
     pub progressed: bool,
 }
 
@@ -167,6 +213,19 @@ pub(super) async fn downstream(
             .server_content
             .map(content_events)
             .unwrap_or_default();
+        if let Some(cancellation) = message.tool_call_cancellation {
+            let ids = state.open_calls.cancelled(&cancellation.ids);
+            if !ids.is_empty() {
+                events.push(LiveEvent::ToolCallsCancelled(ids));
+            }
+        }
+        if let Some(tool_call) = message.tool_call {
+            let calls = tool_call.into_calls();
+            if !calls.is_empty() {
+                state.open_calls.opened(&calls);
+                events.push(LiveEvent::ToolCalls(calls));
+            }
+        }
         if let Some(usage) = message.usage_metadata {
             events.push(LiveEvent::Usage(usage));
         }
@@ -258,6 +317,17 @@ pub(super) async fn send_audio(
 ) -> Result<(), LiveError> {
     let text = wire::audio_message(pcm)
         .map_err(|error| LiveError::Protocol(format!("could not encode audio: {error}")))?;
+    send_text(sink, text, send_timeout).await
+}
+
+/// Send one tool result as a `toolResponse` frame.
+pub(super) async fn send_tool_result(
+    sink: &mut SplitSink<LiveSocket, Message>,
+    result: &LiveToolResult,
+    send_timeout: Duration,
+) -> Result<(), LiveError> {
+    let text = wire::tool_response_message(result)
+        .map_err(|error| LiveError::Protocol(format!("could not encode a tool result: {error}")))?;
     send_text(sink, text, send_timeout).await
 }
 

@@ -20,17 +20,20 @@ use super::{
     buffer::{buffer_while, AudioBuffer, Waited},
     connection::{open, setup_json, tls_connector, LiveSocket},
     pump::{
-        close_politely, downstream, send_audio, upstream, DownEnd, DownState, UpEnd, CLOSE_GRACE,
+        close_politely, downstream, send_audio, send_tool_result, upstream, DownEnd, DownState,
+        ToolsUp, UpEnd, CLOSE_GRACE,
     },
-    LiveConfig, LiveError, LiveEvent,
+    tools::OpenCalls,
+    LiveChannels, LiveConfig, LiveError, LiveEvent, LiveSetup, LiveToolResult,
 };
 
 /// First and largest pause between two resumption attempts (doubling).
 const BACKOFF_START: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
-/// Run one live session: send `audio_in` chunks (16 kHz mono PCM16 LE) to
-/// the model, forward its replies to `events_out`, until
+/// Run one live session set up with `setup`: send `audio_in` chunks (16 kHz
+/// mono PCM16 LE) and `tool_results_in` to the model, forward its replies
+/// (and its tool calls) to `events_out`, until
 ///
 /// - `audio_in` closes: a clean end (`audioStreamEnd`, then a normal close),
 ///   `Ok(())`;
@@ -56,17 +59,24 @@ const BACKOFF_MAX: Duration = Duration::from_secs(2);
 #[tracing::instrument(skip_all, fields(model = %config.model))]
 pub async fn run_session(
     config: &LiveConfig,
-    system_instruction: String,
-    mut audio_in: mpsc::Receiver<Vec<u8>>,
-    events_out: mpsc::Sender<LiveEvent>,
+    setup: LiveSetup,
+    channels: LiveChannels,
 ) -> Result<(), LiveError> {
     config.validate()?;
+    let LiveChannels {
+        mut audio_in,
+        tool_results_in,
+        events_out,
+    } = channels;
     let mut session = Session {
         config,
         connector: tls_connector()?,
-        system_instruction,
+        setup,
         handle: None,
         pending: AudioBuffer::new(config.resume_buffer_bytes),
+        tool_results_in: Some(tool_results_in),
+        open_calls: OpenCalls::default(),
+        unsent_result: None,
     };
     session
         .run(&mut audio_in, &events_out)
@@ -78,11 +88,17 @@ pub async fn run_session(
 struct Session<'a> {
     config: &'a LiveConfig,
     connector: Connector,
-    system_instruction: String,
+    setup: LiveSetup,
     /// Latest resumable handle from `sessionResumptionUpdate`.
     handle: Option<String>,
     /// Audio received while no connection could take it.
     pending: AudioBuffer,
+    /// `None` once the caller closed it.
+    tool_results_in: Option<mpsc::Receiver<LiveToolResult>>,
+    /// The calls the service waits for, across resumptions.
+    open_calls: OpenCalls,
+    /// A tool result whose send failed, sent first on the next connection.
+    unsent_result: Option<LiveToolResult>,
 }
 
 /// How one connection ended.
@@ -136,11 +152,7 @@ impl Session<'_> {
                 tracing::info!(attempt = *attempts, reason = %last, "resuming the Gemini Live session");
             }
 
-            let setup = setup_json(
-                self.config,
-                &self.system_instruction,
-                self.handle.as_deref(),
-            )?;
+            let setup = setup_json(self.config, &self.setup, self.handle.as_deref())?;
             let opened = buffer_while(
                 open(self.config, &self.connector, &setup),
                 &mut self.pending,
@@ -207,16 +219,35 @@ impl Session<'_> {
                 return lost_or_failed(error, false);
             }
         }
+        if let Some(result) = &self.unsent_result {
+            if let Err(error) = send_tool_result(&mut sink, result, send_timeout).await {
+                return lost_or_failed(error, false);
+            }
+            self.unsent_result = None;
+        }
 
         let stop_up = Notify::new();
         let stop_down = Notify::new();
         let mut in_flight: Option<Vec<u8>> = None;
         let mut down_state = DownState {
             handle: &mut self.handle,
+            open_calls: &self.open_calls,
             progressed: false,
         };
+        let tools_up = ToolsUp {
+            results_in: &mut self.tool_results_in,
+            open: &self.open_calls,
+            unsent: &mut self.unsent_result,
+        };
         let outcome = {
-            let up = upstream(&mut sink, audio_in, &mut in_flight, &stop_up, send_timeout);
+            let up = upstream(
+                &mut sink,
+                audio_in,
+                &mut in_flight,
+                tools_up,
+                &stop_up,
+                send_timeout,
+            );
             let down = downstream(&mut source, events_out, &mut down_state, &stop_down);
             tokio::pin!(up, down);
             let first = tokio::select! {

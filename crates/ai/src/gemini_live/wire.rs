@@ -12,7 +12,12 @@ use base64::Engine as _;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::LiveUsage;
+use super::{
+    tools::{
+        FunctionResponse, ToolCallCancellation, ToolCallMessage, ToolDeclarations, ToolResponse,
+    },
+    LiveToolResult, LiveUsage,
+};
 
 /// MIME type of the audio we send: 16 kHz mono PCM16 little-endian.
 pub const INPUT_AUDIO_MIME: &str = "audio/pcm;rate=16000";
@@ -31,6 +36,8 @@ pub(crate) enum ClientMessage<'a> {
     Setup(Setup<'a>),
     /// Streaming user input.
     RealtimeInput(RealtimeInput<'a>),
+    /// The result of a function the service asked us to call.
+    ToolResponse(ToolResponse<'a>),
 }
 
 impl ClientMessage<'_> {
@@ -57,6 +64,9 @@ pub(crate) struct Setup<'a> {
     pub session_resumption: SessionResumption<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub context_window_compression: Option<ContextWindowCompression>,
+    /// Functions the model may call; absent when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<ToolDeclarations<'a>>,
 }
 
 /// An empty JSON object, `{}`.
@@ -156,6 +166,18 @@ pub(crate) fn audio_stream_end_message() -> Result<String, serde_json::Error> {
     .to_json()
 }
 
+/// The JSON text of the `toolResponse` message carrying `result`.
+pub(crate) fn tool_response_message(result: &LiveToolResult) -> Result<String, serde_json::Error> {
+    ClientMessage::ToolResponse(ToolResponse {
+        function_responses: [FunctionResponse {
+            id: &result.id,
+            name: &result.name,
+            response: &result.response,
+        }],
+    })
+    .to_json()
+}
+
 /// One message from the service (`BidiGenerateContentServerMessage`). Any
 /// combination of fields may be set; `usageMetadata` often rides along.
 #[derive(Debug, Default)]
@@ -165,10 +187,12 @@ pub(crate) struct ServerMessage {
     pub go_away: Option<GoAway>,
     pub session_resumption_update: Option<SessionResumptionUpdate>,
     pub usage_metadata: Option<LiveUsage>,
+    pub tool_call: Option<ToolCallMessage>,
+    pub tool_call_cancellation: Option<ToolCallCancellation>,
     /// A Google error envelope; not part of the Live proto, but proxies and
     /// older front ends send one before closing.
     pub error: Option<ServerError>,
-    /// Fields we do not act on (`toolCall`, ...), by name, for debug logs.
+    /// Fields we do not act on, by name, for debug logs.
     pub ignored: Vec<String>,
 }
 
@@ -187,6 +211,8 @@ impl ServerMessage {
                     message.session_resumption_update = field(&name, value)
                 }
                 "usageMetadata" => message.usage_metadata = field(&name, value),
+                "toolCall" => message.tool_call = field(&name, value),
+                "toolCallCancellation" => message.tool_call_cancellation = field(&name, value),
                 "error" => message.error = field(&name, value),
                 _ => message.ignored.push(name),
             }
@@ -330,7 +356,8 @@ mod tests {
                 {"mimeType": "audio/pcm;rate=24000", "data": "AAA="}}]},
                 "somethingNew": 1},
             "usageMetadata": {"promptTokenCount": "not a number"},
-            "toolCall": {"functionCalls": []}
+            "toolCall": {"functionCalls": "not a list"},
+            "somethingElse": {}
         }"#;
         let message = ServerMessage::parse(raw).unwrap();
         let content = message.server_content.unwrap();
@@ -339,7 +366,11 @@ mod tests {
             message.usage_metadata.is_none(),
             "the malformed field is dropped"
         );
-        assert_eq!(message.ignored, vec!["toolCall".to_owned()]);
+        assert!(
+            message.tool_call.is_none(),
+            "the malformed field is dropped"
+        );
+        assert_eq!(message.ignored, vec!["somethingElse".to_owned()]);
         assert!(ServerMessage::parse(b"[1,2]").is_err());
         assert!(
             ServerMessage::parse(br#"{"setupComplete": {}}"#)

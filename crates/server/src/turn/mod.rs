@@ -17,6 +17,7 @@ mod completed;
 mod events;
 mod first;
 mod history;
+mod live_tools;
 pub mod metrics;
 mod oneshot;
 mod publish;
@@ -50,6 +51,7 @@ use uuid::Uuid;
 pub use abandoned::sweep_abandoned;
 pub use cluster::submit_handler;
 pub use events::{final_event, stored_events, tool_call_json};
+pub use live_tools::LiveToolCall;
 pub use recovery::close_orphaned_replies;
 pub use summary::{SummaryError, SummaryLimits};
 
@@ -183,6 +185,15 @@ pub struct TurnService {
     cluster: Option<Arc<Cluster>>,
     /// The tools replies may call.
     tools: Arc<ToolRegistry>,
+}
+
+/// A store error of a turn's write: a conversation that no longer exists
+/// is gone for the client.
+fn gone(error: StoreError) -> SubmitError {
+    match error {
+        StoreError::NotFound => SubmitError::ConversationGone,
+        other => SubmitError::Store(other),
+    }
 }
 
 /// The user-facing text of an error code carried by a failed reply.
@@ -486,13 +497,17 @@ impl TurnService {
     /// Store a turn another system already had (a speech-to-speech model
     /// such as Gemini Live): the user's words, if any were transcribed, then
     /// the assistant's reply as its final `message`, both published to the
-    /// conversation like any other turn.
+    /// conversation like any other turn. `reply_id` is the reply's id when
+    /// it was chosen earlier (its tool calls already refer to it), and
+    /// `words_stored_as` the user message stored before those calls.
     pub async fn store_exchange(
         &self,
         channel: &ChannelHandle,
         user_text: Option<UserText>,
         reply: &str,
         status: MessageStatus,
+        reply_id: Option<Uuid>,
+        words_stored_as: Option<Uuid>,
     ) -> Result<Uuid, SubmitError> {
         if self.stopping.load(Ordering::Acquire) {
             return Err(SubmitError::ShuttingDown);
@@ -503,25 +518,11 @@ impl TurnService {
             tracing::info!("a voice exchange went past its owner's message budget");
         }
         let _lease = self.hold(channel).await?;
-        let reply_id = Uuid::now_v7();
-        let question_id = user_text.as_ref().map(|_| Uuid::now_v7());
-        let gone = |error| match error {
-            StoreError::NotFound => SubmitError::ConversationGone,
-            other => SubmitError::Store(other),
+        let reply_id = reply_id.unwrap_or_else(Uuid::now_v7);
+        let question_id = match user_text {
+            Some(text) => Some(self.publish_spoken_words(channel, text, reply_id).await?),
+            None => words_stored_as,
         };
-        if let (Some(text), Some(id)) = (user_text, question_id) {
-            let user_message = UserMessage {
-                id,
-                content: text.as_str(),
-                client_id: None,
-                reply_id,
-                parent: Parent::ActiveLeaf,
-            };
-            publish_user_message(self.storage(), channel, user_message)
-                .await
-                .map_err(gone)?;
-            self.streaks.record_activity(channel.owner).await;
-        }
         let reply = FinishedReply {
             reply_id,
             content: reply,
@@ -533,6 +534,46 @@ impl TurnService {
             .await
             .map_err(gone)?;
         Ok(reply_id)
+    }
+
+    /// Store what the user said in a turn another system has (a
+    /// speech-to-speech model), before its reply `reply_id` is stored: its
+    /// tool calls are stored in the conversation this creates if needed.
+    pub async fn store_spoken_words(
+        &self,
+        channel: &ChannelHandle,
+        text: UserText,
+        reply_id: Uuid,
+    ) -> Result<Uuid, SubmitError> {
+        if self.stopping.load(Ordering::Acquire) {
+            return Err(SubmitError::ShuttingDown);
+        }
+        if !self.limits.allow_user_message(channel.owner) {
+            tracing::info!("a voice exchange went past its owner's message budget");
+        }
+        let _lease = self.hold(channel).await?;
+        self.publish_spoken_words(channel, text, reply_id).await
+    }
+
+    async fn publish_spoken_words(
+        &self,
+        channel: &ChannelHandle,
+        text: UserText,
+        reply_id: Uuid,
+    ) -> Result<Uuid, SubmitError> {
+        let user_message = UserMessage {
+            id: Uuid::now_v7(),
+            content: text.as_str(),
+            client_id: None,
+            reply_id,
+            parent: Parent::ActiveLeaf,
+        };
+        let id = user_message.id;
+        publish_user_message(self.storage(), channel, user_message)
+            .await
+            .map_err(gone)?;
+        self.streaks.record_activity(channel.owner).await;
+        Ok(id)
     }
 
     /// Cancel every pending and running reply of a conversation (the

@@ -4,11 +4,16 @@
 //! heard yet), and both sides' transcripts are stored as the conversation's
 //! messages, like the local pipeline's. The local VAD runs on the input only
 //! to timestamp the end of the user's speech for the turn timings.
+//!
+//! The server's tools are declared to Gemini; the calls it makes run while
+//! the session goes on (stored, with `tool` events for the spoken reply),
+//! their results go back as `toolResponse`, and a `toolCallCancellation`
+//! (or the session's end) cancels the calls still running.
 
 use std::{collections::VecDeque, sync::Arc, time::Duration};
 
 use axum::extract::ws::{Message, WebSocket};
-use colloquy_ai::{LiveConfig, LiveError, LiveEvent};
+use colloquy_ai::{LiveChannels, LiveConfig, LiveError, LiveEvent, LiveSetup};
 use colloquy_protocol::MessageStatus;
 use colloquy_voice::{
     pcm::{duration_ms, samples_for_ms},
@@ -17,8 +22,10 @@ use colloquy_voice::{
 };
 use futures::{SinkExt, StreamExt};
 use tokio::{sync::mpsc, time::Instant};
+use uuid::Uuid;
 
 use super::{
+    live_tools::{RunningCalls, TOOL_RESULTS_CAPACITY},
     playback::Playback,
     reader::AudioReader,
     timings::{Clock, StreamClock, TurnRecorder, TurnTimer},
@@ -46,6 +53,45 @@ struct Exchange {
     /// Speech received for this reply, in milliseconds, and what was heard.
     audio_ms: u64,
     playback: Playback,
+    /// Chosen at the reply's first tool call, whose events refer to it.
+    reply_id: Option<Uuid>,
+    /// Tool calls made in this reply so far.
+    tool_calls: u32,
+    /// Whether what the user said was stored already (before the reply's
+    /// tools), and as which message once that succeeded.
+    words_stored: bool,
+    words_stored_as: Option<Uuid>,
+}
+
+/// Store what the user said before the reply's first tool call runs: the
+/// call is stored in the conversation, which exists only once something
+/// was said in it, and reads after the words that caused it.
+async fn store_words_before_tools(
+    state: &AppState,
+    channel: &ChannelHandle,
+    exchange: &mut Exchange,
+    reply_id: Uuid,
+) {
+    if exchange.words_stored {
+        return;
+    }
+    let Ok(text) = UserText::parse(
+        exchange.user.trim().to_owned(),
+        state.config.max_message_chars,
+    ) else {
+        return;
+    };
+    exchange.words_stored = true;
+    match state
+        .turns
+        .store_spoken_words(channel, text, reply_id)
+        .await
+    {
+        Ok(question_id) => exchange.words_stored_as = Some(question_id),
+        Err(error) => {
+            tracing::error!(%error, "storing what the user said before a tool call failed")
+        }
+    }
 }
 
 /// Bridge `socket` to a Gemini Live session until either side ends it.
@@ -59,12 +105,21 @@ pub async fn bridge(
 ) {
     let (audio_tx, audio_rx) = mpsc::channel::<Vec<u8>>(64);
     let (events_tx, mut events) = mpsc::channel::<LiveEvent>(256);
+    let (results_tx, results_rx) = mpsc::channel(TOOL_RESULTS_CAPACITY);
+    let setup = LiveSetup {
+        system_instruction: instruction,
+        tools: state.turns.tools().definitions(),
+    };
+    let channels = LiveChannels {
+        audio_in: audio_rx,
+        tool_results_in: results_rx,
+        events_out: events_tx,
+    };
     let session = {
         let live = live.clone();
-        tokio::spawn(async move {
-            colloquy_ai::run_live_session(&live, instruction, audio_rx, events_tx).await
-        })
+        tokio::spawn(async move { colloquy_ai::run_live_session(&live, setup, channels).await })
     };
+    let mut running = RunningCalls::new(results_tx);
     let mut audio_tx = Some(audio_tx);
     let config = &state.config;
     let lead = Duration::from_millis(config.audio.playback_lead_ms);
@@ -145,6 +200,13 @@ pub async fn bridge(
                             total = usage.total_token_count,
                             "gemini live usage"
                         ),
+                        LiveEvent::ToolCalls(calls) => {
+                            let reply_id = *exchange.reply_id.get_or_insert_with(Uuid::now_v7);
+                            store_words_before_tools(&state, &channel, &mut exchange, reply_id).await;
+                            let first = exchange.tool_calls;
+                            exchange.tool_calls += running.start(&state, &channel, reply_id, first, calls);
+                        }
+                        LiveEvent::ToolCallsCancelled(ids) => running.cancel(&ids),
                         LiveEvent::GenerationComplete | LiveEvent::Reconnected => {}
                     }
                 }
@@ -163,6 +225,7 @@ pub async fn bridge(
                     };
                 }
             },
+            () = running.next_finished(), if running.is_running() => {}
             () = sleep_until_some(pump_at) => {
                 let now = Instant::now();
                 let mut failed = false;
@@ -190,8 +253,10 @@ pub async fn bridge(
             }
         }
     };
+    // Calls still running end as cancelled, so each `start` has its `end`.
+    running.stop().await;
     // Whatever was said before the end is kept.
-    if !exchange.user.is_empty() || !exchange.assistant.is_empty() {
+    if !exchange.user.is_empty() || !exchange.assistant.is_empty() || exchange.tool_calls > 0 {
         exchange.interrupted |=
             !outgoing.is_empty() || exchange.playback.is_playing(Instant::now());
         store(&state, &channel, &recorder, exchange, Instant::now()).await;
@@ -219,7 +284,8 @@ async fn store(
         exchange.user.trim().to_owned(),
         state.config.max_message_chars,
     )
-    .ok();
+    .ok()
+    .filter(|_| !exchange.words_stored);
     let (reply, status) = if exchange.interrupted {
         let heard_ms = exchange.playback.heard_ms(end);
         let words: Vec<&str> = exchange.assistant.split_whitespace().collect();
@@ -236,12 +302,20 @@ async fn store(
             MessageStatus::Complete,
         )
     };
-    if user.is_none() && reply.is_empty() {
+    // A reply that only called tools is stored too: its calls refer to it.
+    if user.is_none() && reply.is_empty() && exchange.tool_calls == 0 {
         return;
     }
     match state
         .turns
-        .store_exchange(channel, user, &reply, status)
+        .store_exchange(
+            channel,
+            user,
+            &reply,
+            status,
+            exchange.reply_id,
+            exchange.words_stored_as,
+        )
         .await
     {
         Ok(reply_id) => {

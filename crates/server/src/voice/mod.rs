@@ -6,6 +6,7 @@
 
 pub mod context;
 pub mod gemini;
+mod live_tools;
 pub mod pipeline;
 pub mod playback;
 mod reader;

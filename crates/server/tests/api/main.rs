@@ -44,5 +44,6 @@ mod turn_timings;
 #[cfg(feature = "voice-local")]
 mod voice;
 mod voice_gemini;
+mod voice_gemini_tools;
 mod voice_socket;
 mod webhooks;

@@ -44,7 +44,7 @@ impl Tool for Gate {
 }
 
 /// Register a [`Gate`] on `app`; add permits to the semaphore to open it.
-fn gate(app: &TestApp) -> Arc<Semaphore> {
+pub fn gate(app: &TestApp) -> Arc<Semaphore> {
     let permits = Arc::new(Semaphore::new(0));
     app.state
         .turns

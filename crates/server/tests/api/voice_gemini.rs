@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 #[path = "../../../ai/tests/support/fake_gemini_live/mod.rs"]
 #[allow(dead_code)]
-mod fake_gemini_live;
+pub mod fake_gemini_live;
 
 use fake_gemini_live::{msg, FakeConfig, FakeLive, Script, Step};
 
@@ -28,17 +28,17 @@ fn set_key() {
 }
 
 /// 24 kHz PCM16 of `ms` milliseconds (a ramp, so it is not silence).
-fn reply_audio(ms: usize) -> Vec<u8> {
+pub fn reply_audio(ms: usize) -> Vec<u8> {
     (0..ms * 24)
         .flat_map(|i| ((i % 200) as i16 * 100).to_le_bytes())
         .collect()
 }
 
-async fn gemini_app(scripts: Vec<Script>) -> (TestApp, FakeLive) {
+pub async fn gemini_app(scripts: Vec<Script>) -> (TestApp, FakeLive) {
     gemini_app_with(scripts, |_| {}).await
 }
 
-async fn gemini_app_with(
+pub async fn gemini_app_with(
     scripts: Vec<Script>,
     tweak: impl FnOnce(&mut colloquy::config::Config) + Send + 'static,
 ) -> (TestApp, FakeLive) {
@@ -61,7 +61,7 @@ async fn gemini_app_with(
 }
 
 /// A user with a plan step; returns (token, step id).
-async fn coached_user(app: &TestApp) -> (String, String) {
+pub async fn coached_user(app: &TestApp) -> (String, String) {
     let token = app.register("live@example.com").await;
     let plan = app
         .plan(&token, "Run a 5k", &["Buy shoes", "First run"])
@@ -69,11 +69,11 @@ async fn coached_user(app: &TestApp) -> (String, String) {
     (token, plan["steps"][1]["id"].as_str().unwrap().to_owned())
 }
 
-type Client =
+pub type Client =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Seed 004's browser: 16 kHz PCM16 binary frames in 20 ms chunks.
-async fn speak(client: &mut Client, ms: usize) {
+pub async fn speak(client: &mut Client, ms: usize) {
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     for _ in 0..ms / 20 {
         tick.tick().await;
@@ -86,7 +86,10 @@ async fn speak(client: &mut Client, ms: usize) {
 }
 
 /// Binary bytes received until `quiet` passes without any, and the close if one came.
-async fn receive_audio(client: &mut Client, quiet: Duration) -> (Vec<u8>, Option<(u16, String)>) {
+pub async fn receive_audio(
+    client: &mut Client,
+    quiet: Duration,
+) -> (Vec<u8>, Option<(u16, String)>) {
     let mut audio = Vec::new();
     loop {
         match tokio::time::timeout(quiet, client.next()).await {
@@ -101,14 +104,25 @@ async fn receive_audio(client: &mut Client, quiet: Duration) -> (Vec<u8>, Option
     }
 }
 
-async fn stored_messages(app: &TestApp, token: &str) -> Vec<Value> {
+/// Open `step`'s voice socket as its user.
+pub async fn open_voice(app: &TestApp, token: &str, step: &str) -> Client {
+    let url = app.ws_url(&format!("/voice/stream/{step}?token={token}"));
+    tokio_tungstenite::connect_async(url).await.unwrap().0
+}
+
+/// The id of the user's newest (in these tests: only) conversation.
+pub async fn newest_conversation_id(app: &TestApp, token: &str) -> String {
     let list: Value = app
         .get("/api/conversations", token)
         .await
         .json()
         .await
         .unwrap();
-    let id = list["conversations"][0]["id"].as_str().unwrap().to_owned();
+    list["conversations"][0]["id"].as_str().unwrap().to_owned()
+}
+
+pub async fn stored_messages(app: &TestApp, token: &str) -> Vec<Value> {
+    let id = newest_conversation_id(app, token).await;
     app.conversation(id, token).await["messages"]
         .as_array()
         .unwrap()

@@ -14,7 +14,10 @@
 //! - a model other than the configured one, modalities other than `AUDIO`;
 //! - audio whose mimeType is not `audio/pcm;rate=16000` or whose data is
 //!   not valid base64;
-//! - a resumption handle it did not hand out as resumable.
+//! - a resumption handle it did not hand out as resumable;
+//! - declared functions with invalid names or both schema forms;
+//! - a `toolResponse` that is not `functionResponses` of objects, or that
+//!   answers a call it did not make, already answered or cancelled.
 //!
 //! Each connection runs its own [`Script`] (the n-th connection the n-th
 //! script; later ones an empty script): wait for audio, send messages, hold
@@ -99,8 +102,12 @@ pub enum Step {
     AwaitAudioStreamEnd,
     /// Wait until the test notifies.
     AwaitRelease(Arc<Notify>),
-    /// Send this server message.
+    /// Send this server message. A `toolCall` opens its calls (a
+    /// `toolResponse` must answer them), a `toolCallCancellation` closes
+    /// them (answering one then is refused).
     Send(Value),
+    /// Wait until this connection has received this many function responses.
+    AwaitToolResponses(usize),
     /// Send a close frame, then wait for the client's reply.
     Close(u16, String),
     /// Drop the TCP connection without a close frame.
@@ -121,6 +128,10 @@ pub struct Connection {
     pub audio_stream_end: bool,
     /// Every client message, raw, in order (audio data included).
     pub messages: Vec<Value>,
+    /// Function calls sent and neither answered nor cancelled: (id, name).
+    pub open_calls: Vec<(String, String)>,
+    /// Every function response accepted, `{id, name, response}`, in order.
+    pub tool_responses: Vec<Value>,
     /// Close code and reason the fake used to reject the client.
     pub rejected: Option<(u16, String)>,
     /// Close code the client sent (1005 for a close without code).
@@ -251,6 +262,30 @@ impl FakeLive {
             ),
         }
     }
+}
+
+/// Connect a raw client, send `messages` in order and return the close
+/// code and reason the fake answers with.
+pub async fn rejection(url: String, messages: Vec<Value>) -> (u16, String) {
+    let (mut socket, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("the upgrade succeeds");
+    for message in messages {
+        // The fake may already have closed; later sends may fail.
+        let _ = socket.send(Message::text(message.to_string())).await;
+    }
+    let read = async {
+        while let Some(Ok(message)) = socket.next().await {
+            if let Message::Close(frame) = message {
+                return frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+            }
+        }
+        None
+    };
+    let closed = tokio::time::timeout(PATIENCE, read)
+        .await
+        .expect("the fake answers");
+    closed.expect("the fake closes with a code")
 }
 
 /// Connections without the bulky raw messages, for panic messages.
@@ -407,6 +442,9 @@ async fn run_connection(
                     shared.with_conn(index, |c| c.audio.len() >= *bytes)
                 }
                 Step::AwaitAudioStreamEnd => shared.with_conn(index, |c| c.audio_stream_end),
+                Step::AwaitToolResponses(count) => {
+                    shared.with_conn(index, |c| c.tool_responses.len() >= *count)
+                }
                 Step::AwaitRelease(gate) => {
                     // Keep reading (and checking) the client while waiting.
                     loop {
@@ -423,6 +461,7 @@ async fn run_connection(
                 }
                 Step::Send(message) => {
                     remember_handle(message, shared);
+                    track_calls(message, shared, index);
                     send(socket, message.clone()).await;
                     true
                 }
@@ -463,6 +502,7 @@ fn clone_step(step: &Step) -> Step {
     match step {
         Step::AwaitAudioBytes(n) => Step::AwaitAudioBytes(*n),
         Step::AwaitAudioStreamEnd => Step::AwaitAudioStreamEnd,
+        Step::AwaitToolResponses(n) => Step::AwaitToolResponses(*n),
         Step::AwaitRelease(gate) => Step::AwaitRelease(gate.clone()),
         Step::Send(value) => Step::Send(value.clone()),
         Step::Close(code, reason) => Step::Close(*code, reason.clone()),
@@ -479,6 +519,23 @@ fn remember_handle(message: &Value, shared: &Shared) {
         }
     }
 }
+/// Open the calls of a `toolCall`, close those of a `toolCallCancellation`.
+fn track_calls(message: &Value, shared: &Shared, index: usize) {
+    let calls = message["toolCall"]["functionCalls"].as_array().cloned();
+    let cancelled = message["toolCallCancellation"]["ids"].as_array().cloned();
+    shared.with_conn(index, |c| {
+        for call in calls.iter().flatten() {
+            if let (Some(id), Some(name)) = (call["id"].as_str(), call["name"].as_str()) {
+                c.open_calls.push((id.to_owned(), name.to_owned()));
+            }
+        }
+        for id in cancelled.iter().flatten() {
+            c.open_calls
+                .retain(|(open, _)| Some(open.as_str()) != id.as_str());
+        }
+    });
+}
+
 /// Keep reading until the peer's side is closed too (completes the close
 /// handshake), within [`PATIENCE`].
 pub(super) async fn drain_until_closed(socket: &mut Socket, shared: &Shared, index: usize) {

@@ -51,3 +51,16 @@ pub fn resumption_update(handle: &str, resumable: bool) -> Value {
 pub fn go_away(time_left: &str) -> Value {
     json!({"goAway": {"timeLeft": time_left}})
 }
+
+/// `toolCall` with one function call per `(id, name, args)`.
+pub fn tool_call(calls: &[(&str, &str, Value)]) -> Value {
+    let calls: Vec<Value> = calls
+        .iter()
+        .map(|(id, name, args)| json!({"id": id, "name": name, "args": args}))
+        .collect();
+    json!({"toolCall": {"functionCalls": calls}})
+}
+
+pub fn tool_call_cancellation(ids: &[&str]) -> Value {
+    json!({"toolCallCancellation": {"ids": ids}})
+}

@@ -5,7 +5,7 @@
 use base64::Engine as _;
 use futures::StreamExt;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::{drain_until_closed, Shared, Socket, Violation};
@@ -47,8 +47,74 @@ pub(super) fn accept(
             }
             Ok(())
         }
+        ClientMessage::ToolResponse(response) => accept_tool_response(response, shared, index),
         ClientMessage::Other => Ok(()),
     }
+}
+
+/// A `toolResponse` must answer, by id and name, calls this connection
+/// made and did not cancel, each once, with an object.
+fn accept_tool_response(raw: Value, shared: &Shared, index: usize) -> Result<(), Violation> {
+    let typed: ToolResponseIn = serde_json::from_value(raw).map_err(invalid_payload)?;
+    if typed.function_responses.is_empty() {
+        return Err(invalid("toolResponse.functionResponses is empty."));
+    }
+    shared.with_conn(index, |c| {
+        for response in &typed.function_responses {
+            let id = response.id.as_deref().unwrap_or_default();
+            let position = c
+                .open_calls
+                .iter()
+                .position(|(open_id, name)| open_id == id && *name == response.name)
+                .ok_or_else(|| {
+                    invalid(&format!(
+                        "function response {id:?} ({}) answers no pending function call.",
+                        response.name
+                    ))
+                })?;
+            c.open_calls.remove(position);
+            c.tool_responses.push(json!({
+                "id": id, "name": response.name, "response": response.response,
+            }));
+        }
+        Ok(())
+    })
+}
+
+fn invalid(what: &str) -> Violation {
+    (
+        1007,
+        format!("Request contains an invalid argument: {what}"),
+    )
+}
+
+/// Declared functions: names the service accepts and one schema form.
+fn check_tools(tools: &[ToolIn]) -> Result<(), Violation> {
+    for declaration in tools
+        .iter()
+        .flat_map(|tool| tool.function_declarations.iter().flatten())
+    {
+        let name = &declaration.name;
+        let valid_name = (1..=64).contains(&name.len())
+            && name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.:-".contains(c));
+        if !valid_name {
+            return Err(invalid(&format!("invalid function name {name:?}.")));
+        }
+        if declaration.parameters.is_some() && declaration.parameters_json_schema.is_some() {
+            return Err(invalid(
+                "parameters and parametersJsonSchema are mutually exclusive.",
+            ));
+        }
+        if let Some(schema) = &declaration.parameters_json_schema {
+            if schema.get("type") != Some(&json!("object")) {
+                return Err(invalid("parametersJsonSchema must describe an object."));
+            }
+        }
+    }
+    Ok(())
 }
 
 pub(super) fn check_setup(setup: &Value, shared: &Shared) -> Result<(), Violation> {
@@ -72,6 +138,7 @@ pub(super) fn check_setup(setup: &Value, shared: &Shared) -> Result<(), Violatio
             "Request contains an invalid argument: this model only supports responseModalities [AUDIO].".into(),
         ));
     }
+    check_tools(typed.tools.as_deref().unwrap_or_default())?;
     if let Some(handle) = typed.session_resumption.and_then(|r| r.handle) {
         let known = shared
             .state
@@ -95,7 +162,8 @@ pub(super) enum Incoming {
 pub(super) enum ClientMessage {
     Setup(Value),
     RealtimeInput(Box<RealtimeInputIn>),
-    /// `clientContent` or `toolResponse`: valid, not used here.
+    ToolResponse(Value),
+    /// `clientContent`: valid, not used here.
     Other,
 }
 
@@ -142,6 +210,8 @@ pub(super) async fn next_client_message(
             ClientMessage::Setup(setup)
         } else if let Some(input) = typed.realtime_input {
             ClientMessage::RealtimeInput(input)
+        } else if let Some(response) = typed.tool_response {
+            ClientMessage::ToolResponse(response)
         } else {
             ClientMessage::Other
         }));
@@ -170,7 +240,7 @@ struct SetupIn {
     model: String,
     generation_config: Option<GenerationConfigIn>,
     system_instruction: Option<ContentIn>,
-    tools: Option<Value>,
+    tools: Option<Vec<ToolIn>>,
     realtime_input_config: Option<Value>,
     session_resumption: Option<SessionResumptionIn>,
     context_window_compression: Option<ContextWindowCompressionIn>,
@@ -255,6 +325,46 @@ struct ContextWindowCompressionIn {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Empty {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[allow(dead_code)]
+struct ToolIn {
+    function_declarations: Option<Vec<FunctionDeclarationIn>>,
+    google_search: Option<Value>,
+    code_execution: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[allow(dead_code)]
+struct FunctionDeclarationIn {
+    name: String,
+    description: Option<String>,
+    behavior: Option<String>,
+    parameters: Option<Value>,
+    parameters_json_schema: Option<Value>,
+    response: Option<Value>,
+    response_json_schema: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ToolResponseIn {
+    function_responses: Vec<FunctionResponseIn>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[allow(dead_code)]
+struct FunctionResponseIn {
+    id: Option<String>,
+    name: String,
+    /// A proto `Struct`: only a JSON object parses.
+    response: serde_json::Map<String, Value>,
+    will_continue: Option<bool>,
+    scheduling: Option<String>,
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
