@@ -6,6 +6,8 @@
 //! - [`config`]: one typed configuration (defaults, file, env, flags).
 //! - [`auth`]: password hashes, access tokens, the [`auth::AuthUser`] and
 //!   [`auth::AdminUser`] extractors.
+//! - [`billing`]: plans and their daily quotas, checked before every turn;
+//!   usage metering (stored with each reply) and its `/metrics` counters.
 //! - [`client_ip`]: the client address of a request (trusted proxies aside).
 //! - [`store`]: SQLite persistence (users, conversations, messages, coaching
 //!   profiles, plans and steps, turn timings, conversation summaries, reply
@@ -36,6 +38,7 @@
 //! - [`error`]: the JSON error type of the HTTP API.
 
 pub mod auth;
+pub mod billing;
 pub mod client_ip;
 pub mod cluster;
 pub mod config;
@@ -80,6 +83,8 @@ pub struct AppState {
     pub turns: Arc<TurnService>,
     pub limits: Arc<limits::Limits>,
     pub streaks: streak::Streaks,
+    /// Plans, quotas and usage.
+    pub billing: billing::Billing,
     pub voice: Arc<voice::VoiceService>,
     pub lifecycle: Lifecycle,
     /// Cluster mode (`nats_url`); `None` for a single node.
@@ -176,7 +181,10 @@ impl App {
             .await
             .context("voice loading task")??;
         tracing::info!(engine = voice.name(), "voice ready");
-        let streaks = streak::Streaks::new(db.clone(), streak::Clock::default());
+        // One clock for streaks and quota days, so a test moves both.
+        let clock = streak::Clock::default();
+        let streaks = streak::Streaks::new(db.clone(), clock.clone());
+        let billing = billing::Billing::new(db.clone(), &config, clock);
         let (tool_registry, mcp) = build_tools(&config.tools).await?;
         let turns = TurnService::new(
             db.clone(),
@@ -201,6 +209,7 @@ impl App {
             limits.clone(),
             streaks.clone(),
             cluster.clone(),
+            billing.clone(),
         )
         .with_tools(tool_registry.clone());
         let listener = TcpListener::bind(config.addr)
@@ -224,6 +233,7 @@ impl App {
             turns: Arc::new(turns),
             limits,
             streaks,
+            billing,
             voice: Arc::new(voice),
             lifecycle: Lifecycle::default(),
         };

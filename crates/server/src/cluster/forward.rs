@@ -29,6 +29,9 @@ pub struct ForwardedSubmit {
     /// The model the message picked (by id), if any.
     pub model: Option<String>,
     pub system_prompt: Option<String>,
+    /// Milliseconds of speech the message was transcribed from (0: typed).
+    #[serde(default)]
+    pub voice_ms_in: u64,
 }
 
 /// The holder's answer: the ack, or why the message was refused.

@@ -149,6 +149,8 @@ async fn finish_one(
         content: &content,
         status: MessageStatus::Interrupted,
         error_code: None,
+        // Its node stopped before it knew what the reply cost.
+        usage: None,
     };
     publish_reply(turns.storage(), &channel, &reply).await?;
     Ok(true)

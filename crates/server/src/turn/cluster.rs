@@ -125,6 +125,7 @@ impl TurnService {
             client_id: None,
             model: None,
             system_prompt: None,
+            voice_ms_in: 0,
         };
         match self.hold_or_forward(channel, no_forward, true).await? {
             Holding::Here(guard) => Ok(guard),
@@ -199,6 +200,8 @@ async fn submit_forwarded(
             .model
             .and_then(|model| turns.models.find(&model).cloned()),
         forwarded: true,
+        // Checked and dated by the node that took the message.
+        voice_ms_in: submit.voice_ms_in,
     };
     turns.submit_with(&channel, text, client_id, options).await
 }

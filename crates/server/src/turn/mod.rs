@@ -60,6 +60,7 @@ use self::{
     reply::ReplyJob,
 };
 use crate::{
+    billing::{Billing, QuotaError, QuotaExceeded},
     cluster::{forward::ForwardedSubmit, Cluster},
     hub::ChannelHandle,
     input::{ClientId, UserText},
@@ -109,8 +110,24 @@ pub enum SubmitError {
     RateLimited,
     #[error("the cluster cannot be reached; please retry")]
     ClusterUnavailable,
+    #[error("you have reached your plan's daily limit; it resets at midnight UTC")]
+    QuotaExceeded(Box<QuotaExceeded>),
+    #[error("the model `{model}` is not included in your plan `{plan}`")]
+    ModelNotInPlan { plan: String, model: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<QuotaError> for SubmitError {
+    fn from(error: QuotaError) -> Self {
+        match error {
+            QuotaError::Exceeded(details) => SubmitError::QuotaExceeded(details),
+            QuotaError::ModelNotInPlan { plan, model } => {
+                SubmitError::ModelNotInPlan { plan, model }
+            }
+            QuotaError::Store(error) => SubmitError::Store(error),
+        }
+    }
 }
 
 impl SubmitError {
@@ -122,6 +139,8 @@ impl SubmitError {
             SubmitError::Busy => "busy",
             SubmitError::RateLimited => "rate_limited",
             SubmitError::ClusterUnavailable => "unavailable",
+            SubmitError::QuotaExceeded(_) => "quota_exceeded",
+            SubmitError::ModelNotInPlan { .. } => "model_not_in_plan",
             SubmitError::Store(_) => "storage_error",
         }
     }
@@ -136,6 +155,19 @@ pub struct TurnOptions {
     pub model: Option<ModelChoice>,
     /// Cluster mode: another node handed this message over; it is not handed on.
     pub forwarded: bool,
+    /// Milliseconds of speech the message was transcribed from (0: typed).
+    pub voice_ms_in: u64,
+}
+
+/// What an exchange another system already had (a speech-to-speech
+/// model) cost, metered with its reply.
+#[derive(Debug, Clone, Default)]
+pub struct ExchangeUsage {
+    /// The model that had it, as a usage label.
+    pub model: String,
+    pub tokens: colloquy_ai::Usage,
+    pub voice_ms_in: u64,
+    pub voice_ms_out: u64,
 }
 
 /// An accepted user message.
@@ -175,6 +207,8 @@ pub struct TurnService {
     cluster: Option<Arc<Cluster>>,
     /// The tools replies may call.
     tools: Arc<ToolRegistry>,
+    /// Plans and quotas every turn is checked against, and its usage meter.
+    billing: Billing,
 }
 
 /// The user-facing text of an error code carried by a failed reply.
@@ -197,6 +231,7 @@ impl TurnService {
         limits: Arc<Limits>,
         streaks: Streaks,
         cluster: Option<Arc<Cluster>>,
+        billing: Billing,
     ) -> Self {
         let generations = Arc::new(Semaphore::new(settings.max_concurrent_generations));
         let prefills = RateLimiter::direct(Quota::per_minute(
@@ -217,6 +252,7 @@ impl TurnService {
             metrics: Arc::default(),
             replies: Arc::default(),
             cluster,
+            billing,
             tools: Arc::new(ToolRegistry::new(ToolSettings {
                 call_timeout: Duration::from_secs(10),
                 max_result_bytes: 16 * 1024,
@@ -261,6 +297,24 @@ impl TurnService {
     /// Every turn's latency, for `/metrics`.
     pub fn metrics(&self) -> &metrics::TurnMetrics {
         &self.metrics
+    }
+
+    /// Plans, quotas and the usage meter.
+    pub fn billing(&self) -> &Billing {
+        &self.billing
+    }
+
+    /// The id of the default model (`none` without one), as usage labels it.
+    pub fn default_model_id(&self) -> String {
+        self.model_id(None)
+    }
+
+    /// The id of the model a turn with `choice` is answered by (the
+    /// default model's when it picks none).
+    fn model_id(&self, choice: Option<&ModelChoice>) -> String {
+        choice
+            .or_else(|| self.models.choices().first())
+            .map_or_else(|| "none".to_owned(), |choice| choice.id.clone())
     }
 
     /// The settings every reply is shaped by.
@@ -315,6 +369,14 @@ impl TurnService {
                 return Ok(duplicate(existing));
             }
         }
+        let model_id = self.model_id(options.model.as_ref());
+        // Refused before anything is stored or generated; a message another
+        // node handed over was checked there (the database is shared).
+        if !options.forwarded {
+            self.billing
+                .check(channel.owner, &model_id, options.voice_ms_in > 0)
+                .await?;
+        }
         let forward = || ForwardedSubmit {
             conversation_id: channel.id,
             owner: channel.owner,
@@ -322,6 +384,7 @@ impl TurnService {
             client_id: client_id.as_ref().map(|id| id.as_str().to_owned()),
             model: options.model.as_ref().map(|model| model.id.clone()),
             system_prompt: options.system_prompt.clone(),
+            voice_ms_in: options.voice_ms_in,
         };
         let lease = match self
             .hold_or_forward(channel, forward, options.forwarded)
@@ -401,6 +464,9 @@ impl TurnService {
                 stop: self.stop_replies.clone(),
                 limits: self.settings.summary_limits,
             }),
+            billing: self.billing.clone(),
+            model_id,
+            voice_ms_in: i64::try_from(options.voice_ms_in).unwrap_or(i64::MAX),
             _lease: lease,
         };
         let span = tracing::info_span!("reply", conversation_id = %channel.id, %reply_id);
@@ -476,6 +542,7 @@ impl TurnService {
         user_text: Option<UserText>,
         reply: &str,
         status: MessageStatus,
+        cost: ExchangeUsage,
     ) -> Result<Uuid, SubmitError> {
         if self.stopping.load(Ordering::Acquire) {
             return Err(SubmitError::ShuttingDown);
@@ -503,15 +570,25 @@ impl TurnService {
                 .map_err(gone)?;
             self.streaks.record_activity(channel.owner).await;
         }
+        let ms = |ms: u64| i64::try_from(ms).unwrap_or(i64::MAX);
+        let usage = store::UsageDelta {
+            prompt_tokens: i64::from(cost.tokens.prompt_tokens),
+            completion_tokens: i64::from(cost.tokens.completion_tokens),
+            voice_ms_in: ms(cost.voice_ms_in),
+            voice_ms_out: ms(cost.voice_ms_out),
+            ..self.billing.reply_usage(channel.owner, &cost.model)
+        };
         let reply = FinishedReply {
             reply_id,
             content: reply,
             status,
             error_code: None,
+            usage: Some(usage.clone()),
         };
         publish_reply(self.storage(), channel, &reply)
             .await
             .map_err(gone)?;
+        self.billing.metrics.count(&usage);
         Ok(reply_id)
     }
 

@@ -16,7 +16,7 @@ use super::{
 };
 use crate::{
     hub::{ChannelHandle, Published},
-    store::{Message, MessageWriter, NewMessage, Pool, StoreError},
+    store::{Message, MessageWriter, NewMessage, Pool, StoreError, UsageDelta},
 };
 
 /// Where messages are written: the group-commit writer, and the pool for
@@ -51,6 +51,8 @@ pub(super) struct FinishedReply<'a> {
     pub content: &'a str,
     pub status: MessageStatus,
     pub error_code: Option<&'a str>,
+    /// What the reply cost, stored with it (none: not metered here).
+    pub usage: Option<UsageDelta>,
 }
 
 /// Whether a failed write may succeed if tried again.
@@ -59,19 +61,27 @@ fn is_transient(error: &StoreError) -> bool {
 }
 
 /// Insert `message` into `channel`'s conversation (storing the
-/// conversation first if it is not yet), retrying transient failures with
-/// backoff. Runs under the channel's numbering lock (inside `publish`), so
+/// conversation first if it is not yet) with `usage` in the same
+/// transaction, retrying transient failures with backoff. Runs under the channel's numbering lock (inside `publish`), so
 /// two first messages cannot both store the conversation.
 async fn insert_with_retry(
     storage: Storage<'_>,
     channel: &ChannelHandle,
     message: NewMessage,
+    usage: Option<&UsageDelta>,
 ) -> Result<Message, StoreError> {
     let mut waits = RETRY_BACKOFF.iter();
     loop {
         let inserted = match channel.unstored() {
-            Some(unstored) => first::insert(storage.db, channel, &unstored, message.clone()).await,
-            None => storage.writer.insert(message.clone()).await,
+            Some(unstored) => {
+                first::insert(storage.db, channel, &unstored, message.clone(), usage).await
+            }
+            None => {
+                storage
+                    .writer
+                    .insert_counted(message.clone(), usage.cloned())
+                    .await
+            }
         };
         match inserted {
             Err(error) if is_transient(&error) => match waits.next() {
@@ -108,6 +118,7 @@ pub(super) async fn publish_user_message(
                     reply_id: Some(message.reply_id),
                     error_code: None,
                 },
+                None,
             )
             .await?;
             Ok(ack_event(&stored))
@@ -138,6 +149,7 @@ pub(super) async fn publish_reply(
                     reply_id: None,
                     error_code: reply.error_code.map(str::to_owned),
                 },
+                reply.usage.as_ref(),
             )
             .await?;
             Ok(final_event(&message))
@@ -160,6 +172,7 @@ pub(super) async fn publish_unstored_end(
         message_id: Some(reply_id),
         seq: Some(seq),
         client_id: None,
+        quota: None,
     })
     .await;
     publish_from_memory(channel, |seq| ServerEvent::Message {

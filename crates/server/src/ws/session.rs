@@ -29,7 +29,7 @@ use crate::{
     limits::{SocketLimits, Verdict},
     socket::{self, close_code, close_message, Exit, Inbound, Liveness, Wake},
     store::User,
-    turn::{stored_events, TurnOptions},
+    turn::{stored_events, SubmitError, TurnOptions},
     voice::{
         pipeline::{self, PipelineDeps, PipelineSettings, VoiceInput, VoiceLink, VoiceOutput},
         AudioBudget,
@@ -326,6 +326,7 @@ impl Session {
             message_id: None,
             seq: None,
             client_id: client_id.map(str::to_owned),
+            quota: None,
         };
         self.send_event(&event).await
     }
@@ -491,6 +492,7 @@ impl Session {
                 content,
             },
             VoiceOutput::Error { code, message } => return self.send_error(code, &message).await,
+            VoiceOutput::QuotaExceeded(quota) => return self.send_event(&quota.event(None)).await,
         };
         self.send_event(&event).await
     }
@@ -543,6 +545,10 @@ impl Session {
             // A fresh ack reaches this socket through the broadcast, like every other tab.
             Ok(submitted) if !submitted.duplicate => true,
             Ok(submitted) => self.send_event(&submitted.ack).await,
+            Err(SubmitError::QuotaExceeded(quota)) => {
+                tracing::info!(plan = %quota.plan, limit = quota.limit, "message over quota");
+                self.send_event(&quota.event(id.map(str::to_owned))).await
+            }
             Err(error) => {
                 tracing::warn!(%error, "message refused");
                 let message = match error.code() {
