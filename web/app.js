@@ -35,6 +35,7 @@ import { Settings } from "./settings.js";
 import { wireShare } from "./share.js";
 import { StreakBadge } from "./streak.js";
 import { wireSummary } from "./summary-view.js";
+import { UpgradeNudge } from "./upgrade-nudge.js";
 import { VOICE_ERROR_CODES, VoiceController } from "./voice-ui.js";
 
 /** @typedef {import("./api.js").User} User */
@@ -52,6 +53,7 @@ const ui = {
 };
 
 const notice = new Notice(byId("notice"), byId("notice-text"), byId("notice-close"), () => composer.focus());
+const nudge = new UpgradeNudge(byId("upgrade-nudge"), api);
 const drawer = new Drawer({
   chat: ui.chat,
   sidebar: byId("sidebar"),
@@ -440,6 +442,7 @@ function connect(id, lastSeq) {
     refreshListSoon();
   });
   socket.on("error", (event) => {
+    if (live() && event.code === "quota_exceeded") nudge.showFor(event);
     // Voice errors are shown by the voice controls, next to the mic; a
     // refused text (client_id) with the text ("rejected" below).
     if (!live() || event.message_id || event.client_id || VOICE_ERROR_CODES.includes(event.code)) return;

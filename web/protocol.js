@@ -27,7 +27,10 @@
 /**
  * Something went wrong; `seq`/`message_id` are set when it concerns a reply.
  * `client_id` names the text an error refuses, when it refuses one.
- * @typedef {{ type: "error", code: string, message: string, message_id?: string, seq?: number, client_id?: string }} ChatErrorEvent
+ * With `code: "quota_exceeded"` it also says which daily limit (`limit`, `max`,
+ * `used`) of which `plan` was reached and when it resets (`resets_at`).
+ * @typedef {{ type: "error", code: string, message: string, message_id?: string, seq?: number, client_id?: string,
+ *   plan?: string, limit?: string, max?: number, used?: number, resets_at?: string, upgrade?: boolean }} ChatErrorEvent
  */
 /** @typedef {{ type: "pong" }} PongEvent */
 /**

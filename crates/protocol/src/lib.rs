@@ -176,6 +176,10 @@ pub enum ServerEvent {
         /// The `client_id` of the `text` event this error refuses, if any.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         client_id: Option<String>,
+        /// With `code: "quota_exceeded"`: which daily limit of which plan
+        /// was reached (its fields sit beside `code`).
+        #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+        quota: Option<Box<QuotaDetails>>,
     },
     /// Answer to a client [`ClientEvent::Ping`].
     Pong,
@@ -257,6 +261,23 @@ pub enum ToolStatus {
 pub struct ToolError {
     pub code: String,
     pub message: String,
+}
+
+/// The plan limit a refused turn reached (see [`ServerEvent::Error`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuotaDetails {
+    /// The user's plan.
+    pub plan: String,
+    /// The limit reached: `messages_per_day`, `tokens_per_day` or `voice_seconds_per_day`.
+    pub limit: String,
+    /// That limit's value.
+    pub max: u64,
+    /// How much of it today's use has taken.
+    pub used: u64,
+    /// When the quota starts again (the next UTC midnight, RFC 3339).
+    pub resets_at: String,
+    /// A bigger plan would allow the turn.
+    pub upgrade: bool,
 }
 
 /// What happened to a conversation.
@@ -481,6 +502,7 @@ mod tests {
             message_id: None,
             seq: None,
             client_id: None,
+            quota: None,
         };
         assert_eq!(event.seq(), None);
         let json = serde_json::to_value(&event).unwrap();

@@ -9,9 +9,12 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use serde_json::json;
+use serde_json::{json, Value};
 
-use crate::store::StoreError;
+use crate::{
+    billing::{QuotaError, QuotaExceeded},
+    store::StoreError,
+};
 
 /// What a 503 asks the client to wait before retrying.
 const UNAVAILABLE_RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -39,6 +42,9 @@ pub enum AppError {
         message: &'static str,
         retry_after: Duration,
     },
+    /// The plan's daily quota is spent: 429 with the quota's fields.
+    #[error("{}", QuotaExceeded::MESSAGE)]
+    QuotaExceeded(Box<QuotaExceeded>),
     #[error("the request body is larger than this server accepts")]
     PayloadTooLarge,
     #[error("{message}")]
@@ -110,6 +116,7 @@ impl AppError {
             AppError::RateLimited | AppError::TooManyRequests { .. } => {
                 (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
             }
+            AppError::QuotaExceeded(_) => (StatusCode::TOO_MANY_REQUESTS, "quota_exceeded"),
             AppError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             AppError::Unavailable { code, .. } => (StatusCode::SERVICE_UNAVAILABLE, code),
             AppError::Provider { status, code, .. } => (*status, code),
@@ -124,7 +131,15 @@ impl IntoResponse for AppError {
         if let AppError::Internal(cause) = &self {
             tracing::error!(error = %format!("{cause:#}"), "internal error");
         }
-        let body = json!({ "error": { "code": code, "message": self.to_string() } });
+        let mut body = json!({ "error": { "code": code, "message": self.to_string() } });
+        if let AppError::QuotaExceeded(quota) = &self {
+            // The quota's fields beside `code`, as on the socket's `error`.
+            if let (Ok(Value::Object(fields)), Some(error)) =
+                (serde_json::to_value(quota), body["error"].as_object_mut())
+            {
+                error.extend(fields);
+            }
+        }
         let mut response = (status, Json(body)).into_response();
         if let Some(wait) = self.retry_after() {
             // Whole seconds, rounded up: a client retrying on time is let in.
@@ -151,6 +166,19 @@ impl From<StoreError> for AppError {
                 AppError::unavailable()
             }
             other => AppError::Internal(other.into()),
+        }
+    }
+}
+
+impl From<QuotaError> for AppError {
+    fn from(error: QuotaError) -> Self {
+        match error {
+            QuotaError::Exceeded(quota) => AppError::QuotaExceeded(quota),
+            error @ QuotaError::ModelNotInPlan { .. } => AppError::Forbidden {
+                code: "model_not_in_plan",
+                message: error.to_string(),
+            },
+            QuotaError::Store(error) => error.into(),
         }
     }
 }

@@ -7,6 +7,8 @@
 //! - [`auth`]: password hashes, access tokens, the [`auth::AuthUser`] and
 //!   [`auth::AdminUser`] extractors; external identity provider tokens
 //!   (`external`, keys from a cached JWKS in `jwks`).
+//! - [`billing`]: plans and their daily quotas, checked before every turn;
+//!   usage metering (stored with each reply) and its `/metrics` counters.
 //! - [`client_ip`]: the client address of a request (trusted proxies aside).
 //! - [`store`]: SQLite persistence (users, conversations, messages, coaching
 //!   profiles, plans and steps, turn timings, conversation summaries, reply
@@ -38,6 +40,7 @@
 //! - [`error`]: the JSON error type of the HTTP API.
 
 pub mod auth;
+pub mod billing;
 pub mod client_ip;
 pub mod cluster;
 pub mod config;
@@ -86,6 +89,8 @@ pub struct AppState {
     pub turns: Arc<TurnService>,
     pub limits: Arc<limits::Limits>,
     pub streaks: streak::Streaks,
+    /// Plans, quotas and usage.
+    pub billing: billing::Billing,
     pub voice: Arc<voice::VoiceService>,
     pub lifecycle: Lifecycle,
     /// Cluster mode (`nats_url`); `None` for a single node.
@@ -190,7 +195,10 @@ impl App {
             .await
             .context("voice loading task")??;
         tracing::info!(engine = voice.name(), "voice ready");
-        let streaks = streak::Streaks::new(db.clone(), streak::Clock::default());
+        // One clock for streaks and quota days, so a test moves both.
+        let clock = streak::Clock::default();
+        let streaks = streak::Streaks::new(db.clone(), clock.clone());
+        let billing = billing::Billing::new(db.clone(), &config, clock);
         let (tool_registry, mcp) = build_tools(&config.tools).await?;
         let turns = TurnService::new(
             db.clone(),
@@ -215,6 +223,7 @@ impl App {
             limits.clone(),
             streaks.clone(),
             cluster.clone(),
+            billing.clone(),
         )
         .with_tools(tool_registry.clone());
         let listener = TcpListener::bind(config.addr)
@@ -240,6 +249,7 @@ impl App {
             turns: Arc::new(turns),
             limits,
             streaks,
+            billing,
             voice: Arc::new(voice),
             lifecycle: Lifecycle::default(),
         };

@@ -35,6 +35,9 @@ pub struct ForwardedSubmit {
     /// Not a message: regenerate this reply (`content` is empty).
     #[serde(default)]
     pub regenerate: Option<Uuid>,
+    /// Milliseconds of speech the message was transcribed from (0: typed).
+    #[serde(default)]
+    pub voice_ms_in: u64,
 }
 
 /// The holder's answer: the ack, or why the message was refused.

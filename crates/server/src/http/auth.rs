@@ -11,6 +11,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     auth::{hash_password, user_for_token, verify_password, AuthFailure, AuthUser},
+    billing::CurrentPlan,
     client_ip::ClientIp,
     error::{ApiJson, AppError},
     limits::{AuthAction, PasswordSlot},
@@ -314,14 +315,29 @@ async fn claim(
     }))
 }
 
-/// The caller's user.
+/// The caller and their plan.
+#[derive(Serialize, ToSchema)]
+struct Me {
+    #[serde(flatten)]
+    user: User,
+    /// Name, `status` (`default` without a paid plan), `renews_at` and
+    /// `cancel_at_period_end`.
+    plan: CurrentPlan,
+}
+
+/// The caller's user, with their plan.
 #[utoipa::path(
     get, path = "/api/auth/me", tag = "auth",
     security(("bearer" = [])),
-    responses((status = 200, description = "The caller.", body = User)),
+    responses((status = 200, description = "The caller.", body = Me)),
 )]
-async fn me(AuthUser(user): AuthUser) -> Json<User> {
-    Json(user)
+async fn me(State(state): State<AppState>, AuthUser(user): AuthUser) -> Result<Json<Me>, AppError> {
+    let plan = state
+        .billing
+        .plan_of(user.id)
+        .await?
+        .ok_or(AppError::Unauthorized)?;
+    Ok(Json(Me { user, plan }))
 }
 
 #[cfg(test)]

@@ -126,6 +126,11 @@ async fn start_turn(
                 message: SubmitError::Busy.to_string(),
             },
             SubmitError::InvalidBranch(message) => AppError::bad_request("invalid_branch", message),
+            SubmitError::QuotaExceeded(quota) => AppError::QuotaExceeded(quota),
+            error @ SubmitError::ModelNotInPlan { .. } => AppError::Forbidden {
+                code: "model_not_in_plan",
+                message: error.to_string(),
+            },
             SubmitError::Store(e) => e.into(),
         })?;
     Ok(HttpTurn {
@@ -327,7 +332,8 @@ async fn reply_response(
         (status = 200, description = "The reply.", body = Reply),
         (status = 400, description = "An invalid `content`, `client_id` or `model` (`unknown_model`), or a malformed body."),
         (status = 404, description = "`not_found`: no such conversation of the caller's."),
-        (status = 429, description = "`rate_limited`: too many messages."),
+        (status = 403, description = "`model_not_in_plan`: the caller's plan does not include the model."),
+        (status = 429, description = "`rate_limited`: too many messages; `quota_exceeded`: the plan's daily quota is spent (with `plan`, `limit`, `max`, `used`, `resets_at`, `upgrade`)."),
         (status = 502, description = "The reply failed upstream (`provider_error`, ...).", body = ReplyFailed),
         (status = 503, description = "`busy`, `shutting_down`, `unavailable`; or the reply failed with `no_model`, `overloaded`, `provider_rate_limited`, `storage_error` (then the body is a `ReplyFailed`)."),
         (status = 504, description = "The reply timed out upstream (`provider_timeout`).", body = ReplyFailed),
@@ -358,7 +364,8 @@ async fn post_message(
             content((String = "text/event-stream"), (Reply = "application/json"))),
         (status = 400, description = "An invalid `content`, `client_id` or `model`, or a malformed body."),
         (status = 404, description = "`not_found`: the conversation is another user's."),
-        (status = 429, description = "`rate_limited`: too many messages."),
+        (status = 403, description = "`model_not_in_plan`: the caller's plan does not include the model."),
+        (status = 429, description = "`rate_limited`: too many messages; `quota_exceeded`: the plan's daily quota is spent (with `plan`, `limit`, `max`, `used`, `resets_at`, `upgrade`)."),
         (status = 502, description = "JSON only: the reply failed upstream.", body = ReplyFailed),
         (status = 503, description = "`busy`, `shutting_down` or `unavailable`; JSON only: the reply failed with `no_model`, `overloaded`, `provider_rate_limited` or `storage_error`."),
         (status = 504, description = "JSON only: the reply timed out upstream.", body = ReplyFailed),
@@ -420,6 +427,7 @@ fn reply_events(
             message_id: Some(reply_id),
             seq: None,
             client_id: None,
+            quota: None,
         };
         match step {
             Step::Ready => {

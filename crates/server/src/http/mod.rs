@@ -17,6 +17,7 @@ mod profile;
 mod shares;
 mod summaries;
 mod ui;
+mod usage;
 mod voice;
 
 use std::time::Duration;
@@ -54,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .merge(profile::router())
         .merge(shares::router())
         .merge(summaries::router())
+        .merge(usage::router())
         .merge(voice::router())
         .merge(crate::ws::router())
         .merge(crate::voice::socket::router())

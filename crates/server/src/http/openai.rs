@@ -29,6 +29,7 @@ use uuid::Uuid;
 
 use crate::{
     auth::AuthUser,
+    billing::Billing,
     error::{ApiJson, AppError},
     models::ModelChoice,
     AppState,
@@ -236,7 +237,8 @@ fn provider_error(error: ProviderError) -> AppError {
         (status = 200, description = "The completion, or its chunks as an event stream.",
             content((Completion = "application/json"), (String = "text/event-stream"))),
         (status = 400, description = "`invalid_request_error`, `model_not_found` or a malformed body."),
-        (status = 429, description = "`rate_limited`: the user's message budget is spent."),
+        (status = 403, description = "`model_not_in_plan`: the caller's plan does not include the model."),
+        (status = 429, description = "`rate_limited`: the user's message budget is spent; `quota_exceeded`: the plan's daily quota is (with `plan`, `limit`, `resets_at`, `upgrade`)."),
         (status = 502, description = "The model failed (its error code)."),
         (status = 503, description = "`overloaded`: every generation slot is busy."),
     ),
@@ -256,6 +258,12 @@ async fn completions(
     if !state.limits.allow_user_message(user.id) {
         return Err(AppError::RateLimited);
     }
+    state.billing.check(user.id, &model.id, false).await?;
+    let meter = CompletionMeter {
+        billing: state.billing.clone(),
+        user_id: user.id,
+        model: model.id.clone(),
+    };
     let Some(permit) = state.turns.try_generation() else {
         return Err(AppError::Unavailable {
             code: "overloaded",
@@ -274,7 +282,7 @@ async fn completions(
     };
     if stream {
         let idle = Duration::from_secs(state.config.sse_idle_timeout_secs);
-        let events = chunks(meta, replies, include_usage).map(move |event| {
+        let events = chunks(meta, replies, include_usage, meter).map(move |event| {
             // The permit lives as long as the stream: a client that goes
             // away drops both, which cancels the generation.
             let _generating = &permit;
@@ -284,8 +292,16 @@ async fn completions(
             .keep_alive(KeepAlive::new().interval(idle / 2))
             .into_response());
     }
-    let (text, completion) = collect_reply(replies).await.map_err(provider_error)?;
+    let collected = collect_reply(replies).await;
     drop(permit);
+    let (text, completion) = match collected {
+        Ok(collected) => collected,
+        Err(error) => {
+            meter.done(None).await;
+            return Err(provider_error(error));
+        }
+    };
+    meter.done(completion.usage).await;
     let usage = completion.usage.unwrap_or_default();
     Ok(Json(Completion {
         id: meta.id,
@@ -303,6 +319,21 @@ async fn completions(
         usage: token_usage(usage),
     })
     .into_response())
+}
+
+/// Meters one completion when it ends, with what its provider reported.
+struct CompletionMeter {
+    billing: Billing,
+    user_id: Uuid,
+    model: String,
+}
+
+impl CompletionMeter {
+    async fn done(self, tokens: Option<Usage>) {
+        self.billing
+            .record_completion(self.user_id, &self.model, tokens)
+            .await;
+    }
 }
 
 /// What every chunk of one completion repeats.
@@ -335,6 +366,7 @@ fn chunks(
     meta: Meta,
     replies: colloquy_ai::ReplyStream,
     include_usage: bool,
+    meter: CompletionMeter,
 ) -> impl Stream<Item = Event> + Send + 'static {
     let chunk = move |delta: Value, finish: Option<&str>, usage: Option<Value>| {
         let mut body = json!({
@@ -352,18 +384,19 @@ fn chunks(
         Event::default().data(body.to_string())
     };
     let first = chunk(json!({ "role": "assistant", "content": "" }), None, None);
-    let rest = futures::stream::unfold(Some(replies), move |replies| {
+    let rest = futures::stream::unfold(Some((replies, meter)), move |state| {
         let chunk = chunk.clone();
         async move {
-            let mut replies = replies?;
+            let (mut replies, meter) = state?;
             let events = match replies.next().await {
                 Some(Ok(StreamEvent::Delta(text))) => {
                     return Some((
                         vec![chunk(json!({ "content": text }), None, None)],
-                        Some(replies),
+                        Some((replies, meter)),
                     ))
                 }
                 Some(Ok(StreamEvent::Finished(completion))) => {
+                    meter.done(completion.usage).await;
                     let mut events = vec![chunk(
                         json!({}),
                         Some(finish_reason(&completion.finish_reason)),
@@ -375,8 +408,14 @@ fn chunks(
                     }
                     events
                 }
-                Some(Err(error)) => vec![error_event(&error)],
-                None => vec![error_event(&ProviderError::Protocol("ended early".into()))],
+                Some(Err(error)) => {
+                    meter.done(None).await;
+                    vec![error_event(&error)]
+                }
+                None => {
+                    meter.done(None).await;
+                    vec![error_event(&ProviderError::Protocol("ended early".into()))]
+                }
             };
             let mut events = events;
             events.push(Event::default().data("[DONE]"));

@@ -53,7 +53,8 @@ async fn conversation_timings(
     Ok(Json(Timings { timings }))
 }
 
-/// Latency histograms of all turns, voice turns and the cluster.
+/// Latency histograms of all turns, voice turns and the cluster, and
+/// usage counters by model.
 ///
 /// In the OpenMetrics text format, for the users named in `admins`: they are
 /// aggregate figures, but about everyone's use of the server.
@@ -75,6 +76,7 @@ async fn metrics(State(state): State<AppState>, AdminUser(_): AdminUser) -> impl
             let mut out = String::new();
             state.voice.metrics.render_into(&mut out);
             state.turns.metrics().render_into(&mut out);
+            state.billing.metrics.render_into(&mut out);
             if let Some(cluster) = &state.cluster {
                 cluster.render_into(&mut out);
             }

@@ -3,13 +3,15 @@
 //! (one savepoint per message, so one bad row fails alone). With SQLite's
 //! `synchronous=full` each commit is an fsync; sharing it across concurrent
 //! turns keeps "stored before the ack" cheap under load, while a lone
-//! message still commits at once.
+//! message still commits at once. A reply's usage is added in its
+//! message's savepoint: stored together or not at all, so counted once.
 
 use sqlx::Acquire;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    insert_message_in, save_checkpoint_in, Message, NewMessage, Pool, ReplyCheckpoint, StoreError,
+    add_usage, insert_message_in, save_checkpoint_in, Message, NewMessage, Pool, ReplyCheckpoint,
+    StoreError, UsageDelta,
 };
 
 /// Most writes committed in one transaction.
@@ -19,7 +21,11 @@ const QUEUE: usize = 4096;
 
 /// One write and where its result goes.
 enum Job {
-    Message(NewMessage, oneshot::Sender<Result<Message, StoreError>>),
+    Message(
+        NewMessage,
+        Option<UsageDelta>,
+        oneshot::Sender<Result<Message, StoreError>>,
+    ),
     Checkpoint(ReplyCheckpoint, oneshot::Sender<Result<(), StoreError>>),
 }
 
@@ -39,8 +45,18 @@ impl MessageWriter {
 
     /// Store `message` durably (committed when this returns `Ok`).
     pub async fn insert(&self, message: NewMessage) -> Result<Message, StoreError> {
+        self.insert_counted(message, None).await
+    }
+
+    /// Store `message` and add `usage` (what the reply cost) in the same
+    /// transaction: both or neither.
+    pub async fn insert_counted(
+        &self,
+        message: NewMessage,
+        usage: Option<UsageDelta>,
+    ) -> Result<Message, StoreError> {
         let (done, result) = oneshot::channel();
-        self.send(Job::Message(message, done)).await?;
+        self.send(Job::Message(message, usage, done)).await?;
         result.await.map_err(|_| StoreError::Unavailable)?
     }
 
@@ -68,8 +84,14 @@ enum Written {
 impl Job {
     async fn write(&self, conn: &mut sqlx::AnyConnection) -> Written {
         match self {
-            Job::Message(message, _) => {
-                Written::Message(insert_message_in(conn, message.clone()).await)
+            Job::Message(message, usage, _) => {
+                let inserted = insert_message_in(conn, message.clone()).await;
+                Written::Message(match (inserted, usage) {
+                    (Ok(stored), Some(usage)) => {
+                        add_usage(&mut *conn, usage).await.map(|()| stored)
+                    }
+                    (inserted, _) => inserted,
+                })
             }
             Job::Checkpoint(checkpoint, _) => {
                 Written::Checkpoint(save_checkpoint_in(conn, checkpoint).await)
@@ -79,7 +101,7 @@ impl Job {
 
     fn answer(self, written: Written) {
         match (self, written) {
-            (Job::Message(_, done), Written::Message(result)) => {
+            (Job::Message(_, _, done), Written::Message(result)) => {
                 let _ = done.send(result);
             }
             (Job::Checkpoint(_, done), Written::Checkpoint(result)) => {
@@ -91,7 +113,7 @@ impl Job {
 
     fn fail(self, error: StoreError) {
         match self {
-            Job::Message(_, done) => {
+            Job::Message(_, _, done) => {
                 let _ = done.send(Err(error));
             }
             Job::Checkpoint(_, done) => {

@@ -162,6 +162,8 @@ async fn finish_one(
         status: MessageStatus::Interrupted,
         error_code: None,
         question_id: Some(question_id),
+        // Its node stopped before it knew what the reply cost.
+        usage: None,
     };
     publish_reply(turns.storage(), &channel, &reply).await?;
     Ok(true)

@@ -151,6 +151,7 @@ impl TurnService {
             system_prompt: None,
             parent: crate::store::Parent::ActiveLeaf,
             regenerate: None,
+            voice_ms_in: 0,
         };
         match self.hold_or_forward(channel, no_forward, true).await? {
             Holding::Here(guard) => Ok(guard),
@@ -218,6 +219,8 @@ async fn submit_forwarded(
             .and_then(|model| turns.models.find(&model).cloned()),
         forwarded: true,
         parent: submit.parent,
+        // Checked and dated by the node that took the message.
+        voice_ms_in: submit.voice_ms_in,
     };
     if let Some(reply_id) = submit.regenerate {
         return turns.regenerate(&channel, reply_id, options).await;

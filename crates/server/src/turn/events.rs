@@ -49,6 +49,7 @@ pub async fn stored_events(
                     message_id: Some(message.id),
                     seq: Some(message.seq.saturating_sub(1)),
                     client_id: None,
+                    quota: None,
                 });
                 events.push(final_event(message));
             }

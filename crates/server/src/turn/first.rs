@@ -8,7 +8,7 @@ use colloquy_protocol::ConversationAction;
 use crate::{
     conversation,
     hub::{ChannelHandle, Unstored},
-    store::{self, Message, NewMessage, Pool, StoreError},
+    store::{self, Message, NewMessage, Pool, StoreError, UsageDelta},
 };
 
 /// Store `channel`'s conversation as `unstored` describes, then `message`
@@ -20,6 +20,7 @@ pub(super) async fn insert(
     channel: &ChannelHandle,
     unstored: &Unstored,
     message: NewMessage,
+    usage: Option<&UsageDelta>,
 ) -> Result<Message, StoreError> {
     let (id, owner) = (channel.id, channel.owner);
     let mut tx = db.begin().await?;
@@ -37,6 +38,9 @@ pub(super) async fn insert(
         store::attach_step(&mut *tx, id, step_id).await?;
     }
     let stored = store::insert_message_in(&mut tx, message).await?;
+    if let Some(usage) = usage {
+        store::add_usage(&mut *tx, usage).await?;
+    }
     let title = store::find_conversation(&mut *tx, id, owner)
         .await?
         .map(|conversation| conversation.title)

@@ -63,6 +63,7 @@ use self::{
     reply::ReplyJob,
 };
 use crate::{
+    billing::{Billing, QuotaError, QuotaExceeded},
     cluster::{forward::ForwardedSubmit, Cluster},
     hub::ChannelHandle,
     input::{ClientId, UserText},
@@ -115,8 +116,24 @@ pub enum SubmitError {
     /// A `parent_id` or `regenerate` target that is not in the conversation.
     #[error("{0}")]
     InvalidBranch(&'static str),
+    #[error("you have reached your plan's daily limit; it resets at midnight UTC")]
+    QuotaExceeded(Box<QuotaExceeded>),
+    #[error("the model `{model}` is not included in your plan `{plan}`")]
+    ModelNotInPlan { plan: String, model: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<QuotaError> for SubmitError {
+    fn from(error: QuotaError) -> Self {
+        match error {
+            QuotaError::Exceeded(details) => SubmitError::QuotaExceeded(details),
+            QuotaError::ModelNotInPlan { plan, model } => {
+                SubmitError::ModelNotInPlan { plan, model }
+            }
+            QuotaError::Store(error) => SubmitError::Store(error),
+        }
+    }
 }
 
 impl SubmitError {
@@ -129,6 +146,8 @@ impl SubmitError {
             SubmitError::RateLimited => "rate_limited",
             SubmitError::ClusterUnavailable => "unavailable",
             SubmitError::InvalidBranch(_) => "invalid_branch",
+            SubmitError::QuotaExceeded(_) => "quota_exceeded",
+            SubmitError::ModelNotInPlan { .. } => "model_not_in_plan",
             SubmitError::Store(_) => "storage_error",
         }
     }
@@ -146,6 +165,36 @@ pub struct TurnOptions {
     /// The message it follows: by default the active leaf; an edit names
     /// the edited message's parent, so the two are alternatives.
     pub parent: Parent,
+    /// Milliseconds of speech the message was transcribed from (0: typed).
+    pub voice_ms_in: u64,
+}
+
+/// A turn another system already had (a speech-to-speech model), to be
+/// stored by [`TurnService::store_exchange`].
+pub struct SpokenExchange<'a> {
+    /// The user's words, unless none were transcribed or they were stored
+    /// already (`words_stored_as`).
+    pub user_text: Option<UserText>,
+    pub reply: &'a str,
+    pub status: MessageStatus,
+    /// The reply's id when it was chosen earlier (its tool calls already
+    /// refer to it).
+    pub reply_id: Option<Uuid>,
+    /// The user message stored before the reply's tool calls ran.
+    pub words_stored_as: Option<Uuid>,
+    pub cost: ExchangeUsage,
+}
+
+/// What an exchange another system already had (a speech-to-speech
+/// model) cost, metered with its reply.
+#[derive(Debug, Clone, Default)]
+pub struct ExchangeUsage {
+    /// The model that had it, as a usage label.
+    pub model: String,
+    pub tokens: colloquy_ai::Usage,
+    pub voice_ms_in: u64,
+    pub voice_ms_out: u64,
+    pub tool_calls: u32,
 }
 
 /// An accepted user message.
@@ -185,6 +234,8 @@ pub struct TurnService {
     cluster: Option<Arc<Cluster>>,
     /// The tools replies may call.
     tools: Arc<ToolRegistry>,
+    /// Plans and quotas every turn is checked against, and its usage meter.
+    billing: Billing,
 }
 
 /// A store error of a turn's write: a conversation that no longer exists
@@ -216,6 +267,7 @@ impl TurnService {
         limits: Arc<Limits>,
         streaks: Streaks,
         cluster: Option<Arc<Cluster>>,
+        billing: Billing,
     ) -> Self {
         let generations = Arc::new(Semaphore::new(settings.max_concurrent_generations));
         let prefills = RateLimiter::direct(Quota::per_minute(
@@ -236,6 +288,7 @@ impl TurnService {
             metrics: Arc::default(),
             replies: Arc::default(),
             cluster,
+            billing,
             tools: Arc::new(ToolRegistry::new(ToolSettings {
                 call_timeout: Duration::from_secs(10),
                 max_result_bytes: 16 * 1024,
@@ -280,6 +333,24 @@ impl TurnService {
     /// Every turn's latency, for `/metrics`.
     pub fn metrics(&self) -> &metrics::TurnMetrics {
         &self.metrics
+    }
+
+    /// Plans, quotas and the usage meter.
+    pub fn billing(&self) -> &Billing {
+        &self.billing
+    }
+
+    /// The id of the default model (`none` without one), as usage labels it.
+    pub fn default_model_id(&self) -> String {
+        self.model_id(None)
+    }
+
+    /// The id of the model a turn with `choice` is answered by (the
+    /// default model's when it picks none).
+    fn model_id(&self, choice: Option<&ModelChoice>) -> String {
+        choice
+            .or_else(|| self.models.choices().first())
+            .map_or_else(|| "none".to_owned(), |choice| choice.id.clone())
     }
 
     /// The settings every reply is shaped by.
@@ -342,6 +413,7 @@ impl TurnService {
                 ));
             }
         }
+        self.check_quota(channel, &options).await?;
         let forward = || ForwardedSubmit {
             conversation_id: channel.id,
             owner: channel.owner,
@@ -351,6 +423,7 @@ impl TurnService {
             system_prompt: options.system_prompt.clone(),
             parent: options.parent,
             regenerate: None,
+            voice_ms_in: options.voice_ms_in,
         };
         // A resend (above) costs nothing; a new message pays here.
         let lease = match self.admit(channel, forward, options.forwarded).await? {
@@ -403,9 +476,28 @@ impl TurnService {
         })
     }
 
+    /// Refuse a turn over its owner's plan before anything is stored or
+    /// generated; a turn another node handed over was checked there (the
+    /// database is shared).
+    async fn check_quota(
+        &self,
+        channel: &ChannelHandle,
+        options: &TurnOptions,
+    ) -> Result<(), SubmitError> {
+        if options.forwarded {
+            return Ok(());
+        }
+        let model_id = self.model_id(options.model.as_ref());
+        self.billing
+            .check(channel.owner, &model_id, options.voice_ms_in > 0)
+            .await?;
+        Ok(())
+    }
+
     /// Register and spawn the task that writes a reply.
     fn start_reply(&self, channel: &ChannelHandle, start: ReplyStart, options: TurnOptions) {
         let reply_id = start.reply_id;
+        let model_id = self.model_id(options.model.as_ref());
         let cancel = self.stop_replies.child_token();
         self.replies.register(channel.id, reply_id, cancel.clone());
         let mut settings = self.settings.clone();
@@ -436,6 +528,9 @@ impl TurnService {
                 stop: self.stop_replies.clone(),
                 limits: self.settings.summary_limits,
             }),
+            billing: self.billing.clone(),
+            model_id,
+            voice_ms_in: i64::try_from(options.voice_ms_in).unwrap_or(i64::MAX),
             _lease: start.lease,
         };
         let span = tracing::info_span!("reply", conversation_id = %channel.id, %reply_id);
@@ -497,42 +592,48 @@ impl TurnService {
     /// Store a turn another system already had (a speech-to-speech model
     /// such as Gemini Live): the user's words, if any were transcribed, then
     /// the assistant's reply as its final `message`, both published to the
-    /// conversation like any other turn. `reply_id` is the reply's id when
-    /// it was chosen earlier (its tool calls already refer to it), and
-    /// `words_stored_as` the user message stored before those calls.
+    /// conversation like any other turn, with what it cost.
     pub async fn store_exchange(
         &self,
         channel: &ChannelHandle,
-        user_text: Option<UserText>,
-        reply: &str,
-        status: MessageStatus,
-        reply_id: Option<Uuid>,
-        words_stored_as: Option<Uuid>,
+        exchange: SpokenExchange<'_>,
     ) -> Result<Uuid, SubmitError> {
         if self.stopping.load(Ordering::Acquire) {
             return Err(SubmitError::ShuttingDown);
         }
         // The exchange already happened: it is stored whatever the budget
         // says, but it counts against the owner's messages.
-        if user_text.is_some() && !self.limits.allow_user_message(channel.owner) {
+        if exchange.user_text.is_some() && !self.limits.allow_user_message(channel.owner) {
             tracing::info!("a voice exchange went past its owner's message budget");
         }
         let _lease = self.hold(channel).await?;
-        let reply_id = reply_id.unwrap_or_else(Uuid::now_v7);
-        let question_id = match user_text {
+        let reply_id = exchange.reply_id.unwrap_or_else(Uuid::now_v7);
+        let question_id = match exchange.user_text {
             Some(text) => Some(self.publish_spoken_words(channel, text, reply_id).await?),
-            None => words_stored_as,
+            None => exchange.words_stored_as,
+        };
+        let cost = exchange.cost;
+        let ms = |ms: u64| i64::try_from(ms).unwrap_or(i64::MAX);
+        let usage = store::UsageDelta {
+            prompt_tokens: i64::from(cost.tokens.prompt_tokens),
+            completion_tokens: i64::from(cost.tokens.completion_tokens),
+            voice_ms_in: ms(cost.voice_ms_in),
+            voice_ms_out: ms(cost.voice_ms_out),
+            tool_calls: i64::from(cost.tool_calls),
+            ..self.billing.reply_usage(channel.owner, &cost.model)
         };
         let reply = FinishedReply {
             reply_id,
-            content: reply,
-            status,
+            content: exchange.reply,
+            status: exchange.status,
             error_code: None,
             question_id,
+            usage: Some(usage.clone()),
         };
         publish_reply(self.storage(), channel, &reply)
             .await
             .map_err(gone)?;
+        self.billing.metrics.count(&usage);
         Ok(reply_id)
     }
 

@@ -16,7 +16,7 @@ use super::{
 };
 use crate::{
     hub::{ChannelHandle, Published},
-    store::{Message, MessageWriter, NewMessage, Parent, Pool, StoreError},
+    store::{Message, MessageWriter, NewMessage, Parent, Pool, StoreError, UsageDelta},
 };
 
 /// Where messages are written: the group-commit writer, and the pool for
@@ -55,6 +55,8 @@ pub(super) struct FinishedReply<'a> {
     pub error_code: Option<&'a str>,
     /// The question it answers, if any.
     pub question_id: Option<Uuid>,
+    /// What the reply cost, stored with it (none: not metered here).
+    pub usage: Option<UsageDelta>,
 }
 
 /// Whether a failed write may succeed if tried again.
@@ -63,19 +65,27 @@ fn is_transient(error: &StoreError) -> bool {
 }
 
 /// Insert `message` into `channel`'s conversation (storing the
-/// conversation first if it is not yet), retrying transient failures with
-/// backoff. Runs under the channel's numbering lock (inside `publish`), so
+/// conversation first if it is not yet) with `usage` in the same
+/// transaction, retrying transient failures with backoff. Runs under the channel's numbering lock (inside `publish`), so
 /// two first messages cannot both store the conversation.
 async fn insert_with_retry(
     storage: Storage<'_>,
     channel: &ChannelHandle,
     message: NewMessage,
+    usage: Option<&UsageDelta>,
 ) -> Result<Message, StoreError> {
     let mut waits = RETRY_BACKOFF.iter();
     loop {
         let inserted = match channel.unstored() {
-            Some(unstored) => first::insert(storage.db, channel, &unstored, message.clone()).await,
-            None => storage.writer.insert(message.clone()).await,
+            Some(unstored) => {
+                first::insert(storage.db, channel, &unstored, message.clone(), usage).await
+            }
+            None => {
+                storage
+                    .writer
+                    .insert_counted(message.clone(), usage.cloned())
+                    .await
+            }
         };
         match inserted {
             Err(error) if is_transient(&error) => match waits.next() {
@@ -114,6 +124,7 @@ pub(super) async fn publish_user_message(
                     parent: message.parent,
                     activate: Some(message.reply_id),
                 },
+                None,
             )
             .await?;
             Ok(ack_event(&stored))
@@ -151,6 +162,7 @@ pub(super) async fn publish_reply(
                     // A question made its reply the leaf when it was stored.
                     activate: reply.question_id.is_none().then_some(reply.reply_id),
                 },
+                reply.usage.as_ref(),
             )
             .await?;
             Ok(final_event(&message))
@@ -173,6 +185,7 @@ pub(super) async fn publish_unstored_end(
         message_id: Some(reply_id),
         seq: Some(seq),
         client_id: None,
+        quota: None,
     })
     .await;
     publish_from_memory(channel, |seq| ServerEvent::Message {

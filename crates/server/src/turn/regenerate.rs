@@ -43,6 +43,7 @@ impl TurnService {
         .ok_or(SubmitError::InvalidBranch(
             "this reply answers no question and cannot be regenerated",
         ))?;
+        self.check_quota(channel, &options).await?;
         let forward = || ForwardedSubmit {
             conversation_id: channel.id,
             owner: channel.owner,
@@ -52,6 +53,7 @@ impl TurnService {
             system_prompt: options.system_prompt.clone(),
             parent: options.parent,
             regenerate: Some(reply_id),
+            voice_ms_in: 0,
         };
         let lease = match self.admit(channel, forward, options.forwarded).await? {
             Holding::Here(lease) => lease,

@@ -33,6 +33,7 @@ use super::{
     TurnSettings,
 };
 use crate::{
+    billing::Billing,
     hub::ChannelHandle,
     store::{self, MessageWriter, Pool, StoreError},
     time::sleep_until_some,
@@ -105,8 +106,30 @@ pub(super) struct ReplyJob {
     pub(super) tools: Arc<ToolRegistry>,
     /// Rolling summaries of trimmed history (`None`: disabled).
     pub(super) rolling: Option<Rolling>,
+    /// Meters the reply: its usage is stored with it.
+    pub(super) billing: Billing,
+    /// The id of the model answering (as `GET /api/models` lists it).
+    pub(super) model_id: String,
+    /// Milliseconds of the user's speech this reply answers (0 for text).
+    pub(super) voice_ms_in: i64,
     /// Cluster mode: this node's hold on the conversation, until the reply is stored.
     pub(super) _lease: Option<crate::cluster::LeaseGuard>,
+}
+
+/// A round's usage when the provider reported none (the round was cut
+/// short, or the provider does not report usage): estimated from the
+/// prompt sent and the text generated.
+fn estimated_usage(prompt_tokens: usize, generated: &str) -> Usage {
+    let completion = ChatMessage::new(colloquy_ai::Role::Assistant, generated);
+    let tokens = |count: usize| u32::try_from(count).unwrap_or(u32::MAX);
+    Usage {
+        prompt_tokens: tokens(prompt_tokens),
+        completion_tokens: if generated.is_empty() {
+            0
+        } else {
+            tokens(colloquy_ai::history::estimate_tokens(&completion))
+        },
+    }
 }
 
 impl ReplyJob {
@@ -151,7 +174,13 @@ impl ReplyJob {
                 (content, MessageStatus::Error, Some(code))
             }
         };
-        self.store_final(&content, status, error_code).await;
+        let mut metered = self.billing.reply_usage(self.channel.owner, &self.model_id);
+        metered.prompt_tokens = i64::from(usage.prompt_tokens);
+        metered.completion_tokens = i64::from(usage.completion_tokens);
+        metered.tool_calls = i64::try_from(tool_calls).unwrap_or(i64::MAX);
+        metered.voice_ms_in = self.voice_ms_in;
+        self.store_final(&content, status, error_code, metered)
+            .await;
         self.replies.finish(self.channel.id, self.reply_id);
         let done = Completed {
             user_id: self.channel.owner,
@@ -236,6 +265,10 @@ impl ReplyJob {
             };
             let fitted = prompt.fit(&messages).await;
             generated.refresh_summary_through = prompt.refresh_through();
+            let prompt_estimate: usize = fitted
+                .iter()
+                .map(colloquy_ai::history::estimate_tokens)
+                .sum();
             let request = ChatRequest {
                 messages: fitted,
                 max_tokens: Some(self.settings.max_reply_tokens),
@@ -248,15 +281,22 @@ impl ReplyJob {
                 started = provider.stream_chat(request) => started.map_err(Failure::Provider)?,
                 () = self.cancel.cancelled() => return Ok(MessageStatus::Interrupted),
             };
-            let completion = match self.stream_round(stream, generated, &mut checkpoints).await {
+            let end = self.stream_round(stream, generated, &mut checkpoints).await;
+            // A round the provider did not report (cut short) still cost
+            // what it was sent and what it generated.
+            let reported = match &end {
+                RoundEnd::Finished(completion) => completion.usage,
+                _ => None,
+            };
+            generated.usage += reported.unwrap_or_else(|| {
+                estimated_usage(prompt_estimate, &generated.content[round_start..])
+            });
+            let completion = match end {
                 RoundEnd::Finished(completion) => completion,
                 RoundEnd::Full => return Ok(MessageStatus::Complete),
                 RoundEnd::Cancelled => return Ok(MessageStatus::Interrupted),
                 RoundEnd::Failed(error) => return Err(Failure::Provider(error)),
             };
-            if let Some(usage) = completion.usage {
-                generated.usage += usage;
-            }
             if completion.tool_calls.is_empty() {
                 return Ok(MessageStatus::Complete);
             }
@@ -395,6 +435,7 @@ impl ReplyJob {
                     message_id: Some(message_id),
                     seq: Some(seq),
                     client_id: None,
+                    quota: None,
                 })
             })
             .await;
@@ -407,13 +448,20 @@ impl ReplyJob {
     /// cannot be stored (after retries) or its conversation is gone, the
     /// final events are published from memory: every reply ends for every
     /// listener, whatever failed.
-    async fn store_final(&self, content: &str, status: MessageStatus, error_code: Option<&str>) {
+    async fn store_final(
+        &self,
+        content: &str,
+        status: MessageStatus,
+        error_code: Option<&str>,
+        usage: store::UsageDelta,
+    ) {
         let reply = FinishedReply {
             reply_id: self.reply_id,
             content,
             status,
             error_code,
             question_id: Some(self.question_id),
+            usage: Some(usage.clone()),
         };
         let storage = Storage {
             writer: &self.writer,
@@ -422,6 +470,7 @@ impl ReplyJob {
         let code = match publish_reply(storage, &self.channel, &reply).await {
             Ok(_) => {
                 tracing::debug!(status = status.as_str(), "reply stored");
+                self.billing.metrics.count(&usage);
                 return;
             }
             Err(StoreError::NotFound) => {

@@ -18,7 +18,7 @@ use colloquy_protocol::MessageStatus;
 use colloquy_voice::{
     pcm::{duration_ms, samples_for_ms},
     vad::{VadEvent, VoiceActivityDetector},
-    OUTPUT_SAMPLE_RATE,
+    INPUT_SAMPLE_RATE, OUTPUT_SAMPLE_RATE,
 };
 use futures::{SinkExt, StreamExt};
 use tokio::{sync::mpsc, time::Instant};
@@ -35,8 +35,12 @@ use crate::{
     input::UserText,
     socket::{close_code, Exit, Liveness},
     time::sleep_until_some,
+    turn::{ExchangeUsage, SpokenExchange},
     AppState,
 };
+
+/// The model label Gemini Live exchanges are metered under.
+pub(super) const USAGE_MODEL: &str = "gemini-live";
 
 /// Bytes per outgoing chunk: 40 ms of 24 kHz PCM16.
 fn chunk_bytes() -> usize {
@@ -61,6 +65,10 @@ struct Exchange {
     /// tools), and as which message once that succeeded.
     words_stored: bool,
     words_stored_as: Option<Uuid>,
+    /// The user's audio sent up during this exchange, in milliseconds.
+    input_ms: u64,
+    /// The tokens Gemini last reported for this exchange.
+    usage: colloquy_ai::LiveUsage,
 }
 
 /// Store what the user said before the reply's first tool call runs: the
@@ -158,6 +166,7 @@ pub async fn bridge(
                             speech_end = Some(stream_clock.instant_of(end_ms, now));
                         }
                     }
+                    exchange.input_ms += duration_ms(audio.samples.len(), INPUT_SAMPLE_RATE);
                     if let Some(tx) = &audio_tx {
                         if tx.send(audio.bytes.to_vec()).await.is_err() {
                             audio_tx = None;
@@ -194,12 +203,15 @@ pub async fn bridge(
                             let done = std::mem::take(&mut exchange);
                             store(&state, &channel, &recorder, done, now).await;
                         }
-                        LiveEvent::Usage(usage) => tracing::debug!(
-                            prompt = usage.prompt_token_count,
-                            response = usage.response_token_count,
-                            total = usage.total_token_count,
-                            "gemini live usage"
-                        ),
+                        LiveEvent::Usage(usage) => {
+                            tracing::debug!(
+                                prompt = usage.prompt_token_count,
+                                response = usage.response_token_count,
+                                total = usage.total_token_count,
+                                "gemini live usage"
+                            );
+                            exchange.usage = usage;
+                        }
                         LiveEvent::ToolCalls(calls) => {
                             let reply_id = *exchange.reply_id.get_or_insert_with(Uuid::now_v7);
                             store_words_before_tools(&state, &channel, &mut exchange, reply_id).await;
@@ -306,15 +318,28 @@ async fn store(
     if user.is_none() && reply.is_empty() && exchange.tool_calls == 0 {
         return;
     }
+    let cost = ExchangeUsage {
+        model: USAGE_MODEL.to_owned(),
+        tokens: colloquy_ai::Usage {
+            prompt_tokens: exchange.usage.prompt_token_count,
+            completion_tokens: exchange.usage.response_token_count,
+        },
+        voice_ms_in: exchange.input_ms,
+        voice_ms_out: exchange.playback.heard_ms(end).min(exchange.audio_ms),
+        tool_calls: exchange.tool_calls,
+    };
     match state
         .turns
         .store_exchange(
             channel,
-            user,
-            &reply,
-            status,
-            exchange.reply_id,
-            exchange.words_stored_as,
+            SpokenExchange {
+                user_text: user,
+                reply: &reply,
+                status,
+                reply_id: exchange.reply_id,
+                words_stored_as: exchange.words_stored_as,
+                cost,
+            },
         )
         .await
     {

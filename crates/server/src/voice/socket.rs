@@ -30,6 +30,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use crate::{
     auth::{authenticate, AuthFailure},
+    billing::QuotaError,
     error::{ApiPath, AppError},
     hub::{ChannelHandle, Unstored},
     limits::{SocketPermit, SocketRefused},
@@ -41,6 +42,8 @@ use crate::{
 };
 
 const CONFIG_ERROR: &str = "Server configuration error for AI client";
+/// The close reason of a session whose plan's daily quota is spent.
+const QUOTA_EXCEEDED: &str = "Quota exceeded";
 
 /// The voice socket, upgraded from `GET` (see [`crate::ws::router`]).
 pub fn router() -> OpenApiRouter<AppState> {
@@ -53,7 +56,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// request that is no WebSocket handshake gets 400 `websocket_required`, a
 /// disallowed `Origin` 403. Refusals after the upgrade are close codes with
 /// a reason: 1008 `Not authenticated`, `User not found`, `Step not found` or
-/// `Impact not found` (and too many sockets); 1011 `Server configuration
+/// `Impact not found` (and too many sockets), `Quota exceeded` when the
+/// plan's daily quota is spent (at the start or at a later turn) or
+/// `Model not in plan`; 1011 `Server configuration
 /// error for AI client` when no voice engine or model is configured, or
 /// `Session unavailable` when storage failed (retry); 1013 when voice or the
 /// server is full (retry later); 1001 without heartbeat.
@@ -128,6 +133,18 @@ async fn admit(
         (VoiceBackend::GeminiLive(live), _) => Engine::GeminiLive(live.clone()),
         _ => return Err((INTERNAL_ERROR, CONFIG_ERROR)),
     };
+    // A spent quota refuses the session up front: Gemini Live answers
+    // without asking this server first, so its turns cannot be refused later.
+    let model = match &engine {
+        Engine::Local(_) => state.turns.default_model_id(),
+        Engine::GeminiLive(_) => super::gemini::USAGE_MODEL.to_owned(),
+    };
+    match state.billing.check(user.id, &model, true).await {
+        Ok(_) => {}
+        Err(QuotaError::Exceeded(_)) => return Err(policy(QUOTA_EXCEEDED)),
+        Err(QuotaError::ModelNotInPlan { .. }) => return Err(policy("Model not in plan")),
+        Err(QuotaError::Store(error)) => return Err(storage(error)),
+    }
     let permit = state
         .limits
         .open_socket(user.id)
@@ -252,6 +269,7 @@ async fn run(socket: WebSocket, state: AppState, admitted: Admitted) {
                 Some(VoiceOutput::Error { code, message }) => {
                     tracing::warn!(code, %message, "voice turn failed");
                 }
+                Some(VoiceOutput::QuotaExceeded(_)) => break Exit::close(close_code::POLICY, QUOTA_EXCEEDED),
                 // Transcripts and interruptions are for JSON sockets; the
                 // binary protocol carries audio only.
                 Some(_) => {}

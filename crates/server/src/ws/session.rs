@@ -327,6 +327,7 @@ impl Session {
             message_id: None,
             seq: None,
             client_id: client_id.map(str::to_owned),
+            quota: None,
         };
         self.send_event(&event).await
     }
@@ -499,6 +500,7 @@ impl Session {
                 content,
             },
             VoiceOutput::Error { code, message } => return self.send_error(code, &message).await,
+            VoiceOutput::QuotaExceeded(quota) => return self.send_event(&quota.event(None)).await,
         };
         self.send_event(&event).await
     }
@@ -547,6 +549,10 @@ impl Session {
 
     /// Tell the client why a message or regenerate was refused.
     async fn refuse_submit(&mut self, error: SubmitError, id: Option<&str>) -> bool {
+        if let SubmitError::QuotaExceeded(quota) = error {
+            tracing::info!(plan = %quota.plan, limit = quota.limit, "message over quota");
+            return self.send_event(&quota.event(id.map(str::to_owned))).await;
+        }
         tracing::warn!(%error, "message refused");
         let message = match error.code() {
             "storage_error" => "the message could not be stored; please retry".to_owned(),

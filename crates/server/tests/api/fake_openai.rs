@@ -3,7 +3,9 @@
 //! calls stream as OpenAI streams them: `delta.tool_calls[]` fragments
 //! keyed by `index`, the first of each call with its `id` and function
 //! name, the rest only argument text (here cut small and interleaved
-//! between calls), then `finish_reason: "tool_calls"`.
+//! between calls), then `finish_reason: "tool_calls"`. Like OpenAI, the
+//! token usage chunk comes only when `stream_options.include_usage` asks:
+//! 10 prompt and 5 completion tokens for text, 20 and 8 for tool calls.
 
 use std::{
     collections::VecDeque,
@@ -135,6 +137,7 @@ async fn completions(
     Json(body): Json<Value>,
 ) -> Response {
     assert_eq!(body["stream"], true, "Colloquy must ask for a stream");
+    let include_usage = body["stream_options"]["include_usage"] == true;
     let script = {
         let mut shared = shared.lock().unwrap();
         shared.requests.push(body);
@@ -150,7 +153,7 @@ async fn completions(
                 json!({ "error": { "message": "scripted failure", "type": "server_error" } });
             return (status, Json(error)).into_response();
         }
-        Script::ToolCalls(calls) => return tool_call_response(calls),
+        Script::ToolCalls(calls) => return tool_call_response(calls, include_usage),
         Script::Tokens { tokens, delay } => (tokens, delay, true),
         Script::StallAfter(tokens) => (tokens, Duration::from_millis(5), false),
     };
@@ -166,12 +169,12 @@ async fn completions(
     });
     let ending: futures::stream::BoxStream<'static, Bytes> = if finish {
         let usage = json!({"choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}});
-        futures::stream::iter(vec![
-            chunk(None, Some("stop")),
-            Bytes::from(format!("data: {usage}\n\n")),
-            Bytes::from_static(b"data: [DONE]\n\n"),
-        ])
-        .boxed()
+        let mut ending = vec![chunk(None, Some("stop"))];
+        if include_usage {
+            ending.push(Bytes::from(format!("data: {usage}\n\n")));
+        }
+        ending.push(Bytes::from_static(b"data: [DONE]\n\n"));
+        futures::stream::iter(ending).boxed()
     } else {
         futures::stream::pending().boxed()
     };
@@ -187,7 +190,7 @@ const ARGUMENT_FRAGMENT_CHARS: usize = 4;
 
 /// A streamed response that makes `calls`: each call's first fragment
 /// (id and name), then their argument fragments interleaved by index.
-fn tool_call_response(calls: Vec<(String, String, String)>) -> Response {
+fn tool_call_response(calls: Vec<(String, String, String)>, include_usage: bool) -> Response {
     let mut chunks = vec![delta_chunk(json!({ "role": "assistant" }), None)];
     let mut fragments: Vec<Vec<String>> = Vec::new();
     for (index, (id, name, arguments)) in calls.iter().enumerate() {
@@ -219,7 +222,9 @@ fn tool_call_response(calls: Vec<(String, String, String)>) -> Response {
     }
     let usage = json!({"choices": [], "usage": {"prompt_tokens": 20, "completion_tokens": 8, "total_tokens": 28}});
     chunks.push(delta_chunk(json!({}), Some("tool_calls")));
-    chunks.push(Bytes::from(format!("data: {usage}\n\n")));
+    if include_usage {
+        chunks.push(Bytes::from(format!("data: {usage}\n\n")));
+    }
     chunks.push(Bytes::from_static(b"data: [DONE]\n\n"));
     let stream = futures::stream::iter(chunks).map(Ok::<_, Infallible>);
     Response::builder()

@@ -32,6 +32,7 @@ mod openai_compat;
 mod openapi;
 mod plans;
 mod process_server;
+mod quotas;
 mod resume;
 mod shares;
 mod storage_failures;
@@ -41,6 +42,9 @@ mod throttles;
 mod titles;
 mod tools;
 mod turn_timings;
+mod usage;
+#[cfg(feature = "voice-local")]
+mod usage_voice;
 #[cfg(feature = "voice-local")]
 mod voice;
 mod voice_gemini;

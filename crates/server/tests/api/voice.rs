@@ -22,12 +22,12 @@ use crate::{
 };
 
 /// What the user says in these tests.
-const QUESTION: &str = "I went for my first run today and it felt great.";
+pub(crate) const QUESTION: &str = "I went for my first run today and it felt great.";
 const SECOND_QUESTION: &str = "How often should I run next week?";
 /// Input audio per frame sent: 20 ms at 16 kHz.
 const FRAME_SAMPLES: usize = 320;
 
-fn models_dir() -> PathBuf {
+pub(crate) fn models_dir() -> PathBuf {
     let dir = std::env::var_os("COLLOQUY_MODELS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/models"));
@@ -42,7 +42,8 @@ fn models_dir() -> PathBuf {
 /// The local-voice tests run one at a time: Whisper and Piper each take a
 /// core, and two such tests at once on a small CI machine slow each other's
 /// audio past the real-time pace their assertions are about.
-static ONE_VOICE_TEST_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static ONE_VOICE_TEST_AT_A_TIME: tokio::sync::Mutex<()> =
+    tokio::sync::Mutex::const_new(());
 
 /// A server with the local voice engines, and this test's turn with them
 /// (keep the guard alive for the whole test).
@@ -60,13 +61,13 @@ async fn voice_app() -> (tokio::sync::MutexGuard<'static, ()>, TestApp) {
 }
 
 /// `text` spoken by the server's own TTS, at 16 kHz.
-fn speech(app: &TestApp, text: &str) -> Vec<f32> {
+pub(crate) fn speech(app: &TestApp, text: &str) -> Vec<f32> {
     let tts = &app.state.voice.local().expect("local voice").tts;
     let audio = tts.synthesize_repeatable(text).unwrap();
     resample(&audio, tts.sample_rate(), 16_000).unwrap()
 }
 
-fn silence(ms: usize) -> Vec<f32> {
+pub(crate) fn silence(ms: usize) -> Vec<f32> {
     vec![0.0; ms * 16]
 }
 
@@ -135,7 +136,7 @@ fn without_repeated_sentences(text: &str) -> String {
 }
 
 /// Send `samples` as binary frames paced to real time.
-async fn stream_binary(
+pub(crate) async fn stream_binary(
     sink: &mut (impl SinkExt<Message, Error = impl std::fmt::Debug> + Unpin),
     samples: &[f32],
 ) {
@@ -194,12 +195,12 @@ async fn voice_conversation(app: &TestApp, token: &str) -> Value {
 }
 
 /// Frames received from the server with their arrival times.
-struct Received {
+pub(crate) struct Received {
     frames: mpsc::UnboundedReceiver<(Instant, Message)>,
 }
 
 impl Received {
-    fn spawn(
+    pub(crate) fn spawn(
         mut stream: impl StreamExt<Item = Result<Message, impl std::fmt::Debug>>
             + Unpin
             + Send
@@ -217,7 +218,7 @@ impl Received {
     }
 
     /// Binary audio until none has arrived for `quiet`, with the first arrival.
-    async fn audio_until_quiet(
+    pub(crate) async fn audio_until_quiet(
         &mut self,
         first_wait: Duration,
         quiet: Duration,

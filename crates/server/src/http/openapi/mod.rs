@@ -56,6 +56,7 @@ use crate::AppState;
         (name = "plans", description = "Coaching plans and their ordered steps."),
         (name = "analytics", description = "Product analytics events and their daily counts."),
         (name = "billing", description = "Stripe Checkout for a plan, and Stripe's signed webhook."),
+        (name = "usage", description = "What users spent per day and model, and their plans' daily quotas."),
         (name = "openai", description = "An OpenAI-compatible API: a Colloquy token is the API key."),
         (name = "server", description = "Client configuration, health, metrics and this document."),
         (name = "ui", description = "Pages of the browser UI. Every file of the UI (scripts, \

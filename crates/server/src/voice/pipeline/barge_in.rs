@@ -23,6 +23,7 @@ impl Pipeline {
         };
         let now = Instant::now();
         let played_ms = speech.playback.heard_ms(now);
+        self.meter_speech(played_ms).await;
         let heard = speech.playback.heard_text(played_ms);
         let reply_id = speech.reply_id;
         // A synthesis in flight finishes on its thread; its result is dropped.

@@ -22,7 +22,7 @@ use uuid::Uuid;
 use super::{Pipeline, VoiceOutput};
 use crate::{
     input::{ClientId, UserText},
-    turn::TurnOptions,
+    turn::{SubmitError, TurnOptions},
     voice::timings::{StreamClock, TurnTimer},
 };
 
@@ -36,14 +36,20 @@ struct Utterance {
     speech_end: Instant,
 }
 
+/// How long `audio` (16 kHz samples) lasts, in milliseconds: the voice
+/// heard that a turn is metered for.
+fn audio_ms(audio: &[f32]) -> u64 {
+    colloquy_voice::pcm::duration_ms(audio.len(), colloquy_voice::INPUT_SAMPLE_RATE)
+}
+
 /// Identifies the audio of an utterance: where its voice ended and its length.
 type AudioKey = (u64, usize);
 
 /// What a transcription is for.
 #[derive(Debug, Clone, Copy)]
 enum SttJob {
-    /// A confirmed utterance: its transcript starts a turn.
-    Utterance { speech_end: Instant },
+    /// A confirmed utterance (`audio_ms` long): its transcript starts a turn.
+    Utterance { speech_end: Instant, audio_ms: u64 },
     /// Started when the voice paused, before the silence confirmed the end
     /// of the utterance: used only if the utterance ends with this audio
     /// (the job then becomes that utterance's).
@@ -147,14 +153,18 @@ impl Pipeline {
                 {
                     if let Some((_, result)) = self.listen.speculated.take() {
                         self.deps.metrics.speculation(true);
-                        return self.on_transcript(speech_end, result).await;
+                        let heard = audio_ms(&audio);
+                        return self.on_transcript(speech_end, heard, result).await;
                     }
                 }
                 self.discard_speculation();
                 if let Some(job) = self.listen.stt_job.as_mut() {
                     if matches!(job, SttJob::Speculative { key: running } if *running == key) {
                         self.deps.metrics.speculation(true);
-                        *job = SttJob::Utterance { speech_end };
+                        *job = SttJob::Utterance {
+                            speech_end,
+                            audio_ms: audio_ms(&audio),
+                        };
                         return;
                     }
                 }
@@ -195,6 +205,7 @@ impl Pipeline {
         };
         let job = SttJob::Utterance {
             speech_end: utterance.speech_end,
+            audio_ms: audio_ms(&utterance.audio),
         };
         self.spawn_transcription(job, utterance.audio);
     }
@@ -216,9 +227,12 @@ impl Pipeline {
             }
         };
         match job {
-            Some(SttJob::Utterance { speech_end }) => {
+            Some(SttJob::Utterance {
+                speech_end,
+                audio_ms,
+            }) => {
                 self.start_transcription();
-                self.on_transcript(speech_end, result).await;
+                self.on_transcript(speech_end, audio_ms, result).await;
             }
             None => self.start_transcription(),
             Some(SttJob::Speculative { key }) => {
@@ -229,7 +243,7 @@ impl Pipeline {
     }
 
     /// A transcript is ready: show it and start the turn.
-    async fn on_transcript(&mut self, speech_end: Instant, result: Transcribed) {
+    async fn on_transcript(&mut self, speech_end: Instant, audio_ms: u64, result: Transcribed) {
         let text = match result {
             Ok(text) => text.trim().to_owned(),
             Err(error) => {
@@ -262,6 +276,8 @@ impl Pipeline {
         };
         let options = TurnOptions {
             system_prompt: self.settings.system_prompt.clone(),
+            // At least a millisecond: this turn is a spoken one.
+            voice_ms_in: audio_ms.max(1),
             ..TurnOptions::default()
         };
         match self
@@ -274,6 +290,9 @@ impl Pipeline {
                 let timer =
                     TurnTimer::new(submitted.reply_id, Some(speech_end), Some(transcript_at));
                 self.timers.insert(submitted.reply_id, timer);
+            }
+            Err(SubmitError::QuotaExceeded(quota)) => {
+                self.send(VoiceOutput::QuotaExceeded(quota)).await;
             }
             Err(error) => {
                 tracing::warn!(%error, "voice message refused");

@@ -80,6 +80,8 @@ pub enum VoiceOutput {
         code: &'static str,
         message: String,
     },
+    /// A spoken turn was refused: the plan's daily quota is spent.
+    QuotaExceeded(Box<crate::billing::QuotaExceeded>),
 }
 
 /// How a pipeline behaves.

@@ -228,8 +228,29 @@ impl Pipeline {
             return;
         };
         let end = speech.playback.playhead_end().unwrap_or_else(Instant::now);
+        self.meter_speech(speech.playback.heard_ms(end)).await;
         if let Some(timer) = self.timers.remove(&speech.reply_id) {
             self.recorder.record(&timer, end).await;
+        }
+    }
+
+    /// Meter `played_ms` of a reply's speech as voice out. The reply was
+    /// stored (and metered) before its speech ended, so this is a usage
+    /// row of its own: no message, only the seconds spoken.
+    pub(super) async fn meter_speech(&self, played_ms: u64) {
+        if played_ms == 0 {
+            return;
+        }
+        let turns = &self.deps.turns;
+        let usage = crate::store::UsageDelta {
+            messages: 0,
+            voice_ms_out: i64::try_from(played_ms).unwrap_or(i64::MAX),
+            ..turns
+                .billing()
+                .reply_usage(self.channel.owner, &turns.default_model_id())
+        };
+        if let Err(error) = turns.billing().add(&usage).await {
+            tracing::warn!(%error, "metering spoken audio failed");
         }
     }
 }
