@@ -25,6 +25,7 @@ mod models;
 mod new_conversations;
 mod openai_compat;
 mod openapi;
+mod plan_tools;
 mod plans;
 mod process_server;
 mod resume;
@@ -40,4 +41,6 @@ mod turn_timings;
 mod voice;
 mod voice_gemini;
 mod voice_socket;
+#[cfg(feature = "voice-local")]
+mod voice_tools;
 mod webhooks;
