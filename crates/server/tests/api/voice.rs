@@ -46,7 +46,7 @@ static ONE_VOICE_TEST_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::co
 
 /// A server with the local voice engines, and this test's turn with them
 /// (keep the guard alive for the whole test).
-async fn voice_app() -> (tokio::sync::MutexGuard<'static, ()>, TestApp) {
+pub(crate) async fn voice_app() -> (tokio::sync::MutexGuard<'static, ()>, TestApp) {
     let turn = ONE_VOICE_TEST_AT_A_TIME.lock().await;
     let dir = models_dir();
     let app = spawn_app_with(move |config| {
@@ -60,13 +60,13 @@ async fn voice_app() -> (tokio::sync::MutexGuard<'static, ()>, TestApp) {
 }
 
 /// `text` spoken by the server's own TTS, at 16 kHz.
-fn speech(app: &TestApp, text: &str) -> Vec<f32> {
+pub(crate) fn speech(app: &TestApp, text: &str) -> Vec<f32> {
     let tts = &app.state.voice.local().expect("local voice").tts;
     let audio = tts.synthesize_repeatable(text).unwrap();
     resample(&audio, tts.sample_rate(), 16_000).unwrap()
 }
 
-fn silence(ms: usize) -> Vec<f32> {
+pub(crate) fn silence(ms: usize) -> Vec<f32> {
     vec![0.0; ms * 16]
 }
 
@@ -85,7 +85,7 @@ fn noise(ms: usize, amplitude: f32) -> Vec<f32> {
 
 /// Transcribe 24 kHz reply audio with the server's STT: proof that it is
 /// intelligible speech at the rate it claims.
-fn transcribe_reply(app: &TestApp, audio_24k: &[f32]) -> String {
+pub(crate) fn transcribe_reply(app: &TestApp, audio_24k: &[f32]) -> String {
     let stt = &app.state.voice.local().unwrap().stt;
     let audio = resample(audio_24k, 24_000, 16_000).unwrap();
     stt.transcribe(&audio).unwrap()
@@ -149,7 +149,7 @@ async fn stream_binary(
 }
 
 /// Send `samples` as JSON `audio` events of 100 ms, paced to real time.
-async fn stream_json(
+pub(crate) async fn stream_json(
     sink: &mut (impl SinkExt<Message, Error = impl std::fmt::Debug> + Unpin),
     samples: &[f32],
     rate: u32,
@@ -194,12 +194,12 @@ async fn voice_conversation(app: &TestApp, token: &str) -> Value {
 }
 
 /// Frames received from the server with their arrival times.
-struct Received {
+pub(crate) struct Received {
     frames: mpsc::UnboundedReceiver<(Instant, Message)>,
 }
 
 impl Received {
-    fn spawn(
+    pub(crate) fn spawn(
         mut stream: impl StreamExt<Item = Result<Message, impl std::fmt::Debug>>
             + Unpin
             + Send
@@ -236,7 +236,7 @@ impl Received {
     }
 
     /// The next JSON event.
-    async fn event(&mut self) -> Value {
+    pub(crate) async fn event(&mut self) -> Value {
         loop {
             let (_, frame) = tokio::time::timeout(Duration::from_secs(30), self.frames.recv())
                 .await
@@ -249,7 +249,7 @@ impl Received {
     }
 
     /// JSON events up to the first of type `kind` (included).
-    async fn events_until(&mut self, kind: &str) -> Vec<Value> {
+    pub(crate) async fn events_until(&mut self, kind: &str) -> Vec<Value> {
         let mut events = Vec::new();
         loop {
             let event = self.event().await;
@@ -262,7 +262,23 @@ impl Received {
     }
 }
 
-fn audio_of(events: &[Value]) -> Vec<f32> {
+/// The sending half of a client socket.
+pub(crate) type Sink = futures::stream::SplitSink<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    Message,
+>;
+
+/// A JSON chat socket that speaks its replies (`tts=1`), past its `ready`.
+pub(crate) async fn speaking_chat(app: &TestApp, token: &str) -> (Sink, Received) {
+    let url = app.ws_url(&format!("/api/v1/chat/ws?token={token}&tts=1"));
+    let (socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let (sink, stream) = socket.split();
+    let mut received = Received::spawn(stream);
+    assert_eq!(received.event().await["type"], "ready");
+    (sink, received)
+}
+
+pub(crate) fn audio_of(events: &[Value]) -> Vec<f32> {
     events
         .iter()
         .filter(|e| e["type"] == "audio")
@@ -406,11 +422,7 @@ async fn seed_004_binary_socket_turn_with_context_and_timings() {
 async fn seed_001_json_audio_gets_transcript_reply_and_speech() {
     let (_turn, app) = voice_app().await;
     let token = app.register("chat@example.com").await;
-    let url = app.ws_url(&format!("/api/v1/chat/ws?token={token}&tts=1"));
-    let (socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    let (mut sink, stream) = socket.split();
-    let mut received = Received::spawn(stream);
-    assert_eq!(received.event().await["type"], "ready");
+    let (mut sink, mut received) = speaking_chat(&app, &token).await;
     // 48 kHz input, as a browser captures it: the server resamples.
     let mut input = silence(200);
     input.extend(speech(&app, SECOND_QUESTION));
@@ -477,11 +489,7 @@ async fn barge_in_cuts_the_reply_to_what_was_heard() {
     let (script, full_reply) = long_reply(Duration::from_millis(120));
     app.upstream.push(script);
     let token = app.register("barge@example.com").await;
-    let url = app.ws_url(&format!("/api/v1/chat/ws?token={token}&tts=1"));
-    let (socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    let (mut sink, stream) = socket.split();
-    let mut received = Received::spawn(stream);
-    assert_eq!(received.event().await["type"], "ready");
+    let (mut sink, mut received) = speaking_chat(&app, &token).await;
     let mut first = speech(&app, QUESTION);
     first.extend(silence(800));
     stream_json(&mut sink, &first, 16_000).await;
