@@ -59,7 +59,11 @@ pub async fn search_messages(
                           m.created_at DESC, m.id DESC
                  LIMIT $3"
             ),
-            words.join(" "),
+            // The text as typed: plainto_tsquery splits it with the parser
+            // that built the index (which reads "zebra-42" as "zebra" and
+            // "-42"), treats nothing in it as an operator, and requires
+            // every word.
+            text.to_owned(),
         ),
         _ => (
             format!(
