@@ -1,7 +1,8 @@
 // @ts-check
 /**
  * @file The read-only page of a share link, `/s/{share_id}`: the snapshot's
- * title and messages, rendered with the chat's safe Markdown, and
+ * title and messages, rendered with the chat's safe Markdown (a reply's
+ * tool calls above its text, collapsible as in the chat), and
  * "Continue this conversation", which copies it into the reader's own
  * conversations (as a guest when nobody is signed in on this browser) and
  * opens it in the chat.
@@ -9,6 +10,7 @@
 
 import { Api, ApiError } from "./api.js";
 import { renderMarkdown } from "./markdown.js";
+import { renderToolCalls } from "./tool-calls.js";
 
 const api = new Api();
 const byId = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
@@ -46,7 +48,21 @@ async function show() {
     const body = document.createElement("div");
     body.className = "shared-body markdown";
     body.appendChild(renderMarkdown(message.content));
-    item.append(label, body);
+    item.append(label);
+    /** @type {{ name: string, arguments?: unknown, result?: unknown, error?: { code: string, message: string } }[]} */
+    const calls = message.tool_calls ?? [];
+    if (calls.length) {
+      const runs = calls.map((call, index) => ({
+        id: `${list.children.length}:${index}`,
+        name: call.name,
+        status: /** @type {"done" | "failed"} */ (call.error ? "failed" : "done"),
+        arguments: call.arguments,
+        result: call.result,
+        error: call.error,
+      }));
+      item.appendChild(renderToolCalls(runs, new Set()));
+    }
+    item.append(body);
     list.appendChild(item);
   }
   status.textContent = shared.messages.length ? "" : "Nothing was said in this conversation yet.";

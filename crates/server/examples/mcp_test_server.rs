@@ -1,8 +1,10 @@
 //! A small MCP server over stdio, built with rmcp's server side: the test
 //! double behind the API tests of `[[tools.mcp]]`. Its tools: `add(a, b)`,
 //! `fail` (always answers with an error result), `crash` (the process
-//! exits mid-call, as a crashing server would) and `grow` (adds a tool,
-//! `sub(a, b)`, and sends `notifications/tools/list_changed`).
+//! exits mid-call, as a crashing server would), `grow` (adds a tool,
+//! `sub(a, b)`, and sends `notifications/tools/list_changed`) and
+//! `huge(bytes)` (answers with one message, one line, of about that many
+//! bytes: what a misbehaving server's oversized output looks like).
 
 use std::sync::{
     atomic::{AtomicBool, Ordering},
@@ -59,6 +61,15 @@ impl ServerHandler for TestServer {
             Tool::new("fail", "Always fails.", schema(nothing.clone())),
             Tool::new("crash", "Makes the server exit.", schema(nothing.clone())),
             Tool::new("grow", "Adds the tool `sub`.", schema(nothing)),
+            Tool::new(
+                "huge",
+                "Answers with a message of about `bytes` bytes.",
+                schema(json!({
+                    "type": "object",
+                    "properties": { "bytes": { "type": "integer", "minimum": 0 } },
+                    "required": ["bytes"],
+                })),
+            ),
         ];
         if self.grown.load(Ordering::SeqCst) {
             tools.push(Tool::new("sub", "Subtract b from a.", schema(numbers)));
@@ -82,6 +93,11 @@ impl ServerHandler for TestServer {
                 (number("a") - number("b")).to_string(),
             )]),
             "crash" => std::process::exit(3),
+            "huge" => {
+                let bytes = arguments.get("bytes").and_then(Value::as_u64).unwrap_or(0);
+                let text = "x".repeat(usize::try_from(bytes).unwrap_or(0));
+                CallToolResult::success(vec![ContentBlock::text(text)])
+            }
             "grow" => {
                 self.grown.store(true, Ordering::SeqCst);
                 if context.peer.notify_tool_list_changed().await.is_err() {

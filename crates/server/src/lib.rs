@@ -351,18 +351,19 @@ async fn build_tools(
 ) -> anyhow::Result<(Arc<tools::ToolRegistry>, tools::mcp::McpServers)> {
     let registry = Arc::new(
         tools::builtin::registry(&config.enabled, config.settings())
-            .context("registering the built-in tools")?,
+            .context("registering the built-in tools")?
+            .allowing(config.allow_list()?),
     );
     for webhook in &config.http {
         let tool = tools::webhook::HttpTool::new(webhook, config.settings())?;
         registry
-            .register(Arc::new(tool))
+            .register_external(Arc::new(tool))
             .with_context(|| format!("registering the webhook tool {}", webhook.name))?;
     }
     let mcp = if config.mcp.is_empty() {
         tools::mcp::McpServers::none()
     } else {
-        tools::mcp::McpServers::start(&config.mcp, registry.clone(), config.mcp_restart()).await
+        tools::mcp::McpServers::start(&config.mcp, registry.clone(), config.mcp_settings()).await
     };
     Ok((registry, mcp))
 }

@@ -66,3 +66,37 @@ test("a share link opens a read-only page that anyone can continue from; stoppin
   assert.equal(await late.page.getByRole("button", { name: "Continue this conversation" }).isVisible(), false);
   assert.deepEqual(errors, []);
 });
+
+test("a shared reply shows its tool calls above its text, collapsible as in the chat", async () => {
+  const token = await stack.token();
+  const { page, errors } = await stack.page({ token });
+  await page.goto(`${stack.server.url}/`);
+  const call = { id: "call_6x7", name: "calculate", arguments: JSON.stringify({ expression: "6 * 7" }) };
+  stack.upstream.toolTurn([call], () => "It is 42.");
+  await sendMessage(page, "6 times 7?");
+  await waitForReply(page, "It is 42.");
+  await fromMenu(page, "Share link");
+  const notice = page.locator("#notice-text");
+  await notice.filter({ hasText: "/s/" }).waitFor();
+  const url = /** @type {RegExpMatchArray} */ ((await notice.textContent())?.match(/https?:\/\/\S+\/s\/[A-Za-z0-9_-]+/))[0];
+
+  const reader = await stack.page();
+  await reader.page.goto(url);
+  const reply = reader.page.locator(".shared-message.from-assistant");
+  const summary = reply.locator(".tool-summary");
+  await summary.waitFor();
+  assert.equal((await summary.textContent())?.trim(), "Used calculate");
+  await summary.click();
+  const values = reply.locator(".tool-value");
+  assert.deepEqual(JSON.parse((await values.nth(0).textContent()) ?? ""), { expression: "6 * 7" });
+  assert.equal(JSON.parse((await values.nth(1).textContent()) ?? "").result, 42);
+  const toolsFirst = await reply.evaluate((node) => {
+    const tools = /** @type {Element} */ (node.querySelector(".msg-tools"));
+    const body = /** @type {Element} */ (node.querySelector(".shared-body"));
+    return Boolean(tools.compareDocumentPosition(body) & Node.DOCUMENT_POSITION_FOLLOWING);
+  });
+  assert.ok(toolsFirst, "the calls come before the reply's text");
+  assert.deepEqual(await violations(reader.page), []);
+  assert.deepEqual(reader.errors, []);
+  assert.deepEqual(errors, []);
+});

@@ -9,7 +9,11 @@ use anyhow::bail;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::tools::{builtin, is_valid_tool_name, ToolSettings};
+use crate::tools::{
+    builtin, is_valid_tool_name,
+    mcp::{Backoff, McpSettings},
+    AllowList, ToolSettings,
+};
 
 /// Longest MCP server name: it prefixes each of its tools' names
 /// (`<server>__<tool>`), which must fit in 64 characters.
@@ -67,11 +71,18 @@ pub struct ToolsConfig {
     pub mcp: Vec<McpServerConfig>,
     /// Webhook tools.
     pub http: Vec<HttpToolConfig>,
+    /// Glob patterns of the external tools (MCP `<server>__<tool>` names
+    /// and webhook names) that may be offered; unset offers every one
+    /// declared, `[]` none.
+    pub allow: Option<Vec<String>>,
     /// First wait before restarting an MCP server that stopped; doubled on
     /// each failure in a row.
     pub mcp_restart_min_ms: u64,
     /// Longest wait between restarts.
     pub mcp_restart_max_secs: u64,
+    /// Longest message (one line of JSON) a stdio MCP server may send;
+    /// a longer one is dropped as it is read.
+    pub mcp_max_message_bytes: usize,
 }
 
 impl Default for ToolsConfig {
@@ -86,8 +97,10 @@ impl Default for ToolsConfig {
             max_result_bytes: 16 * 1024,
             mcp: Vec::new(),
             http: Vec::new(),
+            allow: None,
             mcp_restart_min_ms: 500,
             mcp_restart_max_secs: 60,
+            mcp_max_message_bytes: 1024 * 1024,
         }
     }
 }
@@ -124,9 +137,13 @@ impl ToolsConfig {
     /// Check the `[[tools.mcp]]` and `[[tools.http]]` entries: valid,
     /// distinct names; one transport per MCP server.
     fn validate_external(&self) -> anyhow::Result<()> {
-        if self.mcp_restart_min_ms == 0 || self.mcp_restart_max_secs == 0 {
-            bail!("invalid configuration: tools.mcp_restart_min_ms and tools.mcp_restart_max_secs must be greater than 0");
+        if self.mcp_restart_min_ms == 0
+            || self.mcp_restart_max_secs == 0
+            || self.mcp_max_message_bytes == 0
+        {
+            bail!("invalid configuration: tools.mcp_restart_min_ms, tools.mcp_restart_max_secs and tools.mcp_max_message_bytes must be greater than 0");
         }
+        self.allow_list()?;
         let mut servers = HashSet::new();
         for server in &self.mcp {
             if server.name.len() > MAX_MCP_SERVER_NAME
@@ -181,12 +198,26 @@ impl ToolsConfig {
         Ok(())
     }
 
-    /// How long to wait before restarting a stopped MCP server.
-    pub fn mcp_restart(&self) -> crate::tools::mcp::Backoff {
-        crate::tools::mcp::Backoff::new(
-            Duration::from_millis(self.mcp_restart_min_ms),
-            Duration::from_secs(self.mcp_restart_max_secs),
-        )
+    /// The allow-list of external tools (`tools.allow`).
+    pub fn allow_list(&self) -> anyhow::Result<AllowList> {
+        match &self.allow {
+            None => Ok(AllowList::everything()),
+            Some(patterns) => AllowList::only(patterns).map_err(|e| {
+                anyhow::anyhow!("invalid configuration: tools.allow has an invalid pattern: {e}")
+            }),
+        }
+    }
+
+    /// How MCP servers are run: when a stopped one is restarted, and the
+    /// longest message a stdio one may send.
+    pub fn mcp_settings(&self) -> McpSettings {
+        McpSettings {
+            restart: Backoff::new(
+                Duration::from_millis(self.mcp_restart_min_ms),
+                Duration::from_secs(self.mcp_restart_max_secs),
+            ),
+            max_message_bytes: self.mcp_max_message_bytes,
+        }
     }
 
     /// The limits every call runs under.
@@ -269,5 +300,10 @@ mod tests {
         assert!(with_http(vec![webhook("a b")])
             .validate(256 * 1024)
             .is_err());
+        let bad_pattern = ToolsConfig {
+            allow: Some(vec!["files__[".into()]),
+            ..ToolsConfig::default()
+        };
+        assert!(bad_pattern.validate(256 * 1024).is_err());
     }
 }

@@ -4,6 +4,10 @@
 //! learns nothing about the owner; a signed-in reader can fork it into a
 //! conversation of their own. Sharing again issues a new link and the old
 //! one stops working; so does revoking, or deleting the conversation.
+//! A snapshot keeps the tool calls of its replies (name, arguments, result
+//! or error), as the owner saw them in the chat.
+
+use std::collections::HashMap;
 
 use axum::{extract::State, http::StatusCode, Json};
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
@@ -42,6 +46,50 @@ struct SharedMessage {
     sender: Sender,
     content: String,
     created_at: chrono::DateTime<chrono::Utc>,
+    /// The tools the assistant called while writing this reply, in the
+    /// order it called them (absent when it called none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<SharedToolCall>,
+}
+
+/// A tool call of a shared reply: what was called with what, and what came
+/// back; no ids.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+struct SharedToolCall {
+    name: String,
+    /// The arguments (the model's text as a string when it was not JSON).
+    arguments: serde_json::Value,
+    /// What the tool returned, when it succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    result: Option<serde_json::Value>,
+    /// Why it failed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<SharedToolError>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+struct SharedToolError {
+    code: String,
+    message: String,
+}
+
+impl SharedToolCall {
+    fn of(call: &store::ToolCallRecord) -> Self {
+        // As the `tool` events show it: text that is not JSON stays text.
+        let json = |text: &str| {
+            serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.into()))
+        };
+        let error = call.error_code.as_ref().map(|code| SharedToolError {
+            code: code.clone(),
+            message: call.error_message.clone().unwrap_or_default(),
+        });
+        Self {
+            name: call.name.clone(),
+            arguments: json(&call.arguments),
+            result: call.result.as_deref().filter(|_| error.is_none()).map(json),
+            error,
+        }
+    }
 }
 
 /// A new share link.
@@ -112,11 +160,24 @@ async fn share(
         .ok_or(AppError::NotFound("conversation"))?;
     state.limits.check_share(user.id).map_err(rate_limited)?;
     let page = store::active_path_page(&state.db, id, None, MAX_SHARED_MESSAGES).await?;
-    let messages: Vec<SharedMessage> = page
-        .messages
+    let shared: Vec<Message> = page.messages.into_iter().filter(worth_sharing).collect();
+    let replies: Vec<Uuid> = shared
+        .iter()
+        .filter(|message| message.sender == Sender::Assistant)
+        .map(|message| message.id)
+        .collect();
+    let mut calls: HashMap<Uuid, Vec<SharedToolCall>> = HashMap::new();
+    // By reply, each reply's in the order the model made them.
+    for call in store::tool_calls_of_replies(&state.db, id, &replies).await? {
+        calls
+            .entry(call.reply_id)
+            .or_default()
+            .push(SharedToolCall::of(&call));
+    }
+    let messages: Vec<SharedMessage> = shared
         .into_iter()
-        .filter(worth_sharing)
         .map(|message| SharedMessage {
+            tool_calls: calls.remove(&message.id).unwrap_or_default(),
             sender: message.sender,
             content: message.content,
             created_at: message.created_at,

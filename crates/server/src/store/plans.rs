@@ -232,25 +232,14 @@ mod tests {
     use super::*;
     use crate::store::{
         self, create_step, delete_step, find_owned_step, find_step,
-        testing::{database, ids_in_order, plan, step},
+        testing::{another_user, database, ids_in_order, plan, step},
         update_step, StepChanges,
     };
 
     #[tokio::test]
     async fn another_users_plans_and_steps_are_missing_to_them() {
         let (_dir, pool, owner) = database().await;
-        let other = store::insert_user(
-            &pool,
-            store::NewUser {
-                email: None,
-                password_hash: None,
-                full_name: None,
-                is_anonymous: true,
-            },
-        )
-        .await
-        .unwrap()
-        .id;
+        let other = another_user(&pool).await;
         let plan = plan(&pool, owner, &["a"]).await;
         let step_id = ids_in_order(&pool, plan.id).await[0];
 

@@ -48,6 +48,9 @@ pub struct Step {
     pub icon: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When the user completed it (the coach's `complete_step` tool);
+    /// `null` while it is still to do.
+    pub completed_at: Option<DateTime<Utc>>,
 }
 
 /// The content of a new step.
@@ -79,6 +82,9 @@ fn step_from_row(row: &AnyRow) -> Result<Step, StoreError> {
         icon: row.try_get("icon")?,
         created_at: from_millis(row.try_get("created_at")?),
         updated_at: from_millis(row.try_get("updated_at")?),
+        completed_at: row
+            .try_get::<Option<i64>, _>("completed_at")?
+            .map(from_millis),
     })
 }
 
@@ -280,7 +286,7 @@ pub async fn delete_step(
 /// The first write of a step edit (see the module doc): touches the plan of
 /// a step owned by `user_id` (a change to a step is a change to its plan),
 /// or [`StoreError::NotFound`].
-async fn lock_plan_of_step(
+pub(super) async fn lock_plan_of_step(
     conn: &mut sqlx::AnyConnection,
     step_id: Uuid,
     user_id: Uuid,
@@ -342,6 +348,7 @@ pub(super) async fn insert_step(
         icon: new.icon.to_owned(),
         created_at: from_millis(now),
         updated_at: from_millis(now),
+        completed_at: None,
     };
     sqlx::query(
         r#"INSERT INTO plan_steps

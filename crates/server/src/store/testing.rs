@@ -44,6 +44,22 @@ pub(super) async fn database() -> (Keep, Pool, Uuid) {
     (keep, pool, user.id)
 }
 
+/// A second (anonymous) user, to check that one user's data stays theirs.
+pub(super) async fn another_user(pool: &Pool) -> Uuid {
+    store::insert_user(
+        pool,
+        store::NewUser {
+            email: None,
+            password_hash: None,
+            full_name: None,
+            is_anonymous: true,
+        },
+    )
+    .await
+    .unwrap()
+    .id
+}
+
 /// A step with this title and nothing else.
 pub(super) fn step(title: &str) -> NewStep<'_> {
     NewStep {

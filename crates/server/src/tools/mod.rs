@@ -4,7 +4,8 @@
 //! ([`ToolRegistry`]: unknown names refused, arguments checked against the
 //! tool's JSON Schema, a time limit, a size limit on results), and the
 //! built-in tools ([`builtin`]), and the deployment's external tools:
-//! MCP servers ([`mcp`]) and signed HTTP webhooks ([`webhook`]).
+//! MCP servers ([`mcp`]) and signed HTTP webhooks ([`webhook`]), offered
+//! only as far as the deployment's allow-list ([`AllowList`]) lets them.
 //!
 //! A tool only ever acts for the conversation's owner: the
 //! [`ToolContext`] it gets names that user, and every built-in scopes its
@@ -12,6 +13,7 @@
 //! arguments the model wrote; a webhook is told the owner's id so the
 //! team's backend can scope its answer.
 
+mod allow;
 pub mod builtin;
 pub mod mcp;
 mod registry;
@@ -22,6 +24,7 @@ use colloquy_ai::ToolDefinition;
 use serde_json::Value;
 use uuid::Uuid;
 
+pub use allow::AllowList;
 pub use registry::{is_valid_tool_name, InvalidTool, ToolOutput, ToolRegistry, ToolSettings};
 
 use crate::store::{Pool, StoreError};

@@ -13,7 +13,7 @@ use std::{
 use colloquy_ai::{ToolCall, ToolDefinition};
 use serde_json::Value;
 
-use super::{Tool, ToolContext, ToolFailure};
+use super::{AllowList, Tool, ToolContext, ToolFailure};
 
 /// Limits every call runs under.
 #[derive(Debug, Clone, Copy)]
@@ -57,6 +57,8 @@ pub struct ToolRegistry {
     // copy an `Arc` out, never across a call.
     tools: RwLock<BTreeMap<String, Arc<Registered>>>,
     settings: ToolSettings,
+    /// Which external tools [`ToolRegistry::register_external`] accepts.
+    allow: AllowList,
 }
 
 impl ToolRegistry {
@@ -65,7 +67,14 @@ impl ToolRegistry {
         Self {
             tools: RwLock::new(BTreeMap::new()),
             settings,
+            allow: AllowList::everything(),
         }
+    }
+
+    /// This registry, accepting only the external tools `allow` lets in.
+    pub fn allowing(mut self, allow: AllowList) -> Self {
+        self.allow = allow;
+        self
     }
 
     /// The limits calls run under.
@@ -92,6 +101,19 @@ impl ToolRegistry {
         });
         self.write().insert(definition.name, registered);
         Ok(())
+    }
+
+    /// Offer an external tool (an MCP server's or a webhook) if the
+    /// allow-list lets its name in; `Ok(false)` when it does not, and then
+    /// the tool is neither offered nor callable.
+    pub fn register_external(&self, tool: Arc<dyn Tool>) -> Result<bool, InvalidTool> {
+        let name = tool.definition().name;
+        if !self.allow.allows(&name) {
+            tracing::info!(tool = %name, "an external tool is not on tools.allow: not offered");
+            return Ok(false);
+        }
+        self.register(tool)?;
+        Ok(true)
     }
 
     /// Stop offering the tool called `name` (an MCP server no longer lists it).
@@ -337,6 +359,29 @@ mod tests {
             ),
             "result_too_large"
         );
+    }
+
+    #[tokio::test]
+    async fn an_external_tool_off_the_allow_list_is_neither_offered_nor_callable() {
+        let context = context();
+        let closed = ToolRegistry::new(registry(Duration::ZERO, 1024).settings())
+            .allowing(AllowList::only(&["other_*".into()]).unwrap());
+        let echo = Arc::new(Echo {
+            delay: Duration::ZERO,
+        });
+        assert!(!closed.register_external(echo.clone()).unwrap());
+        assert!(closed.definitions().is_empty());
+        assert_eq!(
+            code(
+                closed
+                    .call(&context, &call("echo", r#"{"text":"hi"}"#))
+                    .await
+            ),
+            "unknown_tool"
+        );
+        let open = ToolRegistry::new(closed.settings());
+        assert!(open.register_external(echo).unwrap(), "no list lets it in");
+        assert_eq!(open.definitions().len(), 1);
     }
 
     #[tokio::test]

@@ -30,6 +30,7 @@ mod models;
 mod new_conversations;
 mod openai_compat;
 mod openapi;
+mod plan_tools;
 mod plans;
 mod process_server;
 mod quotas;
@@ -50,4 +51,6 @@ mod voice;
 mod voice_gemini;
 mod voice_gemini_tools;
 mod voice_socket;
+#[cfg(feature = "voice-local")]
+mod voice_tools;
 mod webhooks;

@@ -64,6 +64,11 @@ fn mcp_test_server() -> &'static Path {
 
 /// A server whose config declares the test double as MCP server `calc`.
 async fn spawn_app_with_calc() -> TestApp {
+    spawn_app_with_calc_and(|_| {}).await
+}
+
+/// [`spawn_app_with_calc`], with the config further adjusted by `tweak`.
+async fn spawn_app_with_calc_and(tweak: impl FnOnce(&mut colloquy::config::Config)) -> TestApp {
     let command = mcp_test_server().to_string_lossy().into_owned();
     spawn_app_with(move |config| {
         config.tools.mcp = vec![McpServerConfig {
@@ -73,8 +78,19 @@ async fn spawn_app_with_calc() -> TestApp {
             url: None,
         }];
         config.tools.mcp_restart_min_ms = 50;
+        tweak(config);
     })
     .await
+}
+
+/// The tool names offered in the upstream's first request.
+fn offered(app: &TestApp) -> Vec<String> {
+    app.upstream.requests()[0]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|tool| tool["function"]["name"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 /// Ask something, let the upstream call `name` with `arguments`, and
@@ -192,5 +208,67 @@ async fn a_tool_list_change_adds_the_new_tool() {
     assert_eq!(
         tool_event(&events, "end")["result"],
         json!({ "content": "2" })
+    );
+}
+
+#[tokio::test]
+async fn only_allowed_mcp_tools_are_offered_or_callable() {
+    let app = spawn_app_with_calc_and(|config| {
+        config.tools.allow = Some(vec!["calc__a*".into()]);
+    })
+    .await;
+    let events = add(&app, "mcp-allowed@example.com", 2, 2).await;
+    assert_eq!(
+        tool_event(&events, "end")["result"],
+        json!({ "content": "4" })
+    );
+    let names = offered(&app);
+    assert!(names.iter().any(|n| n == "calc__add"), "{names:?}");
+    assert!(
+        names.iter().any(|n| n == "calculate"),
+        "built-ins are not filtered: {names:?}"
+    );
+    assert!(
+        !names
+            .iter()
+            .any(|n| n == "calc__fail" || n == "calc__crash"),
+        "{names:?}"
+    );
+
+    let events = call_tool(&app, "mcp-refused@example.com", "calc__crash", "{}").await;
+    assert_eq!(tool_event(&events, "end")["error"]["code"], "unknown_tool");
+    // The refused call never reached the server: it is still up.
+    let events = add(&app, "mcp-still-up@example.com", 1, 2).await;
+    assert_eq!(
+        tool_event(&events, "end")["result"],
+        json!({ "content": "3" })
+    );
+}
+
+#[tokio::test]
+async fn an_oversized_message_from_a_stdio_server_is_dropped_not_buffered() {
+    let app = spawn_app_with_calc_and(|config| {
+        config.tools.mcp_max_message_bytes = 64 * 1024;
+        config.tools.tool_timeout_secs = 2;
+    })
+    .await;
+    // A 4 MiB line, 64 times the cap: read and dropped as it arrives, so
+    // the call gets no answer and ends at its time limit.
+    let arguments = json!({ "bytes": 4 * 1024 * 1024 }).to_string();
+    let events = call_tool(&app, "mcp-huge@example.com", "calc__huge", &arguments).await;
+    assert_eq!(tool_event(&events, "end")["error"]["code"], "timeout");
+    assert_eq!(events.last().unwrap()["status"], "complete");
+    // The connection survives the dropped line: the next call is answered.
+    let events = add(&app, "mcp-after-huge@example.com", 20, 22).await;
+    assert_eq!(
+        tool_event(&events, "end")["result"],
+        json!({ "content": "42" })
+    );
+    // Under the cap, the answer arrives (and the result size cap applies).
+    let arguments = json!({ "bytes": 32 * 1024 }).to_string();
+    let events = call_tool(&app, "mcp-big@example.com", "calc__huge", &arguments).await;
+    assert_eq!(
+        tool_event(&events, "end")["error"]["code"],
+        "result_too_large"
     );
 }

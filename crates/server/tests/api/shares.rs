@@ -235,3 +235,52 @@ async fn sharing_is_rate_limited_per_user() {
     assert_eq!(limited.status(), 429);
     assert!(limited.headers().contains_key("retry-after"));
 }
+
+#[tokio::test]
+async fn a_snapshot_shows_each_replys_tool_calls_in_order_without_ids() {
+    let app = spawn_app().await;
+    let owner = app.register("tool-sharer@example.com").await;
+    app.upstream.push(Script::tool_calls(&[
+        ("c_calc", "calculate", r#"{"expression":"6 * 7"}"#),
+        (
+            "c_zone",
+            "get_current_time",
+            r#"{"timezone":"Mars/Olympus"}"#,
+        ),
+    ]));
+    app.upstream.push(Script::tokens(&["It is 42."]));
+    let body: Value = app
+        .post_json("/api/messages", &owner, json!({ "content": "6 times 7?" }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = body["conversation_id"].as_str().unwrap().to_owned();
+    let link = share(&app, &owner, &id).await;
+
+    let shared: Value = read_shared(&app, link["share_id"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let messages = shared["messages"].as_array().unwrap();
+    assert!(messages[0].get("tool_calls").is_none(), "{shared}");
+    assert_eq!(messages[1]["content"], "It is 42.");
+    assert_eq!(
+        messages[1]["tool_calls"],
+        json!([
+            { "name": "calculate", "arguments": { "expression": "6 * 7" }, "result": { "expression": "6 * 7", "result": 42 } },
+            {
+                "name": "get_current_time",
+                "arguments": { "timezone": "Mars/Olympus" },
+                "error": {
+                    "code": "unknown_timezone",
+                    "message": "\"Mars/Olympus\" is not an IANA time zone name (such as \"Asia/Tokyo\").",
+                },
+            },
+        ]),
+        "in the order the model made them, with no call, reply or owner ids"
+    );
+    let text = shared.to_string();
+    assert!(!text.contains("c_calc") && !text.contains(&id), "{text}");
+}

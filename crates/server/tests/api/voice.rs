@@ -47,7 +47,7 @@ pub(crate) static ONE_VOICE_TEST_AT_A_TIME: tokio::sync::Mutex<()> =
 
 /// A server with the local voice engines, and this test's turn with them
 /// (keep the guard alive for the whole test).
-async fn voice_app() -> (tokio::sync::MutexGuard<'static, ()>, TestApp) {
+pub(crate) async fn voice_app() -> (tokio::sync::MutexGuard<'static, ()>, TestApp) {
     let turn = ONE_VOICE_TEST_AT_A_TIME.lock().await;
     let dir = models_dir();
     let app = spawn_app_with(move |config| {
@@ -86,7 +86,7 @@ fn noise(ms: usize, amplitude: f32) -> Vec<f32> {
 
 /// Transcribe 24 kHz reply audio with the server's STT: proof that it is
 /// intelligible speech at the rate it claims.
-fn transcribe_reply(app: &TestApp, audio_24k: &[f32]) -> String {
+pub(crate) fn transcribe_reply(app: &TestApp, audio_24k: &[f32]) -> String {
     let stt = &app.state.voice.local().unwrap().stt;
     let audio = resample(audio_24k, 24_000, 16_000).unwrap();
     stt.transcribe(&audio).unwrap()
@@ -150,7 +150,7 @@ pub(crate) async fn stream_binary(
 }
 
 /// Send `samples` as JSON `audio` events of 100 ms, paced to real time.
-async fn stream_json(
+pub(crate) async fn stream_json(
     sink: &mut (impl SinkExt<Message, Error = impl std::fmt::Debug> + Unpin),
     samples: &[f32],
     rate: u32,
@@ -237,7 +237,7 @@ impl Received {
     }
 
     /// The next JSON event.
-    async fn event(&mut self) -> Value {
+    pub(crate) async fn event(&mut self) -> Value {
         loop {
             let (_, frame) = tokio::time::timeout(Duration::from_secs(30), self.frames.recv())
                 .await
@@ -250,7 +250,7 @@ impl Received {
     }
 
     /// JSON events up to the first of type `kind` (included).
-    async fn events_until(&mut self, kind: &str) -> Vec<Value> {
+    pub(crate) async fn events_until(&mut self, kind: &str) -> Vec<Value> {
         let mut events = Vec::new();
         loop {
             let event = self.event().await;
@@ -263,7 +263,23 @@ impl Received {
     }
 }
 
-fn audio_of(events: &[Value]) -> Vec<f32> {
+/// The sending half of a client socket.
+pub(crate) type Sink = futures::stream::SplitSink<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    Message,
+>;
+
+/// A JSON chat socket that speaks its replies (`tts=1`), past its `ready`.
+pub(crate) async fn speaking_chat(app: &TestApp, token: &str) -> (Sink, Received) {
+    let url = app.ws_url(&format!("/api/v1/chat/ws?token={token}&tts=1"));
+    let (socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let (sink, stream) = socket.split();
+    let mut received = Received::spawn(stream);
+    assert_eq!(received.event().await["type"], "ready");
+    (sink, received)
+}
+
+pub(crate) fn audio_of(events: &[Value]) -> Vec<f32> {
     events
         .iter()
         .filter(|e| e["type"] == "audio")
@@ -407,11 +423,7 @@ async fn seed_004_binary_socket_turn_with_context_and_timings() {
 async fn seed_001_json_audio_gets_transcript_reply_and_speech() {
     let (_turn, app) = voice_app().await;
     let token = app.register("chat@example.com").await;
-    let url = app.ws_url(&format!("/api/v1/chat/ws?token={token}&tts=1"));
-    let (socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    let (mut sink, stream) = socket.split();
-    let mut received = Received::spawn(stream);
-    assert_eq!(received.event().await["type"], "ready");
+    let (mut sink, mut received) = speaking_chat(&app, &token).await;
     // 48 kHz input, as a browser captures it: the server resamples.
     let mut input = silence(200);
     input.extend(speech(&app, SECOND_QUESTION));
@@ -478,11 +490,7 @@ async fn barge_in_cuts_the_reply_to_what_was_heard() {
     let (script, full_reply) = long_reply(Duration::from_millis(120));
     app.upstream.push(script);
     let token = app.register("barge@example.com").await;
-    let url = app.ws_url(&format!("/api/v1/chat/ws?token={token}&tts=1"));
-    let (socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    let (mut sink, stream) = socket.split();
-    let mut received = Received::spawn(stream);
-    assert_eq!(received.event().await["type"], "ready");
+    let (mut sink, mut received) = speaking_chat(&app, &token).await;
     let mut first = speech(&app, QUESTION);
     first.extend(silence(800));
     stream_json(&mut sink, &first, 16_000).await;

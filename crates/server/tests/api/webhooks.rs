@@ -183,3 +183,49 @@ async fn webhook_calls_are_signed_and_capped_in_size_and_time_and_errors_end_the
         .unwrap()
         .contains("tool_failed"));
 }
+
+#[tokio::test]
+async fn a_webhook_off_the_allow_list_is_neither_offered_nor_called() {
+    std::env::set_var(SECRET_ENV, SECRET);
+    let received = Received::default();
+    let backend = start_backend(received.clone()).await;
+    let app = spawn_app_with(|config| {
+        config.tools.http = vec![
+            webhook("lookup_order", format!("{backend}/lookup")),
+            webhook("refund_order", format!("{backend}/lookup")),
+        ];
+        config.tools.allow = Some(vec!["lookup_*".into()]);
+    })
+    .await;
+    app.upstream.push(Script::tool_calls(&[
+        ("c_lookup", "lookup_order", r#"{"order": "A-17"}"#),
+        ("c_refund", "refund_order", r#"{"order": "A-17"}"#),
+    ]));
+    app.upstream.push(Script::tokens(&["Looked it up."]));
+    let token = app.register("allow-webhooks@example.com").await;
+    let (mut socket, _) = app.chat(&token, None).await;
+    let ack = send_text(&mut socket, "Refund A-17", None).await;
+    let events = socket.reply_events(ack["reply_id"].as_str().unwrap()).await;
+    let end = |id: &str| {
+        events
+            .iter()
+            .find(|e| e["type"] == "tool" && e["status"] == "end" && e["call_id"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(end("c_lookup")["result"]["status"], "shipped");
+    assert_eq!(end("c_refund")["error"]["code"], "unknown_tool");
+    assert_eq!(
+        received.lock().unwrap().len(),
+        1,
+        "only the allowed call reached the backend"
+    );
+    let offered: Vec<String> = app.upstream.requests()[0]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|tool| tool["function"]["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(offered.contains(&"lookup_order".to_owned()), "{offered:?}");
+    assert!(!offered.contains(&"refund_order".to_owned()), "{offered:?}");
+}

@@ -1,6 +1,7 @@
 //! The tools every deployment has, each enabled by name in `tools.enabled`.
 
 mod calculate;
+mod plans;
 mod search;
 mod time;
 
@@ -9,7 +10,13 @@ use std::sync::Arc;
 use super::{registry::InvalidTool, Tool, ToolRegistry, ToolSettings};
 
 /// The names of the built-in tools, in the order they are offered.
-pub const NAMES: &[&str] = &["calculate", "get_current_time", "search_conversations"];
+pub const NAMES: &[&str] = &[
+    "calculate",
+    "get_current_time",
+    "search_conversations",
+    "get_plan_progress",
+    "complete_step",
+];
 
 /// The built-in tool called `name`, if there is one.
 pub fn by_name(name: &str) -> Option<Arc<dyn Tool>> {
@@ -17,6 +24,8 @@ pub fn by_name(name: &str) -> Option<Arc<dyn Tool>> {
         "calculate" => Arc::new(calculate::Calculate),
         "get_current_time" => Arc::new(time::CurrentTime),
         "search_conversations" => Arc::new(search::SearchConversations),
+        "get_plan_progress" => Arc::new(plans::GetPlanProgress),
+        "complete_step" => Arc::new(plans::CompleteStep),
         _ => return None,
     };
     Some(tool)

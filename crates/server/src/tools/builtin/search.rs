@@ -24,7 +24,8 @@ impl Tool for SearchConversations {
         ToolDefinition {
             name: "search_conversations".into(),
             description: "Search the user's earlier conversations for messages containing \
-                          some text (case-insensitive); newest first."
+                          every word of the query (in any order, case-insensitive); \
+                          best matches first."
                 .into(),
             parameters: json!({
                 "type": "object",
@@ -67,17 +68,22 @@ impl Tool for SearchConversations {
 }
 
 /// About [`SNIPPET_CHARS`] characters of `text` around the first match of
-/// `query` (ASCII case-insensitively, as the search matched).
+/// `query`, or of one of its words (ASCII case-insensitively).
 fn snippet(text: &str, query: &str) -> String {
     let chars: Vec<char> = text.chars().collect();
     if chars.len() <= SNIPPET_CHARS {
         return text.to_owned();
     }
     let lower: Vec<char> = chars.iter().map(char::to_ascii_lowercase).collect();
-    let needle: Vec<char> = query.chars().map(|c| c.to_ascii_lowercase()).collect();
-    let found = lower
-        .windows(needle.len().max(1))
-        .position(|window| window == needle.as_slice())
+    let position = |needle: &str| {
+        let needle: Vec<char> = needle.chars().map(|c| c.to_ascii_lowercase()).collect();
+        lower
+            .windows(needle.len().max(1))
+            .position(|window| window == needle.as_slice())
+    };
+    // The whole query where it appears as typed, else its first word found.
+    let found = position(query)
+        .or_else(|| query.split_whitespace().find_map(position))
         .unwrap_or(0);
     let start = found.saturating_sub(SNIPPET_CHARS / 3);
     let end = (start + SNIPPET_CHARS).min(chars.len());
@@ -103,5 +109,7 @@ mod tests {
         assert!(cut.starts_with('…') && cut.ends_with('…'));
         assert!(cut.chars().count() <= SNIPPET_CHARS + 2);
         assert_eq!(snippet("short", "x"), "short");
+        let words = snippet(&text, "word secret");
+        assert!(words.contains("Secret word"), "{words}");
     }
 }

@@ -45,6 +45,14 @@ impl Backoff {
     }
 }
 
+/// How servers are run: the pauses between restarts, and the longest
+/// message a stdio server may send.
+#[derive(Debug, Clone, Copy)]
+pub struct McpSettings {
+    pub restart: Backoff,
+    pub max_message_bytes: usize,
+}
+
 /// The running supervisors; [`McpServers::stop`] ends them (and the
 /// servers they started). Dropping it stops them too.
 pub struct McpServers {
@@ -60,7 +68,7 @@ impl McpServers {
     pub async fn start(
         configs: &[McpServerConfig],
         registry: Arc<ToolRegistry>,
-        backoff: Backoff,
+        mcp: McpSettings,
     ) -> Self {
         let stop = CancellationToken::new();
         let settings: ToolSettings = registry.settings();
@@ -72,7 +80,8 @@ impl McpServers {
                 config: config.clone(),
                 registry: registry.clone(),
                 settings,
-                backoff,
+                backoff: mcp.restart,
+                max_message_bytes: mcp.max_message_bytes,
                 stop: stop.child_token(),
             };
             tasks.push(tokio::spawn(supervisor.run(ready.clone())));
@@ -142,8 +151,11 @@ mod tests {
             // Port 1: nothing listens there.
             url: Some("http://127.0.0.1:1/mcp".into()),
         };
-        let backoff = Backoff::new(Duration::from_millis(10), Duration::from_millis(50));
-        let servers = McpServers::start(&[config], registry.clone(), backoff).await;
+        let settings = McpSettings {
+            restart: Backoff::new(Duration::from_millis(10), Duration::from_millis(50)),
+            max_message_bytes: 1024,
+        };
+        let servers = McpServers::start(&[config], registry.clone(), settings).await;
         assert!(registry.definitions().is_empty());
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(

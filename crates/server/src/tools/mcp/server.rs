@@ -5,6 +5,7 @@
 
 use std::{
     collections::BTreeSet,
+    process::Stdio,
     sync::{Arc, RwLock},
     time::Instant,
 };
@@ -14,7 +15,7 @@ use colloquy_ai::ToolDefinition;
 use rmcp::{
     model::Tool as RemoteTool,
     service::{NotificationContext, Peer, RunningService},
-    transport::{StreamableHttpClientTransport, TokioChildProcess},
+    transport::{async_rw::AsyncRwTransport, StreamableHttpClientTransport},
     ClientHandler, RoleClient, ServiceExt,
 };
 use serde_json::Value;
@@ -72,7 +73,16 @@ pub(super) struct Supervisor {
     pub registry: Arc<ToolRegistry>,
     pub settings: ToolSettings,
     pub backoff: Backoff,
+    /// Longest message a stdio server may send (one line of JSON).
+    pub max_message_bytes: usize,
     pub stop: CancellationToken,
+}
+
+/// A connection to a server, with the process we started for it (stdio):
+/// dropping it kills the process.
+struct Connection {
+    service: RunningService<RoleClient, Handler>,
+    _child: Option<tokio::process::Child>,
 }
 
 impl Supervisor {
@@ -92,10 +102,16 @@ impl Supervisor {
                 connected = self.connect(list_changed.clone()) => connected,
             };
             match connected {
-                Ok(service) => {
+                Ok(connection) => {
                     let since = Instant::now();
-                    self.serve(service, &link, &mut offered, &list_changed, &ready)
-                        .await;
+                    self.serve(
+                        connection.service,
+                        &link,
+                        &mut offered,
+                        &list_changed,
+                        &ready,
+                    )
+                    .await;
                     link.set_peer(None);
                     if since.elapsed() > self.backoff.max {
                         pause = self.backoff.first();
@@ -118,23 +134,42 @@ impl Supervisor {
 
     /// Start or reach the server and complete the MCP handshake, within the
     /// tool time limit.
-    async fn connect(
-        &self,
-        list_changed: Arc<Notify>,
-    ) -> anyhow::Result<RunningService<RoleClient, Handler>> {
+    async fn connect(&self, list_changed: Arc<Notify>) -> anyhow::Result<Connection> {
         let handler = Handler { list_changed };
         let handshake = async {
             match (&self.config.command, &self.config.url) {
                 (Some(command), _) => {
-                    let mut command = tokio::process::Command::new(command);
-                    command.args(&self.config.args);
-                    let transport = TokioChildProcess::new(command).context("starting it")?;
-                    handler.serve(transport).await.context("handshake")
+                    let mut child = tokio::process::Command::new(command)
+                        .args(&self.config.args)
+                        .stdin(Stdio::piped())
+                        .stdout(Stdio::piped())
+                        .kill_on_drop(true)
+                        .spawn()
+                        .context("starting it")?;
+                    let (Some(stdout), Some(stdin)) = (child.stdout.take(), child.stdin.take())
+                    else {
+                        anyhow::bail!("its stdio was not piped");
+                    };
+                    // rmcp drops (and logs) a line longer than the cap
+                    // while reading it, so a server sending one giant
+                    // message cannot make us buffer it; a call waiting for
+                    // that message ends with `timeout`.
+                    let transport = AsyncRwTransport::new_client(stdout, stdin)
+                        .with_max_line_length(self.max_message_bytes);
+                    let service = handler.serve(transport).await.context("handshake")?;
+                    Ok(Connection {
+                        service,
+                        _child: Some(child),
+                    })
                 }
                 (None, Some(url)) => {
                     install_crypto_provider();
                     let transport = StreamableHttpClientTransport::from_uri(url.as_str());
-                    handler.serve(transport).await.context("handshake")
+                    let service = handler.serve(transport).await.context("handshake")?;
+                    Ok(Connection {
+                        service,
+                        _child: None,
+                    })
                 }
                 (None, None) => anyhow::bail!("neither command nor url"),
             }
@@ -200,10 +235,11 @@ impl Supervisor {
                 continue;
             };
             let name = tool.definition.name.clone();
-            match self.registry.register(Arc::new(tool)) {
-                Ok(()) => {
+            match self.registry.register_external(Arc::new(tool)) {
+                Ok(true) => {
                     now.insert(name);
                 }
+                Ok(false) => {}
                 Err(error) => {
                     tracing::warn!(server = %self.config.name, %error, "an MCP tool is not offered")
                 }
