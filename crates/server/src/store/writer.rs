@@ -23,7 +23,8 @@ const QUEUE: usize = 4096;
 enum Job {
     Message(
         NewMessage,
-        Option<UsageDelta>,
+        // Boxed: most messages carry none, and the queue holds thousands.
+        Option<Box<UsageDelta>>,
         oneshot::Sender<Result<Message, StoreError>>,
     ),
     Checkpoint(ReplyCheckpoint, oneshot::Sender<Result<(), StoreError>>),
@@ -56,7 +57,8 @@ impl MessageWriter {
         usage: Option<UsageDelta>,
     ) -> Result<Message, StoreError> {
         let (done, result) = oneshot::channel();
-        self.send(Job::Message(message, usage, done)).await?;
+        self.send(Job::Message(message, usage.map(Box::new), done))
+            .await?;
         result.await.map_err(|_| StoreError::Unavailable)?
     }
 
