@@ -26,6 +26,7 @@ mod regenerate;
 mod replies;
 mod reply;
 mod rolling;
+mod spoken;
 mod summary;
 mod text;
 mod title;
@@ -41,7 +42,7 @@ use std::{
 };
 
 use colloquy_ai::{ChatMessage, Provider, ProviderError, Role};
-use colloquy_protocol::{MessageStatus, Sender, ServerEvent};
+use colloquy_protocol::{Sender, ServerEvent};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::Semaphore;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -53,12 +54,13 @@ pub use cluster::submit_handler;
 pub use events::{final_event, stored_events, tool_call_json};
 pub use live_tools::LiveToolCall;
 pub use recovery::close_orphaned_replies;
+pub use spoken::{ExchangeUsage, SpokenExchange};
 pub use summary::{SummaryError, SummaryLimits};
 
 use self::{
     cluster::Holding,
     events::ack_event,
-    publish::{publish_reply, publish_user_message, FinishedReply, Storage, UserMessage},
+    publish::{publish_user_message, Storage, UserMessage},
     replies::Replies,
     reply::ReplyJob,
 };
@@ -167,34 +169,6 @@ pub struct TurnOptions {
     pub parent: Parent,
     /// Milliseconds of speech the message was transcribed from (0: typed).
     pub voice_ms_in: u64,
-}
-
-/// A turn another system already had (a speech-to-speech model), to be
-/// stored by [`TurnService::store_exchange`].
-pub struct SpokenExchange<'a> {
-    /// The user's words, unless none were transcribed or they were stored
-    /// already (`words_stored_as`).
-    pub user_text: Option<UserText>,
-    pub reply: &'a str,
-    pub status: MessageStatus,
-    /// The reply's id when it was chosen earlier (its tool calls already
-    /// refer to it).
-    pub reply_id: Option<Uuid>,
-    /// The user message stored before the reply's tool calls ran.
-    pub words_stored_as: Option<Uuid>,
-    pub cost: ExchangeUsage,
-}
-
-/// What an exchange another system already had (a speech-to-speech
-/// model) cost, metered with its reply.
-#[derive(Debug, Clone, Default)]
-pub struct ExchangeUsage {
-    /// The model that had it, as a usage label.
-    pub model: String,
-    pub tokens: colloquy_ai::Usage,
-    pub voice_ms_in: u64,
-    pub voice_ms_out: u64,
-    pub tool_calls: u32,
 }
 
 /// An accepted user message.
@@ -556,125 +530,6 @@ impl TurnService {
             limits,
         )
         .await
-    }
-
-    /// Cut a finished reply to what the listener heard before speaking over
-    /// it, stored as `interrupted`, and publish the cut version as its final
-    /// `message`. Returns false when the reply is not stored (or failed).
-    pub async fn truncate_spoken_reply(
-        &self,
-        channel: &ChannelHandle,
-        reply_id: Uuid,
-        heard: &str,
-    ) -> Result<bool, StoreError> {
-        let _lease = self.hold(channel).await.map_err(|error| match error {
-            SubmitError::Store(error) => error,
-            _ => StoreError::Unavailable,
-        })?;
-        let db = &self.db;
-        let conversation_id = channel.id;
-        let published = channel
-            .publish(|seq| async move {
-                match store::truncate_reply(db, conversation_id, reply_id, heard, seq).await? {
-                    Some(message) => Ok(final_event(&message)),
-                    // A failed publish consumes no seq.
-                    None => Err(StoreError::NotFound),
-                }
-            })
-            .await;
-        match published {
-            Ok(_) => Ok(true),
-            Err(StoreError::NotFound) => Ok(false),
-            Err(error) => Err(error),
-        }
-    }
-
-    /// Store a turn another system already had (a speech-to-speech model
-    /// such as Gemini Live): the user's words, if any were transcribed, then
-    /// the assistant's reply as its final `message`, both published to the
-    /// conversation like any other turn, with what it cost.
-    pub async fn store_exchange(
-        &self,
-        channel: &ChannelHandle,
-        exchange: SpokenExchange<'_>,
-    ) -> Result<Uuid, SubmitError> {
-        if self.stopping.load(Ordering::Acquire) {
-            return Err(SubmitError::ShuttingDown);
-        }
-        // The exchange already happened: it is stored whatever the budget
-        // says, but it counts against the owner's messages.
-        if exchange.user_text.is_some() && !self.limits.allow_user_message(channel.owner) {
-            tracing::info!("a voice exchange went past its owner's message budget");
-        }
-        let _lease = self.hold(channel).await?;
-        let reply_id = exchange.reply_id.unwrap_or_else(Uuid::now_v7);
-        let question_id = match exchange.user_text {
-            Some(text) => Some(self.publish_spoken_words(channel, text, reply_id).await?),
-            None => exchange.words_stored_as,
-        };
-        let cost = exchange.cost;
-        let ms = |ms: u64| i64::try_from(ms).unwrap_or(i64::MAX);
-        let usage = store::UsageDelta {
-            prompt_tokens: i64::from(cost.tokens.prompt_tokens),
-            completion_tokens: i64::from(cost.tokens.completion_tokens),
-            voice_ms_in: ms(cost.voice_ms_in),
-            voice_ms_out: ms(cost.voice_ms_out),
-            tool_calls: i64::from(cost.tool_calls),
-            ..self.billing.reply_usage(channel.owner, &cost.model)
-        };
-        let reply = FinishedReply {
-            reply_id,
-            content: exchange.reply,
-            status: exchange.status,
-            error_code: None,
-            question_id,
-            usage: Some(usage.clone()),
-        };
-        publish_reply(self.storage(), channel, &reply)
-            .await
-            .map_err(gone)?;
-        self.billing.metrics.count(&usage);
-        Ok(reply_id)
-    }
-
-    /// Store what the user said in a turn another system has (a
-    /// speech-to-speech model), before its reply `reply_id` is stored: its
-    /// tool calls are stored in the conversation this creates if needed.
-    pub async fn store_spoken_words(
-        &self,
-        channel: &ChannelHandle,
-        text: UserText,
-        reply_id: Uuid,
-    ) -> Result<Uuid, SubmitError> {
-        if self.stopping.load(Ordering::Acquire) {
-            return Err(SubmitError::ShuttingDown);
-        }
-        if !self.limits.allow_user_message(channel.owner) {
-            tracing::info!("a voice exchange went past its owner's message budget");
-        }
-        let _lease = self.hold(channel).await?;
-        self.publish_spoken_words(channel, text, reply_id).await
-    }
-
-    async fn publish_spoken_words(
-        &self,
-        channel: &ChannelHandle,
-        text: UserText,
-        reply_id: Uuid,
-    ) -> Result<Uuid, SubmitError> {
-        let user_message = UserMessage {
-            id: Uuid::now_v7(),
-            content: text.as_str(),
-            client_id: None,
-            reply_id,
-            parent: Parent::ActiveLeaf,
-        };
-        let id = user_message.id;
-        publish_user_message(self.storage(), channel, user_message)
-            .await
-            .map_err(gone)?;
-        self.streaks.record_activity(channel.owner).await;
-        Ok(id)
     }
 
     /// Cancel every pending and running reply of a conversation (the
