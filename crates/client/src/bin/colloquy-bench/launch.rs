@@ -146,6 +146,12 @@ fn server_env(args: &RunArgs) -> Vec<(String, String)> {
             "COLLOQUY_MESSAGES_PER_MINUTE_PER_USER".to_owned(),
             messages_per_user.max(120).to_string(),
         ),
+        // The same for the anonymous plan's daily quota. A plan set here
+        // replaces the built-in one, so its token and voice limits go too.
+        (
+            "COLLOQUY_PLANS__ANONYMOUS__MESSAGES_PER_DAY".to_owned(),
+            messages_per_user.max(120).to_string(),
+        ),
     ];
     if let Some(tokens) = args.max_reply_tokens {
         env.push(("COLLOQUY_MAX_REPLY_TOKENS".to_owned(), tokens.to_string()));
