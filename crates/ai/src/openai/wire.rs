@@ -3,84 +3,144 @@
 //! called tools as `tool_calls` with the arguments as a JSON string, and each
 //! result as a `tool` message naming its `tool_call_id`.
 
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 
-use crate::provider::{ChatMessage, ChatRequest, Role, ToolChoice};
+use crate::provider::{ChatMessage, ChatRequest, Role, ToolChoice, ToolDefinition};
 
-/// The JSON body for `model` and `request`.
-pub(super) fn request_body(model: &str, request: &ChatRequest) -> Value {
-    let messages: Vec<Value> = request.messages.iter().map(message).collect();
-    let mut body = json!({
-        "model": model,
-        "messages": messages,
-        "stream": true,
-        "stream_options": { "include_usage": true },
-    });
-    if let Some(max_tokens) = request.max_tokens {
-        body["max_tokens"] = json!(max_tokens);
-    }
-    if let Some(temperature) = request.temperature {
-        body["temperature"] = json!(temperature);
-    }
-    if !request.tools.is_empty() {
-        let tools: Vec<Value> = request
-            .tools
-            .iter()
-            .map(|tool| {
-                json!({
-                    "type": "function",
-                    "function": {
-                        "name": tool.name,
-                        "description": tool.description,
-                        "parameters": tool.parameters,
-                    },
-                })
-            })
-            .collect();
-        body["tools"] = json!(tools);
-        if request.tool_choice == ToolChoice::None {
-            body["tool_choice"] = json!("none");
-        }
-    }
-    body
+/// The JSON body of one request. It borrows the request's messages and
+/// tool schemas and is serialized straight into the request: building a
+/// `serde_json::Value` tree first cloned every message and every tool's
+/// schema once per turn (~6% of a turn's instructions under callgrind).
+#[derive(Serialize)]
+pub(super) struct RequestBody<'a> {
+    model: &'a str,
+    messages: Vec<WireMessage<'a>>,
+    stream: bool,
+    stream_options: StreamOptions,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f32>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    tools: Vec<WireTool<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<&'static str>,
 }
 
-fn message(message: &ChatMessage) -> Value {
+#[derive(Serialize)]
+struct StreamOptions {
+    include_usage: bool,
+}
+
+#[derive(Serialize)]
+struct WireMessage<'a> {
+    role: &'static str,
+    /// `None` serializes as `null`: OpenAI wants it, not "", for a turn
+    /// that only called tools.
+    content: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    tool_calls: Vec<WireToolCall<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_call_id: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct WireToolCall<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: WireFunctionCall<'a>,
+}
+
+#[derive(Serialize)]
+struct WireFunctionCall<'a> {
+    name: &'a str,
+    arguments: &'a str,
+}
+
+#[derive(Serialize)]
+struct WireTool<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: WireFunction<'a>,
+}
+
+#[derive(Serialize)]
+struct WireFunction<'a> {
+    name: &'a str,
+    description: &'a str,
+    parameters: &'a Value,
+}
+
+/// The body for `model` and `request`.
+pub(super) fn request_body<'a>(model: &'a str, request: &'a ChatRequest) -> RequestBody<'a> {
+    let tools: Vec<WireTool<'a>> = request.tools.iter().map(tool).collect();
+    let tool_choice =
+        (!tools.is_empty() && request.tool_choice == ToolChoice::None).then_some("none");
+    RequestBody {
+        model,
+        messages: request.messages.iter().map(message).collect(),
+        stream: true,
+        stream_options: StreamOptions {
+            include_usage: true,
+        },
+        max_tokens: request.max_tokens,
+        temperature: request.temperature,
+        tools,
+        tool_choice,
+    }
+}
+
+fn tool(tool: &ToolDefinition) -> WireTool<'_> {
+    WireTool {
+        kind: "function",
+        function: WireFunction {
+            name: &tool.name,
+            description: &tool.description,
+            parameters: &tool.parameters,
+        },
+    }
+}
+
+fn message(message: &ChatMessage) -> WireMessage<'_> {
     let role = match message.role {
         Role::System => "system",
         Role::User => "user",
         Role::Assistant => "assistant",
         Role::Tool => "tool",
     };
-    let mut wire = json!({ "role": role, "content": message.content });
-    if !message.tool_calls.is_empty() {
-        let calls: Vec<Value> = message
-            .tool_calls
-            .iter()
-            .map(|call| {
-                json!({
-                    "id": call.id,
-                    "type": "function",
-                    "function": { "name": call.name, "arguments": call.arguments },
-                })
-            })
-            .collect();
-        wire["tool_calls"] = json!(calls);
-        // OpenAI wants `null`, not "", for a turn that only called tools.
-        if message.content.is_empty() {
-            wire["content"] = Value::Null;
-        }
+    let tool_calls: Vec<WireToolCall<'_>> = message
+        .tool_calls
+        .iter()
+        .map(|call| WireToolCall {
+            id: &call.id,
+            kind: "function",
+            function: WireFunctionCall {
+                name: &call.name,
+                arguments: &call.arguments,
+            },
+        })
+        .collect();
+    let only_called_tools = !tool_calls.is_empty() && message.content.is_empty();
+    WireMessage {
+        role,
+        content: (!only_called_tools).then_some(message.content.as_str()),
+        tool_calls,
+        tool_call_id: message.tool_call_id.as_deref(),
     }
-    if let Some(call_id) = &message.tool_call_id {
-        wire["tool_call_id"] = json!(call_id);
-    }
-    wire
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
-    use crate::provider::{ToolCall, ToolDefinition};
+    use crate::provider::ToolCall;
+
+    fn body_json(model: &str, request: &ChatRequest) -> Value {
+        serde_json::to_value(request_body(model, request)).unwrap()
+    }
 
     #[test]
     fn a_plain_request_has_no_tools_and_plain_messages() {
@@ -92,7 +152,7 @@ mod tests {
             max_tokens: Some(64),
             ..ChatRequest::default()
         };
-        let body = request_body("m", &request);
+        let body = body_json("m", &request);
         assert_eq!(
             body["messages"],
             json!([
@@ -101,6 +161,8 @@ mod tests {
             ])
         );
         assert_eq!(body["max_tokens"], 64);
+        assert_eq!(body["stream"], true);
+        assert_eq!(body["stream_options"], json!({ "include_usage": true }));
         assert!(body.get("tools").is_none());
         assert!(body.get("temperature").is_none());
     }
@@ -129,7 +191,7 @@ mod tests {
             }],
             ..ChatRequest::default()
         };
-        let body = request_body("m", &request);
+        let body = body_json("m", &request);
         assert_eq!(
             body["tools"],
             json!([{
@@ -166,6 +228,6 @@ mod tests {
             tool_choice: ToolChoice::None,
             ..request
         };
-        assert_eq!(request_body("m", &answer_now)["tool_choice"], "none");
+        assert_eq!(body_json("m", &answer_now)["tool_choice"], "none");
     }
 }
