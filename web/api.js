@@ -27,6 +27,15 @@
  * @property {import("./protocol.js").VoiceConfig} [voice]
  * @property {import("./protocol.js").ModelsConfig} [models]
  * @property {{ max_message_chars?: number }} [limits]
+ * @property {{ checkout?: boolean, plans?: string[] }} [billing] the plans for sale
+ */
+/**
+ * A message of a shared snapshot; a reply lists the tool calls it made.
+ * @typedef {object} SharedMessage
+ * @property {string} sender
+ * @property {string} content
+ * @property {string} created_at
+ * @property {{ name: string, arguments?: unknown, result?: unknown, error?: { code: string, message: string } }[]} [tool_calls]
  */
 /**
  * A conversation's stored summary (`/api/conversations/{id}/summary`).
@@ -271,7 +280,7 @@ export class Api {
   /**
    * A shared snapshot (no sign-in needed).
    * @param {string} shareId
-   * @returns {Promise<{ title: string, created_at: string, messages: { sender: string, content: string, created_at: string }[] }>}
+   * @returns {Promise<{ title: string, created_at: string, messages: SharedMessage[] }>}
    */
   getShared(shareId) {
     return this.request("GET", `/api/shared/${encodeURIComponent(shareId)}`, undefined, null);

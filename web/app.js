@@ -275,6 +275,7 @@ async function loadConfig() {
   settingsPanel.configure(config.voice);
   picker.configure(config.models);
   composer.setLimit(config.limits?.max_message_chars);
+  nudge.configure(config.billing);
 }
 
 async function refreshList() {

@@ -4,9 +4,11 @@
  * `quota_exceeded`, a banner above the composer says which daily limit of
  * which plan was reached and when it resets, and offers an upgrade. Showing
  * it records the `paywall_shown` analytics event; its button records
- * `upgrade_clicked` and starts checkout (`POST /api/billing/checkout`):
- * the answer's `url` is opened, and an error (a server without billing
- * answers 501) is shown in the banner.
+ * `upgrade_clicked` and starts checkout (`POST /api/billing/checkout`) for
+ * a plan the server sells (`/api/config`'s `billing.plans`, the first one
+ * other than the user's own): the answer's `url` is opened, and an error (a
+ * server without billing answers 501, or sells no plan) is shown in the
+ * banner.
  */
 
 import { ApiError } from "./api.js";
@@ -43,6 +45,8 @@ export function nudgeText(details) {
 export class UpgradeNudge {
   /** @type {QuotaDetails | null} */
   #details = null;
+  /** The plans the server sells, from `/api/config`. @type {string[]} */
+  #plans = [];
 
   /**
    * @param {HTMLElement} root the banner, holding `#upgrade-nudge-text`,
@@ -64,6 +68,14 @@ export class UpgradeNudge {
     this.navigate = navigate;
     this.ui.upgrade.addEventListener("click", () => void this.upgrade());
     this.ui.close.addEventListener("click", () => this.hide());
+  }
+
+  /**
+   * Take the server's billing settings (`/api/config`'s `billing`).
+   * @param {{ plans?: string[] } | undefined} billing
+   */
+  configure(billing) {
+    this.#plans = Array.isArray(billing?.plans) ? billing.plans.filter((plan) => typeof plan === "string") : [];
   }
 
   /**
@@ -101,7 +113,10 @@ export class UpgradeNudge {
     this.ui.upgrade.disabled = true;
     void this.#record("upgrade_clicked");
     try {
-      const answer = await this.api.request("POST", "/api/billing/checkout", {});
+      const current = this.#details?.plan;
+      const plan = this.#plans.find((name) => name !== current) ?? this.#plans[0];
+      if (!plan) throw new ApiError(501, "billing_not_configured", "Upgrades are not offered on this server.");
+      const answer = await this.api.request("POST", "/api/billing/checkout", { plan });
       if (typeof answer?.url !== "string") throw new ApiError(500, "checkout_failed", "Checkout did not start.");
       this.navigate(answer.url);
     } catch (error) {

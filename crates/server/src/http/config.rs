@@ -39,7 +39,9 @@ fn voices(state: &AppState) -> Vec<&'static str> {
 /// `token_query_param`); `http` (paths of the HTTP chat endpoints); `auth`
 /// (`modes` and the sign-in paths); `models` (`available`: `id`, `name`,
 /// `provider`, `model`; and the `default` id); `voice` (`engine`,
-/// `available`, sample rates, `tts_default`, `voices`); `limits`
+/// `available`, sample rates, `tts_default`, `voices`); `billing`
+/// (`checkout`: whether checkout is set up; `plans`: the plans for sale,
+/// which `POST /api/billing/checkout` takes); `limits`
 /// (`max_message_chars`, `max_frame_bytes`, heartbeat seconds).
 /// Public: it holds nothing secret.
 #[utoipa::path(
@@ -92,6 +94,14 @@ async fn client_config(State(state): State<AppState>, headers: HeaderMap) -> Jso
             "output_sample_rate": colloquy_voice::OUTPUT_SAMPLE_RATE,
             "tts_default": config.audio.tts,
             "voices": voices(&state),
+        },
+        // The plans a user can buy (`POST /api/billing/checkout` names one),
+        // and whether checkout is set up at all.
+        "billing": {
+            "checkout": state.stripe.is_some()
+                && config.billing.success_url.is_some()
+                && config.billing.cancel_url.is_some(),
+            "plans": config.billing.prices.keys().collect::<Vec<_>>(),
         },
         "limits": {
             "max_message_chars": config.max_message_chars,

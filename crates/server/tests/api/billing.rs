@@ -226,6 +226,12 @@ async fn unknown_event_types_are_acknowledged_and_ignored() {
 async fn checkout_creates_a_subscription_session_through_stripes_form_api() {
     let stripe = FakeStripe::start().await;
     let app = billing_app(Some(&stripe), Some(API_KEY)).await;
+    // What the UI's upgrade button reads to name a plan.
+    let config = app.client_config().await;
+    assert_eq!(
+        config["billing"],
+        json!({ "checkout": true, "plans": ["pro"] })
+    );
     let token = app.register("buyer@example.com").await;
     let user = user_id(&app, &token).await;
     let response = app
@@ -288,6 +294,11 @@ async fn checkout_creates_a_subscription_session_through_stripes_form_api() {
 #[tokio::test]
 async fn checkout_without_a_stripe_key_is_501_and_a_refused_key_is_502() {
     let app = billing_app(None, None).await;
+    let config = app.client_config().await;
+    assert_eq!(
+        config["billing"],
+        json!({ "checkout": false, "plans": ["pro"] })
+    );
     let token = app.register("early@example.com").await;
     let response = app
         .post_json("/api/billing/checkout", &token, json!({ "plan": "pro" }))
