@@ -120,7 +120,8 @@ test("with send-on-Enter off, Enter adds a line and Ctrl+Enter sends; the hint s
   await editor.press("Enter");
   assert.equal(await page.locator(".msg-edit-input").count(), 1, "Enter did not send the edit");
   await editor.press("Control+Enter");
-  await page.locator(".msg-user").nth(1).waitFor();
+  // An edit is an alternative to the message it edits (issue 16's branches).
+  await page.locator(".msg-user .branch-count", { hasText: "2/2" }).waitFor();
   assert.equal(await page.locator(".msg-edit-input").count(), 0);
 
   // Kept across a reload.
