@@ -17,6 +17,7 @@ use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::days::day_range;
 use crate::{
     auth::{AdminUser, AuthUser},
     error::{ApiJson, AppError},
@@ -39,7 +40,7 @@ const MAX_EVENT_AGE_DAYS: i64 = 7;
 /// Newest `ts` accepted, past the server's clock (clients' clocks drift).
 const MAX_CLOCK_SKEW_MINUTES: i64 = 10;
 /// Longest summary range, in days.
-const MAX_SUMMARY_DAYS: i64 = 366;
+const MAX_SUMMARY_DAYS: u64 = 366;
 /// Names the server records itself; a client cannot forge them.
 const SERVER_EVENTS: [&str; 3] = [
     "turn_completed",
@@ -255,20 +256,13 @@ async fn summary(
             "from and to must be dates written YYYY-MM-DD",
         )
     })?;
-    let to = query.to.unwrap_or_else(|| Utc::now().date_naive());
-    let from = query.from.unwrap_or(to - Days::days(29));
-    if from > to {
-        return Err(AppError::bad_request(
-            "invalid_query",
-            "from must not be after to",
-        ));
-    }
-    if (to - from).num_days() >= MAX_SUMMARY_DAYS {
-        return Err(AppError::bad_request(
-            "invalid_query",
-            format!("a summary covers at most {MAX_SUMMARY_DAYS} days"),
-        ));
-    }
+    let (from, to) = day_range(
+        Utc::now().date_naive(),
+        query.from,
+        query.to,
+        MAX_SUMMARY_DAYS,
+        "a summary",
+    )?;
     let start = day_start_millis(from);
     let end = day_start_millis(to) + DAY_MILLIS;
     let counts = store::daily_analytics_counts(&state.db, start, end).await?;

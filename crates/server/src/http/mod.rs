@@ -9,6 +9,7 @@ mod billing;
 mod branches;
 mod config;
 mod conversations;
+mod days;
 mod messages;
 mod openai;
 mod openapi;

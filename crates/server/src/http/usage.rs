@@ -4,11 +4,12 @@
 //! a range of days, the biggest spenders first.
 
 use axum::{extract::State, Json};
-use chrono::{Days, NaiveDate};
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::days;
 use crate::{
     auth::{AdminUser, AuthUser},
     billing::{quota::Allowances, CurrentPlan},
@@ -81,27 +82,14 @@ struct AdminUsageReport {
     users: Vec<UserUsage>,
 }
 
-/// The days `from..=to`, defaulted and checked.
+/// The days `from..=to` of a usage report, defaulted and checked.
 fn day_range(
     state: &AppState,
     from: Option<NaiveDate>,
     to: Option<NaiveDate>,
 ) -> Result<(NaiveDate, NaiveDate), AppError> {
-    let to = to.unwrap_or_else(|| state.billing.today());
-    let from = from.unwrap_or_else(|| to.checked_sub_days(Days::new(29)).unwrap_or(to));
-    if from > to {
-        return Err(AppError::bad_request(
-            "invalid_query",
-            "from must not be after to",
-        ));
-    }
-    if to.signed_duration_since(from).num_days() >= MAX_USAGE_DAYS as i64 {
-        return Err(AppError::bad_request(
-            "invalid_query",
-            format!("a usage report covers at most {MAX_USAGE_DAYS} days"),
-        ));
-    }
-    Ok((from, to))
+    let today = state.billing.today();
+    days::day_range(today, from, to, MAX_USAGE_DAYS, "a usage report")
 }
 
 /// The caller's usage, plan and what is left today.
