@@ -63,8 +63,9 @@ fn summary_error(error: SummaryError) -> AppError {
 
 /// Summarize a conversation with the model and store the summary.
 ///
-/// Covers the stored messages up to now, continuing the stored summary (a
-/// very long conversation is covered from where the last summary stopped,
+/// Covers the active path (the branch shown) up to now, continuing the
+/// stored summary when it covers an earlier part of that path (a summary
+/// of another branch is started over; a very long conversation is covered from where the last summary stopped,
 /// as far as one capped prompt reaches: `through_message_id` says how far).
 /// Rate-limited per user (`summaries.per_hour_per_user`); at most
 /// `summaries.max_chars` characters.
@@ -86,7 +87,7 @@ async fn summarize(
     AuthUser(user): AuthUser,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Summary>, AppError> {
-    let conversation = store::find_conversation(&state.db, id, user.id)
+    store::find_conversation(&state.db, id, user.id)
         .await?
         .ok_or(AppError::NotFound("conversation"))?;
     state
@@ -96,22 +97,18 @@ async fn summarize(
             message: "too many summaries; try again later",
             retry_after,
         })?;
-    let summary = state
-        .turns
-        .summarize(id, conversation.last_seq)
-        .await
-        .map_err(summary_error)?;
+    let summary = state.turns.summarize(id).await.map_err(summary_error)?;
     Ok(Json(summary.into()))
 }
 
-/// The stored summary of a conversation.
+/// The stored summary of a conversation's branch shown (its active path).
 #[utoipa::path(
     get, path = "/api/conversations/{id}/summary", tag = "conversations",
     params(("id" = Uuid, Path, description = "The conversation.")),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The stored summary.", body = Summary),
-        (status = 404, description = "`not_found`: no such conversation of the caller's, or no summary yet."),
+        (status = 404, description = "`not_found`: no such conversation of the caller's, or no summary of the branch shown yet."),
     ),
 )]
 async fn stored_summary(
@@ -128,5 +125,13 @@ async fn stored_summary(
     let summary = store::find_summary(&state.db, id)
         .await?
         .ok_or(AppError::NotFound("summary"))?;
+    // A summary of a branch no longer shown says nothing about this one.
+    let shown = match store::active_leaf(&state.db, id).await? {
+        Some(leaf) => store::path_contains(&state.db, id, leaf, summary.through_message_id).await?,
+        None => false,
+    };
+    if !shown {
+        return Err(AppError::NotFound("summary"));
+    }
     Ok(Json(summary.into()))
 }

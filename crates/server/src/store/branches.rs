@@ -152,6 +152,25 @@ pub async fn path_before(
     rows.iter().map(super::messages::message_from_row).collect()
 }
 
+/// Whether `message_id` is on the path ending at `leaf` (the leaf itself
+/// included).
+pub async fn path_contains(
+    db: impl AnyExecutor<'_>,
+    conversation_id: Uuid,
+    leaf: Uuid,
+    message_id: Uuid,
+) -> Result<bool, StoreError> {
+    let sql = format!("{PATH_CTE} SELECT 1 FROM path WHERE id = $4 LIMIT 1");
+    let found = sqlx::query(&sql)
+        .bind(conversation_id.to_string())
+        .bind(leaf.to_string())
+        .bind(i64::from(MAX_PATH_MESSAGES))
+        .bind(message_id.to_string())
+        .fetch_optional(db)
+        .await?;
+    Ok(found.is_some())
+}
+
 /// The children of each of `parents` (`None`: the first messages), oldest
 /// first: the alternatives a message on a path can switch to.
 pub async fn children_of(

@@ -3,8 +3,8 @@
 //! reply preceded by the tool rounds it ran, in the provider's own shape
 //! (an assistant turn with `tool_calls`, then one `tool` message per call
 //! naming its `tool_call_id`), so the model knows what its tools returned
-//! in earlier turns. Each message keeps the seq it was stored under, so
-//! the turns the token budget trims can be summarized ([`super::rolling`]).
+//! in earlier turns. Each message keeps its place on the path, so the turns
+//! the token budget trims can be summarized ([`super::rolling`]).
 //! Only the branch being answered is read: the path from the first message
 //! to the question, never the alternatives beside it.
 
@@ -26,9 +26,12 @@ const HISTORY_TOOL_CALLS: u32 = 200;
 pub(super) struct History {
     /// The system instruction, then the stored messages.
     pub(super) messages: Vec<ChatMessage>,
-    /// The seq of each message after the system instruction: its own, or for
-    /// a tool round, the seq of the message before it.
-    pub(super) seqs: Vec<u64>,
+    /// The stored messages read, in path order.
+    pub(super) path: Vec<Uuid>,
+    /// For each message after the system instruction, the index in `path`
+    /// of the stored message it is, or for a tool round, of the message
+    /// before it (`None` before the first).
+    pub(super) anchors: Vec<Option<usize>>,
 }
 
 /// The system instruction and the stored path up to the user message
@@ -55,13 +58,15 @@ pub(super) async fn load(
         store::tool_calls_between(db, conversation_id, from, through, HISTORY_TOOL_CALLS).await?;
     let mut rounds = rounds_by_reply(calls);
     let mut messages = vec![ChatMessage::new(Role::System, system_prompt)];
-    let mut seqs = Vec::new();
-    let mut previous_seq = from.saturating_sub(1);
+    let mut path = Vec::with_capacity(stored.len());
+    let mut anchors = Vec::with_capacity(stored.len());
     for message in stored {
+        let previous = path.len().checked_sub(1);
+        let this = path.len();
         match message.sender {
             Sender::User => {
                 messages.push(ChatMessage::new(Role::User, message.content));
-                seqs.push(message.seq);
+                anchors.push(Some(this));
             }
             Sender::Assistant => {
                 if let Some(rounds) = rounds.remove(&message.id) {
@@ -69,18 +74,22 @@ pub(super) async fn load(
                         let round = round_messages(calls);
                         // Trimmed alone, a round leaves its reply's text in
                         // the prompt: it counts as the turn before.
-                        seqs.extend(std::iter::repeat_n(previous_seq, round.len()));
+                        anchors.extend(std::iter::repeat_n(previous, round.len()));
                         messages.extend(round);
                     }
                 }
                 messages.push(ChatMessage::new(Role::Assistant, message.content));
-                seqs.push(message.seq);
+                anchors.push(Some(this));
             }
             Sender::Tool => continue,
         }
-        previous_seq = message.seq;
+        path.push(message.id);
     }
-    Ok(History { messages, seqs })
+    Ok(History {
+        messages,
+        path,
+        anchors,
+    })
 }
 
 /// Calls grouped by reply, then by round, in the order they were made.

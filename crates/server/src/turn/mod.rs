@@ -511,25 +511,24 @@ impl TurnService {
         self.tasks.spawn(job.run().instrument(span));
     }
 
-    /// Summarize a conversation through seq `through_seq` with the default
-    /// model, continuing its stored summary, and store it; a generation
-    /// permit is needed, as for a reply (none free: `Overloaded`).
+    /// Summarize a conversation's active path with the default model,
+    /// continuing its stored summary, and store it; a generation permit is
+    /// needed, as for a reply (none free: `Overloaded`).
     pub async fn summarize(
         &self,
         conversation_id: Uuid,
-        through_seq: u64,
     ) -> Result<store::StoredSummary, SummaryError> {
+        let leaf = store::active_leaf(&self.db, conversation_id)
+            .await?
+            .ok_or(SummaryError::NothingToSummarize)?;
         let provider = self.provider().ok_or(SummaryError::NoModel)?;
         let _permit = self.try_generation().ok_or(SummaryError::Overloaded)?;
         let limits = self.settings.summary_limits;
-        summary::summarize(
-            &self.db,
-            provider.as_ref(),
-            conversation_id,
-            through_seq,
-            limits,
-        )
-        .await
+        let end = summary::PathEnd {
+            leaf,
+            through: leaf,
+        };
+        summary::summarize(&self.db, provider.as_ref(), conversation_id, end, limits).await
     }
 
     /// Cancel every pending and running reply of a conversation (the

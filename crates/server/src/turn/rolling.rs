@@ -4,9 +4,11 @@
 //! "Summary of the earlier conversation: …" holding the stored summary.
 //!
 //! A reply never waits for a summary: it uses the stored one as it is (if
-//! any), and when trimming reached past what that one covers, a summary
-//! reaching the trimmed turns is made in the background after the reply
-//! (with a free generation permit only), for the next replies to use.
+//! any, and only if it summarizes the path being answered: a summary of
+//! another branch would put that branch's words into this one's prompt),
+//! and when trimming reached past what that one covers, a summary of this
+//! path reaching the trimmed turns is made in the background after the
+//! reply (with a free generation permit only), for the next replies to use.
 
 use std::sync::Arc;
 
@@ -19,7 +21,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::summary::{self, SummaryLimits};
+use super::summary::{self, PathEnd, SummaryLimits};
 use crate::store::{self, Pool, StoredSummary};
 
 /// What the summary's system message starts with.
@@ -40,59 +42,86 @@ pub(super) struct Rolling {
 pub(super) struct Prompt<'a> {
     pub(super) db: &'a Pool,
     pub(super) conversation_id: Uuid,
-    /// The seq of each history message after the system instruction.
-    pub(super) seqs: Vec<u64>,
+    /// The question answered: the end of the path the history follows.
+    pub(super) question: Uuid,
+    /// The stored messages of the history, in path order ([`super::history::History`]).
+    pub(super) path: Vec<Uuid>,
+    /// Where each history message after the system instruction is on `path`.
+    pub(super) anchors: Vec<Option<usize>>,
     pub(super) budget: usize,
     /// Whether rolling summaries are enabled.
     pub(super) summaries: bool,
-    /// The stored summary, read the first time trimming happens.
-    pub(super) summary: Option<Option<StoredSummary>>,
-    /// The newest stored message trimmed from any prompt of the reply.
-    pub(super) trimmed_through: Option<u64>,
+    /// The stored summary and how far along `path` it reaches, read the
+    /// first time trimming happens (`None` inside: none, or another branch's).
+    pub(super) summary: Option<Option<(StoredSummary, usize)>>,
+    /// The furthest position on `path` trimmed from any prompt of the reply.
+    pub(super) trimmed_through: Option<usize>,
 }
 
 impl Prompt<'_> {
     /// `messages` (the history, then the reply's own tool rounds) fitted to
     /// the budget.
     pub(super) async fn fit(&mut self, messages: &[ChatMessage]) -> Vec<ChatMessage> {
-        let (mut fitted, mut trimmed) = fit(messages, &self.seqs, self.budget, None);
+        let (mut fitted, mut trimmed) = fit(messages, &self.anchors, self.budget, None);
         if trimmed.is_some() && self.summaries {
             if self.summary.is_none() {
-                let stored = store::find_summary(self.db, self.conversation_id).await;
-                self.summary = Some(stored.unwrap_or_else(|error| {
-                    tracing::warn!(%error, "reading the rolling summary failed");
-                    None
-                }));
+                self.summary = Some(self.read_summary().await);
             }
-            if let Some(summary) = self.summary.as_ref().and_then(Option::as_ref) {
-                (fitted, trimmed) = fit(messages, &self.seqs, self.budget, Some(summary));
+            if let Some((summary, _)) = self.summary.as_ref().and_then(Option::as_ref) {
+                (fitted, trimmed) = fit(messages, &self.anchors, self.budget, Some(summary));
             }
         }
         self.trimmed_through = self.trimmed_through.max(trimmed);
         fitted
     }
 
-    /// The seq a new summary should reach: the newest trimmed message, when
-    /// the stored summary does not cover it.
-    pub(super) fn refresh_through(&self) -> Option<u64> {
+    /// The stored summary, with its place on the path, when it summarizes
+    /// this path.
+    async fn read_summary(&self) -> Option<(StoredSummary, usize)> {
+        let stored = match store::find_summary(self.db, self.conversation_id).await {
+            Ok(stored) => stored?,
+            Err(error) => {
+                tracing::warn!(%error, "reading the rolling summary failed");
+                return None;
+            }
+        };
+        // Only a summary through one of the messages read can stand in
+        // for trimmed ones; one from further back is brought forward by
+        // the refresh.
+        let at = self
+            .path
+            .iter()
+            .position(|id| *id == stored.through_message_id)?;
+        Some((stored, at))
+    }
+
+    /// Where a new summary should reach: the newest trimmed message, when
+    /// the stored summary of this path does not cover it.
+    pub(super) fn refresh_through(&self) -> Option<PathEnd> {
         let covered = self
             .summary
             .as_ref()
             .and_then(Option::as_ref)
-            .map_or(0, |summary| summary.through_seq);
-        self.trimmed_through
-            .filter(|trimmed| self.summaries && *trimmed > covered)
+            .map(|(_, at)| *at);
+        let trimmed = self
+            .trimmed_through
+            .filter(|trimmed| self.summaries && covered.is_none_or(|covered| *trimmed > covered))?;
+        Some(PathEnd {
+            leaf: self.question,
+            through: *self.path.get(trimmed)?,
+        })
     }
 }
 
 /// `messages` trimmed to `budget` with `summary` (if any) placed after the
-/// system instruction, and the seq of the newest stored message trimmed.
+/// system instruction, and the path position of the newest stored message
+/// trimmed.
 fn fit(
     messages: &[ChatMessage],
-    seqs: &[u64],
+    anchors: &[Option<usize>],
     budget: usize,
     summary: Option<&StoredSummary>,
-) -> (Vec<ChatMessage>, Option<u64>) {
+) -> (Vec<ChatMessage>, Option<usize>) {
     let mut prompt = messages.to_vec();
     if let Some(summary) = summary {
         let at = prompt
@@ -109,29 +138,30 @@ fn fit(
     let dropped = before - fitted.len();
     let trimmed = dropped
         .checked_sub(1)
-        .and_then(|last| seqs.get(last))
-        .copied();
+        .and_then(|last| anchors.get(last))
+        .copied()
+        .flatten();
     (fitted, trimmed)
 }
 
-/// Summarize `conversation_id` through `through_seq` in the background,
+/// Summarize `conversation_id` along the path to `end` in the background,
 /// if a generation permit is free (a summary is worth less than a reply).
 pub(super) fn refresh(
     rolling: &Rolling,
     db: Pool,
     provider: Arc<dyn Provider>,
     generations: Arc<Semaphore>,
-    (conversation_id, through_seq): (Uuid, u64),
+    (conversation_id, end): (Uuid, PathEnd),
 ) {
     let stop = rolling.stop.clone();
     let limits = rolling.limits;
-    let span = tracing::info_span!("rolling_summary", %conversation_id, through_seq);
+    let span = tracing::info_span!("rolling_summary", %conversation_id, through = %end.through);
     let work = async move {
         let Ok(_permit) = generations.try_acquire_owned() else {
             tracing::debug!("no free generation permit: summary left for a later reply");
             return;
         };
-        let made = summary::summarize(&db, provider.as_ref(), conversation_id, through_seq, limits);
+        let made = summary::summarize(&db, provider.as_ref(), conversation_id, end, limits);
         tokio::select! {
             made = made => match made {
                 Ok(summary) => tracing::debug!(covered = summary.through_seq, "rolling summary stored"),
@@ -147,11 +177,11 @@ pub(super) fn refresh(
 mod tests {
     use super::*;
 
-    fn stored(text: &str, through_seq: u64) -> StoredSummary {
+    fn stored(text: &str) -> StoredSummary {
         StoredSummary {
             summary: text.into(),
             through_message_id: Uuid::nil(),
-            through_seq,
+            through_seq: 2,
             updated_at: chrono::Utc::now(),
         }
     }
@@ -167,13 +197,13 @@ mod tests {
             ChatMessage::new(Role::Assistant, "reply"),
             ChatMessage::new(Role::User, "now"),
         ];
-        let seqs = [1, 2, 3, 4, 5];
-        let (plain, trimmed) = fit(&messages, &seqs, 60, None);
-        assert_eq!(trimmed, Some(2));
+        let anchors = [Some(0), Some(1), Some(2), Some(3), Some(4)];
+        let (plain, trimmed) = fit(&messages, &anchors, 60, None);
+        assert_eq!(trimmed, Some(1));
         assert_eq!(plain.len(), 4);
 
-        let (with, trimmed) = fit(&messages, &seqs, 60, Some(&stored("they met", 2)));
-        assert_eq!(trimmed, Some(2));
+        let (with, trimmed) = fit(&messages, &anchors, 60, Some(&stored("they met")));
+        assert_eq!(trimmed, Some(1));
         assert_eq!(with[0].content, "be nice");
         assert_eq!(with[1].role, Role::System);
         assert_eq!(
@@ -182,7 +212,7 @@ mod tests {
         );
         assert_eq!(with.last().unwrap().content, "now");
 
-        let (all, trimmed) = fit(&messages, &seqs, 10_000, None);
+        let (all, trimmed) = fit(&messages, &anchors, 10_000, None);
         assert_eq!((all.len(), trimmed), (6, None));
     }
 }

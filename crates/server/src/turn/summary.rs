@@ -1,8 +1,11 @@
 //! A conversation's summary from the model: a short, capped prompt (like a
 //! title's) that quotes the stored messages not yet summarized, after the
 //! summary so far, so a summary grows turn by turn instead of rereading
-//! the whole conversation. Used on request (`POST .../summary`) and by the
-//! rolling summary of trimmed history ([`super::rolling`]).
+//! the whole conversation. A summary follows one branch: the path from the
+//! first message to a leaf, so an abandoned alternative is never quoted.
+//! Used on request (`POST .../summary`, along the active path) and by the
+//! rolling summary of trimmed history ([`super::rolling`], along the path
+//! being answered).
 
 use std::time::Duration;
 
@@ -17,8 +20,9 @@ use crate::store::{self, Message, NewSummary, Pool, StoreError, StoredSummary};
 const INSTRUCTION: &str = "You summarize chat conversations between a user and an assistant. \
      Write a compact summary in plain prose: the user's goals, facts and names they gave, \
      what was answered or decided, and what is still open. No preamble, no lists of turns.";
-/// Most messages read per summary (the transcript cap usually binds first).
-const MAX_MESSAGES: usize = 200;
+/// Most messages of a path read per summary: a summary older than that
+/// many messages is started over (the transcript cap binds long before).
+const PATH_MESSAGES: u32 = 1_000;
 /// How much of one message the prompt quotes, in characters.
 const QUOTED_CHARS: usize = 1_000;
 /// How much new transcript one summary reads, in characters: the rest is
@@ -53,50 +57,72 @@ pub enum SummaryError {
     Store(#[from] StoreError),
 }
 
-/// Summarize `conversation_id` through seq `through_seq` with `provider`,
-/// continuing its stored summary, and store the result. A stored summary
-/// that already covers `through_seq` is returned as it is, without asking
-/// the model. The caller holds a generation permit.
+/// Where a summary reaches: the path from the first message to `leaf`,
+/// through the message `through` on it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct PathEnd {
+    pub(super) leaf: Uuid,
+    pub(super) through: Uuid,
+}
+
+/// Summarize `conversation_id` along the path to `end.leaf`, through
+/// `end.through`, with `provider`, continuing the stored summary when it
+/// covers an earlier part of that path (a summary of another branch is
+/// started over, never continued), and store the result. A stored summary
+/// that already covers `end.through` on that path is returned as it is,
+/// without asking the model. The caller holds a generation permit.
 pub(super) async fn summarize(
     db: &Pool,
     provider: &dyn Provider,
     conversation_id: Uuid,
-    through_seq: u64,
+    end: PathEnd,
     limits: SummaryLimits,
 ) -> Result<StoredSummary, SummaryError> {
     let previous = store::find_summary(db, conversation_id).await?;
-    let after = match &previous {
-        Some(previous) if previous.through_seq >= through_seq => return Ok(previous.clone()),
-        Some(previous) => previous.through_seq,
-        None => 0,
+    let path = store::path_before(db, conversation_id, end.leaf, PATH_MESSAGES).await?;
+    let Some(through) = path.iter().position(|m| m.id == end.through) else {
+        return Err(SummaryError::NothingToSummarize);
     };
-    let stored = store::messages_after(db, conversation_id, after, MAX_MESSAGES).await?;
-    let Some((transcript, last)) = transcript(&stored, through_seq) else {
-        return previous.ok_or(SummaryError::NothingToSummarize);
+    let covered = previous.as_ref().and_then(|previous| {
+        path.iter()
+            .position(|m| m.id == previous.through_message_id)
+            .map(|at| (previous, at))
+    });
+    let (so_far, unsummarized) = match covered {
+        Some((previous, at)) if at >= through => return Ok(previous.clone()),
+        Some((previous, at)) => (Some(previous.summary.as_str()), &path[at + 1..=through]),
+        None => (None, &path[..=through]),
     };
-    let so_far = previous.as_ref().map(|p| p.summary.as_str());
+    let Some((transcript, last)) = transcript(unsummarized) else {
+        return match covered {
+            Some((previous, _)) => Ok(previous.clone()),
+            None => Err(SummaryError::NothingToSummarize),
+        };
+    };
     let summary = generate(provider, so_far, &transcript, limits).await?;
     let new = NewSummary {
         summary: &summary,
         through_message_id: last.id,
         through_seq: last.seq,
     };
-    store::save_summary(db, conversation_id, new).await?;
-    // Read back: a concurrent writer may have stored a newer one.
+    let replacing = previous.as_ref().map(|p| p.through_message_id);
+    store::save_summary(db, conversation_id, new, replacing).await?;
+    // Read back: a concurrent writer may have stored another one first.
     store::find_summary(db, conversation_id)
         .await?
         .ok_or(SummaryError::Store(StoreError::NotFound))
 }
 
-/// The quoted transcript of the messages worth summarizing up to
-/// `through_seq`, within [`MAX_TRANSCRIPT_CHARS`], and the last message it
-/// quotes; `None` when there is none.
-fn transcript(messages: &[Message], through_seq: u64) -> Option<(String, &Message)> {
+/// The quoted transcript of the messages worth summarizing among
+/// `messages` (a stretch of one path, oldest first), within
+/// [`MAX_TRANSCRIPT_CHARS`], and the last message it quotes; `None` when
+/// there is none.
+fn transcript(messages: &[Message]) -> Option<(String, &Message)> {
     let mut text = String::new();
     let mut last = None;
-    let worth = messages.iter().filter(|m| {
-        m.seq <= through_seq && m.status != MessageStatus::Error && !m.content.trim().is_empty()
-    });
+    let worth = messages
+        .iter()
+        .filter(|m| m.status != MessageStatus::Error && !m.content.trim().is_empty());
     for message in worth {
         let speaker = match message.sender {
             Sender::User => "User",
@@ -195,10 +221,10 @@ mod tests {
             message(4, Sender::Assistant, "Where to?", MessageStatus::Complete),
             message(5, Sender::User, "Lisbon", MessageStatus::Complete),
         ];
-        let (text, last) = transcript(&messages, 4).unwrap();
+        let (text, last) = transcript(&messages[..4]).unwrap();
         assert_eq!(text, "User: Plan a trip\nAssistant: Where to?\n");
         assert_eq!(last.seq, 4);
-        assert!(transcript(&messages[1..3], 10).is_none());
+        assert!(transcript(&messages[1..3]).is_none());
     }
 
     #[test]
@@ -207,7 +233,7 @@ mod tests {
         let messages: Vec<Message> = (1..=40)
             .map(|seq| message(seq, Sender::User, &long, MessageStatus::Complete))
             .collect();
-        let (text, last) = transcript(&messages, 40).unwrap();
+        let (text, last) = transcript(&messages).unwrap();
         assert!(text.len() <= MAX_TRANSCRIPT_CHARS, "{}", text.len());
         assert!(last.seq < 40);
 

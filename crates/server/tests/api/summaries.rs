@@ -212,3 +212,119 @@ async fn trimmed_turns_reach_the_model_as_the_rolling_summary() {
     assert_eq!(messages.last().unwrap()["content"], "Anything else?");
     assert!(!requests[3]["messages"].to_string().contains("Details."));
 }
+
+/// Whether the upstream request `index` mentions `text` anywhere in its prompt.
+fn prompt_mentions(app: &TestApp, index: usize, text: &str) -> bool {
+    app.upstream.requests()[index]["messages"]
+        .to_string()
+        .contains(text)
+}
+
+#[tokio::test]
+async fn a_summary_follows_the_branch_it_stands_in_for() {
+    let app = spawn_app_with(|config| {
+        config.history_budget_tokens = 60;
+        config.summaries.rolling = true;
+    })
+    .await;
+    let token = app.register("branchy@example.com").await;
+    let details = "Details. ".repeat(40);
+    app.upstream.push(Script::tokens(&["Noted"]));
+    let lisbon = say(&app, &token, None, &format!("A trip to Lisbon. {details}")).await;
+    let id = lisbon["conversation_id"].as_str().unwrap();
+    app.upstream.push(Script::tokens(&["Sure"]));
+    app.upstream
+        .push(Script::tokens(&["The user plans Lisbon."]));
+    say(&app, &token, Some(id), "What should I pack?").await;
+    let summary = eventual_summary(&app, id, &token).await;
+    assert_eq!(summary["summary"], "The user plans Lisbon.");
+
+    // The first question edited: a new first message, so a second branch
+    // whose prompts must never carry the first branch's summary.
+    let body = json!({ "content": format!("A trip to Oslo. {details}"), "conversation_id": id, "parent_id": null });
+    app.upstream.push(Script::tokens(&["Noted"]));
+    let edit = app.post_json("/api/messages", &token, body).await;
+    assert_eq!(edit.status(), 200);
+    let oslo: Value = edit.json().await.unwrap();
+    assert!(!prompt_mentions(&app, 3, "Lisbon"), "the edit's own prompt");
+    let stored = app
+        .get(&format!("/api/conversations/{id}/summary"), &token)
+        .await;
+    assert_eq!(
+        stored.status(),
+        404,
+        "the stored summary is of another branch"
+    );
+
+    app.upstream.push(Script::tokens(&["Boots"]));
+    app.upstream.push(Script::tokens(&["The user plans Oslo."]));
+    say(&app, &token, Some(id), "What should I wear?").await;
+    assert!(!prompt_mentions(&app, 4, "Lisbon"), "trimmed without it");
+    assert!(
+        !prompt_mentions(&app, 4, "Details."),
+        "the Oslo turn is trimmed"
+    );
+    let summary = eventual_summary(&app, id, &token).await;
+    assert_eq!(summary["summary"], "The user plans Oslo.");
+    assert_eq!(summary["through_message_id"], oslo["user_message"]["id"]);
+    let summary_prompt = app.upstream.requests()[5]["messages"][1]["content"].to_string();
+    assert!(summary_prompt.contains("Oslo"), "{summary_prompt}");
+    assert!(
+        !summary_prompt.contains("Lisbon"),
+        "started over: {summary_prompt}"
+    );
+
+    // The summary stands in for the trimmed Oslo turns; this reply trims
+    // more of them, so the summary is brought forward after it.
+    app.upstream.push(Script::tokens(&["Gloves"]));
+    app.upstream
+        .push(Script::tokens(&["Oslo, in warm clothes."]));
+    say(&app, &token, Some(id), "Anything else?").await;
+    let messages = app.upstream.requests()[6]["messages"].clone();
+    assert_eq!(
+        messages[1]["content"],
+        "Summary of the earlier conversation: The user plans Oslo."
+    );
+    let deadline = tokio::time::Instant::now() + EVENT_WAIT;
+    while eventual_summary(&app, id, &token).await["summary"] != "Oslo, in warm clothes." {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not brought forward"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let continued = app.upstream.requests()[7]["messages"][1]["content"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        continued.contains("Summary so far:\nThe user plans Oslo."),
+        "{continued}"
+    );
+
+    // Back on the first branch, a summary asked for covers that branch
+    // alone, from the start.
+    let back = app
+        .http
+        .put(app.url(&format!("/api/conversations/{id}/active")))
+        .bearer_auth(&token)
+        .json(&json!({ "message_id": lisbon["user_message"]["id"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(back.status(), 200);
+    app.upstream.push(Script::tokens(&["Lisbon, packing."]));
+    let response = post_summary(&app, id, &token).await;
+    assert_eq!(response.status(), 200);
+    let made: Value = response.json().await.unwrap();
+    assert_eq!(made["summary"], "Lisbon, packing.");
+    let quoted = app.upstream.requests()[8]["messages"][1]["content"].to_string();
+    assert!(
+        quoted.contains("Lisbon") && quoted.contains("What should I pack?"),
+        "{quoted}"
+    );
+    assert!(
+        !quoted.contains("Oslo") && !quoted.contains("Summary so far"),
+        "{quoted}"
+    );
+}
