@@ -148,23 +148,6 @@ impl App {
                 tokio::spawn(async move { sockets.refresh(user).await });
             }));
         }
-        // Alone, whatever is unfinished was this node's. In a cluster other
-        // nodes may be at work on it: abandoned replies are found by lease
-        // (`turn::sweep_abandoned`) and titles are left as they are.
-        if cluster.is_none() {
-            store::release_pending_titles(&db)
-                .await
-                .context("releasing unfinished title generations")?;
-            let repaired = turn::close_orphaned_replies(&db)
-                .await
-                .context("closing replies left unfinished by a crash")?;
-            if repaired > 0 {
-                tracing::warn!(
-                    repaired,
-                    "stored replies a previous run left unfinished as interrupted"
-                );
-            }
-        }
         let secret = auth::load_or_create_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
         let tokens = TokenService::new(&secret, Duration::from_secs(config.token_ttl_secs));
         let external_tokens = auth::external::ExternalTokens::from_config(&config.auth.external)
@@ -226,6 +209,24 @@ impl App {
             billing.clone(),
         )
         .with_tools(tool_registry.clone());
+        // Alone, whatever is unfinished was this node's. In a cluster other
+        // nodes may be at work on it: abandoned replies are found by lease
+        // (`turn::sweep_abandoned`) and titles are left as they are.
+        if cluster.is_none() {
+            store::release_pending_titles(&db)
+                .await
+                .context("releasing unfinished title generations")?;
+            let repaired =
+                turn::close_orphaned_replies(&db, turns.billing(), &turns.default_model_id())
+                    .await
+                    .context("closing replies left unfinished by a crash")?;
+            if repaired > 0 {
+                tracing::warn!(
+                    repaired,
+                    "stored replies a previous run left unfinished as interrupted"
+                );
+            }
+        }
         let listener = TcpListener::bind(config.addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.addr))?;

@@ -7,6 +7,7 @@ mod analytics;
 mod auth;
 mod billing;
 mod branches;
+mod completion_meter;
 mod config;
 mod conversations;
 mod days;

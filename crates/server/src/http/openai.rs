@@ -27,9 +27,9 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
+use super::completion_meter::CompletionMeter;
 use crate::{
     auth::AuthUser,
-    billing::Billing,
     error::{ApiJson, AppError},
     models::ModelChoice,
     AppState,
@@ -259,22 +259,27 @@ async fn completions(
         return Err(AppError::RateLimited);
     }
     state.billing.check(user.id, &model.id, false).await?;
-    let meter = CompletionMeter {
-        billing: state.billing.clone(),
-        user_id: user.id,
-        model: model.id.clone(),
-    };
     let Some(permit) = state.turns.try_generation() else {
         return Err(AppError::Unavailable {
             code: "overloaded",
             message: "The model is busy. Please try again shortly.".into(),
         });
     };
-    let replies = model
-        .provider
-        .stream_chat(request)
-        .await
-        .map_err(provider_error)?;
+    // Metered from here: a completion the model began is counted, however
+    // it ends.
+    let meter = CompletionMeter::new(
+        state.billing.clone(),
+        user.id,
+        model.id.clone(),
+        &request.messages,
+    );
+    let replies = match model.provider.stream_chat(request).await {
+        Ok(replies) => replies,
+        Err(error) => {
+            meter.done(None).await;
+            return Err(provider_error(error));
+        }
+    };
     let meta = Meta {
         id: format!("chatcmpl-{}", Uuid::now_v7().simple()),
         created: chrono::Utc::now().timestamp(),
@@ -319,21 +324,6 @@ async fn completions(
         usage: token_usage(usage),
     })
     .into_response())
-}
-
-/// Meters one completion when it ends, with what its provider reported.
-struct CompletionMeter {
-    billing: Billing,
-    user_id: Uuid,
-    model: String,
-}
-
-impl CompletionMeter {
-    async fn done(self, tokens: Option<Usage>) {
-        self.billing
-            .record_completion(self.user_id, &self.model, tokens)
-            .await;
-    }
 }
 
 /// What every chunk of one completion repeats.
@@ -387,13 +377,14 @@ fn chunks(
     let rest = futures::stream::unfold(Some((replies, meter)), move |state| {
         let chunk = chunk.clone();
         async move {
-            let (mut replies, meter) = state?;
+            let (mut replies, mut meter) = state?;
             let events = match replies.next().await {
                 Some(Ok(StreamEvent::Delta(text))) => {
+                    meter.generated(&text);
                     return Some((
                         vec![chunk(json!({ "content": text }), None, None)],
                         Some((replies, meter)),
-                    ))
+                    ));
                 }
                 Some(Ok(StreamEvent::Finished(completion))) => {
                     meter.done(completion.usage).await;

@@ -2,7 +2,8 @@
 //! a conversation nobody holds. A node that finds one takes the lease and
 //! ends it as its clients last saw it: tool calls left running end with an
 //! `interrupted` error, then the reply is stored `interrupted` with the text
-//! its deltas carried, each published like any event, so no client waits
+//! its deltas carried (and metered, estimated, like a reply a crash cut:
+//! [`super::recovery`]), each published like any event, so no client waits
 //! for them forever.
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
@@ -15,6 +16,7 @@ use uuid::Uuid;
 use super::{
     events::tool_end,
     publish::{publish_reply, FinishedReply},
+    recovery::repaired_usage,
     TurnService,
 };
 use crate::{
@@ -156,14 +158,26 @@ async fn finish_one(
             .await?
             .unwrap_or_default(),
     };
+    // Its node stopped before it knew what the reply cost: estimated.
+    let question = store::find_message(&turns.db, conversation, question_id).await?;
+    let calls = store::tool_calls_of_replies(&turns.db, conversation, &[reply_id]).await?;
+    let usage = repaired_usage(
+        turns
+            .billing
+            .reply_usage(numbering.owner, &turns.default_model_id()),
+        question
+            .as_ref()
+            .map_or("", |question| question.content.as_str()),
+        &content,
+        calls.len(),
+    );
     let reply = FinishedReply {
         reply_id,
         content: &content,
         status: MessageStatus::Interrupted,
         error_code: None,
         question_id: Some(question_id),
-        // Its node stopped before it knew what the reply cost.
-        usage: None,
+        usage: Some(usage),
     };
     publish_reply(turns.storage(), &channel, &reply).await?;
     Ok(true)

@@ -103,6 +103,26 @@ async fn a_reply_killed_mid_stream_is_repaired_with_its_text_and_a_later_seq() {
     assert_eq!(messages[0]["id"], ack["message_id"]);
     assert_eq!(messages[1]["content"], streamed.as_str());
 
+    // The repaired reply is metered: one reply, its tokens estimated from
+    // the question and the text the client saw.
+    let usage: Value = http
+        .get(server.url("/api/usage"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let days = usage["days"].as_array().unwrap();
+    assert_eq!(days.len(), 1, "{usage}");
+    assert_eq!(days[0]["messages"], 1, "{usage}");
+    assert!(days[0]["prompt_tokens"].as_i64().unwrap() > 0, "{usage}");
+    assert!(
+        days[0]["completion_tokens"].as_i64().unwrap() > 0,
+        "{usage}"
+    );
+
     // The conversation goes on with numbers after the repaired reply.
     upstream.push(Script::tokens(&["again"]));
     let next = send_text(&mut socket, "and again", Some("c-2")).await;

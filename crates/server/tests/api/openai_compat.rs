@@ -156,3 +156,39 @@ async fn bad_requests_get_openai_style_errors_and_the_budget_is_shared_with_chat
     .await;
     assert_eq!(limited.status(), 429);
 }
+
+#[tokio::test]
+async fn a_streamed_completion_its_client_drops_is_still_metered() {
+    let app = spawn_app().await;
+    let token = app.register("leaver@example.com").await;
+    app.upstream.push(Script::StallAfter(
+        ["one", " two", " three"].map(String::from).to_vec(),
+    ));
+    let body = json!({
+        "model": "openai:fake-model",
+        "messages": [{ "role": "user", "content": "Count slowly, please" }],
+        "stream": true,
+    });
+    let mut response = complete(&app, &token, body).await;
+    assert_eq!(response.status(), 200);
+    let mut received = String::new();
+    while !received.contains("three") {
+        let chunk = response.chunk().await.unwrap().expect("more chunks");
+        received.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    drop(response);
+
+    let deadline = tokio::time::Instant::now() + crate::helpers::EVENT_WAIT;
+    let today = loop {
+        let report = crate::usage::usage(&app, &token, "").await;
+        if let Some(day) = report["days"].as_array().unwrap().first() {
+            break day.clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never metered");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(today["messages"], 1, "{today}");
+    assert!(today["prompt_tokens"].as_i64().unwrap() > 0, "{today}");
+    // "one two three": 13 characters, about four a token, and overhead.
+    assert!(today["completion_tokens"].as_i64().unwrap() >= 4, "{today}");
+}
