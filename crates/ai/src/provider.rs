@@ -102,6 +102,8 @@ pub enum ToolChoice {
     /// history refer to them) but no new call may be made. The agent loop
     /// asks this once its tool rounds are spent.
     None,
+    /// The reply must call one of the tools.
+    Required,
 }
 
 /// Token counts reported by a provider.
@@ -109,6 +111,10 @@ pub enum ToolChoice {
 pub struct Usage {
     pub prompt_tokens: u32,
     pub completion_tokens: u32,
+    /// Of `prompt_tokens`, those the provider read from its cache instead
+    /// of processing them (0 when it does not say).
+    #[serde(default)]
+    pub cached_prompt_tokens: u32,
 }
 
 impl std::ops::AddAssign for Usage {
@@ -118,6 +124,9 @@ impl std::ops::AddAssign for Usage {
         self.completion_tokens = self
             .completion_tokens
             .saturating_add(other.completion_tokens);
+        self.cached_prompt_tokens = self
+            .cached_prompt_tokens
+            .saturating_add(other.cached_prompt_tokens);
     }
 }
 

@@ -356,3 +356,37 @@ async fn a_prepared_system_prompt_changes_no_answer_and_never_blocks() {
     let _long = busy.stream_chat(long_reply()).await.unwrap();
     busy.prepare(vec![ChatMessage::new(Role::System, "Be brief.")]);
 }
+
+#[tokio::test]
+async fn a_follow_up_turn_goes_to_the_worker_holding_its_history() {
+    let provider = LocalProvider::load(&config(2, 4)).unwrap();
+    let first = ChatRequest {
+        temperature: Some(0.0),
+        max_tokens: Some(24),
+        ..ask("Name a primary colour.")
+    };
+    let (deltas, first_usage, _) =
+        collect(provider.stream_chat(first.clone()).await.unwrap()).await;
+    // Another conversation meanwhile (same system instruction): it must not
+    // displace the first one's history.
+    let other = ChatRequest {
+        temperature: Some(0.0),
+        max_tokens: Some(8),
+        ..ask("Say hello.")
+    };
+    collect(provider.stream_chat(other).await.unwrap()).await;
+
+    let mut follow_up = first;
+    follow_up
+        .messages
+        .push(ChatMessage::new(Role::Assistant, deltas.concat()));
+    follow_up
+        .messages
+        .push(ChatMessage::new(Role::User, "And another one?"));
+    let (_, usage, _) = collect(provider.stream_chat(follow_up).await.unwrap()).await;
+    assert!(
+        usage.cached_prompt_tokens >= first_usage.prompt_tokens,
+        "the first turn's prompt is read from the cache: {usage:?} after {first_usage:?}"
+    );
+    assert!(usage.prompt_tokens > usage.cached_prompt_tokens);
+}

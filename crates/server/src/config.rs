@@ -511,6 +511,8 @@ impl Config {
                 top_p: self.local.top_p,
                 repeat_penalty: self.local.repeat_penalty,
                 fast_prefill: self.local.fast_prefill,
+                sticky_wait_ms: self.local.sticky_wait_ms,
+                tools: self.local.tools,
             },
         }
     }

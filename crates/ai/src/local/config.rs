@@ -25,6 +25,12 @@ pub struct LocalConfig {
     /// Load a Q8_0 copy of a Q4_1 model (derived once, next to it): about
     /// twice as fast at processing the prompt, so the first token comes sooner.
     pub fast_prefill: bool,
+    /// Longest a conversation's next turn waits for the busy worker that
+    /// holds its history in cache before another worker reads it afresh.
+    pub sticky_wait_ms: u64,
+    /// Offer a request's tools to the model, held to a call format by a
+    /// grammar. Off by default: a 135M-parameter model calls tools poorly.
+    pub tools: bool,
 }
 
 impl Default for LocalConfig {
@@ -40,6 +46,8 @@ impl Default for LocalConfig {
             top_p: 0.9,
             repeat_penalty: 1.2,
             fast_prefill: true,
+            sticky_wait_ms: 200,
+            tools: false,
         }
     }
 }

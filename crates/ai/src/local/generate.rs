@@ -22,7 +22,10 @@ use llama_cpp_2::{
 };
 use tokio::sync::mpsc;
 
-use super::model::LocalModel;
+use super::{
+    model::LocalModel,
+    tools::{self, CallRule},
+};
 use crate::provider::{ChatRequest, Completion, FinishReason, ProviderError, StreamEvent, Usage};
 
 /// Prompt tokens per `decode()` during prefill: a cancel lands within one
@@ -47,6 +50,8 @@ pub(crate) struct Sampling {
     pub(crate) temperature: f32,
     pub(crate) top_p: f32,
     pub(crate) repeat_penalty: f32,
+    /// Offer a request's tools to the model ([`tools`]).
+    pub(crate) tools: bool,
 }
 
 /// A queued reply: the request, where its events go, and its cancel flag
@@ -154,7 +159,17 @@ fn generate(
     let requested = job.request.max_tokens.unwrap_or(settings.max_tokens).max(1);
     // Leave room for at least half the window of prompt whatever is asked.
     let max_new = (requested as usize).min(n_ctx / 2);
-    let prompt = model.build_prompt(&job.request.messages, n_ctx - max_new)?;
+    let offered = if settings.tools {
+        job.request.tools.as_slice()
+    } else {
+        &[]
+    };
+    let prompt = if offered.is_empty() {
+        model.build_prompt(&job.request.messages, n_ctx - max_new)?
+    } else {
+        let messages = tools::prompt_messages(&job.request.messages, offered);
+        model.build_prompt(&messages, n_ctx - max_new)?
+    };
     let reused = cached.keep_prefix_of(ctx, &prompt);
     let mut batch = LlamaBatch::new(PREFILL_CHUNK, 1);
     let mut position = i32::try_from(reused).unwrap_or(i32::MAX);
@@ -179,23 +194,59 @@ fn generate(
         });
     }
     let temperature = job.request.temperature.unwrap_or(settings.temperature);
-    let mut sampler = sampler_chain(model, settings, temperature);
+    let mut plain = sampler_chain(model, settings, temperature, None);
+    let rule = CallRule::for_request(offered, job.request.tool_choice);
+    let mut constrained =
+        rule.and_then(|rule| call_sampler(model, settings, temperature, offered, rule));
+    let mut shape = match (rule, &constrained) {
+        (Some(CallRule::CallOnly), Some(_)) => Shape::Call,
+        (Some(CallRule::CallOrText), Some(_)) => Shape::Deciding,
+        _ => Shape::Text,
+    };
 
     let vocab = model.model.vocab();
     let mut utf8 = Utf8Stream::new();
+    // Text held back while the reply may still be a call.
+    let mut held = String::new();
     let mut generated: u32 = 0;
     let finish_reason = loop {
         if job.is_cancelled() {
             return Ok(Outcome::Cancelled);
         }
-        let token = sampler.sample(ctx, batch.n_tokens() - 1);
+        let token = match (&shape, constrained.as_mut()) {
+            (Shape::Text, _) | (_, None) => plain.sample(ctx, batch.n_tokens() - 1),
+            (_, Some(constrained)) => {
+                let token = constrained.sample(ctx, batch.n_tokens() - 1);
+                // Its repetition penalty must know the token if text follows.
+                plain.accept(token);
+                token
+            }
+        };
         if vocab.is_eog(token) {
             break FinishReason::Stop;
         }
         generated += 1;
         let text = utf8.push(model, token);
-        if !text.is_empty() && !job.send(Ok(StreamEvent::Delta(text))) {
-            return Ok(Outcome::Cancelled);
+        match shape {
+            Shape::Text => {
+                if !text.is_empty() && !job.send(Ok(StreamEvent::Delta(text))) {
+                    return Ok(Outcome::Cancelled);
+                }
+            }
+            Shape::Call => held.push_str(&text),
+            Shape::Deciding => {
+                held.push_str(&text);
+                match held.trim_start().chars().next() {
+                    None => {}
+                    Some('{') => shape = Shape::Call,
+                    Some(_) => {
+                        shape = Shape::Text;
+                        if !job.send(Ok(StreamEvent::Delta(std::mem::take(&mut held)))) {
+                            return Ok(Outcome::Cancelled);
+                        }
+                    }
+                }
+            }
         }
         if generated as usize >= max_new || position as usize >= n_ctx {
             break FinishReason::Length;
@@ -206,17 +257,29 @@ fn generate(
         decode(ctx, &mut batch)?;
         cached.tokens.push(token);
     };
-    let rest = utf8.finish();
-    if !rest.is_empty() && !job.send(Ok(StreamEvent::Delta(rest))) {
-        return Ok(Outcome::Cancelled);
-    }
+    held.push_str(&utf8.finish());
+    let call = match shape {
+        Shape::Call => tools::parse_call(&held, offered),
+        Shape::Text | Shape::Deciding => None,
+    };
+    let (finish_reason, tool_calls) = match call {
+        Some(call) => (FinishReason::ToolCalls, vec![call]),
+        None => {
+            // Text, or a call cut off by the token limit: shown as it is.
+            if !held.is_empty() && !job.send(Ok(StreamEvent::Delta(held))) {
+                return Ok(Outcome::Cancelled);
+            }
+            (finish_reason, Vec::new())
+        }
+    };
     let completion = Completion {
         usage: Some(Usage {
             prompt_tokens: prompt.len() as u32,
             completion_tokens: generated,
+            cached_prompt_tokens: reused as u32,
         }),
         finish_reason,
-        tool_calls: Vec::new(),
+        tool_calls,
     };
     if !job.send(Ok(StreamEvent::Finished(completion))) {
         return Ok(Outcome::Cancelled);
@@ -227,9 +290,45 @@ fn generate(
     })
 }
 
-/// Repetition penalty first (SmolLM2 loops without one), then top-k, top-p
-/// and temperature before drawing; temperature 0 means greedy.
-fn sampler_chain(model: &LocalModel, settings: Sampling, temperature: f32) -> LlamaSampler {
+/// What a reply offered tools turns out to be.
+enum Shape {
+    /// Nothing visible yet: a call or text may follow.
+    Deciding,
+    /// A tool call, held to the grammar and held back from the stream.
+    Call,
+    /// Text, streamed as it comes.
+    Text,
+}
+
+/// The sampler of a reply held to `rule`; `None` (the reply goes
+/// unconstrained, without calls) when the tools' schemas give no grammar.
+fn call_sampler(
+    model: &LocalModel,
+    settings: Sampling,
+    temperature: f32,
+    offered: &[crate::provider::ToolDefinition],
+    rule: CallRule,
+) -> Option<LlamaSampler> {
+    let grammar = tools::grammar(offered, rule)
+        .map_err(|error| tracing::warn!(%error, "no tool-call grammar: tools not offered"))
+        .ok()?;
+    let sampler = LlamaSampler::grammar(&model.model, &grammar, tools::GRAMMAR_ROOT)
+        .map_err(
+            |error| tracing::warn!(%error, "the tool-call grammar was refused: tools not offered"),
+        )
+        .ok()?;
+    Some(sampler_chain(model, settings, temperature, Some(sampler)))
+}
+
+/// Repetition penalty first (SmolLM2 loops without one), then the grammar
+/// if any, then top-k, top-p and temperature before drawing; temperature 0
+/// means greedy.
+fn sampler_chain(
+    model: &LocalModel,
+    settings: Sampling,
+    temperature: f32,
+    grammar: Option<LlamaSampler>,
+) -> LlamaSampler {
     let penalties = LlamaSampler::penalties(
         model.model.n_vocab(),
         PENALTY_LAST_N,
@@ -237,16 +336,19 @@ fn sampler_chain(model: &LocalModel, settings: Sampling, temperature: f32) -> Ll
         0.0,
         0.0,
     );
+    let mut chain = vec![penalties];
+    chain.extend(grammar);
     if temperature <= 0.0 {
-        return LlamaSampler::chain_simple([penalties, LlamaSampler::greedy()]);
+        chain.push(LlamaSampler::greedy());
+    } else {
+        chain.extend([
+            LlamaSampler::top_k(TOP_K),
+            LlamaSampler::top_p(settings.top_p, 1),
+            LlamaSampler::temp(temperature),
+            LlamaSampler::dist(random_seed()),
+        ]);
     }
-    LlamaSampler::chain_simple([
-        penalties,
-        LlamaSampler::top_k(TOP_K),
-        LlamaSampler::top_p(settings.top_p, 1),
-        LlamaSampler::temp(temperature),
-        LlamaSampler::dist(random_seed()),
-    ])
+    LlamaSampler::chain_simple(chain)
 }
 
 /// A per-reply seed, so two identical requests need not get identical replies.

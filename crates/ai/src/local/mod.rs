@@ -20,6 +20,7 @@
 //! - `pool`: worker threads and the bounded FIFO queue.
 //! - `generate`: one reply: chunked prefill, sampling, UTF-8-safe deltas.
 //! - `requantize`: a Q8_0 copy of a Q4_1 model, for faster prompt processing.
+//! - `tools`: tool calls in a grammar-held JSON format.
 
 mod config;
 #[cfg(feature = "local-llm")]
@@ -34,6 +35,8 @@ mod prompt;
 mod provider;
 #[cfg(feature = "local-llm")]
 mod requantize;
+#[cfg(feature = "local-llm")]
+mod tools;
 
 pub use config::LocalConfig;
 #[cfg(feature = "local-llm")]

@@ -9,7 +9,7 @@ use std::{
         Arc,
     },
     task::{Context, Poll},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use async_trait::async_trait;
@@ -29,6 +29,10 @@ use crate::provider::{
 /// Deltas buffered between a worker and its consumer. Small: a slow consumer
 /// should slow its own generation, not let it run far ahead.
 const EVENT_BUFFER: usize = 32;
+
+/// The longest a turn may be held for the worker with its history: past
+/// that, reading the history afresh is always quicker.
+const MAX_STICKY_WAIT_MS: u64 = 10_000;
 
 /// The smallest context window that leaves room for a prompt and a reply.
 const MIN_CONTEXT_TOKENS: u32 = 128;
@@ -81,12 +85,14 @@ impl LocalProvider {
             threads_per_worker: config.threads_per_worker,
             queue_capacity: config.queue_capacity,
             context_tokens,
+            sticky_wait: Duration::from_millis(config.sticky_wait_ms),
         };
         let sampling = Sampling {
             max_tokens: config.max_tokens,
             temperature: config.temperature,
             top_p: config.top_p,
             repeat_penalty: config.repeat_penalty,
+            tools: config.tools,
         };
         let info = ModelInfo {
             provider: "local".into(),
@@ -122,6 +128,11 @@ fn validate(config: &LocalConfig) -> Result<(), LocalError> {
             "context_tokens must be at least {MIN_CONTEXT_TOKENS}"
         ));
     }
+    if config.sticky_wait_ms > MAX_STICKY_WAIT_MS {
+        return bad(format!(
+            "sticky_wait_ms must be at most {MAX_STICKY_WAIT_MS}"
+        ));
+    }
     if config.max_tokens == 0 {
         return bad("max_tokens must be at least 1".into());
     }
@@ -152,7 +163,7 @@ impl Provider for LocalProvider {
         if messages.is_empty() {
             return;
         }
-        for _ in 0..self.workers {
+        for worker in 0..self.workers {
             let (events, _) = mpsc::channel(1);
             let job = Job {
                 request: ChatRequest {
@@ -164,7 +175,7 @@ impl Provider for LocalProvider {
                 enqueued_at: Instant::now(),
                 prefill_only: true,
             };
-            if !self.pool.offer(job) {
+            if !self.pool.offer(job, worker) {
                 return;
             }
         }

@@ -293,7 +293,8 @@ mod tests {
                 Ok(StreamEvent::Finished(Completion {
                     usage: Some(Usage {
                         prompt_tokens: 3,
-                        completion_tokens: 2
+                        completion_tokens: 2,
+                        cached_prompt_tokens: 0,
                     }),
                     finish_reason: FinishReason::Stop,
                     tool_calls: Vec::new(),

@@ -76,8 +76,12 @@ struct WireFunction<'a> {
 /// The body for `model` and `request`.
 pub(super) fn request_body<'a>(model: &'a str, request: &'a ChatRequest) -> RequestBody<'a> {
     let tools: Vec<WireTool<'a>> = request.tools.iter().map(tool).collect();
-    let tool_choice =
-        (!tools.is_empty() && request.tool_choice == ToolChoice::None).then_some("none");
+    let tool_choice = match request.tool_choice {
+        _ if tools.is_empty() => None,
+        ToolChoice::Auto => None,
+        ToolChoice::None => Some("none"),
+        ToolChoice::Required => Some("required"),
+    };
     RequestBody {
         model,
         messages: request.messages.iter().map(message).collect(),
@@ -229,5 +233,10 @@ mod tests {
             ..request
         };
         assert_eq!(body_json("m", &answer_now)["tool_choice"], "none");
+        let must_call = ChatRequest {
+            tool_choice: ToolChoice::Required,
+            ..answer_now.clone()
+        };
+        assert_eq!(body_json("m", &must_call)["tool_choice"], "required");
     }
 }

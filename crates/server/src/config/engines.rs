@@ -91,6 +91,10 @@ pub struct LocalModelConfig {
     pub repeat_penalty: f32,
     /// Use a Q8_0 copy of a Q4_1 model (derived once next to it) for faster prompt processing.
     pub fast_prefill: bool,
+    /// Longest a follow-up turn waits for the worker holding its history.
+    pub sticky_wait_ms: u64,
+    /// Offer tools to the local model (a grammar holds its calls to their schemas).
+    pub tools: bool,
 }
 
 impl Default for LocalModelConfig {
@@ -106,6 +110,8 @@ impl Default for LocalModelConfig {
             top_p: defaults.top_p,
             repeat_penalty: defaults.repeat_penalty,
             fast_prefill: defaults.fast_prefill,
+            sticky_wait_ms: defaults.sticky_wait_ms,
+            tools: defaults.tools,
         }
     }
 }

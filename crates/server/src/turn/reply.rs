@@ -27,6 +27,7 @@ use super::{
     publish::{publish_reply, publish_unstored_end, FinishedReply, Storage},
     replies::Replies,
     rolling::{self, Prompt, Rolling},
+    summary::PathEnd,
     text::{clip_chars, split_chars, MAX_DELTA_CHARS},
     title::{self, FirstExchange},
     tools::ToolRound,
@@ -67,8 +68,8 @@ struct Generated {
     chars: usize,
     usage: Usage,
     tool_calls: usize,
-    /// The seq a new rolling summary should reach, if the stored one falls short.
-    refresh_summary_through: Option<u64>,
+    /// Where a new rolling summary should reach, if the stored one falls short.
+    refresh_summary_through: Option<PathEnd>,
 }
 
 /// How one model response of the loop ended.
@@ -129,6 +130,7 @@ fn estimated_usage(prompt_tokens: usize, generated: &str) -> Usage {
         } else {
             tokens(colloquy_ai::history::estimate_tokens(&completion))
         },
+        cached_prompt_tokens: 0,
     }
 }
 
@@ -247,7 +249,9 @@ impl ReplyJob {
         let mut prompt = Prompt {
             db: &self.db,
             conversation_id: self.channel.id,
-            seqs: history.seqs,
+            question: self.question_id,
+            path: history.path,
+            anchors: history.anchors,
             budget: self.settings.history_budget_tokens,
             summaries: self.rolling.is_some(),
             summary: None,

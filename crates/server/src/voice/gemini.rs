@@ -323,6 +323,7 @@ async fn store(
         tokens: colloquy_ai::Usage {
             prompt_tokens: exchange.usage.prompt_token_count,
             completion_tokens: exchange.usage.response_token_count,
+            ..colloquy_ai::Usage::default()
         },
         voice_ms_in: exchange.input_ms,
         voice_ms_out: exchange.playback.heard_ms(end).min(exchange.audio_ms),
