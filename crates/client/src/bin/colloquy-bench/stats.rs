@@ -26,6 +26,10 @@ pub struct Totals {
     pub generated_tokens: u64,
     pub generation_time: Duration,
     pub first_delta_us: Histogram<u64>,
+    /// The first delta of each conversation's first turn, and of the turns
+    /// after it (a model re-reading the history shows in the second).
+    pub first_turn_first_delta_us: Histogram<u64>,
+    pub follow_up_first_delta_us: Histogram<u64>,
     pub final_us: Histogram<u64>,
     /// Sockets dropped because the bench killed their node, then resumed elsewhere.
     pub kill_drops: u64,
@@ -111,6 +115,8 @@ impl Default for Totals {
             generated_tokens: 0,
             generation_time: Duration::ZERO,
             first_delta_us: histogram(),
+            first_turn_first_delta_us: histogram(),
+            follow_up_first_delta_us: histogram(),
             final_us: histogram(),
             kill_drops: 0,
             turns_interrupted: 0,
@@ -190,6 +196,22 @@ pub fn report(
         let p50 = ms(&totals.first_delta_us, 0.50);
         let p99 = ms(&totals.first_delta_us, 0.99);
         println!("  time to first delta      p50 {p50:.2} ms   p99 {p99:.2} ms");
+        let (first, follow_up) = (
+            &totals.first_turn_first_delta_us,
+            &totals.follow_up_first_delta_us,
+        );
+        if !first.is_empty() && !follow_up.is_empty() {
+            println!(
+                "    first turns            p50 {:.2} ms   p99 {:.2} ms",
+                ms(first, 0.50),
+                ms(first, 0.99)
+            );
+            println!(
+                "    follow-up turns        p50 {:.2} ms   p99 {:.2} ms",
+                ms(follow_up, 0.50),
+                ms(follow_up, 0.99)
+            );
+        }
         if let Some(delay) = upstream_first_token {
             let first_token_ms = delay.as_secs_f64() * 1000.0;
             println!(
@@ -296,6 +318,8 @@ impl Totals {
         let micros = value.as_micros().clamp(1, 600_000_000) as u64;
         let target = match histogram {
             Which::FirstDelta => &mut self.first_delta_us,
+            Which::FirstTurnFirstDelta => &mut self.first_turn_first_delta_us,
+            Which::FollowUpFirstDelta => &mut self.follow_up_first_delta_us,
             Which::Final => &mut self.final_us,
             Which::KillToInterrupted => &mut self.kill_to_interrupted_us,
         };
@@ -318,6 +342,8 @@ impl Totals {
 /// Which latency a sample belongs to.
 pub enum Which {
     FirstDelta,
+    FirstTurnFirstDelta,
+    FollowUpFirstDelta,
     Final,
     KillToInterrupted,
 }

@@ -70,6 +70,8 @@ fn question(turn: usize) -> String {
 
 /// What one turn is and what it saw so far.
 struct Turn {
+    /// Its place in the conversation (0: the first).
+    index: usize,
     question: String,
     client_id: String,
     /// Chaos: drop the socket after this many deltas.
@@ -113,6 +115,7 @@ pub async fn run_turn(ctx: &TurnContext<'_>, socket: &mut ChatSocket, turn: usiz
             rand::thread_rng().gen_range(1..=deltas.max(1))
         });
     let mut turn = Turn {
+        index: turn,
         question: question(turn),
         client_id: format!("bench-{}-{turn}", Uuid::now_v7()),
         drop_after,
@@ -323,6 +326,12 @@ fn account(ctx: &TurnContext<'_>, turn: &Turn, outcome: Outcome) {
             let total = turn.started.elapsed();
             if let Some(first) = turn.first_delta {
                 totals.record(Which::FirstDelta, first);
+                let by_place = if turn.index == 0 {
+                    Which::FirstTurnFirstDelta
+                } else {
+                    Which::FollowUpFirstDelta
+                };
+                totals.record(by_place, first);
                 totals.generated_tokens += turn.deltas.saturating_sub(1) as u64;
                 totals.generation_time += total.saturating_sub(first);
             }
