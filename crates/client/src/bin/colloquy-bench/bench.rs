@@ -43,6 +43,7 @@ async fn drive(args: &RunArgs, launched: &Launched) -> anyhow::Result<bool> {
         connect_rate: args.connect_rate,
         turns: args.turns,
         turn_concurrency: args.turn_concurrency,
+        rate: args.rate,
         chaos: args.chaos,
         expected: args
             .local_model
@@ -88,7 +89,7 @@ async fn drive(args: &RunArgs, launched: &Launched) -> anyhow::Result<bool> {
             ""
         }
     );
-    run::start_sockets(plan.clone(), tokens, shared.clone(), phase_rx).await;
+    let turn_slots = run::start_sockets(plan.clone(), tokens, shared.clone(), phase_rx).await;
     wait_until(|| shared.settled.load(Ordering::Relaxed) as usize >= plan.sockets).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     usage.sockets_idle = rss();
@@ -100,6 +101,14 @@ async fn drive(args: &RunArgs, launched: &Launched) -> anyhow::Result<bool> {
     );
     let cpu_at_turns = cpu();
     let _ = phase_tx.send(Phase::Turns);
+    if let Some(rate) = plan.rate {
+        eprintln!("offering {rate} turns/s at random (Poisson) over the sockets");
+        tokio::spawn(run::offer_turns(
+            turn_slots,
+            rate,
+            plan.sockets * plan.turns,
+        ));
+    }
     if let Some(signal) = args.kill_node {
         tokio::time::sleep(Duration::from_millis(args.kill_after_ms)).await;
         kill_node(launched, &nodes, &shared, signal)?;

@@ -112,6 +112,11 @@ struct RunArgs {
     /// Turns in flight at once across all sockets.
     #[arg(long, default_value_t = 1000)]
     turn_concurrency: usize,
+    /// Offer this many turns per second, arriving at random (a Poisson
+    /// process) on whichever socket is free, instead of each socket's turns
+    /// back to back: a sustained open load (--turn-concurrency is ignored).
+    #[arg(long)]
+    rate: Option<f64>,
     /// Probability that a turn's socket is dropped mid-reply and resumed.
     #[arg(long, default_value_t = 0.0)]
     chaos: f64,

@@ -30,6 +30,8 @@ pub struct Plan {
     pub connect_rate: u32,
     pub turns: usize,
     pub turn_concurrency: usize,
+    /// Turns per second offered at random (Poisson) instead of back to back.
+    pub rate: Option<f64>,
     /// Probability that a turn's socket is dropped mid-reply and resumed.
     pub chaos: f64,
     /// The reply every turn must end with and how many deltas carry it;
@@ -103,14 +105,20 @@ pub async fn make_users(plan: &Plan) -> anyhow::Result<Vec<String>> {
     Ok(tokens)
 }
 
-/// Spawn one task per socket, opened at `connect_rate` per second.
+/// Spawn one task per socket, opened at `connect_rate` per second. Returns
+/// the turns' slots: at most `turn_concurrency` at once, or with a `rate`
+/// none until [`offer_turns`] adds them.
 pub async fn start_sockets(
     plan: Arc<Plan>,
     tokens: Vec<String>,
     shared: Arc<Shared>,
     phase: watch::Receiver<Phase>,
-) {
-    let turn_slots = Arc::new(Semaphore::new(plan.turn_concurrency.max(1)));
+) -> Arc<Semaphore> {
+    let slots = match plan.rate {
+        Some(_) => 0,
+        None => plan.turn_concurrency.max(1),
+    };
+    let turn_slots = Arc::new(Semaphore::new(slots));
     let gap = Duration::from_secs_f64(1.0 / f64::from(plan.connect_rate.max(1)));
     let mut next = Instant::now();
     for index in 0..plan.sockets {
@@ -125,6 +133,20 @@ pub async fn start_sockets(
         ));
         next += gap;
         tokio::time::sleep_until(next.into()).await;
+    }
+    turn_slots
+}
+
+/// Release `turns` turns at `rate` per second, at exponentially distributed
+/// gaps (a Poisson process): each goes to a socket that is free.
+pub async fn offer_turns(turn_slots: Arc<Semaphore>, rate: f64, turns: usize) {
+    let mut next = Instant::now();
+    for _ in 0..turns {
+        // Inverse transform: -ln(U) / rate, U in (0, 1].
+        let uniform: f64 = 1.0 - rand::random::<f64>();
+        next += Duration::from_secs_f64(-uniform.ln() / rate.max(f64::MIN_POSITIVE));
+        tokio::time::sleep_until(next.into()).await;
+        turn_slots.add_permits(1);
     }
 }
 
@@ -189,9 +211,13 @@ async fn socket_task(
         place: &place,
     };
     for turn in 0..plan.turns {
-        let Ok(_slot) = turn_slots.acquire().await else {
+        let Ok(slot) = turn_slots.acquire().await else {
             break;
         };
+        // An offered turn is used up; a concurrency slot is given back.
+        if plan.rate.is_some() {
+            slot.forget();
+        }
         turn::run_turn(&context, &mut socket, turn).await;
     }
     // Everything the conversation holds now, the watcher must see too.

@@ -30,6 +30,8 @@ pub struct Totals {
     /// after it (a model re-reading the history shows in the second).
     pub first_turn_first_delta_us: Histogram<u64>,
     pub follow_up_first_delta_us: Histogram<u64>,
+    /// From sending a message to its `ack`: the message is committed first.
+    pub ack_us: Histogram<u64>,
     pub final_us: Histogram<u64>,
     /// Sockets dropped because the bench killed their node, then resumed elsewhere.
     pub kill_drops: u64,
@@ -117,6 +119,7 @@ impl Default for Totals {
             first_delta_us: histogram(),
             first_turn_first_delta_us: histogram(),
             follow_up_first_delta_us: histogram(),
+            ack_us: histogram(),
             final_us: histogram(),
             kill_drops: 0,
             turns_interrupted: 0,
@@ -191,6 +194,13 @@ pub fn report(
     println!("  unexpected drops         {}", totals.unexpected_drops);
     for (why, count) in &totals.failure_reasons {
         println!("  turns failed: {why:<18} {count}");
+    }
+    if !totals.ack_us.is_empty() {
+        println!(
+            "  time to ack (stored)     p50 {:.2} ms   p99 {:.2} ms",
+            ms(&totals.ack_us, 0.50),
+            ms(&totals.ack_us, 0.99)
+        );
     }
     if !totals.first_delta_us.is_empty() {
         let p50 = ms(&totals.first_delta_us, 0.50);
@@ -320,6 +330,7 @@ impl Totals {
             Which::FirstDelta => &mut self.first_delta_us,
             Which::FirstTurnFirstDelta => &mut self.first_turn_first_delta_us,
             Which::FollowUpFirstDelta => &mut self.follow_up_first_delta_us,
+            Which::Ack => &mut self.ack_us,
             Which::Final => &mut self.final_us,
             Which::KillToInterrupted => &mut self.kill_to_interrupted_us,
         };
@@ -344,6 +355,7 @@ pub enum Which {
     FirstDelta,
     FirstTurnFirstDelta,
     FollowUpFirstDelta,
+    Ack,
     Final,
     KillToInterrupted,
 }

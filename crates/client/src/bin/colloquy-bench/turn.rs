@@ -82,6 +82,8 @@ struct Turn {
     deltas: usize,
     received: u64,
     first_delta: Option<Duration>,
+    /// From sending to its `ack` (the message stored).
+    acked: Option<Duration>,
     dropped: bool,
     refusals: u32,
     /// The sender's moves during this turn, for the anomaly samples.
@@ -125,6 +127,7 @@ pub async fn run_turn(ctx: &TurnContext<'_>, socket: &mut ChatSocket, turn: usiz
         deltas: 0,
         received: 0,
         first_delta: None,
+        acked: None,
         dropped: false,
         refusals: 0,
         moves: Vec::new(),
@@ -198,6 +201,8 @@ async fn converse(ctx: &TurnContext<'_>, socket: &mut ChatSocket, turn: &mut Tur
             } if id == turn.client_id => {
                 turn.reply_id = Some(reply_id);
                 turn.received += 1;
+                let started = turn.started;
+                turn.acked.get_or_insert_with(|| started.elapsed());
             }
             ServerEvent::Delta {
                 message_id,
@@ -336,6 +341,9 @@ fn account(ctx: &TurnContext<'_>, turn: &Turn, outcome: Outcome) {
                 totals.generation_time += total.saturating_sub(first);
             }
             totals.record(Which::Final, total);
+            if let Some(acked) = turn.acked {
+                totals.record(Which::Ack, acked);
+            }
         }
         Outcome::Interrupted(final_text) => {
             totals.turns_interrupted += 1;
