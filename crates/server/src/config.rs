@@ -224,9 +224,11 @@ impl Default for Config {
             max_replay_events: 2048,
             max_pending_replies: 8,
             prefills_per_minute: 60,
-            // Preallocated per live conversation; a socket that falls further
-            // behind is closed (1013) and resumes exactly from the replay ring.
-            conversation_buffer_events: 256,
+            // Preallocated per live conversation (about 32 bytes an event,
+            // so it is a large part of an idle socket); three 20-token
+            // replies' worth. A socket that falls further behind is closed
+            // (1013) and resumes exactly from the replay ring.
+            conversation_buffer_events: 64,
             replay_buffer_events: 2048,
             replay_linger_secs: 60,
             sqlite_synchronous: "full".into(),
@@ -250,7 +252,7 @@ impl Default for Config {
             admins: Vec::new(),
             auth: AuthLimitsConfig::default(),
             max_reply_chars: 32_000,
-            socket_read_buffer_bytes: 4096,
+            socket_read_buffer_bytes: 2048,
             socket_max_write_buffer_bytes: 1024 * 1024,
             local: LocalModelConfig::default(),
             voice: None,

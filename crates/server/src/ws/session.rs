@@ -106,10 +106,13 @@ pub(crate) async fn run(socket: WebSocket, state: AppState, admitted: Admitted) 
     };
     let mut user_events = session.state.hub.subscribe_user(session.user.id);
     tracing::debug!("socket open");
-    let Some(mut events) = session.subscribe(resume_after, true).await else {
+    // The futures of the rarer steps (a client message, not an event to
+    // forward) are boxed: inlined, the largest of them would set the size
+    // of every socket's task, idle or not.
+    let Some(mut events) = Box::pin(session.subscribe(resume_after, true)).await else {
         return;
     };
-    if tts && !session.start_voice().await {
+    if tts && !Box::pin(session.start_voice()).await {
         return;
     }
     let mut liveness = Liveness::new(&session.state);
@@ -134,12 +137,12 @@ pub(crate) async fn run(socket: WebSocket, state: AppState, admitted: Admitted) 
                     match socket::inbound(frame) {
                         Err(exit) => break exit,
                         Ok(Inbound::Text(text)) => {
-                            if !session.handle_text(text.as_str(), &mut events).await {
+                            if !Box::pin(session.handle_text(text.as_str(), &mut events)).await {
                                 break Exit::PeerGone;
                             }
                         }
                         Ok(Inbound::Binary(_)) => {
-                            let ok = session.send_error("unsupported_frame", "binary frames are not accepted on the chat socket").await;
+                            let ok = Box::pin(session.send_error("unsupported_frame", "binary frames are not accepted on the chat socket")).await;
                             if !ok { break Exit::PeerGone; }
                         }
                         Ok(Inbound::Control) => {}
@@ -150,14 +153,14 @@ pub(crate) async fn run(socket: WebSocket, state: AppState, admitted: Admitted) 
                 Ok(published) => match session.forward_ready(&published, &mut events).await {
                     Forwarded::Written => {}
                     Forwarded::Gone => break Exit::PeerGone,
-                    Forwarded::Lagged(missed) => break session.fell_behind(missed).await,
+                    Forwarded::Lagged(missed) => break Box::pin(session.fell_behind(missed)).await,
                 },
-                Err(RecvError::Lagged(missed)) => break session.fell_behind(missed).await,
+                Err(RecvError::Lagged(missed)) => break Box::pin(session.fell_behind(missed)).await,
                 Err(RecvError::Closed) => break Exit::close(close_code::GOING_AWAY, "conversation closed"),
             },
             output = voice_output(&mut session.voice) => match output {
                 Some(output) => {
-                    if !session.send_voice(output).await {
+                    if !Box::pin(session.send_voice(output)).await {
                         break Exit::PeerGone;
                     }
                 }
