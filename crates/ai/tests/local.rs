@@ -5,7 +5,9 @@
 //! `data/models/` (put there by `scripts/setup-models.sh`). A missing model
 //! fails these tests: they never skip silently.
 
-use std::{path::PathBuf, time::Duration};
+mod common;
+
+use std::time::Duration;
 
 use colloquy_ai::{
     ChatMessage, ChatRequest, FinishReason, LocalConfig, LocalError, LocalProvider, Provider,
@@ -17,25 +19,9 @@ use futures::StreamExt;
 /// hanging CI; it is a deadlock guard, not a performance assertion.
 const DEADLOCK_GUARD: Duration = Duration::from_secs(120);
 
-fn model_path() -> PathBuf {
-    let path = std::env::var_os("COLLOQUY_TEST_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../data/models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        });
-    assert!(
-        path.is_file(),
-        "test model {} is missing: run `scripts/setup-models.sh` from the workspace root \
-         (or set COLLOQUY_TEST_MODEL)",
-        path.display()
-    );
-    path
-}
-
 fn config(workers: usize, queue_capacity: usize) -> LocalConfig {
     LocalConfig {
-        model_path: model_path(),
+        model_path: common::model_path(),
         workers,
         threads_per_worker: 1,
         queue_capacity,
@@ -237,7 +223,7 @@ fn a_corrupt_model_file_names_the_path_and_the_setup_command() {
     std::fs::write(&garbage, b"this is not a model").unwrap();
     // A download cut short: a real header, most of the tensors missing.
     let truncated = dir.join("truncated.gguf");
-    let head = std::fs::read(model_path()).unwrap();
+    let head = std::fs::read(common::model_path()).unwrap();
     std::fs::write(&truncated, &head[..head.len() / 3]).unwrap();
     let empty = dir.join("empty.gguf");
     std::fs::write(&empty, b"").unwrap();
@@ -263,7 +249,7 @@ fn a_corrupt_model_file_names_the_path_and_the_setup_command() {
 async fn a_q4_1_model_is_served_from_a_q8_0_copy_derived_once() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("SmolLM2-135M-Instruct.Q4_1.gguf");
-    std::fs::copy(model_path(), &model).unwrap();
+    std::fs::copy(common::model_path(), &model).unwrap();
     let config = LocalConfig {
         model_path: model.clone(),
         ..config(1, 1)

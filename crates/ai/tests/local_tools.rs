@@ -5,7 +5,9 @@
 //! the history render. Whether a 135M-parameter model picks the right tool
 //! is not asserted: it often does not.
 
-use std::{path::PathBuf, time::Duration};
+mod common;
+
+use std::time::Duration;
 
 use colloquy_ai::{
     ChatMessage, ChatRequest, Completion, FinishReason, LocalConfig, LocalProvider, Provider,
@@ -17,24 +19,9 @@ use serde_json::json;
 /// A deadlock guard, not a performance assertion.
 const DEADLOCK_GUARD: Duration = Duration::from_secs(120);
 
-fn model_path() -> PathBuf {
-    let path = std::env::var_os("COLLOQUY_TEST_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../data/models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        });
-    assert!(
-        path.is_file(),
-        "test model {} is missing: run `scripts/setup-models.sh` from the workspace root",
-        path.display()
-    );
-    path
-}
-
 fn provider(tools: bool) -> LocalProvider {
     LocalProvider::load(&LocalConfig {
-        model_path: model_path(),
+        model_path: common::model_path(),
         workers: 1,
         threads_per_worker: 1,
         context_tokens: 1024,

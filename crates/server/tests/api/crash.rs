@@ -89,15 +89,11 @@ async fn a_reply_killed_mid_stream_is_repaired_with_its_text_and_a_later_seq() {
     assert!(repaired["seq"].as_u64().unwrap() > last_seen);
 
     // The acked user message and the repaired reply are stored, in order.
-    let stored: Value = http
-        .get(server.url(&format!("/api/conversations/{conversation}")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let get = |path: String| {
+        let request = http.get(server.url(&path)).bearer_auth(&token).send();
+        async move { request.await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let stored = get(format!("/api/conversations/{conversation}")).await;
     let messages = stored["messages"].as_array().unwrap();
     assert_eq!(messages.len(), 2, "{stored}");
     assert_eq!(messages[0]["id"], ack["message_id"]);
@@ -105,15 +101,7 @@ async fn a_reply_killed_mid_stream_is_repaired_with_its_text_and_a_later_seq() {
 
     // The repaired reply is metered: one reply, its tokens estimated from
     // the question and the text the client saw.
-    let usage: Value = http
-        .get(server.url("/api/usage"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let usage = get("/api/usage".to_owned()).await;
     let days = usage["days"].as_array().unwrap();
     assert_eq!(days.len(), 1, "{usage}");
     assert_eq!(days[0]["messages"], 1, "{usage}");
