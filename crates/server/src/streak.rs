@@ -3,9 +3,12 @@
 //! run back. The server's clock is a [`Clock`] so tests can move days
 //! forward without sleeping.
 
-use std::sync::{
-    atomic::{AtomicI64, Ordering},
-    Arc,
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicI64, Ordering},
+        Arc, Mutex, PoisonError,
+    },
 };
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
@@ -51,38 +54,95 @@ pub struct Streak {
     pub last_active_date: Option<String>,
 }
 
+/// Most users remembered as counted for their day; the memory is cleared
+/// when it is full (they are then counted again, which changes nothing).
+const MAX_COUNTED_USERS: usize = 100_000;
+
 /// Streak bookkeeping over the store.
 #[derive(Clone)]
 pub struct Streaks {
     db: Pool,
     pub clock: Clock,
+    /// Users whose day is already counted here, with their time zone: a
+    /// later message of theirs that day reads and writes nothing. Without
+    /// it every message paid a read and a committed write before its ack.
+    counted: Arc<Mutex<HashMap<Uuid, (Tz, NaiveDate)>>>,
 }
 
 impl Streaks {
     pub fn new(db: Pool, clock: Clock) -> Self {
-        Self { db, clock }
+        Self {
+            db,
+            clock,
+            counted: Arc::default(),
+        }
+    }
+
+    /// The time zone of `user_id`, if the user exists.
+    async fn zone(&self, user_id: Uuid) -> Result<Option<Tz>, StoreError> {
+        let zone = store::user_timezone(&self.db, user_id).await?;
+        // The profile endpoint only stores valid names; UTC otherwise.
+        Ok(zone.map(|zone| parse_timezone(&zone).unwrap_or(Tz::UTC)))
+    }
+
+    /// Today in `zone`.
+    fn today(&self, zone: Tz) -> NaiveDate {
+        self.clock.now().with_timezone(&zone).date_naive()
     }
 
     /// Today and yesterday for `user_id`, in their time zone.
     async fn days(&self, user_id: Uuid) -> Result<Option<(NaiveDate, NaiveDate)>, StoreError> {
-        let Some(zone) = store::user_timezone(&self.db, user_id).await? else {
+        let Some(zone) = self.zone(user_id).await? else {
             return Ok(None);
         };
-        // The profile endpoint only stores valid names; UTC otherwise.
-        let zone = parse_timezone(&zone).unwrap_or(Tz::UTC);
-        let today = self.clock.now().with_timezone(&zone).date_naive();
+        let today = self.today(zone);
         let yesterday = today.checked_sub_days(Days::new(1)).unwrap_or(today);
         Ok(Some((today, yesterday)))
+    }
+
+    fn counted(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, (Tz, NaiveDate)>> {
+        self.counted.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether today is already counted for `user_id` by this server.
+    fn already_counted(&self, user_id: Uuid) -> bool {
+        let counted = self.counted();
+        counted
+            .get(&user_id)
+            .is_some_and(|(zone, day)| self.today(*zone) == *day)
+    }
+
+    /// Forget what is remembered of `user_id` (their time zone changed).
+    /// Another node of a cluster keeps its memory until the user's day
+    /// there ends: at worst one day counted in the old zone.
+    pub fn forget(&self, user_id: Uuid) {
+        self.counted().remove(&user_id);
     }
 
     /// Count today as active for `user_id`. Never fails the message that
     /// caused it: a failure is logged.
     pub async fn record_activity(&self, user_id: Uuid) {
+        if self.already_counted(user_id) {
+            return;
+        }
         let counted = async {
-            if let Some((today, yesterday)) = self.days(user_id).await? {
-                let (today, yesterday) = (today.to_string(), yesterday.to_string());
-                store::count_active_day(&self.db, user_id, &today, &yesterday).await?;
+            let Some(zone) = self.zone(user_id).await? else {
+                return Ok(());
+            };
+            let today = self.today(zone);
+            let yesterday = today.checked_sub_days(Days::new(1)).unwrap_or(today);
+            store::count_active_day(
+                &self.db,
+                user_id,
+                &today.to_string(),
+                &yesterday.to_string(),
+            )
+            .await?;
+            let mut counted = self.counted();
+            if counted.len() >= MAX_COUNTED_USERS {
+                counted.clear();
             }
+            counted.insert(user_id, (zone, today));
             Ok::<_, StoreError>(())
         };
         if let Err(error) = counted.await {
@@ -131,6 +191,47 @@ mod tests {
             "2026-12-01"
         );
         assert!(parse_timezone("Mars/Olympus_Mons").is_none());
+    }
+
+    /// Clears the stored streak behind the memory's back.
+    async fn wipe(pool: &Pool, user: Uuid) {
+        sqlx::query(
+            "UPDATE users SET streak_current = 0, streak_longest = 0, streak_last_date = NULL
+             WHERE id = $1",
+        )
+        .bind(user.to_string())
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_day_is_written_once_until_it_ends_or_the_zone_changes() {
+        let (_keep, pool, user) = crate::store::testing::database().await;
+        let streaks = Streaks::new(pool.clone(), Clock::default());
+        let stored = |pool: Pool| async move {
+            store::find_streak(&pool, user)
+                .await
+                .unwrap()
+                .unwrap()
+                .last_date
+        };
+        streaks.record_activity(user).await;
+        assert!(stored(pool.clone()).await.is_some());
+
+        // The same day again: remembered, so nothing is written.
+        wipe(&pool, user).await;
+        streaks.record_activity(user).await;
+        assert_eq!(stored(pool.clone()).await, None);
+
+        // A new time zone is read again, and so is a new day.
+        streaks.forget(user);
+        streaks.record_activity(user).await;
+        assert!(stored(pool.clone()).await.is_some());
+        wipe(&pool, user).await;
+        streaks.clock.advance(chrono::Duration::days(1));
+        streaks.record_activity(user).await;
+        assert!(stored(pool.clone()).await.is_some());
     }
 
     #[test]

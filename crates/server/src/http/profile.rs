@@ -115,6 +115,10 @@ async fn update(
             store::StoreError::NotFound => AppError::NotFound("user"),
             other => other.into(),
         })?;
+    if body.timezone.is_some() {
+        // Its days are counted in the new zone from now on.
+        state.streaks.forget(user.id);
+    }
     Ok(Json(profile))
 }
 

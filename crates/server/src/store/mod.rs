@@ -28,7 +28,7 @@ mod streaks;
 mod stripe;
 mod summaries;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 mod timings;
 mod tool_calls;
 mod usage;

@@ -8,7 +8,7 @@ use super::{self as store, ConnectOptions, NewPlan, NewStep, Plan, Pool, Scratch
 
 /// What keeps a test database alive: its directory (SQLite) or the database
 /// itself (PostgreSQL, dropped with it).
-pub(super) struct Keep {
+pub(crate) struct Keep {
     _dir: TempDir,
     _database: ScratchDatabase,
 }
@@ -16,7 +16,7 @@ pub(super) struct Keep {
 /// A fresh database of the backend `COLLOQUY_TEST_DATABASE` names (see
 /// [`ScratchDatabase`]), with one user named Ada; keep the guard alive as
 /// long as the pool.
-pub(super) async fn database() -> (Keep, Pool, Uuid) {
+pub(crate) async fn database() -> (Keep, Pool, Uuid) {
     let dir = tempfile::tempdir().unwrap();
     let database = ScratchDatabase::from_env(dir.path()).await.unwrap();
     let pool = store::connect(ConnectOptions {
