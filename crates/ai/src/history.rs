@@ -2,18 +2,31 @@
 
 use crate::provider::{ChatMessage, Role};
 
+/// Tokens [`estimate_tokens`] adds for each message's framing.
+const PER_MESSAGE_OVERHEAD: usize = 4;
+
 /// A rough token estimate (about four characters per token for English),
 /// used where the real tokenizer is not at hand. Overestimates slightly on
 /// purpose by counting per-message overhead. Tool calls count their name
 /// and argument text.
 pub fn estimate_tokens(message: &ChatMessage) -> usize {
-    const PER_MESSAGE_OVERHEAD: usize = 4;
     let calls: usize = message
         .tool_calls
         .iter()
         .map(|call| call.name.len() + call.arguments.chars().count())
         .sum();
     (message.content.chars().count() + calls).div_ceil(4) + PER_MESSAGE_OVERHEAD
+}
+
+/// [`estimate_tokens`] of a text message of `chars` characters, and none
+/// for no text: for a reply cut short, or a question, whose provider
+/// reported no count and whose text alone is known.
+pub fn estimate_text_tokens(chars: usize) -> usize {
+    if chars == 0 {
+        0
+    } else {
+        chars.div_ceil(4) + PER_MESSAGE_OVERHEAD
+    }
 }
 
 /// Keep the system instruction(s), the current turn (from the newest user
@@ -68,6 +81,14 @@ mod tests {
 
     fn msg(role: Role, text: &str) -> ChatMessage {
         ChatMessage::new(role, text)
+    }
+
+    #[test]
+    fn a_texts_estimate_is_its_messages_and_nothing_without_text() {
+        let text = "hello world!";
+        let message = estimate_tokens(&msg(Role::Assistant, text));
+        assert_eq!(estimate_text_tokens(text.chars().count()), message);
+        assert_eq!(estimate_text_tokens(0), 0);
     }
 
     #[test]

@@ -239,12 +239,8 @@ impl Pool {
     fn enqueue(&self, job: Job, worker: Option<usize>, spare: usize) -> Result<(), ProviderError> {
         let messages = fingerprints(&job.request.messages);
         let now = Instant::now();
+        // Open: only dropping the pool closes the queue.
         let mut state = self.shared.lock();
-        if state.closed {
-            return Err(ProviderError::Model(
-                "the local model's workers have stopped".into(),
-            ));
-        }
         // Jobs an idle worker is about to take are not waiting.
         let idle = state.workers.iter().filter(|view| !view.busy).count();
         if state.queue.len() + spare >= state.capacity + idle {

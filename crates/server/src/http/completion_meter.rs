@@ -5,7 +5,10 @@
 //! text generated so far, as a cut reply is. Every completion the model
 //! began is counted exactly once.
 
-use colloquy_ai::{history::estimate_tokens, ChatMessage, Role, Usage};
+use colloquy_ai::{
+    history::{estimate_text_tokens, estimate_tokens},
+    ChatMessage, Usage,
+};
 use uuid::Uuid;
 
 use crate::billing::Billing;
@@ -62,15 +65,9 @@ impl CompletionMeter {
 }
 
 /// A completion's tokens when its provider reported none: the prompt's
-/// estimate and, for the `generated_chars` it wrote, the same rule as a
-/// message's estimate (about four characters a token, plus overhead).
+/// estimate and that of the `generated_chars` it wrote.
 fn estimate(prompt_tokens: u32, generated_chars: usize) -> Usage {
-    let completion = if generated_chars == 0 {
-        0
-    } else {
-        let overhead = estimate_tokens(&ChatMessage::new(Role::Assistant, ""));
-        generated_chars.div_ceil(4) + overhead
-    };
+    let completion = estimate_text_tokens(generated_chars);
     Usage {
         prompt_tokens,
         completion_tokens: u32::try_from(completion).unwrap_or(u32::MAX),
@@ -112,7 +109,7 @@ mod tests {
         assert_eq!(estimate(14, 0).completion_tokens, 0);
         assert_eq!(estimate(14, 0).prompt_tokens, 14);
         let text = "hello world!";
-        let as_message = estimate_tokens(&ChatMessage::new(Role::Assistant, text));
+        let as_message = estimate_tokens(&ChatMessage::new(colloquy_ai::Role::Assistant, text));
         assert_eq!(
             estimate(0, text.len()).completion_tokens as usize,
             as_message

@@ -65,8 +65,9 @@ fn summary_error(error: SummaryError) -> AppError {
 ///
 /// Covers the active path (the branch shown) up to now, continuing the
 /// stored summary when it covers an earlier part of that path (a summary
-/// of another branch is started over; a very long conversation is covered from where the last summary stopped,
-/// as far as one capped prompt reaches: `through_message_id` says how far).
+/// of another branch is started over; a very long conversation is covered
+/// from where the last summary stopped, as far as one capped prompt
+/// reaches: `through_message_id` says how far).
 /// Rate-limited per user (`summaries.per_hour_per_user`); at most
 /// `summaries.max_chars` characters.
 #[utoipa::path(

@@ -12,7 +12,7 @@
 //! The repaired reply is metered like any other ([`repaired_usage`]), in
 //! the transaction that stores it: a crash must not make a reply free.
 
-use colloquy_ai::{ChatMessage, Role};
+use colloquy_ai::history::estimate_text_tokens;
 use colloquy_protocol::{MessageStatus, Sender};
 
 use crate::{
@@ -96,17 +96,10 @@ pub(super) fn repaired_usage(
     content: &str,
     tool_calls: usize,
 ) -> UsageDelta {
-    let estimate = |role, text: &str| {
-        if text.is_empty() {
-            0
-        } else {
-            let tokens = colloquy_ai::history::estimate_tokens(&ChatMessage::new(role, text));
-            i64::try_from(tokens).unwrap_or(i64::MAX)
-        }
-    };
+    let tokens = |count: usize| i64::try_from(count).unwrap_or(i64::MAX);
     UsageDelta {
-        prompt_tokens: estimate(Role::User, question),
-        completion_tokens: estimate(Role::Assistant, content),
+        prompt_tokens: tokens(estimate_text_tokens(question.chars().count())),
+        completion_tokens: tokens(estimate_text_tokens(content.chars().count())),
         tool_calls: i64::try_from(tool_calls).unwrap_or(i64::MAX),
         ..base
     }

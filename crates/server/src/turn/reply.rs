@@ -121,15 +121,12 @@ pub(super) struct ReplyJob {
 /// short, or the provider does not report usage): estimated from the
 /// prompt sent and the text generated.
 fn estimated_usage(prompt_tokens: usize, generated: &str) -> Usage {
-    let completion = ChatMessage::new(colloquy_ai::Role::Assistant, generated);
     let tokens = |count: usize| u32::try_from(count).unwrap_or(u32::MAX);
     Usage {
         prompt_tokens: tokens(prompt_tokens),
-        completion_tokens: if generated.is_empty() {
-            0
-        } else {
-            tokens(colloquy_ai::history::estimate_tokens(&completion))
-        },
+        completion_tokens: tokens(colloquy_ai::history::estimate_text_tokens(
+            generated.chars().count(),
+        )),
         cached_prompt_tokens: 0,
     }
 }

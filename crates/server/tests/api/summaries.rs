@@ -32,23 +32,39 @@ async fn post_summary(app: &TestApp, id: &str, token: &str) -> reqwest::Response
         .unwrap()
 }
 
-/// The stored summary, waited for while a background refresh makes it.
-async fn eventual_summary(app: &TestApp, id: &str, token: &str) -> Value {
+/// The stored summary of the branch shown once it says `text`, waited for
+/// while a background refresh makes it (none yet, or an older one).
+async fn summary_saying(app: &TestApp, id: &str, token: &str, text: &str) -> Value {
     let deadline = tokio::time::Instant::now() + EVENT_WAIT;
     loop {
         let response = app
             .get(&format!("/api/conversations/{id}/summary"), token)
             .await;
-        if response.status() == 200 {
-            return response.json().await.unwrap();
+        let status = response.status();
+        if status == 200 {
+            let summary: Value = response.json().await.unwrap();
+            if summary["summary"] == text {
+                return summary;
+            }
+        } else {
+            assert_eq!(status, 404);
         }
-        assert_eq!(response.status(), 404);
         assert!(
             tokio::time::Instant::now() < deadline,
-            "no rolling summary was stored"
+            "no rolling summary saying {text:?} was stored"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// A server whose prompts trim all but the newest turns, with rolling
+/// summaries on.
+async fn rolling_app() -> TestApp {
+    spawn_app_with(|config| {
+        config.history_budget_tokens = 60;
+        config.summaries.rolling = true;
+    })
+    .await
 }
 
 #[tokio::test]
@@ -161,11 +177,7 @@ async fn summaries_are_rate_limited_per_user() {
 
 #[tokio::test]
 async fn trimmed_turns_reach_the_model_as_the_rolling_summary() {
-    let app = spawn_app_with(|config| {
-        config.history_budget_tokens = 60;
-        config.summaries.rolling = true;
-    })
-    .await;
+    let app = rolling_app().await;
     let token = app.register("long@example.com").await;
     let long = format!("I am planning a trip to Lisbon. {}", "Details. ".repeat(40));
     app.upstream.push(Script::tokens(&["Noted"]));
@@ -178,8 +190,7 @@ async fn trimmed_turns_reach_the_model_as_the_rolling_summary() {
     app.upstream
         .push(Script::tokens(&["The user plans a trip to Lisbon."]));
     say(&app, &token, Some(id), "What should I pack?").await;
-    let summary = eventual_summary(&app, id, &token).await;
-    assert_eq!(summary["summary"], "The user plans a trip to Lisbon.");
+    let summary = summary_saying(&app, id, &token, "The user plans a trip to Lisbon.").await;
     assert_eq!(summary["through_message_id"], first["user_message"]["id"]);
     let requests = app.upstream.requests();
     assert_eq!(requests.len(), 3, "two replies and one summary");
@@ -222,11 +233,7 @@ fn prompt_mentions(app: &TestApp, index: usize, text: &str) -> bool {
 
 #[tokio::test]
 async fn a_summary_follows_the_branch_it_stands_in_for() {
-    let app = spawn_app_with(|config| {
-        config.history_budget_tokens = 60;
-        config.summaries.rolling = true;
-    })
-    .await;
+    let app = rolling_app().await;
     let token = app.register("branchy@example.com").await;
     let details = "Details. ".repeat(40);
     app.upstream.push(Script::tokens(&["Noted"]));
@@ -236,8 +243,7 @@ async fn a_summary_follows_the_branch_it_stands_in_for() {
     app.upstream
         .push(Script::tokens(&["The user plans Lisbon."]));
     say(&app, &token, Some(id), "What should I pack?").await;
-    let summary = eventual_summary(&app, id, &token).await;
-    assert_eq!(summary["summary"], "The user plans Lisbon.");
+    summary_saying(&app, id, &token, "The user plans Lisbon.").await;
 
     // The first question edited: a new first message, so a second branch
     // whose prompts must never carry the first branch's summary.
@@ -264,8 +270,7 @@ async fn a_summary_follows_the_branch_it_stands_in_for() {
         !prompt_mentions(&app, 4, "Details."),
         "the Oslo turn is trimmed"
     );
-    let summary = eventual_summary(&app, id, &token).await;
-    assert_eq!(summary["summary"], "The user plans Oslo.");
+    let summary = summary_saying(&app, id, &token, "The user plans Oslo.").await;
     assert_eq!(summary["through_message_id"], oslo["user_message"]["id"]);
     let summary_prompt = app.upstream.requests()[5]["messages"][1]["content"].to_string();
     assert!(summary_prompt.contains("Oslo"), "{summary_prompt}");
@@ -285,14 +290,7 @@ async fn a_summary_follows_the_branch_it_stands_in_for() {
         messages[1]["content"],
         "Summary of the earlier conversation: The user plans Oslo."
     );
-    let deadline = tokio::time::Instant::now() + EVENT_WAIT;
-    while eventual_summary(&app, id, &token).await["summary"] != "Oslo, in warm clothes." {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not brought forward"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    summary_saying(&app, id, &token, "Oslo, in warm clothes.").await;
     let continued = app.upstream.requests()[7]["messages"][1]["content"]
         .as_str()
         .unwrap()
