@@ -205,13 +205,20 @@ async fn trimmed_turns_reach_the_model_as_the_rolling_summary() {
         "{summary_prompt}"
     );
 
+    // This reply's prompt trims the first reply too, which the summary does
+    // not cover yet: it is brought forward after the reply, continuing the
+    // stored one (asserting "no refresh" here raced that refresh).
     app.upstream.push(Script::tokens(&["Sunscreen"]));
+    app.upstream
+        .push(Script::tokens(&["Lisbon, with sunscreen packed."]));
     say(&app, &token, Some(id), "Anything else?").await;
+    summary_saying(&app, id, &token, "Lisbon, with sunscreen packed.").await;
     let requests = app.upstream.requests();
-    assert_eq!(
-        requests.len(),
-        4,
-        "the summary still covers the trimmed turns"
+    assert_eq!(requests.len(), 5, "three replies and two summaries");
+    let continued = requests[4]["messages"][1]["content"].as_str().unwrap();
+    assert!(
+        continued.starts_with("Summary so far:\nThe user plans a trip to Lisbon."),
+        "{continued}"
     );
     let messages = requests[3]["messages"].as_array().unwrap();
     assert_eq!(messages[0]["role"], "system");
