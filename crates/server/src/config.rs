@@ -108,6 +108,9 @@ pub struct Config {
     /// Model prefills (a voice session reading its instruction ahead of the
     /// first turn) allowed per minute, server-wide.
     pub prefills_per_minute: u32,
+    /// Users this node remembers as counted for their day's streak (so a
+    /// user's later messages that day skip the database); cleared when full.
+    pub streak_memory_users: usize,
     /// Events buffered per conversation for its subscribers before a slow one falls behind.
     pub conversation_buffer_events: usize,
     /// Newest events of each live conversation kept in memory for exact resume.
@@ -224,6 +227,7 @@ impl Default for Config {
             max_replay_events: 2048,
             max_pending_replies: 8,
             prefills_per_minute: 60,
+            streak_memory_users: 100_000,
             // Preallocated per live conversation (about 32 bytes an event,
             // so it is a large part of an idle socket); three 20-token
             // replies' worth. A socket that falls further behind is closed
@@ -329,6 +333,7 @@ impl Config {
                 self.max_concurrent_generations,
             ),
             ("prefills_per_minute", self.prefills_per_minute as usize),
+            ("streak_memory_users", self.streak_memory_users),
             (
                 "heartbeat_interval_secs",
                 self.heartbeat_interval_secs as usize,

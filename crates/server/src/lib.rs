@@ -180,7 +180,7 @@ impl App {
         tracing::info!(engine = voice.name(), "voice ready");
         // One clock for streaks and quota days, so a test moves both.
         let clock = streak::Clock::default();
-        let streaks = streak::Streaks::new(db.clone(), clock.clone());
+        let streaks = streak::Streaks::new(db.clone(), clock.clone(), config.streak_memory_users);
         let billing = billing::Billing::new(db.clone(), &config, clock);
         let (tool_registry, mcp) = build_tools(&config.tools).await?;
         let turns = TurnService::new(

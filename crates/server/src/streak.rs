@@ -54,10 +54,6 @@ pub struct Streak {
     pub last_active_date: Option<String>,
 }
 
-/// Most users remembered as counted for their day; the memory is cleared
-/// when it is full (they are then counted again, which changes nothing).
-const MAX_COUNTED_USERS: usize = 100_000;
-
 /// Streak bookkeeping over the store.
 #[derive(Clone)]
 pub struct Streaks {
@@ -67,14 +63,18 @@ pub struct Streaks {
     /// later message of theirs that day reads and writes nothing. Without
     /// it every message paid a read and a committed write before its ack.
     counted: Arc<Mutex<HashMap<Uuid, (Tz, NaiveDate)>>>,
+    /// Most users in `counted` (`streak_memory_users`); it is cleared when
+    /// full, and those users are counted again, which changes nothing.
+    max_counted: usize,
 }
 
 impl Streaks {
-    pub fn new(db: Pool, clock: Clock) -> Self {
+    pub fn new(db: Pool, clock: Clock, max_counted: usize) -> Self {
         Self {
             db,
             clock,
             counted: Arc::default(),
+            max_counted,
         }
     }
 
@@ -90,14 +90,16 @@ impl Streaks {
         self.clock.now().with_timezone(&zone).date_naive()
     }
 
-    /// Today and yesterday for `user_id`, in their time zone.
-    async fn days(&self, user_id: Uuid) -> Result<Option<(NaiveDate, NaiveDate)>, StoreError> {
-        let Some(zone) = self.zone(user_id).await? else {
-            return Ok(None);
-        };
+    /// Today and yesterday in `zone`.
+    fn days_in(&self, zone: Tz) -> (NaiveDate, NaiveDate) {
         let today = self.today(zone);
         let yesterday = today.checked_sub_days(Days::new(1)).unwrap_or(today);
-        Ok(Some((today, yesterday)))
+        (today, yesterday)
+    }
+
+    /// Today and yesterday for `user_id`, in their time zone.
+    async fn days(&self, user_id: Uuid) -> Result<Option<(NaiveDate, NaiveDate)>, StoreError> {
+        Ok(self.zone(user_id).await?.map(|zone| self.days_in(zone)))
     }
 
     fn counted(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, (Tz, NaiveDate)>> {
@@ -129,8 +131,7 @@ impl Streaks {
             let Some(zone) = self.zone(user_id).await? else {
                 return Ok(());
             };
-            let today = self.today(zone);
-            let yesterday = today.checked_sub_days(Days::new(1)).unwrap_or(today);
+            let (today, yesterday) = self.days_in(zone);
             store::count_active_day(
                 &self.db,
                 user_id,
@@ -139,7 +140,7 @@ impl Streaks {
             )
             .await?;
             let mut counted = self.counted();
-            if counted.len() >= MAX_COUNTED_USERS {
+            if counted.len() >= self.max_counted {
                 counted.clear();
             }
             counted.insert(user_id, (zone, today));
@@ -208,7 +209,7 @@ mod tests {
     #[tokio::test]
     async fn a_day_is_written_once_until_it_ends_or_the_zone_changes() {
         let (_keep, pool, user) = crate::store::testing::database().await;
-        let streaks = Streaks::new(pool.clone(), Clock::default());
+        let streaks = Streaks::new(pool.clone(), Clock::default(), 100);
         let stored = |pool: Pool| async move {
             store::find_streak(&pool, user)
                 .await

@@ -145,15 +145,9 @@ impl Billing {
     }
 
     /// Meter one completion that is no stored reply (`/v1/chat/completions`)
-    /// with the tokens its provider reported. A failure is logged: the
-    /// completion was already answered.
-    pub async fn record_completion(
-        &self,
-        user_id: Uuid,
-        model: &str,
-        tokens: Option<colloquy_ai::Usage>,
-    ) {
-        let tokens = tokens.unwrap_or_default();
+    /// with its tokens (reported by its provider, or estimated). A failure
+    /// is logged: the completion was already answered.
+    pub async fn record_completion(&self, user_id: Uuid, model: &str, tokens: colloquy_ai::Usage) {
         let usage = UsageDelta {
             prompt_tokens: i64::from(tokens.prompt_tokens),
             completion_tokens: i64::from(tokens.completion_tokens),

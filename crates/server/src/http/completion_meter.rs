@@ -54,7 +54,7 @@ impl CompletionMeter {
         self.metered = true;
         let tokens = tokens.unwrap_or_else(|| self.estimate());
         self.billing
-            .record_completion(self.user_id, &self.model, Some(tokens))
+            .record_completion(self.user_id, &self.model, tokens)
             .await;
     }
 
@@ -93,9 +93,7 @@ impl Drop for CompletionMeter {
             std::mem::take(&mut self.model),
         );
         runtime.spawn(async move {
-            billing
-                .record_completion(user_id, &model, Some(tokens))
-                .await;
+            billing.record_completion(user_id, &model, tokens).await;
         });
     }
 }
