@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 source scripts/system-deps.sh
 ensure_system_deps || exit 1
 if ! command -v cargo >/dev/null 2>&1; then
-    echo "Colloquy is built with Rust (1.85 or newer): install it from https://rustup.rs, then run this again." >&2
+    echo "Colloquy is built with Rust (1.89 or newer): install it from https://rustup.rs, then run this again." >&2
     exit 1
 fi
 
